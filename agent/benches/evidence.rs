@@ -1,0 +1,184 @@
+//! Evidence-path benchmark: prints figures, asserts nothing.
+//!
+//! For a 4 KB observation on this machine: sign per second (Ed25519 and ECDSA P-256),
+//! sign + durable spool per second (the real `Agent::append`: chain, sign, write temp,
+//! fsync, rename, fsync dir), and `verify` per second on one thread and on all cores over a
+//! generated store. `BENCH_RECORDS` sets the store size (default 50000).
+//!
+//! Run: `cargo bench -p evident --bench evidence`
+
+use evident::config::Algorithm;
+use evident::evidence::envelope::Envelope;
+use evident::evidence::keys::{SigningKey, sha256_hex};
+use evident::evidence::record::{AgentInfo, CollectorInfo, Host, Kind, Predicate};
+use evident::evidence::verify;
+use evident::store;
+use std::time::Instant;
+
+fn observation() -> serde_json::Value {
+    let accounts: Vec<serde_json::Value> = (0..40)
+        .map(|i| serde_json::json!({"name": format!("user{i:03}"), "uid": 1000 + i, "shell": "/bin/bash", "locked": i % 3 == 0}))
+        .collect();
+    serde_json::json!({ "accounts": accounts, "policy": {"max_days": 90, "min_len": 12} })
+}
+
+fn predicate(seq: u64, previous: Option<String>, obs: &serde_json::Value) -> Predicate {
+    Predicate {
+        kind: if seq == 0 {
+            Kind::ChainStart
+        } else {
+            Kind::Observation
+        },
+        agent: AgentInfo {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            version: "bench".into(),
+        },
+        chain: "fedcba9876543210fedcba9876543210".into(),
+        sequence: seq,
+        previous,
+        host: Host {
+            hostname: "bench-host".into(),
+            ..Host::default()
+        },
+        collected_at: format!(
+            "2026-11-27T{:02}:{:02}:{:02}.000Z",
+            (seq / 3600) % 24,
+            (seq / 60) % 60,
+            seq % 60
+        ),
+        duration_ms: Some(3),
+        collector: (seq > 0).then(|| CollectorInfo {
+            id: "access.accounts".into(),
+            kind: "access.accounts".into(),
+            version: "1".into(),
+        }),
+        controls: vec!["ISO27001:2022/A.5.16".into(), "ISO27001:2022/A.8.2".into()],
+        observation: (seq > 0).then(|| obs.clone()),
+        error: None,
+        checks: Vec::new(),
+        checkpoint: None,
+        chain_start: (seq == 0).then(|| evident::evidence::record::ChainStart {
+            reason: "bench".into(),
+            previous_chain: None,
+            previous_sequence: None,
+        }),
+        gap: None,
+    }
+}
+
+fn rate(n: u64, started: Instant) -> f64 {
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let records: u64 = std::env::var("BENCH_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50_000);
+    let obs = observation();
+    let payload = predicate(1, Some("00".repeat(32)), &obs).to_payload();
+    println!(
+        "observation {} bytes, payload {} bytes",
+        serde_json::to_vec(&obs).map(|v| v.len()).unwrap_or(0),
+        payload.len()
+    );
+
+    for alg in [Algorithm::Ed25519, Algorithm::EcdsaP256] {
+        let Ok((key, _)) = SigningKey::generate(alg) else {
+            return;
+        };
+        let n = 20_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            let _ = Envelope::sign(&payload, &key);
+        }
+        println!(
+            "sign ({}): {:.0}/s (payload build excluded)",
+            key.algorithm(),
+            rate(n, t)
+        );
+        let t = Instant::now();
+        for i in 0..n {
+            let _ = Envelope::sign(
+                &predicate(i + 1, Some("00".repeat(32)), &obs).to_payload(),
+                &key,
+            );
+        }
+        println!(
+            "record + sign ({}): {:.0}/s (statement serialization included)",
+            key.algorithm(),
+            rate(n, t)
+        );
+    }
+
+    // Sign + durable spool through the real agent path.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let cfg = format!(
+        "[agent]\nstate_dir = \"{}\"\n\n[[sinks]]\ntype = \"file\"\npath = \"{}\"\n",
+        dir.path().join("state").display(),
+        dir.path().join("store").display()
+    );
+    let config =
+        evident::config::from_str("bench.toml", &cfg, None).unwrap_or_else(|e| panic!("{e}"));
+    let mut agent = evident::pipeline::Agent::open(config).unwrap_or_else(|e| panic!("{e}"));
+    let n = 3_000;
+    let t = Instant::now();
+    for i in 0..n {
+        let _ = agent.append(predicate(i + 1, None, &obs));
+    }
+    println!(
+        "sign + durable spool (ed25519, fsync per record): {:.0}/s",
+        rate(n, t)
+    );
+
+    // A store for verify, written without fsync (verify reads, it does not care how it was written).
+    let Ok((key, _)) = SigningKey::generate(Algorithm::Ed25519) else {
+        return;
+    };
+    let store_dir = dir.path().join("verify-store");
+    let _ = std::fs::create_dir_all(store_dir.join("keys"));
+    let _ = std::fs::write(
+        store_dir.join(store::key_key(key.keyid())),
+        key.public_pem(),
+    );
+    let t = Instant::now();
+    let mut previous = None;
+    for seq in 0..records {
+        let Ok(env) = Envelope::sign(&predicate(seq, previous.clone(), &obs).to_payload(), &key)
+        else {
+            return;
+        };
+        let bytes = env.to_bytes();
+        let digest = sha256_hex(&bytes);
+        let Ok(out) = store::Outgoing::from_bytes(bytes) else {
+            return;
+        };
+        let path = store_dir.join(store::record_key(&out.summary, &digest));
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let _ = std::fs::write(&path, &out.bytes);
+        previous = Some(digest);
+    }
+    println!(
+        "generated a {records}-record store in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    for threads in [1, 2] {
+        let t = Instant::now();
+        let opts = verify::Options {
+            threads: Some(threads),
+            ..Default::default()
+        };
+        match verify::verify_dir(&store_dir, &opts) {
+            Ok(r) => println!(
+                "verify, {threads} thread(s): {:.0} records/s ({} records, {} problems, {:.2}s)",
+                rate(r.records as u64, t),
+                r.records,
+                r.problems.len(),
+                t.elapsed().as_secs_f64()
+            ),
+            Err(e) => println!("verify failed: {e}"),
+        }
+    }
+}

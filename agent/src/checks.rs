@@ -1,0 +1,427 @@
+//! Checks: CEL expressions over a collector's observation, kept as data with their control IDs.
+//!
+//! Collectors observe, checks evaluate. Built-in checks live in config/checks/*.toml (compiled
+//! in); users add files (`agent.check_files`) and override or disable single checks by `id`
+//! under `[[checks]]` in their config. An expression sees the observation as `obs` and the
+//! current Unix time in seconds as `now`, and must return a bool.
+
+use crate::config::{Diagnostic, Source};
+use crate::controls::Catalog;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use toml::Spanned;
+
+const BUILTIN: &[(&str, &str)] = &[(
+    "config/checks/system.toml",
+    include_str!("../../config/checks/system.toml"),
+)];
+
+/// How much a failing check matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational.
+    Info,
+    /// Low.
+    Low,
+    /// Medium (default).
+    #[default]
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+/// A check as written in TOML. For an override only `id` and the changed fields are needed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckDef {
+    /// Stable identifier, e.g. `access.ssh.no_root_login`.
+    pub id: String,
+    /// What passing means, in one line.
+    pub title: Option<String>,
+    /// Collector id or kind whose observation it reads.
+    pub collector: Option<String>,
+    /// CEL expression returning a bool.
+    pub expr: Option<Spanned<String>>,
+    /// Severity of a failure.
+    pub severity: Option<Severity>,
+    /// Qualified control IDs it evidences.
+    pub controls: Option<Vec<Spanned<String>>>,
+    /// Message recorded on failure (default: "not met: <title>").
+    pub message: Option<String>,
+    /// `false` disables the check.
+    pub enabled: Option<bool>,
+}
+
+/// A compiled check.
+pub struct Check {
+    /// Identifier.
+    pub id: String,
+    /// What passing means.
+    pub title: String,
+    /// Collector id or kind.
+    pub collector: String,
+    /// The CEL source.
+    pub expr: String,
+    program: cel::Program,
+    /// Severity.
+    pub severity: Severity,
+    /// Qualified control IDs.
+    pub controls: Vec<String>,
+    /// Failure message.
+    pub message: Option<String>,
+    /// Disabled checks are kept (so `evident controls` can say so) but never evaluated.
+    pub enabled: bool,
+}
+
+/// Result of one check on one observation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The expression returned true.
+    Pass,
+    /// The expression returned false.
+    Fail,
+    /// The check could not be evaluated (no observation, expression error, not a bool).
+    Error,
+}
+
+/// One check result, as recorded in evidence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Check id.
+    pub id: String,
+    /// pass / fail / error.
+    pub status: Status,
+    /// Severity.
+    pub severity: Severity,
+    /// What it means.
+    pub message: String,
+    /// Controls it evidences.
+    pub controls: Vec<String>,
+}
+
+/// All checks in force.
+#[derive(Default)]
+pub struct CheckSet {
+    checks: Vec<Check>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckFile {
+    #[serde(default)]
+    checks: Vec<Spanned<CheckDef>>,
+}
+
+fn compile(expr: &str) -> Result<cel::Program, String> {
+    cel::Program::compile(expr).map_err(|e| {
+        format!(
+            "invalid CEL expression: {}",
+            e.to_string().trim().replace('\n', "; ")
+        )
+    })
+}
+
+impl CheckSet {
+    /// The built-in checks.
+    pub fn builtin(catalog: &Catalog, errs: &mut Vec<Diagnostic>) -> CheckSet {
+        let mut set = CheckSet::default();
+        for (name, text) in BUILTIN {
+            set.load_text(&Source::new(*name, text), catalog, errs);
+        }
+        set
+    }
+
+    /// Loads a user check file (new checks or overrides).
+    pub fn load_file(&mut self, path: &Path, catalog: &Catalog, errs: &mut Vec<Diagnostic>) {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.load_text(&Source::new(name, &text), catalog, errs),
+            Err(e) => errs.push(Diagnostic {
+                file: name,
+                line: 0,
+                key: String::new(),
+                message: format!("cannot read check file: {e}"),
+            }),
+        }
+    }
+
+    fn load_text(&mut self, src: &Source<'_>, catalog: &Catalog, errs: &mut Vec<Diagnostic>) {
+        let doc = match src.parse() {
+            Ok(d) => d,
+            Err(d) => return errs.push(d),
+        };
+        let value = Spanned::new(doc.span(), toml::de::DeValue::Table(doc.into_inner()));
+        if let Some(file) = src.deserialize_all(errs, "", &value, |v| {
+            CheckFile::deserialize(toml::de::ValueDeserializer::from(v))
+        }) {
+            for def in &file.checks {
+                self.apply(src, def, catalog, errs);
+            }
+        }
+    }
+
+    /// Adds a check, or overrides the fields given of an existing one with the same id.
+    pub fn apply(
+        &mut self,
+        src: &Source<'_>,
+        def: &Spanned<CheckDef>,
+        catalog: &Catalog,
+        errs: &mut Vec<Diagnostic>,
+    ) {
+        let d = def.get_ref();
+        let at = |key: &str, span: Option<std::ops::Range<usize>>, msg: String| {
+            src.at(
+                span.or(Some(def.span())),
+                &format!("checks.{}{key}", d.id),
+                msg,
+            )
+        };
+        let controls = d.controls.as_ref().map(|list| {
+            list.iter()
+                .filter_map(|c| {
+                    catalog.check_control(src, c, &format!("checks.{}.controls", d.id), errs)
+                })
+                .collect::<Vec<_>>()
+        });
+        let program = match &d.expr {
+            Some(e) => match compile(e.get_ref()) {
+                Ok(p) => Some((e.get_ref().clone(), p)),
+                Err(msg) => {
+                    errs.push(at(".expr", Some(e.span()), msg));
+                    return;
+                }
+            },
+            None => None,
+        };
+        if let Some(existing) = self.checks.iter_mut().find(|c| c.id == d.id) {
+            if let Some(t) = &d.title {
+                existing.title = t.clone();
+            }
+            if let Some(c) = &d.collector {
+                existing.collector = c.clone();
+            }
+            if let Some((expr, p)) = program {
+                existing.expr = expr;
+                existing.program = p;
+            }
+            if let Some(s) = d.severity {
+                existing.severity = s;
+            }
+            if let Some(c) = controls {
+                existing.controls = c;
+            }
+            if d.message.is_some() {
+                existing.message = d.message.clone();
+            }
+            if let Some(e) = d.enabled {
+                existing.enabled = e;
+            }
+            return;
+        }
+        let (Some(title), Some(collector), Some((expr, program))) =
+            (&d.title, &d.collector, program)
+        else {
+            errs.push(at("", None, "a new check needs `title`, `collector` and `expr` (or its id is misspelt: no such check to override)".into()));
+            return;
+        };
+        self.checks.push(Check {
+            id: d.id.clone(),
+            title: title.clone(),
+            collector: collector.clone(),
+            expr,
+            program,
+            severity: d.severity.unwrap_or_default(),
+            controls: controls.unwrap_or_default(),
+            message: d.message.clone(),
+            enabled: d.enabled.unwrap_or(true),
+        });
+    }
+
+    /// Every check, enabled or not.
+    pub fn all(&self) -> &[Check] {
+        &self.checks
+    }
+
+    /// Enabled checks that read this collector's observations.
+    pub fn for_collector<'a>(
+        &'a self,
+        id: &'a str,
+        kind: &'a str,
+    ) -> impl Iterator<Item = &'a Check> + 'a {
+        self.checks
+            .iter()
+            .filter(move |c| c.enabled && (c.collector == id || c.collector == kind))
+    }
+
+    /// Evaluates the checks of a collector. With no observation every check is an error.
+    pub fn evaluate(
+        &self,
+        id: &str,
+        kind: &str,
+        observation: Result<&serde_json::Value, &str>,
+        now: i64,
+        catalog: &Catalog,
+    ) -> Vec<CheckResult> {
+        let ctx = observation.map(|obs| context(obs, now));
+        self.for_collector(id, kind)
+            .map(|check| {
+                let (status, message) = match &ctx {
+                    Ok(Ok(ctx)) => check.run_in(ctx),
+                    Ok(Err(e)) => (Status::Error, e.clone()),
+                    Err(e) => (Status::Error, format!("no observation: {e}")),
+                };
+                CheckResult {
+                    id: check.id.clone(),
+                    status,
+                    severity: check.severity,
+                    message,
+                    controls: check
+                        .controls
+                        .iter()
+                        .filter(|c| catalog.is_enabled(c))
+                        .cloned()
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Converts JSON to a CEL value. Numbers become `int` where they fit (CEL does not mix
+/// `uint` and `int` in arithmetic, and users write `obs.size * 10`, not `obs.size * 10u`).
+fn to_cel(v: &serde_json::Value) -> cel::Value {
+    use serde_json::Value;
+    match v {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => cel::Value::Int(i),
+            (None, Some(u), _) => cel::Value::UInt(u),
+            (_, _, f) => cel::Value::Float(f.unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::String(std::sync::Arc::new(s.clone())),
+        Value::Array(a) => cel::Value::List(std::sync::Arc::new(a.iter().map(to_cel).collect())),
+        Value::Object(o) => {
+            let map: std::collections::HashMap<String, cel::Value> =
+                o.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            cel::Value::from(map)
+        }
+    }
+}
+
+/// A CEL context with `obs` and `now`.
+fn context(obs: &serde_json::Value, now: i64) -> Result<cel::Context<'static, 'static>, String> {
+    if !obs.is_object() {
+        return Err("observation is not a JSON object".into());
+    }
+    let mut ctx = cel::Context::default();
+    // Plain data (no functions or opaque values) always converts.
+    ctx.add_variable_from_value("obs", to_cel(obs));
+    ctx.add_variable_from_value("now", cel::Value::Int(now));
+    Ok(ctx)
+}
+
+impl Check {
+    /// Evaluates the expression on an observation.
+    pub fn run(&self, obs: &serde_json::Value, now: i64) -> (Status, String) {
+        match context(obs, now) {
+            Ok(ctx) => self.run_in(&ctx),
+            Err(e) => (Status::Error, e),
+        }
+    }
+
+    fn run_in(&self, ctx: &cel::Context<'_, '_>) -> (Status, String) {
+        match self.program.execute(ctx) {
+            Ok(cel::Value::Bool(true)) => (Status::Pass, self.title.clone()),
+            Ok(cel::Value::Bool(false)) => (
+                Status::Fail,
+                self.message
+                    .clone()
+                    .unwrap_or_else(|| format!("not met: {}", self.title)),
+            ),
+            Ok(other) => (
+                Status::Error,
+                format!("expression returned {other:?}, not a bool"),
+            ),
+            Err(e) => (Status::Error, format!("evaluation failed: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn set(extra: &str) -> (CheckSet, Vec<Diagnostic>) {
+        let catalog = Catalog::builtin();
+        let mut errs = Vec::new();
+        let mut s = CheckSet::builtin(&catalog, &mut errs);
+        s.load_text(&Source::new("x.toml", extra), &catalog, &mut errs);
+        (s, errs)
+    }
+
+    #[test]
+    fn builtin_checks_compile_and_map_to_known_controls() {
+        let (s, errs) = set("");
+        assert!(errs.is_empty(), "{errs:#?}");
+        assert!(s.all().len() >= 3);
+        assert!(s.all().iter().all(|c| !c.controls.is_empty()));
+    }
+
+    #[test]
+    fn pass_fail_and_error() {
+        let (s, errs) = set(
+            "[[checks]]\nid = \"t.n\"\ntitle = \"n is small\"\ncollector = \"t\"\nexpr = \"obs.n < 10\"\ncontrols = [\"ISO27001:2022/A.8.9\"]\n",
+        );
+        assert!(errs.is_empty(), "{errs:#?}");
+        let c = Catalog::builtin();
+        let r = s.evaluate("t", "t", Ok(&json!({"n": 3})), 0, &c);
+        assert_eq!(r[0].status, Status::Pass);
+        let r = s.evaluate("t", "t", Ok(&json!({"n": 30})), 0, &c);
+        assert_eq!(r[0].status, Status::Fail);
+        assert_eq!(r[0].message, "not met: n is small");
+        let r = s.evaluate("t", "t", Ok(&json!({"m": 1})), 0, &c);
+        assert_eq!(r[0].status, Status::Error);
+        let r = s.evaluate("t", "t", Err("timed out"), 0, &c);
+        assert_eq!(r[0].status, Status::Error);
+        assert!(r[0].message.contains("timed out"));
+    }
+
+    #[test]
+    fn builtin_disk_check_handles_large_unsigned_numbers() {
+        let (s, _) = set("");
+        let obs = json!({"filesystems": [{"total_bytes": 18446744073709551u64, "available_bytes": 1u64}]});
+        let check = s
+            .all()
+            .iter()
+            .find(|c| c.id == "system.inventory.disk_headroom")
+            .expect("check");
+        assert_eq!(check.run(&obs, 0).0, Status::Fail);
+        let obs = json!({"filesystems": [{"total_bytes": 100, "available_bytes": 50}]});
+        assert_eq!(check.run(&obs, 0).0, Status::Pass);
+    }
+
+    #[test]
+    fn overrides_and_bad_expressions() {
+        let (s, errs) = set(
+            "[[checks]]\nid = \"system.inventory.machine_identity\"\nenabled = false\n\n[[checks]]\nid = \"bad\"\ntitle = \"t\"\ncollector = \"t\"\nexpr = \"obs.n <\"\n",
+        );
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("x.toml:9: checks.bad.expr: invalid CEL"),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            s.for_collector("system.inventory", "system.inventory")
+                .all(|c| c.id != "system.inventory.machine_identity")
+        );
+    }
+}

@@ -1,0 +1,454 @@
+//! The `evident` command line (the binary's `main` calls [`main`]).
+
+use crate::config::{self, Algorithm, Config};
+use crate::evidence::keys::{SigningKey, pem};
+use crate::evidence::verify;
+use crate::pipeline::{self, Agent};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Continuous compliance evidence: signed, chained snapshots mapped to ISO/IEC 27001:2022
+/// and ISO/IEC 42001:2023 controls.
+#[derive(Parser)]
+#[command(name = "evident", version, about)]
+struct Cli {
+    /// Config file (default: /etc/evident/evident.toml if present, else built-in defaults).
+    #[arg(long, short, global = true, env = "EVIDENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, global = true, default_value = "warn", env = "EVIDENT_LOG")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collectors: on their schedules (daemon), or each once with --once.
+    Run {
+        /// Run every collector once, write a checkpoint, ship, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Print the record one collector would make (unsigned, with check results); store nothing.
+    Collect {
+        /// Collector id (as configured; e.g. system.inventory).
+        name: String,
+    },
+    /// Verify a store offline: signatures, chains, checkpoints, index.
+    Verify {
+        /// Store directory.
+        store: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Fail when an agent's newest checkpoint is older than this (e.g. 1h, 2d).
+        #[arg(long, value_parser = parse_duration)]
+        max_age: Option<std::time::Duration>,
+    },
+    /// Write a new signing key pair (PKCS#8 PEM private key, mode 0600, and its public key).
+    Keygen {
+        /// Directory to write signing.pem and signing.pub.pem into.
+        #[arg(long)]
+        out: PathBuf,
+        /// ed25519 (default) or ecdsa-p256.
+        #[arg(long, default_value = "ed25519")]
+        algorithm: String,
+    },
+    /// List controls with the collectors and checks that evidence them.
+    Controls {
+        /// Only this framework (e.g. ISO42001:2023).
+        #[arg(long)]
+        framework: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Evidence chain commands.
+    Chain {
+        #[command(subcommand)]
+        command: ChainCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the config; print every error as FILE:LINE: key: message.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum ChainCommand {
+    /// Start a new chain deliberately; the reset itself is a signed record.
+    Reset {
+        /// Why (recorded in the chain_start record).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::schedule::parse_duration(s)
+}
+
+/// Runs the CLI. Exit codes: 0 sound, 1 findings or runtime failure, 2 usage or config error.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging(&cli.log_level);
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("evident: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn load(path: Option<&Path>) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|d| {
+        eprintln!("{d}");
+        eprintln!("evident: {} configuration error(s)", d.0.len());
+        ExitCode::from(2)
+    })
+}
+
+macro_rules! config_or_exit {
+    ($cli:expr) => {
+        match load($cli.config.as_deref()) {
+            Ok(c) => c,
+            Err(code) => return Ok(code),
+        }
+    };
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Run { once } => {
+            let config = config_or_exit!(cli);
+            let key_path = config.key_path();
+            let mut agent = Agent::open(config)?;
+            if agent.key_created {
+                eprintln!(
+                    "evident: generated a new {} signing key at {} (keyid {})",
+                    agent.key().algorithm(),
+                    key_path.display(),
+                    agent.key().keyid()
+                );
+            }
+            if !*once {
+                return runtime()?
+                    .block_on(crate::daemon::run(agent))
+                    .map(|_| ExitCode::SUCCESS);
+            }
+            let report = runtime()?.block_on(agent.run_once())?;
+            for (id, ms, err, pass, fail, errors) in &report.collectors {
+                match err {
+                    Some(e) => println!(
+                        "{id}: collection failed after {ms} ms: {e} ({errors} check(s) recorded as error)"
+                    ),
+                    None => println!(
+                        "{id}: collected in {ms} ms; checks: {pass} pass, {fail} fail, {errors} error"
+                    ),
+                }
+            }
+            let (first, last) = report.sequences.unwrap_or((0, 0));
+            let sinks: Vec<String> = agent.config.sinks.iter().map(|s| s.describe()).collect();
+            println!(
+                "wrote {} signed record(s) (seq {first}..={last}, chain {}); shipped {} to {}; {} waiting in the spool",
+                report.records,
+                &agent.state().chain[..12],
+                report.ship.shipped,
+                sinks.join(", "),
+                report.ship.pending
+            );
+            for e in &report.ship.errors {
+                eprintln!("evident: sink error: {e}");
+            }
+            Ok(if report.ship.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Collect { name } => {
+            let config = config_or_exit!(cli);
+            let Some(entry) = config
+                .collectors
+                .iter()
+                .find(|c| &c.id == name || &c.kind == name)
+            else {
+                let known: Vec<&str> = config.collectors.iter().map(|c| c.id.as_str()).collect();
+                eprintln!(
+                    "evident: no enabled collector `{name}` in the config (enabled: {})",
+                    known.join(", ")
+                );
+                return Ok(ExitCode::from(2));
+            };
+            let host =
+                crate::host::identity(&config.agent.host_root, config.agent.hostname.as_deref());
+            let p = runtime()?.block_on(pipeline::observe(&config, entry, &host, "(not recorded)"));
+            println!("{}", serde_json::to_string_pretty(&p)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            store,
+            json,
+            max_age,
+        } => {
+            let opts = verify::Options {
+                max_age: *max_age,
+                progress: true,
+                ..Default::default()
+            };
+            let started = std::time::Instant::now();
+            let report = match verify::verify_dir(store, &opts) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("evident: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_verify(&report, store, started.elapsed());
+            }
+            Ok(if report.sound() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Keygen { out, algorithm } => {
+            let alg = match algorithm.as_str() {
+                "ed25519" => Algorithm::Ed25519,
+                "ecdsa-p256" => Algorithm::EcdsaP256,
+                other => {
+                    eprintln!("evident: unknown algorithm `{other}` (ed25519 or ecdsa-p256)");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let private = out.join("signing.pem");
+            let public = out.join("signing.pub.pem");
+            for p in [&private, &public] {
+                if p.exists() {
+                    eprintln!("evident: {} exists; not overwriting a key", p.display());
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("{}: cannot create directory", out.display()))?;
+            let (key, der) = SigningKey::generate(alg)?;
+            crate::durable::write_new(&private, pem("PRIVATE KEY", &der).as_bytes(), 0o600)
+                .with_context(|| format!("{}: cannot write", private.display()))?;
+            crate::durable::write_new(&public, key.public_pem().as_bytes(), 0o644)
+                .with_context(|| format!("{}: cannot write", public.display()))?;
+            println!(
+                "wrote {} (private, mode 0600) and {}",
+                private.display(),
+                public.display()
+            );
+            println!("keyid {} ({})", key.keyid(), key.algorithm());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Controls { framework, json } => {
+            let config = config_or_exit!(cli);
+            if let Some(f) = framework
+                && !config.catalog.has_framework(f)
+            {
+                eprintln!(
+                    "evident: unknown framework `{f}` (known: {})",
+                    config.catalog.framework_ids().join(", ")
+                );
+                return Ok(ExitCode::from(2));
+            }
+            print_controls(&config, framework.as_deref(), *json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let config = config_or_exit!(cli);
+            let source = config
+                .path
+                .as_ref()
+                .map_or("built-in defaults".to_string(), |p| p.display().to_string());
+            println!(
+                "{source}: ok ({} collector(s), {} sink(s), {} check(s), {} framework(s))",
+                config.collectors.len(),
+                config.sinks.len(),
+                config.checks.all().iter().filter(|c| c.enabled).count(),
+                config.agent.frameworks.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Chain {
+            command: ChainCommand::Reset { reason },
+        } => {
+            let config = config_or_exit!(cli);
+            let mut agent = Agent::reset_chain(config, reason)?;
+            let ship = runtime()?.block_on(agent.ship())?;
+            println!(
+                "started chain {} (reason recorded: {reason}); {} record(s) shipped",
+                agent.state().chain,
+                ship.shipped
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_verify(r: &verify::Report, store: &Path, elapsed: std::time::Duration) {
+    for p in &r.problems {
+        println!("PROBLEM {}: {}", p.key, p.message);
+    }
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+    if !r.collectors.is_empty() {
+        println!(
+            "{:<24} {:<28} {:>6}  {:>12}  last",
+            "host", "collector", "runs", "longest gap"
+        );
+        for c in &r.collectors {
+            let gap = crate::schedule::format_duration(std::time::Duration::from_secs(
+                c.longest_gap_seconds.max(0) as u64,
+            ));
+            println!(
+                "{:<24} {:<28} {:>6}  {:>12}  {}",
+                c.host, c.collector, c.runs, gap, c.last
+            );
+        }
+    }
+    let verdict = if r.sound() {
+        "SOUND".to_string()
+    } else {
+        format!("{} PROBLEM(S)", r.problems.len())
+    };
+    println!(
+        "verify {}: {} record(s) ({} valid), {} agent(s), {} chain(s), {} checkpoint(s), {} key(s) in {:.2}s: {verdict}",
+        store.display(),
+        r.records,
+        r.valid,
+        r.agents,
+        r.chains,
+        r.checkpoints,
+        r.keys,
+        elapsed.as_secs_f64()
+    );
+}
+
+fn print_controls(config: &Config, framework: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let catalog = &config.catalog;
+    let mut rows = Vec::new();
+    for c in catalog
+        .controls()
+        .filter(|c| framework.is_none_or(|f| c.framework == f))
+    {
+        let mut collectors: Vec<String> = config
+            .collectors
+            .iter()
+            .filter(|e| match &e.controls {
+                Some(list) => list.contains(&c.id),
+                None => catalog.mapped(&e.id, &e.kind).contains(&c.id),
+            })
+            .map(|e| e.id.clone())
+            .collect();
+        let checks: Vec<String> = config
+            .checks
+            .all()
+            .iter()
+            .filter(|k| k.enabled && k.controls.contains(&c.id))
+            .map(|k| k.id.clone())
+            .collect();
+        for k in config
+            .checks
+            .all()
+            .iter()
+            .filter(|k| k.enabled && k.controls.contains(&c.id))
+        {
+            if let Some(e) = config
+                .collectors
+                .iter()
+                .find(|e| e.id == k.collector || e.kind == k.collector)
+                && !collectors.contains(&e.id)
+            {
+                collectors.push(e.id.clone());
+            }
+        }
+        rows.push(serde_json::json!({
+            "id": c.id, "framework": c.framework, "title": c.title, "group": c.group,
+            "automatable": c.automatable, "collectors": collectors, "checks": checks,
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let evidenced = rows
+        .iter()
+        .filter(|r| r["collectors"].as_array().is_some_and(|a| !a.is_empty()))
+        .count();
+    for r in &rows {
+        let list = |k: &str| {
+            r[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        let by = list("collectors");
+        println!(
+            "{:<24} {:<60} {}",
+            r["id"].as_str().unwrap_or_default(),
+            r["title"].as_str().unwrap_or_default(),
+            if by.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{by} [{}]", list("checks"))
+            }
+        );
+    }
+    println!(
+        "{} control(s), {evidenced} with evidence from the configured collectors",
+        rows.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,594 @@
+//! Configuration: TOML types, built-in defaults, and validation that reports every error as
+//! `FILE:LINE: key: message`.
+//!
+//! The config structs are the documentation (`config/evident.toml` mirrors them). With no
+//! config file the agent runs on the built-in defaults: the `system.inventory` collector,
+//! a file store in `./evidence`, state in `./.evident`.
+
+pub mod diagnostics;
+
+use crate::checks::{CheckDef, CheckSet};
+use crate::controls::{Catalog, MappingDef};
+use crate::schedule::{Schedule, parse_duration};
+pub use diagnostics::{Diagnostic, Diagnostics, Source};
+use evident_collectors::Collector;
+use serde::{Deserialize, Deserializer};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+/// Where the config is looked for when `--config` is not given.
+pub const SYSTEM_CONFIG: &str = "/etc/evident/evident.toml";
+
+/// The whole, validated configuration.
+pub struct Config {
+    /// The file it was read from, if any.
+    pub path: Option<PathBuf>,
+    /// `[agent]`.
+    pub agent: Agent,
+    /// `[signing]`.
+    pub signing: Signing,
+    /// `[[collectors]]`, built and ready to run.
+    pub collectors: Vec<CollectorEntry>,
+    /// `[[sinks]]`.
+    pub sinks: Vec<SinkConfig>,
+    /// Control catalogs, mappings and crosswalk (built-in plus the user's).
+    pub catalog: Catalog,
+    /// Compiled checks (built-in, overridden and added by the user).
+    pub checks: CheckSet,
+}
+
+/// A duration written as `30s`, `15m`, `1h30m`, `500ms`, `2d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(Dur)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[agent]`: where the agent keeps its state and what it observes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Agent {
+    /// Chain head, spool, agent id and (by default) the signing key live here.
+    pub state_dir: PathBuf,
+    /// Root of the observed host's filesystem (`/host` in a DaemonSet).
+    pub host_root: PathBuf,
+    /// Host name recorded in evidence; default: the kernel's host name.
+    pub hostname: Option<String>,
+    /// Frameworks whose control IDs are recorded (others are dropped from records).
+    pub frameworks: Vec<String>,
+    /// Extra control catalogs (TOML files in the format of config/controls/*.toml).
+    pub catalogs: Vec<PathBuf>,
+    /// Extra check files (TOML files in the format of config/checks/*.toml).
+    pub check_files: Vec<PathBuf>,
+    /// The daemon writes a signed checkpoint at least this often.
+    pub checkpoint_interval: Dur,
+    /// Size limit for any one file a collector reads.
+    pub max_file_bytes: u64,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Agent {
+            state_dir: PathBuf::from(".evident"),
+            host_root: PathBuf::from("/"),
+            hostname: None,
+            frameworks: vec!["ISO27001:2022".into(), "ISO42001:2023".into()],
+            catalogs: Vec::new(),
+            check_files: Vec::new(),
+            checkpoint_interval: Dur(Duration::from_secs(15 * 60)),
+            max_file_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Signature algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// Ed25519 (default).
+    #[default]
+    Ed25519,
+    /// ECDSA over P-256 with SHA-256 (what KMS-backed signing uses).
+    EcdsaP256,
+}
+
+/// `[signing]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Signing {
+    /// PKCS#8 PEM private key; generated (mode 0600) on first use if missing.
+    /// Default: `<state_dir>/signing.pem`.
+    pub key: Option<PathBuf>,
+    /// Algorithm of a generated key (an existing key's own algorithm always wins).
+    pub algorithm: Algorithm,
+}
+
+impl Config {
+    /// The signing key path.
+    pub fn key_path(&self) -> PathBuf {
+        self.signing
+            .key
+            .clone()
+            .unwrap_or_else(|| self.agent.state_dir.join("signing.pem"))
+    }
+}
+
+/// Keys every `[[collectors]]` entry may have, besides the collector's own options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollectorCommon {
+    name: Spanned<String>,
+    id: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    schedule: Option<Spanned<String>>,
+    interval: Option<Dur>,
+    jitter: Option<Dur>,
+    timeout: Option<Dur>,
+    controls: Option<Vec<Spanned<String>>>,
+}
+
+const COMMON_KEYS: &[&str] = &[
+    "name", "id", "enabled", "schedule", "interval", "jitter", "timeout", "controls",
+];
+
+fn yes() -> bool {
+    true
+}
+
+/// One configured collector, built.
+pub struct CollectorEntry {
+    /// Instance id recorded in evidence (`id`, or the kind).
+    pub id: String,
+    /// Collector kind (`name` in config).
+    pub kind: String,
+    /// When it runs in the daemon (default: every hour).
+    pub schedule: Schedule,
+    /// Random delay added to each run, persisted per collector.
+    pub jitter: Duration,
+    /// Time limit of one collection.
+    pub timeout: Duration,
+    /// Controls from the entry itself (replacing the mapping), if given.
+    pub controls: Option<Vec<String>>,
+    /// The collector.
+    pub collector: std::sync::Arc<dyn Collector>,
+}
+
+/// A configured destination of evidence.
+#[derive(Debug, Clone)]
+pub enum SinkConfig {
+    /// A directory in the store layout.
+    File(FileSink),
+}
+
+/// `type = "file"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSink {
+    /// The store directory.
+    pub path: PathBuf,
+}
+
+impl SinkConfig {
+    /// A short name for logs (`file:./evidence`).
+    pub fn describe(&self) -> String {
+        match self {
+            SinkConfig::File(f) => format!("file:{}", f.path.display()),
+        }
+    }
+}
+
+/// Built-in defaults: one collector, one file store.
+const DEFAULT_CONFIG: &str = r#"
+[[collectors]]
+name = "system.inventory"
+
+[[sinks]]
+type = "file"
+path = "./evidence"
+"#;
+
+/// Loads the config: `path` if given, else [`SYSTEM_CONFIG`] if it exists, else defaults.
+pub fn load(path: Option<&Path>) -> Result<Config, Diagnostics> {
+    let path = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()),
+    };
+    match path {
+        None => from_str("(built-in defaults)", DEFAULT_CONFIG, None),
+        Some(p) => {
+            let name = p.display().to_string();
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                Diagnostics(vec![Diagnostic {
+                    file: name.clone(),
+                    line: 0,
+                    key: String::new(),
+                    message: format!("cannot read config: {e}"),
+                }])
+            })?;
+            from_str(&name, &text, Some(p))
+        }
+    }
+}
+
+/// Parses and validates a config text; `name` is used in messages.
+pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config, Diagnostics> {
+    let src = Source::new(name, text);
+    let mut errs = Vec::new();
+    let doc = match src.parse() {
+        Ok(doc) => doc,
+        Err(d) => return Err(Diagnostics(vec![d])),
+    };
+    let mut doc = doc.into_inner();
+
+    let agent: Agent = section(&src, &mut errs, &mut doc, "agent").unwrap_or_default();
+    let signing: Signing = section(&src, &mut errs, &mut doc, "signing").unwrap_or_default();
+    let user_checks: Vec<Spanned<CheckDef>> =
+        section(&src, &mut errs, &mut doc, "checks").unwrap_or_default();
+    let user_mappings: Vec<Spanned<MappingDef>> =
+        section(&src, &mut errs, &mut doc, "mappings").unwrap_or_default();
+    let collectors_raw = diagnostics::take(&mut doc, "collectors").map(|(_, v)| v);
+    let sinks_raw = diagnostics::take(&mut doc, "sinks").map(|(_, v)| v);
+    for (key, _) in doc.iter() {
+        errs.push(src.at(
+            Some(key.span()),
+            key.get_ref(),
+            "unknown section (expected agent, signing, collectors, sinks, checks, mappings)",
+        ));
+    }
+
+    // Catalogs: built-in, then the user's files.
+    let mut catalog = Catalog::builtin_checked(&mut errs);
+    for file in &agent.catalogs {
+        catalog.load_file(file, &mut errs);
+    }
+    for fw in &agent.frameworks {
+        if !catalog.has_framework(fw) {
+            let span = find_span(text, fw);
+            errs.push(src.at(
+                span,
+                "agent.frameworks",
+                format!(
+                    "unknown framework `{fw}` (known: {})",
+                    catalog.framework_ids().join(", ")
+                ),
+            ));
+        }
+    }
+    catalog.set_enabled(&agent.frameworks);
+    for m in &user_mappings {
+        catalog.add_mapping(&src, m, &mut errs);
+    }
+
+    // Checks: built-in, the user's files, then the user's overrides.
+    let mut checks = CheckSet::builtin(&catalog, &mut errs);
+    for file in &agent.check_files {
+        checks.load_file(file, &catalog, &mut errs);
+    }
+    for def in &user_checks {
+        checks.apply(&src, def, &catalog, &mut errs);
+    }
+
+    let collectors = match collectors_raw {
+        Some(v) => build_collectors(&src, &mut errs, v, &catalog),
+        None => build_collectors(
+            &Source::new("(built-in defaults)", DEFAULT_CONFIG),
+            &mut errs,
+            default_section("collectors"),
+            &catalog,
+        ),
+    };
+    let sinks = match sinks_raw {
+        Some(v) => build_sinks(&src, &mut errs, v),
+        None => build_sinks(
+            &Source::new("(built-in defaults)", DEFAULT_CONFIG),
+            &mut errs,
+            default_section("sinks"),
+        ),
+    };
+
+    if !errs.is_empty() {
+        return Err(Diagnostics(errs));
+    }
+    Ok(Config {
+        path,
+        agent,
+        signing,
+        collectors,
+        sinks,
+        catalog,
+        checks,
+    })
+}
+
+fn default_section(key: &str) -> Spanned<DeValue<'static>> {
+    let doc = DeTable::parse(DEFAULT_CONFIG)
+        .map(|d| d.into_inner())
+        .unwrap_or_default();
+    let mut v = doc
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| Spanned::new(0..0, DeValue::Array(Default::default())));
+    v.get_mut().make_owned();
+    v
+}
+
+/// The span of the first occurrence of a quoted string (for values inside arrays).
+fn find_span(text: &str, value: &str) -> Option<std::ops::Range<usize>> {
+    let quoted = format!("\"{value}\"");
+    text.find(&quoted).map(|i| i..i + quoted.len())
+}
+
+/// Deserializes a top-level section, collecting its errors.
+fn section<T: for<'de> Deserialize<'de>>(
+    src: &Source<'_>,
+    errs: &mut Vec<Diagnostic>,
+    doc: &mut DeTable<'_>,
+    key: &str,
+) -> Option<T> {
+    let (_, value) = diagnostics::take(doc, key)?;
+    src.deserialize_all(errs, key, &value, |v| {
+        T::deserialize(ValueDeserializer::from(v))
+    })
+}
+
+fn entries<'i>(
+    src: &Source<'_>,
+    errs: &mut Vec<Diagnostic>,
+    key: &str,
+    value: Spanned<DeValue<'i>>,
+) -> Vec<(String, std::ops::Range<usize>, DeTable<'i>)> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let span = item.span();
+                match item.into_inner() {
+                    DeValue::Table(t) => Some((format!("{key}[{i}]"), span, t)),
+                    _ => {
+                        errs.push(src.at(Some(span), &format!("{key}[{i}]"), "must be a table"));
+                        None
+                    }
+                }
+            })
+            .collect(),
+        _ => {
+            errs.push(src.at(
+                Some(span),
+                key,
+                format!("must be an array of tables ([[{key}]])"),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+fn build_collectors(
+    src: &Source<'_>,
+    errs: &mut Vec<Diagnostic>,
+    value: Spanned<DeValue<'_>>,
+    catalog: &Catalog,
+) -> Vec<CollectorEntry> {
+    let mut out: Vec<CollectorEntry> = Vec::new();
+    for (path, span, mut table) in entries(src, errs, "collectors", value) {
+        let mut common = DeTable::default();
+        for key in COMMON_KEYS {
+            if let Some(entry) = table
+                .iter()
+                .find(|(k, _)| k.get_ref() == key)
+                .map(|(k, _)| k.clone())
+                && let Some(v) = table.remove(&entry)
+            {
+                common.insert(entry, v);
+            }
+        }
+        let common_value = Spanned::new(span.clone(), DeValue::Table(common));
+        let Some(c) = src.deserialize_all(errs, &path, &common_value, |v| {
+            CollectorCommon::deserialize(ValueDeserializer::from(v))
+        }) else {
+            continue;
+        };
+        let kind = c.name.get_ref().clone();
+        let Some(reg) = evident_collectors::registration(&kind) else {
+            let known: Vec<&str> = evident_collectors::REGISTRY
+                .iter()
+                .map(|r| r.kind)
+                .collect();
+            errs.push(src.at(
+                Some(c.name.span()),
+                &format!("{path}.name"),
+                format!("unknown collector `{kind}` (known: {})", known.join(", ")),
+            ));
+            continue;
+        };
+        let options = Spanned::new(span.clone(), DeValue::Table(table));
+        let collector = src.deserialize_all(errs, &path, &options, reg.build);
+        let id =
+            c.id.as_ref()
+                .map(|s| s.get_ref().clone())
+                .unwrap_or_else(|| kind.clone());
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+        {
+            let at = c.id.as_ref().map(|s| s.span()).unwrap_or(span.clone());
+            errs.push(src.at(
+                Some(at),
+                &format!("{path}.id"),
+                "must be non-empty and use only letters, digits, `.`, `_`, `-`",
+            ));
+        }
+        if out.iter().any(|e| e.id == id) {
+            let at = c.id.as_ref().map(|s| s.span()).unwrap_or(c.name.span());
+            let hint = if reg.multiple {
+                "give each entry its own `id`"
+            } else {
+                "this collector can be configured once"
+            };
+            errs.push(src.at(
+                Some(at),
+                &format!("{path}.id"),
+                format!("duplicate collector id `{id}`: {hint}"),
+            ));
+        }
+        let schedule = match (&c.schedule, c.interval) {
+            (Some(_), Some(_)) => {
+                errs.push(src.at(
+                    Some(span.clone()),
+                    &path,
+                    "set either `schedule` or `interval`, not both",
+                ));
+                None
+            }
+            (Some(s), None) => match Schedule::cron(s.get_ref()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    errs.push(src.at(Some(s.span()), &format!("{path}.schedule"), e));
+                    None
+                }
+            },
+            (None, Some(Dur(d))) if d < Duration::from_secs(1) => {
+                errs.push(src.at(
+                    Some(span.clone()),
+                    &format!("{path}.interval"),
+                    "must be at least 1s",
+                ));
+                None
+            }
+            (None, Some(Dur(d))) => Some(Schedule::Every(d)),
+            (None, None) => Some(Schedule::Every(Duration::from_secs(3600))),
+        };
+        let controls = c.controls.as_ref().map(|list| {
+            list.iter()
+                .filter_map(|id| catalog.check_control(src, id, &format!("{path}.controls"), errs))
+                .collect::<Vec<_>>()
+        });
+        if kind == "exec" && c.controls.as_ref().is_none_or(|l| l.is_empty()) {
+            errs.push(src.at(
+                Some(span.clone()),
+                &format!("{path}.controls"),
+                "an exec collector must declare the controls it evidences",
+            ));
+        }
+        if !c.enabled {
+            continue;
+        }
+        if let (Some(collector), Some(schedule)) = (collector, schedule) {
+            out.push(CollectorEntry {
+                id,
+                kind,
+                schedule,
+                jitter: c.jitter.map_or(Duration::ZERO, |d| d.0),
+                timeout: c.timeout.map_or(Duration::from_secs(60), |d| d.0),
+                controls,
+                collector: collector.into(),
+            });
+        }
+    }
+    out
+}
+
+fn build_sinks(
+    src: &Source<'_>,
+    errs: &mut Vec<Diagnostic>,
+    value: Spanned<DeValue<'_>>,
+) -> Vec<SinkConfig> {
+    let mut out = Vec::new();
+    for (path, span, mut table) in entries(src, errs, "sinks", value) {
+        let Some((key_span, ty)) = diagnostics::take(&mut table, "type") else {
+            errs.push(src.at(
+                Some(span),
+                &format!("{path}.type"),
+                "missing (one of: file)",
+            ));
+            continue;
+        };
+        let rest = Spanned::new(span.clone(), DeValue::Table(table));
+        match ty.get_ref().as_str() {
+            Some("file") => {
+                if let Some(f) = src.deserialize_all(errs, &path, &rest, |v| {
+                    FileSink::deserialize(ValueDeserializer::from(v))
+                }) {
+                    out.push(SinkConfig::File(f));
+                }
+            }
+            Some(other) => errs.push(src.at(
+                Some(ty.span()),
+                &format!("{path}.type"),
+                format!("unknown sink type `{other}` (one of: file)"),
+            )),
+            None => errs.push(src.at(Some(key_span), &format!("{path}.type"), "must be a string")),
+        }
+    }
+    if out.is_empty() && errs.is_empty() {
+        errs.push(src.at(None, "sinks", "at least one sink is needed"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match from_str("e.toml", text, None) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.0.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn built_in_defaults_load() {
+        let c = from_str("(built-in defaults)", DEFAULT_CONFIG, None).expect("defaults");
+        assert_eq!(c.collectors.len(), 1);
+        assert_eq!(c.collectors[0].id, "system.inventory");
+        assert!(matches!(&c.sinks[0], SinkConfig::File(f) if f.path == Path::new("./evidence")));
+    }
+
+    #[test]
+    fn the_documented_default_config_is_valid() {
+        let text = include_str!("../../../config/evident.toml");
+        if let Err(d) = from_str("config/evident.toml", text, None) {
+            panic!("{d}");
+        }
+    }
+
+    #[test]
+    fn all_errors_are_reported_with_lines() {
+        let e = errors(
+            "[agent]\nstate_dirr = \"/x\"\n\n[[collectors]]\nname = \"system.inventory\"\nschedule = \"*/15 * *\"\n\n[[collectors]]\nname = \"nope\"\n\n[[sinks]]\ntype = \"file\"\npath = 3\n",
+        );
+        assert_eq!(e.len(), 4, "{e:#?}");
+        assert!(
+            e[0].starts_with("e.toml:2: agent.state_dirr: unknown field"),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter().any(|l| l.starts_with(
+                "e.toml:6: collectors[0].schedule: crontab expression needs 5 fields"
+            )),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("e.toml:9: collectors[1].name: unknown collector `nope`")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("e.toml:13: sinks[0].path: wrong type")),
+            "{e:#?}"
+        );
+    }
+}

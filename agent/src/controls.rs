@@ -1,0 +1,387 @@
+//! Control catalogs, collector-to-control mappings and the 27001 <-> 42001 crosswalk, as data.
+//!
+//! Built-in catalogs (config/controls/) are compiled in; users add frameworks of their own
+//! (SOC 2, internal control IDs) as TOML files named in `agent.catalogs`. Control IDs are
+//! edition-qualified everywhere: `ISO27001:2022/A.8.24`.
+
+use crate::config::{Diagnostic, Source};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use toml::Spanned;
+
+/// Built-in data files: (name shown in errors, text).
+const BUILTIN_CATALOGS: &[(&str, &str)] = &[
+    (
+        "config/controls/iso27001-2022.toml",
+        include_str!("../../config/controls/iso27001-2022.toml"),
+    ),
+    (
+        "config/controls/iso42001-2023.toml",
+        include_str!("../../config/controls/iso42001-2023.toml"),
+    ),
+];
+const BUILTIN_MAPPINGS: (&str, &str) = (
+    "config/controls/mappings.toml",
+    include_str!("../../config/controls/mappings.toml"),
+);
+const BUILTIN_CROSSWALK: (&str, &str) = (
+    "config/controls/crosswalk.toml",
+    include_str!("../../config/controls/crosswalk.toml"),
+);
+
+/// A framework (a catalog of controls).
+#[derive(Debug, Clone, Serialize)]
+pub struct Framework {
+    /// `ISO27001:2022`.
+    pub id: String,
+    /// Human title.
+    pub title: String,
+}
+
+/// One control.
+#[derive(Debug, Clone, Serialize)]
+pub struct Control {
+    /// Qualified ID: `ISO27001:2022/A.8.24`.
+    pub id: String,
+    /// Framework ID.
+    pub framework: String,
+    /// The control's own ID within its framework: `A.8.24`.
+    pub local_id: String,
+    /// Title.
+    pub title: String,
+    /// Theme or objective group.
+    pub group: String,
+    /// Whether an agent can collect direct technical evidence for it.
+    pub automatable: bool,
+}
+
+/// A pair of controls that the same evidence supports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrosswalkPair {
+    /// ISO 27001 control (qualified).
+    pub iso27001: String,
+    /// ISO 42001 control (qualified).
+    pub iso42001: String,
+    /// Why the same evidence serves both.
+    pub reason: String,
+    /// Shared Secure Controls Framework IDs, if any.
+    #[serde(default)]
+    pub scf: Option<String>,
+}
+
+/// `[[mappings]]`: which controls a collector's evidence supports.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingDef {
+    /// Collector id or kind.
+    pub collector: String,
+    /// Qualified control IDs.
+    pub controls: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    framework: FrameworkDef,
+    #[serde(default)]
+    controls: Vec<ControlDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrameworkDef {
+    id: String,
+    title: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlDef {
+    id: String,
+    title: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    automatable: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingFile {
+    #[serde(default)]
+    mappings: Vec<Spanned<MappingDef>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CrosswalkFile {
+    #[serde(default)]
+    pairs: Vec<CrosswalkPair>,
+}
+
+/// Every loaded framework, control, mapping and crosswalk pair.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    frameworks: Vec<Framework>,
+    controls: BTreeMap<String, Control>,
+    enabled: BTreeSet<String>,
+    mappings: BTreeMap<String, BTreeSet<String>>,
+    crosswalk: Vec<CrosswalkPair>,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(src: &Source<'_>, errs: &mut Vec<Diagnostic>) -> Option<T> {
+    let doc = match src.parse() {
+        Ok(d) => d,
+        Err(d) => {
+            errs.push(d);
+            return None;
+        }
+    };
+    let value = toml::Spanned::new(doc.span(), toml::de::DeValue::Table(doc.into_inner()));
+    src.deserialize_all(errs, "", &value, |v| {
+        T::deserialize(toml::de::ValueDeserializer::from(v))
+    })
+}
+
+impl Catalog {
+    /// The built-in catalogs, mappings and crosswalk. Errors in them are bugs (tests prove
+    /// there are none) and are reported like any config error.
+    pub fn builtin_checked(errs: &mut Vec<Diagnostic>) -> Catalog {
+        let mut c = Catalog::default();
+        for (name, text) in BUILTIN_CATALOGS {
+            c.load_text(&Source::new(*name, text), errs);
+        }
+        let all: Vec<String> = c.frameworks.iter().map(|f| f.id.clone()).collect();
+        c.set_enabled(&all);
+        let src = Source::new(BUILTIN_MAPPINGS.0, BUILTIN_MAPPINGS.1);
+        if let Some(file) = parse::<MappingFile>(&src, errs) {
+            for m in &file.mappings {
+                c.add_mapping(&src, m, errs);
+            }
+        }
+        let src = Source::new(BUILTIN_CROSSWALK.0, BUILTIN_CROSSWALK.1);
+        if let Some(file) = parse::<CrosswalkFile>(&src, errs) {
+            for p in &file.pairs {
+                for id in [&p.iso27001, &p.iso42001] {
+                    if !c.controls.contains_key(id) {
+                        errs.push(src.at(None, "pairs", format!("unknown control `{id}`")));
+                    }
+                }
+            }
+            c.crosswalk = file.pairs;
+        }
+        c
+    }
+
+    /// The built-in catalogs (see [`Catalog::builtin_checked`]).
+    pub fn builtin() -> Catalog {
+        let mut errs = Vec::new();
+        Catalog::builtin_checked(&mut errs)
+    }
+
+    /// Loads a user catalog file.
+    pub fn load_file(&mut self, path: &Path, errs: &mut Vec<Diagnostic>) {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.load_text(&Source::new(name, &text), errs),
+            Err(e) => errs.push(Diagnostic {
+                file: name,
+                line: 0,
+                key: String::new(),
+                message: format!("cannot read catalog: {e}"),
+            }),
+        }
+    }
+
+    fn load_text(&mut self, src: &Source<'_>, errs: &mut Vec<Diagnostic>) {
+        let Some(file) = parse::<CatalogFile>(src, errs) else {
+            return;
+        };
+        let fw = file.framework;
+        if !fw.id.contains(':') || fw.id.contains('/') {
+            errs.push(src.at(
+                None,
+                "framework.id",
+                format!(
+                    "`{}` must be edition-qualified like `SOC2:2017` and contain no `/`",
+                    fw.id
+                ),
+            ));
+            return;
+        }
+        if self.has_framework(&fw.id) {
+            errs.push(src.at(
+                None,
+                "framework.id",
+                format!("framework `{}` is already loaded", fw.id),
+            ));
+            return;
+        }
+        for c in file.controls {
+            let id = format!("{}/{}", fw.id, c.id);
+            self.controls.insert(
+                id.clone(),
+                Control {
+                    id,
+                    framework: fw.id.clone(),
+                    local_id: c.id,
+                    title: c.title,
+                    group: c.group,
+                    automatable: c.automatable,
+                },
+            );
+        }
+        self.frameworks.push(Framework {
+            id: fw.id,
+            title: fw.title,
+        });
+    }
+
+    /// Whether a framework is loaded.
+    pub fn has_framework(&self, id: &str) -> bool {
+        self.frameworks.iter().any(|f| f.id == id)
+    }
+
+    /// IDs of the loaded frameworks.
+    pub fn framework_ids(&self) -> Vec<String> {
+        self.frameworks.iter().map(|f| f.id.clone()).collect()
+    }
+
+    /// Loaded frameworks.
+    pub fn frameworks(&self) -> &[Framework] {
+        &self.frameworks
+    }
+
+    /// Restricts recorded control IDs to these frameworks.
+    pub fn set_enabled(&mut self, frameworks: &[String]) {
+        self.enabled = frameworks.iter().cloned().collect();
+    }
+
+    /// Whether a qualified control ID's framework is enabled.
+    pub fn is_enabled(&self, control: &str) -> bool {
+        control
+            .split_once('/')
+            .is_some_and(|(fw, _)| self.enabled.contains(fw))
+    }
+
+    /// A control by qualified ID.
+    pub fn control(&self, id: &str) -> Option<&Control> {
+        self.controls.get(id)
+    }
+
+    /// All controls, in ID order.
+    pub fn controls(&self) -> impl Iterator<Item = &Control> {
+        self.controls.values()
+    }
+
+    /// The crosswalk pairs.
+    pub fn crosswalk(&self) -> &[CrosswalkPair] {
+        &self.crosswalk
+    }
+
+    /// Validates a control ID reference; reports unknown IDs at their line.
+    pub fn check_control(
+        &self,
+        src: &Source<'_>,
+        id: &Spanned<String>,
+        key: &str,
+        errs: &mut Vec<Diagnostic>,
+    ) -> Option<String> {
+        let v = id.get_ref();
+        if self.controls.contains_key(v) {
+            return Some(v.clone());
+        }
+        let hint = if v.contains('/') {
+            "not in any loaded catalog"
+        } else {
+            "control IDs are edition-qualified, e.g. `ISO27001:2022/A.8.24`"
+        };
+        errs.push(src.at(
+            Some(id.span()),
+            key,
+            format!("unknown control `{v}`: {hint}"),
+        ));
+        None
+    }
+
+    /// Adds a mapping, validating its control IDs.
+    pub fn add_mapping(
+        &mut self,
+        src: &Source<'_>,
+        m: &Spanned<MappingDef>,
+        errs: &mut Vec<Diagnostic>,
+    ) {
+        let def = m.get_ref();
+        let ids: Vec<String> = def
+            .controls
+            .iter()
+            .filter_map(|id| self.check_control(src, id, "mappings.controls", errs))
+            .collect();
+        self.mappings
+            .entry(def.collector.clone())
+            .or_default()
+            .extend(ids);
+    }
+
+    /// Controls mapped to a collector (by id, then by kind), enabled frameworks only.
+    pub fn mapped(&self, collector_id: &str, kind: &str) -> BTreeSet<String> {
+        self.mappings
+            .get(collector_id)
+            .into_iter()
+            .chain(self.mappings.get(kind))
+            .flatten()
+            .filter(|c| self.is_enabled(c))
+            .cloned()
+            .collect()
+    }
+
+    /// All mappings (collector -> controls), for `evident controls`.
+    pub fn mappings(&self) -> &BTreeMap<String, BTreeSet<String>> {
+        &self.mappings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalogs_are_complete_and_consistent() {
+        let mut errs = Vec::new();
+        let c = Catalog::builtin_checked(&mut errs);
+        assert!(errs.is_empty(), "{errs:#?}");
+        let count = |fw: &str| c.controls().filter(|x| x.framework == fw).count();
+        assert_eq!(count("ISO27001:2022"), 93);
+        assert_eq!(count("ISO42001:2023"), 38);
+        assert_eq!(
+            c.control("ISO27001:2022/A.8.24").map(|x| x.title.as_str()),
+            Some("Use of cryptography")
+        );
+        assert_eq!(c.crosswalk().len(), 18);
+    }
+
+    #[test]
+    fn every_mapped_id_exists_in_a_catalog() {
+        let c = Catalog::builtin();
+        assert!(!c.mappings().is_empty());
+        for (collector, ids) in c.mappings() {
+            for id in ids {
+                assert!(c.control(id).is_some(), "{collector} maps to unknown {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_user_framework_loads_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("soc2.toml");
+        std::fs::write(&p, "[framework]\nid = \"SOC2:2017\"\ntitle = \"SOC 2\"\n\n[[controls]]\nid = \"CC6.1\"\ntitle = \"Logical access\"\n").expect("write");
+        let mut c = Catalog::builtin();
+        let mut errs = Vec::new();
+        c.load_file(&p, &mut errs);
+        assert!(errs.is_empty(), "{errs:#?}");
+        assert!(c.control("SOC2:2017/CC6.1").is_some());
+    }
+}

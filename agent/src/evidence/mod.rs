@@ -1,0 +1,8 @@
+//! Evidence: records (in-toto Statement v1), DSSE envelopes, keys, the hash chain, and
+//! offline verification.
+
+pub mod chain;
+pub mod envelope;
+pub mod keys;
+pub mod record;
+pub mod verify;

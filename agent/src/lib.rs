@@ -1,0 +1,19 @@
+//! Evident: a continuous compliance-evidence agent.
+//!
+//! Collectors observe; checks (CEL, as data) evaluate; every observation becomes a signed,
+//! hash-chained in-toto/DSSE record mapped to ISO/IEC 27001:2022 and 42001:2023 controls,
+//! spooled durably and shipped to the store, where `evident verify` checks it offline.
+
+pub mod checks;
+pub mod cli;
+pub mod config;
+pub mod controls;
+pub mod daemon;
+pub mod durable;
+pub mod evidence;
+pub mod host;
+pub mod pipeline;
+pub mod schedule;
+pub mod sinks;
+pub mod spool;
+pub mod store;

@@ -1,0 +1,518 @@
+//! One path from collector to store, for the daemon and `run --once` alike:
+//! collect -> check -> record -> chain -> sign -> spool (durable) -> ship to every sink.
+
+use crate::checks::Status;
+use crate::config::{CollectorEntry, Config};
+use crate::evidence::chain::{ChainError, ChainFiles, ChainState, random_id};
+use crate::evidence::envelope::Envelope;
+use crate::evidence::keys::{SigningKey, sha256_hex};
+use crate::evidence::record::{
+    AgentInfo, ChainStart, Checkpoint, CollectorInfo, ErrorInfo, Host, Kind, Predicate,
+};
+use crate::sinks::{self, Sink};
+use crate::spool::Spool;
+use crate::store::Outgoing;
+use anyhow::{Context as _, anyhow, bail};
+use chrono::{SecondsFormat, Utc};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Agent version recorded in evidence.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// RFC 3339 UTC with milliseconds.
+pub fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Collects once with a collector entry: observation (or error) plus check results, as an
+/// unchained predicate (`sequence` 0, no `previous`).
+pub async fn observe(
+    config: &Config,
+    entry: &CollectorEntry,
+    host: &Host,
+    agent_id: &str,
+) -> Predicate {
+    let ctx = evident_collectors::Context {
+        host_root: config.agent.host_root.clone(),
+        max_file_bytes: config.agent.max_file_bytes,
+        timeout: entry.timeout,
+    };
+    let collected_at = now_rfc3339();
+    let started = Instant::now();
+    let collector = entry.collector.clone();
+    let task = tokio::spawn(async move { collector.collect(&ctx).await });
+    let abort = task.abort_handle();
+    let result: Result<serde_json::Value, ErrorInfo> =
+        match tokio::time::timeout(entry.timeout, task).await {
+            Ok(Ok(Ok(obs))) => Ok(obs),
+            Ok(Ok(Err(e))) => Err(ErrorInfo {
+                kind: e.kind().into(),
+                message: e.to_string(),
+            }),
+            Ok(Err(join)) => Err(ErrorInfo {
+                kind: "panic".into(),
+                message: if join.is_panic() {
+                    "the collector panicked (a bug: please report it)".into()
+                } else {
+                    "the collector task was cancelled".into()
+                },
+            }),
+            Err(_) => {
+                abort.abort();
+                Err(ErrorInfo {
+                    kind: "timeout".into(),
+                    message: format!(
+                        "timed out after {}",
+                        crate::schedule::format_duration(entry.timeout)
+                    ),
+                })
+            }
+        };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let now = Utc::now().timestamp();
+    let checks = config.checks.evaluate(
+        &entry.id,
+        &entry.kind,
+        result.as_ref().map_err(|e| e.message.as_str()),
+        now,
+        &config.catalog,
+    );
+    let mut controls: std::collections::BTreeSet<String> = match &entry.controls {
+        Some(list) => list
+            .iter()
+            .filter(|c| config.catalog.is_enabled(c))
+            .cloned()
+            .collect(),
+        None => config.catalog.mapped(&entry.id, &entry.kind),
+    };
+    for c in &checks {
+        controls.extend(c.controls.iter().cloned());
+    }
+    let (observation, error) = match result {
+        Ok(o) => (Some(o), None),
+        Err(e) => (None, Some(e)),
+    };
+    Predicate {
+        kind: Kind::Observation,
+        agent: AgentInfo {
+            id: agent_id.to_string(),
+            version: VERSION.into(),
+        },
+        chain: String::new(),
+        sequence: 0,
+        previous: None,
+        host: host.clone(),
+        collected_at,
+        duration_ms: Some(duration_ms),
+        collector: Some(CollectorInfo {
+            id: entry.id.clone(),
+            kind: entry.kind.clone(),
+            version: entry.collector.version().into(),
+        }),
+        controls: controls.into_iter().collect(),
+        observation,
+        error,
+        checks,
+        checkpoint: None,
+        chain_start: None,
+        gap: None,
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// Per collector: (id, duration ms, error, pass, fail, check errors).
+    pub collectors: Vec<(String, u64, Option<String>, usize, usize, usize)>,
+    /// Records written to the spool (including the checkpoint).
+    pub records: u64,
+    /// First and last sequence written.
+    pub sequences: Option<(u64, u64)>,
+    /// Shipping outcome.
+    pub ship: ShipReport,
+}
+
+/// What shipping did.
+#[derive(Debug, Default)]
+pub struct ShipReport {
+    /// Records confirmed by every sink and removed from the spool.
+    pub shipped: usize,
+    /// Records still waiting in the spool.
+    pub pending: usize,
+    /// Sink errors.
+    pub errors: Vec<String>,
+}
+
+/// A running agent: config, key, chain, spool and sinks.
+pub struct Agent {
+    /// The configuration.
+    pub config: Config,
+    key: SigningKey,
+    host: Host,
+    files: ChainFiles,
+    state: ChainState,
+    spool: Spool,
+    sinks: Vec<Box<dyn Sink>>,
+    /// Whether the signing key was generated by this start.
+    pub key_created: bool,
+    dirty: bool,
+}
+
+fn base_predicate(kind: Kind, agent_id: &str, host: &Host) -> Predicate {
+    Predicate {
+        kind,
+        agent: AgentInfo {
+            id: agent_id.to_string(),
+            version: VERSION.into(),
+        },
+        chain: String::new(),
+        sequence: 0,
+        previous: None,
+        host: host.clone(),
+        collected_at: now_rfc3339(),
+        duration_ms: None,
+        collector: None,
+        controls: Vec::new(),
+        observation: None,
+        error: None,
+        checks: Vec::new(),
+        checkpoint: None,
+        chain_start: None,
+        gap: None,
+    }
+}
+
+impl Agent {
+    /// Opens the agent's state: key (generated on first use), chain head, spool, sinks.
+    /// A fresh installation starts a chain with a signed `chain_start` record.
+    pub fn open(config: Config) -> anyhow::Result<Agent> {
+        Agent::open_with(config, None)
+    }
+
+    /// Starts a new chain deliberately, recording why (`evident chain reset`).
+    pub fn reset_chain(config: Config, reason: &str) -> anyhow::Result<Agent> {
+        Agent::open_with(config, Some(reason))
+    }
+
+    fn open_with(config: Config, reset: Option<&str>) -> anyhow::Result<Agent> {
+        let state_dir = config.agent.state_dir.clone();
+        crate::durable::create_dir_private(&state_dir)
+            .with_context(|| format!("{}: cannot create state directory", state_dir.display()))?;
+        let key_path = config.key_path();
+        let (key, key_created) = SigningKey::load_or_generate(&key_path, config.signing.algorithm)?;
+        let spool = Spool::open(&state_dir)
+            .with_context(|| format!("{}: cannot open spool", state_dir.display()))?;
+        let sinks = sinks::build(&config.sinks)?;
+        let host = crate::host::identity(&config.agent.host_root, config.agent.hostname.as_deref());
+        let files = ChainFiles::new(&state_dir);
+
+        let (agent_id, id_existed) = match files.agent_id() {
+            Ok(Some(id)) => (id, true),
+            Ok(None) => match files.load() {
+                Ok(Some(s)) => {
+                    crate::durable::write(
+                        &files.agent_id,
+                        format!("{}\n", s.agent_id).as_bytes(),
+                        0o644,
+                    )
+                    .with_context(|| {
+                        format!("{}: cannot write agent id", files.agent_id.display())
+                    })?;
+                    (s.agent_id, true)
+                }
+                _ => (files.create_agent_id()?, false),
+            },
+            Err(e) if reset.is_some() => {
+                tracing::warn!("{e}; creating a new agent id");
+                let _ = std::fs::remove_file(&files.agent_id);
+                (files.create_agent_id()?, false)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let fresh = ChainState {
+            agent_id: agent_id.clone(),
+            chain: random_id(),
+            next_sequence: 0,
+            head: None,
+            collectors: BTreeMap::new(),
+        };
+        let loaded = files.load();
+        enum Next {
+            Start(&'static str, Option<ChainState>),
+            Reset(Option<ChainState>),
+            Recover,
+        }
+        let (state, next) = if reset.is_some() {
+            (fresh, Next::Reset(loaded.ok().flatten()))
+        } else {
+            match loaded? {
+                Some(state) if state.agent_id != agent_id => {
+                    return Err(ChainError::Corrupt {
+                        path: files.state.display().to_string(),
+                        message: format!("it belongs to agent {}, not {agent_id}", state.agent_id),
+                    }
+                    .into());
+                }
+                Some(state) => (state, Next::Recover),
+                None if id_existed => {
+                    return Err(ChainError::Missing {
+                        path: files.state.display().to_string(),
+                        agent: agent_id,
+                    }
+                    .into());
+                }
+                None => (fresh, Next::Start("first run of this agent", None)),
+            }
+        };
+        let mut agent = Agent {
+            config,
+            key,
+            host,
+            files,
+            state,
+            spool,
+            sinks,
+            key_created,
+            dirty: true,
+        };
+        match next {
+            Next::Start(reason, prev) => {
+                agent.start_chain(reason, prev.as_ref())?;
+            }
+            Next::Reset(prev) => {
+                agent.start_chain(reset.unwrap_or("reset"), prev.as_ref())?;
+            }
+            Next::Recover => agent.recover()?,
+        }
+        agent.save_state()?;
+        Ok(agent)
+    }
+
+    /// Adopts records that reached the spool but not the chain state (crash in between).
+    fn recover(&mut self) -> anyhow::Result<()> {
+        for entry in self.spool.pending()? {
+            if entry.sequence < self.state.next_sequence {
+                continue;
+            }
+            let bytes = std::fs::read(&entry.path)
+                .with_context(|| format!("{}: cannot read spooled record", entry.path.display()))?;
+            let o = Outgoing::from_bytes(bytes)
+                .map_err(|e| anyhow!("{}: {e}", entry.path.display()))?;
+            let s = &o.summary;
+            if s.chain != self.state.chain
+                || s.sequence != self.state.next_sequence
+                || s.previous != self.state.head
+            {
+                if s.chain != self.state.chain {
+                    continue; // a record of an earlier chain, still waiting to be shipped
+                }
+                bail!(
+                    "{}: spooled record does not continue the chain (sequence {}, expected {}); run `evident chain reset --reason \"...\"` after inspecting it",
+                    entry.path.display(),
+                    s.sequence,
+                    self.state.next_sequence
+                );
+            }
+            tracing::info!(
+                sequence = s.sequence,
+                "recovered a spooled record beyond the saved chain head"
+            );
+            self.state.next_sequence += 1;
+            self.state.head = Some(o.digest.clone());
+            if let Some(c) = &s.collector {
+                let run = self.state.collectors.entry(c.id.clone()).or_default();
+                run.last_run = Some(s.collected_at.clone());
+                run.last_sequence = Some(s.sequence);
+                if s.error.is_none() {
+                    run.last_success = Some(s.collected_at.clone());
+                }
+            }
+            self.dirty = true;
+        }
+        self.save_state()
+    }
+
+    fn start_chain(
+        &mut self,
+        reason: &str,
+        previous: Option<&ChainState>,
+    ) -> anyhow::Result<Outgoing> {
+        let mut p = base_predicate(Kind::ChainStart, &self.state.agent_id, &self.host);
+        p.chain_start = Some(ChainStart {
+            reason: reason.to_string(),
+            previous_chain: previous.map(|s| s.chain.clone()),
+            previous_sequence: previous.and_then(|s| s.next_sequence.checked_sub(1)),
+        });
+        self.append(p)
+    }
+
+    /// Chains, signs and spools a record; durable when this returns.
+    pub fn append(&mut self, mut p: Predicate) -> anyhow::Result<Outgoing> {
+        p.chain = self.state.chain.clone();
+        p.sequence = self.state.next_sequence;
+        p.previous = self.state.head.clone();
+        let env = Envelope::sign(&p.to_payload(), &self.key)?;
+        let bytes = env.to_bytes();
+        let digest = sha256_hex(&bytes);
+        self.spool
+            .put(p.sequence, &digest, &bytes)
+            .with_context(|| {
+                format!("{}: cannot write to the spool", self.spool.dir().display())
+            })?;
+        self.state.next_sequence += 1;
+        self.state.head = Some(digest);
+        // The chain state is saved lazily (before shipping, which empties the spool): the
+        // spooled record itself is the durable head, and `recover` adopts it after a crash.
+        self.dirty = true;
+        Outgoing::from_bytes(bytes).map_err(|e| anyhow!("internal: own record unreadable: {e}"))
+    }
+
+    /// Durably saves the chain state if records were appended since the last save.
+    pub fn save_state(&mut self) -> anyhow::Result<()> {
+        if self.dirty {
+            self.files.save(&self.state)?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// The host identity in use.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The signing key.
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// Current chain state.
+    pub fn state(&self) -> &ChainState {
+        &self.state
+    }
+
+    /// Runs one collector entry (by index) and records its evidence.
+    pub async fn run_collector(&mut self, index: usize) -> anyhow::Result<(Predicate, Outgoing)> {
+        let entry = &self.config.collectors[index];
+        let p = observe(&self.config, entry, &self.host, &self.state.agent_id).await;
+        let id = entry.id.clone();
+        let out = self.append(p.clone())?;
+        let run = self.state.collectors.entry(id).or_default();
+        run.last_run = Some(p.collected_at.clone());
+        run.last_sequence = Some(out.summary.sequence);
+        if p.error.is_none() {
+            run.last_success = Some(p.collected_at.clone());
+        }
+        Ok((p, out))
+    }
+
+    /// Writes a signed checkpoint of the chain head and each collector's last run.
+    pub fn checkpoint(&mut self, next_due: Option<String>) -> anyhow::Result<Outgoing> {
+        let mut p = base_predicate(Kind::Checkpoint, &self.state.agent_id, &self.host);
+        p.checkpoint = Some(Checkpoint {
+            records: self.state.next_sequence,
+            collectors: self.state.collectors.clone(),
+            next_due,
+        });
+        self.append(p)
+    }
+
+    /// Runs every collector once, writes a checkpoint, and ships the spool.
+    pub async fn run_once(&mut self) -> anyhow::Result<RunReport> {
+        let mut report = RunReport::default();
+        let first = self.state.next_sequence;
+        for i in 0..self.config.collectors.len() {
+            let (p, _) = self.run_collector(i).await?;
+            let count = |s: Status| p.checks.iter().filter(|c| c.status == s).count();
+            report.collectors.push((
+                p.collector
+                    .as_ref()
+                    .map(|c| c.id.clone())
+                    .unwrap_or_default(),
+                p.duration_ms.unwrap_or(0),
+                p.error.as_ref().map(|e| e.message.clone()),
+                count(Status::Pass),
+                count(Status::Fail),
+                count(Status::Error),
+            ));
+        }
+        self.checkpoint(None)?;
+        let last = self.state.next_sequence - 1;
+        report.records = last + 1 - first;
+        report.sequences = Some((first, last));
+        report.ship = self.ship().await?;
+        Ok(report)
+    }
+
+    /// Ships everything in the spool to every sink; removes what all confirmed.
+    pub async fn ship(&mut self) -> anyhow::Result<ShipReport> {
+        // Spooled records are the only durable copy of the head until the state is saved.
+        self.save_state()?;
+        let mut report = ShipReport::default();
+        let keys = vec![(self.key.keyid().to_string(), self.key.public_pem())];
+        let mut healthy: Vec<bool> = Vec::with_capacity(self.sinks.len());
+        for sink in &self.sinks {
+            match sink.put_keys(&keys).await {
+                Ok(()) => healthy.push(true),
+                Err(e) => {
+                    report.errors.push(e.to_string());
+                    healthy.push(false);
+                }
+            }
+        }
+        let pending = self.spool.pending()?;
+        for chunk in pending.chunks(256) {
+            let mut batch = Vec::with_capacity(chunk.len());
+            for entry in chunk {
+                let bytes = std::fs::read(&entry.path).with_context(|| {
+                    format!("{}: cannot read spooled record", entry.path.display())
+                })?;
+                match Outgoing::from_bytes(bytes) {
+                    Ok(o) => batch.push((entry, o)),
+                    Err(e) => report.errors.push(format!(
+                        "{}: corrupt spool entry kept for inspection: {e}",
+                        entry.path.display()
+                    )),
+                }
+            }
+            let records: Vec<Outgoing> = batch.iter().map(|(_, o)| o.clone()).collect();
+            let mut all_ok = true;
+            for (i, sink) in self.sinks.iter().enumerate() {
+                if !healthy[i] {
+                    all_ok = false;
+                    continue;
+                }
+                if let Err(e) = sink.put_records(&records).await {
+                    report.errors.push(e.to_string());
+                    healthy[i] = false;
+                    all_ok = false;
+                }
+            }
+            if let Some(head) = records
+                .iter()
+                .rev()
+                .find(|o| o.summary.kind == Kind::Checkpoint)
+            {
+                for (i, sink) in self.sinks.iter().enumerate() {
+                    if healthy[i]
+                        && let Err(e) = sink.put_head(head).await
+                    {
+                        report.errors.push(e.to_string());
+                        healthy[i] = false;
+                        all_ok = false;
+                    }
+                }
+            }
+            if !all_ok {
+                break;
+            }
+            for (entry, _) in &batch {
+                self.spool.remove(entry)?;
+                report.shipped += 1;
+            }
+        }
+        report.pending = self.spool.pending()?.len();
+        Ok(report)
+    }
+}

@@ -1,0 +1,257 @@
+//! When collectors run: crontab expressions as users write them, or fixed intervals.
+//!
+//! Crontab syntax here is the standard 5-field form (`*/15 * * * *`, weekday 0 or 7 =
+//! Sunday, names like `mon-fri`), optionally with a leading seconds field. The `cron` crate
+//! wants a seconds field and counts Sunday as 1, so expressions are translated: a seconds
+//! field `0` is added when missing and the weekday field is expanded to day names.
+
+use chrono::{DateTime, Utc};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A collector's schedule.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    /// A crontab expression (UTC).
+    Cron {
+        /// As the user wrote it.
+        source: String,
+        /// The translated schedule.
+        schedule: Box<cron::Schedule>,
+    },
+    /// Every so often.
+    Every(Duration),
+}
+
+impl Schedule {
+    /// Parses a crontab expression.
+    pub fn cron(expr: &str) -> Result<Schedule, String> {
+        let fields: Vec<&str> = expr.split_whitespace().collect();
+        let (seconds, rest) = match fields.len() {
+            5 => ("0", &fields[..]),
+            6 => (fields[0], &fields[1..]),
+            n => {
+                return Err(format!(
+                    "crontab expression needs 5 fields (minute hour day month weekday), or 6 with seconds first; got {n}"
+                ));
+            }
+        };
+        let weekdays = weekday_names(rest[4])?;
+        let translated = format!(
+            "{seconds} {} {} {} {} {weekdays}",
+            rest[0], rest[1], rest[2], rest[3]
+        );
+        let schedule = cron::Schedule::from_str(&translated)
+            .map_err(|e| format!("invalid crontab expression `{expr}`: {e}"))?;
+        Ok(Schedule::Cron {
+            source: expr.to_string(),
+            schedule: Box::new(schedule),
+        })
+    }
+
+    /// The first run strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Schedule::Cron { schedule, .. } => schedule.after(&after).next(),
+            Schedule::Every(d) => chrono::Duration::from_std(*d).ok().map(|d| after + d),
+        }
+    }
+
+    /// The nominal period (for freshness expectations): the interval, or the gap between the
+    /// next two cron firings.
+    pub fn period(&self, now: DateTime<Utc>) -> Option<Duration> {
+        match self {
+            Schedule::Every(d) => Some(*d),
+            Schedule::Cron { .. } => {
+                let a = self.next_after(now)?;
+                let b = self.next_after(a)?;
+                (b - a).to_std().ok()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Cron { source, .. } => write!(f, "cron `{source}`"),
+            Schedule::Every(d) => write!(f, "every {}", format_duration(*d)),
+        }
+    }
+}
+
+const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+fn weekday_number(s: &str) -> Result<u32, String> {
+    if let Ok(n) = s.parse::<u32>() {
+        return if n <= 7 {
+            Ok(n % 7)
+        } else {
+            Err(format!("weekday {n} is out of range 0-7"))
+        };
+    }
+    DAYS.iter()
+        .position(|d| d.eq_ignore_ascii_case(s))
+        .map(|p| p as u32)
+        .ok_or_else(|| format!("unknown weekday `{s}`"))
+}
+
+/// Expands a Unix weekday field (`*`, `1-5`, `0,6`, `*/2`, `mon-fri`, `5-7`) into day names,
+/// which the `cron` crate reads without the numbering difference.
+fn weekday_names(field: &str) -> Result<String, String> {
+    if field == "*" || field == "?" {
+        return Ok("*".to_string());
+    }
+    let mut days = [false; 7];
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (
+                r,
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("invalid step in weekday field `{part}`"))?,
+            ),
+            None => (part, 1),
+        };
+        let (start, end) = if range == "*" {
+            (0, 6)
+        } else if let Some((a, b)) = range.split_once('-') {
+            let a = weekday_number(a)?;
+            // `7` as the end of a range means Sunday at the end of the week.
+            let b = if b == "7" { 7 } else { weekday_number(b)? };
+            if b < a {
+                return Err(format!("weekday range `{range}` runs backwards"));
+            }
+            (a, b)
+        } else {
+            let d = weekday_number(range)?;
+            (d, if step > 1 { 6 } else { d })
+        };
+        let mut d = start;
+        while d <= end {
+            days[(d % 7) as usize] = true;
+            d += step;
+        }
+    }
+    let names: Vec<&str> = (0..7).filter(|&i| days[i]).map(|i| DAYS[i]).collect();
+    Ok(names.join(","))
+}
+
+/// Parses a duration such as `90s`, `15m`, `1h30m`, `500ms` or `2d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration `{s}` (use e.g. 30s, 15m, 1h30m, 500ms, 2d)");
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            "d" => Duration::from_secs(n.saturating_mul(86400)),
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(unit);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// Formats a duration the way [`parse_duration`] reads it.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_millis() != 0 && s < 60 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (days, h, m, sec) = (s / 86400, s % 86400 / 3600, s % 3600 / 60, s % 60);
+    let mut out = String::new();
+    for (n, u) in [(days, "d"), (h, "h"), (m, "m"), (sec, "s")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{u}"));
+        }
+    }
+    if out.is_empty() {
+        "0s".to_string()
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Datelike, TimeZone, Weekday};
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+            .single()
+            .expect("valid time")
+    }
+
+    #[test]
+    fn five_field_crontab_is_accepted() {
+        let s = Schedule::cron("*/15 * * * *").expect("valid");
+        assert_eq!(
+            s.next_after(at(2026, 1, 1, 10, 7)),
+            Some(at(2026, 1, 1, 10, 15))
+        );
+    }
+
+    #[test]
+    fn sunday_is_zero_and_seven() {
+        // 2026-11-27 is a Friday; the next Sunday is 2026-11-29.
+        for expr in ["0 3 * * 0", "0 3 * * 7", "0 3 * * sun"] {
+            let next = Schedule::cron(expr)
+                .expect(expr)
+                .next_after(at(2026, 11, 27, 12, 0));
+            let next = next.expect("fires");
+            assert_eq!(next.weekday(), Weekday::Sun, "{expr}");
+            assert_eq!(next, at(2026, 11, 29, 3, 0), "{expr}");
+        }
+    }
+
+    #[test]
+    fn weekday_ranges_use_unix_numbering() {
+        assert_eq!(weekday_names("1-5").expect("ok"), "MON,TUE,WED,THU,FRI");
+        assert_eq!(weekday_names("5-7").expect("ok"), "SUN,FRI,SAT");
+        assert_eq!(weekday_names("*/2").expect("ok"), "SUN,TUE,THU,SAT");
+        assert_eq!(weekday_names("mon,wed").expect("ok"), "MON,WED");
+        assert!(weekday_names("8").is_err());
+        assert!(weekday_names("5-1").is_err());
+    }
+
+    #[test]
+    fn bad_expressions_are_rejected() {
+        assert!(Schedule::cron("* * *").is_err());
+        assert!(Schedule::cron("61 * * * *").is_err());
+        assert!(Schedule::cron("*/15 * * * * * *").is_err());
+        assert!(Schedule::cron("30 */15 * * * *").is_ok());
+    }
+
+    #[test]
+    fn durations_round_trip() {
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172800)));
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("5 minutes").is_err());
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+    }
+}

@@ -1,0 +1,138 @@
+//! The file sink: a local directory in the store layout (the embedded default, `./evidence`).
+
+use super::{Sink, SinkError};
+use crate::durable;
+use crate::store::{self, Outgoing};
+use evident_collectors::BoxFuture;
+use std::path::{Path, PathBuf};
+
+/// A directory store.
+pub struct FileSink {
+    root: PathBuf,
+}
+
+/// Top-level entries an Evident store may hold.
+pub const STORE_ENTRIES: &[&str] = &["records", "index", "keys", "heads", "README.txt"];
+
+impl FileSink {
+    /// A store directory. Nothing is touched until the first write, so a store that is not
+    /// there yet (a mount still coming up) delays shipping, never collection.
+    pub fn open(root: &Path) -> Result<FileSink, SinkError> {
+        Ok(FileSink {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Creates the store directory if needed; refuses a directory holding other things.
+    fn ensure(&self) -> Result<(), SinkError> {
+        let root = &self.root;
+        std::fs::create_dir_all(root).map_err(|e| {
+            self.fail(format!(
+                "cannot create store directory {}: {e}",
+                root.display()
+            ))
+        })?;
+        let entries = std::fs::read_dir(root).map_err(|e| {
+            self.fail(format!(
+                "cannot read store directory {}: {e}",
+                root.display()
+            ))
+        })?;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !STORE_ENTRIES.contains(&name.as_str()) && !name.starts_with('.') {
+                return Err(self.fail(format!(
+                    "{} is not part of an Evident store; point the sink at an empty directory or an existing store",
+                    e.path().display()
+                )));
+            }
+        }
+        let readme = root.join("README.txt");
+        if !readme.exists() {
+            self.write(&readme, README.as_bytes(), false)?;
+        }
+        Ok(())
+    }
+
+    fn fail(&self, message: String) -> SinkError {
+        SinkError {
+            sink: self.describe(),
+            message,
+        }
+    }
+
+    /// Writes a file durably. Unless `replace`, an existing file must hold the same bytes.
+    fn write(&self, path: &Path, bytes: &[u8], replace: bool) -> Result<(), SinkError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| self.fail(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        if !replace && let Ok(existing) = std::fs::read(path) {
+            if existing == bytes {
+                return Ok(());
+            }
+            return Err(self.fail(format!(
+                "{} exists with different content; refusing to overwrite evidence",
+                path.display()
+            )));
+        }
+        durable::write(path, bytes, 0o644)
+            .map_err(|e| self.fail(format!("cannot write {}: {e}", path.display())))
+    }
+}
+
+const README: &str = "This directory is an Evident evidence store.\n\
+records/  signed DSSE envelopes (in-toto Statement v1), content-addressed, partitioned by date and host\n\
+index/    JSON lines listing every record (key, digest, collector, controls, check status)\n\
+keys/     public keys of the agents that signed the records\n\
+heads/    the latest signed checkpoint of each agent\n\
+Check it with: evident verify <this directory>\n";
+
+impl Sink for FileSink {
+    fn describe(&self) -> String {
+        format!("file:{}", self.root.display())
+    }
+
+    fn put_keys<'a>(
+        &'a self,
+        keys: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.ensure()?;
+            for (keyid, pem) in keys {
+                self.write(
+                    &self.root.join(store::key_key(keyid)),
+                    pem.as_bytes(),
+                    false,
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_records<'a>(&'a self, batch: &'a [Outgoing]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            for o in batch {
+                self.write(&self.root.join(&o.key), &o.bytes, false)?;
+            }
+            for (key, body) in store::index_files(batch) {
+                self.write(&self.root.join(key), &body, true)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_head<'a>(&'a self, head: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let path = self.root.join(store::head_key(&head.summary.agent.id));
+            if let Ok(existing) = std::fs::read(&path)
+                && let Ok(current) = Outgoing::from_bytes(existing)
+                && current.summary.chain == head.summary.chain
+                && current.summary.sequence >= head.summary.sequence
+            {
+                return Ok(());
+            }
+            self.write(&path, &head.bytes, true)
+        })
+    }
+}

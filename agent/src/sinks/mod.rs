@@ -1,0 +1,44 @@
+//! Sinks: where evidence goes. Every sink is idempotent (content-addressed keys: storing a
+//! record twice stores the same bytes under the same key) and confirms a batch only once it
+//! is durable there; the spool keeps a record until every sink confirmed it.
+
+pub mod file;
+
+use crate::config::SinkConfig;
+use crate::store::Outgoing;
+use evident_collectors::BoxFuture;
+
+/// Why a sink did not confirm.
+#[derive(Debug, thiserror::Error)]
+#[error("{sink}: {message}")]
+pub struct SinkError {
+    /// The sink (`file:./evidence`).
+    pub sink: String,
+    /// What failed.
+    pub message: String,
+}
+
+/// A destination of evidence.
+pub trait Sink: Send + Sync {
+    /// A short name for logs and metrics.
+    fn describe(&self) -> String;
+    /// Publishes public keys (`(keyid, PEM)`); an existing identical key is fine.
+    fn put_keys<'a>(&'a self, keys: &'a [(String, String)])
+    -> BoxFuture<'a, Result<(), SinkError>>;
+    /// Stores a batch of records and their index lines. Confirms only when all are durable.
+    fn put_records<'a>(&'a self, batch: &'a [Outgoing]) -> BoxFuture<'a, Result<(), SinkError>>;
+    /// Publishes the latest checkpoint of an agent (never replacing a newer one).
+    fn put_head<'a>(&'a self, head: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>>;
+}
+
+/// Builds the configured sinks.
+pub fn build(configs: &[SinkConfig]) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+    configs
+        .iter()
+        .map(|c| match c {
+            SinkConfig::File(f) => {
+                file::FileSink::open(&f.path).map(|s| Box::new(s) as Box<dyn Sink>)
+            }
+        })
+        .collect()
+}

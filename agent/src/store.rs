@@ -1,0 +1,321 @@
+//! The store layout, the same for a directory, S3 or any S3-compatible store:
+//!
+//! ```text
+//! records/date=YYYY-MM-DD/host=H/T<HHMMSS>Z-<what>-<digest12>.dsse.json   each envelope, once
+//! index/date=YYYY-MM-DD/host=H/<agent>-<first>-<last>.jsonl              one line per record
+//! keys/<keyid>.pub.pem                                                    public keys
+//! heads/<agent>.dsse.json                                                 latest checkpoint
+//! ```
+//!
+//! Keys are content-addressed (the digest is the SHA-256 of the stored envelope bytes) and
+//! Hive-partitioned, so Athena, Trino, Spark or DuckDB can query the index as it lies.
+
+use crate::checks::Status;
+use crate::evidence::envelope::Envelope;
+use crate::evidence::keys::sha256_hex;
+use crate::evidence::record::{Checkpoint, Kind};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What the store and `verify` need to know of a record, read from its payload.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Summary {
+    /// Record kind.
+    pub kind: Kind,
+    /// Agent.
+    pub agent: AgentId,
+    /// Chain id.
+    pub chain: String,
+    /// Sequence.
+    pub sequence: u64,
+    /// Previous envelope digest.
+    pub previous: Option<String>,
+    /// Host.
+    pub host: HostName,
+    /// Time.
+    pub collected_at: String,
+    /// Collector.
+    #[serde(default)]
+    pub collector: Option<CollectorId>,
+    /// Controls.
+    #[serde(default)]
+    pub controls: Vec<String>,
+    /// Collection error (presence only).
+    #[serde(default)]
+    pub error: Option<serde::de::IgnoredAny>,
+    /// Check results.
+    #[serde(default)]
+    pub checks: Vec<CheckStatus>,
+    /// Checkpoint content.
+    #[serde(default)]
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// `agent.id`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentId {
+    /// The id.
+    pub id: String,
+}
+
+/// `host.hostname`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HostName {
+    /// The name.
+    pub hostname: String,
+}
+
+/// `collector.id`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CollectorId {
+    /// The id.
+    pub id: String,
+}
+
+/// `checks[].{id,status}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckStatus {
+    /// Check id.
+    pub id: String,
+    /// Status.
+    pub status: Status,
+}
+
+#[derive(Deserialize)]
+struct StatementOf<P> {
+    #[serde(rename = "_type")]
+    type_: String,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+    predicate: P,
+}
+
+/// Reads the summary of a record from its payload bytes.
+pub fn summarize(payload: &[u8]) -> Result<Summary, String> {
+    let st: StatementOf<Summary> = serde_json::from_slice(payload)
+        .map_err(|e| format!("payload is not an Evident statement: {e}"))?;
+    if st.type_ != crate::evidence::record::STATEMENT_TYPE {
+        return Err(format!(
+            "statement type `{}` is not in-toto Statement v1",
+            st.type_
+        ));
+    }
+    if st.predicate_type != crate::evidence::record::PREDICATE_TYPE {
+        return Err(format!(
+            "predicate type `{}` is not Evident's",
+            st.predicate_type
+        ));
+    }
+    Ok(st.predicate)
+}
+
+impl Summary {
+    /// `YYYY-MM-DD` of the record time.
+    pub fn date(&self) -> &str {
+        self.collected_at.get(..10).unwrap_or("unknown")
+    }
+
+    /// The collector id, or the record kind for records without one.
+    pub fn what(&self) -> String {
+        match (&self.collector, self.kind) {
+            (Some(c), _) => c.id.clone(),
+            (None, Kind::Checkpoint) => "checkpoint".into(),
+            (None, Kind::ChainStart) => "chain-start".into(),
+            (None, Kind::Observation) => "observation".into(),
+            (None, Kind::Gap) => "gap".into(),
+        }
+    }
+
+    /// Worst status of the record.
+    pub fn status(&self) -> Option<Status> {
+        if self.error.is_some() {
+            return Some(Status::Error);
+        }
+        crate::evidence::record::worst(self.checks.iter().map(|c| &c.status))
+    }
+}
+
+/// Makes a string safe as one path segment (`[A-Za-z0-9._-]`, others become `_`).
+pub fn segment(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with('.') {
+        format!("_{out}")
+    } else {
+        out
+    }
+}
+
+/// The partition prefix of a record: `date=YYYY-MM-DD/host=H`.
+pub fn partition(s: &Summary) -> String {
+    format!(
+        "date={}/host={}",
+        segment(s.date()),
+        segment(&s.host.hostname)
+    )
+}
+
+/// The store key of a record.
+pub fn record_key(s: &Summary, digest: &str) -> String {
+    let time: String = s
+        .collected_at
+        .get(11..19)
+        .unwrap_or("000000")
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    format!(
+        "records/{}/T{time}Z-{}-{}.dsse.json",
+        partition(s),
+        segment(&s.what()),
+        &digest[..12.min(digest.len())]
+    )
+}
+
+/// Public key location.
+pub fn key_key(keyid: &str) -> String {
+    format!("keys/{}.pub.pem", segment(keyid))
+}
+
+/// Latest checkpoint of an agent.
+pub fn head_key(agent: &str) -> String {
+    format!("heads/{}.dsse.json", segment(agent))
+}
+
+/// Index file for a batch of records in one partition.
+pub fn index_key(partition: &str, agent: &str, first: u64, last: u64) -> String {
+    format!(
+        "index/{partition}/{}-{first:012}-{last:012}.jsonl",
+        segment(agent)
+    )
+}
+
+/// One line of the index.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Store key of the record.
+    pub key: String,
+    /// sha256 of the envelope bytes.
+    pub digest: String,
+    /// Agent id.
+    pub agent: String,
+    /// Chain id.
+    pub chain: String,
+    /// Sequence.
+    pub sequence: u64,
+    /// Record kind.
+    pub kind: Kind,
+    /// Collector id (observations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector: Option<String>,
+    /// Host name.
+    pub host: String,
+    /// Record time.
+    pub collected_at: String,
+    /// Controls.
+    pub controls: Vec<String>,
+    /// Worst check status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Each check's status.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, Status>,
+}
+
+/// A record ready to be stored: envelope bytes, digest, key and index line.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Envelope bytes as stored.
+    pub bytes: Vec<u8>,
+    /// sha256 of `bytes`.
+    pub digest: String,
+    /// Summary of its payload.
+    pub summary: Summary,
+    /// Store key.
+    pub key: String,
+}
+
+impl Outgoing {
+    /// Prepares an envelope for storing.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Outgoing, String> {
+        let env: Envelope =
+            serde_json::from_slice(&bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+        let summary = summarize(&env.payload_bytes()?)?;
+        let digest = sha256_hex(&bytes);
+        let key = record_key(&summary, &digest);
+        Ok(Outgoing {
+            bytes,
+            digest,
+            summary,
+            key,
+        })
+    }
+
+    /// Its index line.
+    pub fn index_entry(&self) -> IndexEntry {
+        let s = &self.summary;
+        IndexEntry {
+            key: self.key.clone(),
+            digest: self.digest.clone(),
+            agent: s.agent.id.clone(),
+            chain: s.chain.clone(),
+            sequence: s.sequence,
+            kind: s.kind,
+            collector: s.collector.as_ref().map(|c| c.id.clone()),
+            host: s.host.hostname.clone(),
+            collected_at: s.collected_at.clone(),
+            controls: s.controls.clone(),
+            status: s.status(),
+            checks: s
+                .checks
+                .iter()
+                .map(|c| (c.id.clone(), c.status.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Groups a batch into index files: (index key, JSON lines).
+pub fn index_files(batch: &[Outgoing]) -> Vec<(String, Vec<u8>)> {
+    let mut groups: BTreeMap<(String, String), Vec<&Outgoing>> = BTreeMap::new();
+    for o in batch {
+        groups
+            .entry((partition(&o.summary), o.summary.agent.id.clone()))
+            .or_default()
+            .push(o);
+    }
+    groups
+        .into_iter()
+        .map(|((part, agent), items)| {
+            let first = items.iter().map(|o| o.summary.sequence).min().unwrap_or(0);
+            let last = items.iter().map(|o| o.summary.sequence).max().unwrap_or(0);
+            let mut body = Vec::new();
+            for o in items {
+                body.extend(serde_json::to_vec(&o.index_entry()).unwrap_or_default());
+                body.push(b'\n');
+            }
+            (index_key(&part, &agent, first, last), body)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_cannot_escape_their_directory() {
+        assert_eq!(segment("../../etc"), "_.._.._etc");
+        assert_eq!(segment("web-1.example.com"), "web-1.example.com");
+        assert_eq!(segment(""), "_");
+        assert_eq!(segment("a/b"), "a_b");
+    }
+}

@@ -1,0 +1,3 @@
+//! Collectors that describe the host itself.
+
+pub mod inventory;
