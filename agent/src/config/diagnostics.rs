@@ -92,7 +92,7 @@ impl<'a> Source<'a> {
             file: self.name.clone(),
             line: span.map_or(1, |s| self.line(s.start)),
             key: key.to_string(),
-            message: message.into(),
+            message: one_line(&message.into()),
         }
     }
 
@@ -150,8 +150,58 @@ impl<'a> Source<'a> {
     }
 }
 
+/// Folds a multi-line message (e.g. from the cron parser) into one line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    candidates
+        .into_iter()
+        .map(|c| (distance(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d > 0)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Rewrites serde's "unknown field `x`, expected ..." with the full list of valid keys and a
+/// suggestion for a typo.
+pub fn unknown_field_message(message: &str, extra: &[&str]) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, expected) = rest.split_once('`')?;
+    let mut keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    keys.extend_from_slice(extra);
+    keys.sort_unstable();
+    keys.dedup();
+    let hint = suggest(field, keys.iter().copied())
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    Some(format!(
+        "unknown field `{field}`{hint}; valid keys: {}",
+        keys.join(", ")
+    ))
+}
+
 /// serde's messages name Rust types; say it in TOML terms.
 fn tidy(message: &str) -> String {
+    if let Some(m) = unknown_field_message(message, &[]) {
+        return m;
+    }
     message
         .trim()
         .replace("invalid type: ", "wrong type: ")

@@ -296,6 +296,10 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
     };
 
     if !errs.is_empty() {
+        // The config file's own errors first, each file's in line order.
+        errs.sort_by(|a, b| {
+            (a.file != name, &a.file, a.line).cmp(&(b.file != name, &b.file, b.line))
+        });
         return Err(Diagnostics(errs));
     }
     Ok(Config {
@@ -412,7 +416,32 @@ fn build_collectors(
             continue;
         };
         let options = Spanned::new(span.clone(), DeValue::Table(table));
+        let before = errs.len();
         let collector = src.deserialize_all(errs, &path, &options, reg.build);
+        for d in &mut errs[before..] {
+            // Option errors list only the collector's own keys; add the common ones.
+            if let Some(field) = d
+                .message
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+            {
+                let own: Vec<&str> = d
+                    .message
+                    .split("valid keys: ")
+                    .nth(1)
+                    .unwrap_or_default()
+                    .split(", ")
+                    .filter(|k| !k.is_empty())
+                    .collect();
+                let list: Vec<String> = own.iter().map(|k| format!("`{k}`")).collect();
+                if let Some(m) = diagnostics::unknown_field_message(
+                    &format!("unknown field `{field}`, expected {}", list.join(", ")),
+                    COMMON_KEYS,
+                ) {
+                    d.message = m;
+                }
+            }
+        }
         let id =
             c.id.as_ref()
                 .map(|s| s.get_ref().clone())
