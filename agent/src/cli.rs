@@ -20,13 +20,21 @@ struct Cli {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, global = true, default_value = "warn", env = "EVIDENT_LOG")]
     log_level: String,
+    /// Log format: text or json (one JSON object per line).
+    #[arg(
+        long,
+        global = true,
+        default_value = "text",
+        env = "EVIDENT_LOG_FORMAT"
+    )]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the collectors: on their schedules (daemon), or each once with --once.
+    /// Run the collectors on their schedules (daemon), or each once with --once.
     Run {
         /// Run every collector once, write a checkpoint, ship, and exit.
         #[arg(long)]
@@ -111,7 +119,11 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_logging(&cli.log_level);
+    let default_level = match &cli.command {
+        Command::Run { once: false } if cli.log_level == "warn" => "info",
+        _ => cli.log_level.as_str(),
+    };
+    init_logging(default_level, cli.log_format == "json");
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -121,14 +133,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn load(path: Option<&Path>) -> Result<Config, ExitCode> {
@@ -171,7 +188,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if !*once {
                 return runtime()?
-                    .block_on(crate::daemon::run(agent))
+                    .block_on(crate::daemon::run(agent, cli.config.clone()))
                     .map(|_| ExitCode::SUCCESS);
             }
             let report = runtime()?.block_on(agent.run_once())?;

@@ -1,10 +1,403 @@
-//! The daemon: runs each collector on its schedule, checkpoints, ships. (Scheduling detail,
-//! health endpoints and signals grow here.)
+//! The daemon (`evident run`): every collector on its own schedule, concurrently, one writer
+//! for the chain; a checkpoint at least every `checkpoint_interval`; shipping with backoff;
+//! /healthz /readyz /metrics; SIGTERM/SIGINT drain, SIGHUP reload; systemd notify + watchdog.
+//!
+//! Scheduling: the next run of a collector is its schedule's next slot plus a splay in
+//! `[0, jitter)` derived from the agent id and the collector id, so it is stable across
+//! restarts. A run still going when the next is due is skipped (and counted), never doubled.
+//! A run missed while the agent was down happens once at start, not once per missed slot.
 
-use crate::pipeline::Agent;
+use crate::checks::Status;
+use crate::config::{self, CollectorEntry};
+use crate::evidence::keys::sha256_hex;
+use crate::metrics::Metrics;
+use crate::pipeline::{Agent, Raw, collect};
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 
-/// Runs until interrupted.
-pub async fn run(mut agent: Agent) -> anyhow::Result<()> {
-    let _ = &mut agent;
-    anyhow::bail!("daemon mode is not built yet; use `evident run --once` from a timer")
+/// Stable splay of a collector in `[0, jitter)`.
+pub fn splay(agent_id: &str, collector: &str, jitter: Duration) -> Duration {
+    let ms = jitter.as_millis() as u64;
+    if ms == 0 {
+        return Duration::ZERO;
+    }
+    let h = sha256_hex(format!("{agent_id}/{collector}").as_bytes());
+    let n = u64::from_str_radix(&h[..16], 16).unwrap_or(0);
+    Duration::from_millis(n % ms)
+}
+
+/// When a collector should next run, given its last run (from the chain state).
+pub fn next_due(
+    entry: &CollectorEntry,
+    last_run: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    splay: Duration,
+) -> DateTime<Utc> {
+    let splay = chrono::Duration::from_std(splay).unwrap_or_default();
+    let Some(last) = last_run else {
+        // Never ran: run now, so a new installation has evidence at once.
+        return now;
+    };
+    let next = match &entry.schedule {
+        // Intervals are spaced from the last run; the splay only spreads cron slots.
+        crate::schedule::Schedule::Every(_) => entry.schedule.next_after(last),
+        crate::schedule::Schedule::Cron { .. } => {
+            entry.schedule.next_after(last).map(|t| t + splay)
+        }
+    };
+    match next {
+        // Missed while down (or due): once, now.
+        Some(t) if t <= now => now,
+        Some(t) => t,
+        None => now + chrono::Duration::days(365),
+    }
+}
+
+/// systemd notification ($NOTIFY_SOCKET), a no-op elsewhere.
+fn notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let path = path.to_string_lossy().into_owned();
+    let result = if let Some(name) = path.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+            .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+    } else {
+        sock.send_to(state.as_bytes(), &path)
+    };
+    if let Err(e) = result {
+        tracing::debug!("sd_notify {state}: {e}");
+    }
+}
+
+fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    Some(Duration::from_micros(usec / 2))
+}
+
+fn until(t: DateTime<Utc>) -> Duration {
+    (t - Utc::now()).to_std().unwrap_or(Duration::ZERO)
+}
+
+fn statuses(p: &crate::evidence::record::Predicate) -> Vec<&'static str> {
+    p.checks
+        .iter()
+        .map(|c| match c.status {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Error => "error",
+        })
+        .collect()
+}
+
+/// Runs until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP.
+pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new(agent.config.health.max_backlog));
+    let mut health = None;
+    if let Some(addr) = agent.config.health.listen {
+        let listener = crate::health::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("health endpoint {addr}: {e}"))?;
+        let spool_dir = agent.config.agent.state_dir.join("spool");
+        health = Some(tokio::spawn(crate::health::serve(
+            listener,
+            metrics.clone(),
+            spool_dir,
+        )));
+        tracing::info!(%addr, "serving /healthz /readyz /metrics");
+    }
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let (tx, mut rx) = mpsc::channel::<Raw>(64);
+
+    let mut due = schedule_all(&agent, Utc::now());
+    let mut running: HashSet<String> = HashSet::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut next_checkpoint = Utc::now();
+    let mut unshipped = true;
+    let mut ship_backoff = Duration::from_secs(1);
+    let mut ship_at = Utc::now();
+    let watchdog = watchdog_interval();
+    let mut next_watchdog = Utc::now();
+    notify("READY=1");
+    tracing::info!(collectors = agent.config.collectors.len(), sinks = ?agent.sink_names(), "daemon started");
+
+    loop {
+        let now = Utc::now();
+        // Start what is due.
+        for entry in &agent.config.collectors {
+            let Some(t) = due.get(&entry.id).copied() else {
+                continue;
+            };
+            if t > now {
+                continue;
+            }
+            let s = splay(&agent.state().agent_id, &entry.id, entry.jitter);
+            due.insert(
+                entry.id.clone(),
+                next_due(entry, Some(now), now + chrono::Duration::milliseconds(1), s)
+                    .max(now + chrono::Duration::seconds(1)),
+            );
+            if running.contains(&entry.id) {
+                tracing::warn!(collector = %entry.id, "previous run still going; this run is skipped");
+                metrics.skipped(&entry.id);
+                continue;
+            }
+            running.insert(entry.id.clone());
+            let job = collect(&agent.config, entry);
+            let tx = tx.clone();
+            tasks.spawn(async move {
+                let _ = tx.send(job.await).await;
+            });
+        }
+        if now >= next_checkpoint {
+            let interval = agent.config.agent.checkpoint_interval.0;
+            let next = now + chrono::Duration::from_std(interval).unwrap_or_default();
+            agent.checkpoint(Some(
+                next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ))?;
+            metrics.checkpoint();
+            next_checkpoint = next;
+            unshipped = true;
+        }
+        if unshipped && now >= ship_at {
+            let report = agent.ship().await?;
+            for (sink, (n, failed)) in &report.sinks {
+                metrics.shipped(sink, *n, *failed);
+            }
+            for e in &report.errors {
+                tracing::warn!("shipping: {e}");
+            }
+            if report.errors.is_empty() {
+                unshipped = false;
+                ship_backoff = Duration::from_secs(1);
+            } else {
+                // Exponential backoff with jitter, capped at 5 minutes.
+                let jitter = splay(&agent.state().agent_id, &format!("{now}"), ship_backoff / 2);
+                ship_at =
+                    now + chrono::Duration::from_std(ship_backoff + jitter).unwrap_or_default();
+                ship_backoff = (ship_backoff * 2).min(Duration::from_secs(300));
+            }
+            let (records, bytes) = agent.spool_depth();
+            metrics.spool(records, bytes);
+        }
+        if let Some(w) = watchdog
+            && now >= next_watchdog
+        {
+            notify("WATCHDOG=1");
+            next_watchdog = now + chrono::Duration::from_std(w).unwrap_or_default();
+        }
+
+        let mut wake = next_checkpoint;
+        for t in due.values() {
+            wake = wake.min(*t);
+        }
+        if unshipped {
+            wake = wake.min(ship_at);
+        }
+        if watchdog.is_some() {
+            wake = wake.min(next_watchdog);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(until(wake)) => {}
+            Some(raw) = rx.recv() => {
+                running.remove(&raw.id);
+                record(&mut agent, &metrics, raw)?;
+                unshipped = true;
+                ship_at = ship_at.min(Utc::now() + chrono::Duration::seconds(2));
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => {
+                notify("RELOADING=1");
+                match config::load(config_path.as_deref()) {
+                    Ok(new) => match agent.reconfigure(new) {
+                        Ok(()) => {
+                            tracing::info!("configuration reloaded");
+                            metrics.reload(true);
+                            due = merge_schedule(&agent, due, Utc::now());
+                        }
+                        Err(e) => {
+                            tracing::error!("reload failed, keeping the running configuration: {e}");
+                            metrics.reload(false);
+                        }
+                    },
+                    Err(d) => {
+                        for line in d.to_string().lines() {
+                            tracing::error!("reload: {line}");
+                        }
+                        tracing::error!("reload failed, keeping the running configuration");
+                        metrics.reload(false);
+                    }
+                }
+                notify("READY=1");
+            }
+        }
+    }
+
+    // Drain: running collections get the grace period, then are recorded as interrupted.
+    notify("STOPPING=1");
+    tracing::info!(running = running.len(), "stopping: draining");
+    let grace = agent.config.agent.shutdown_grace.0;
+    let deadline = tokio::time::Instant::now() + grace;
+    while !running.is_empty() {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(raw)) => {
+                running.remove(&raw.id);
+                record(&mut agent, &metrics, raw)?;
+            }
+            _ => break,
+        }
+    }
+    tasks.abort_all();
+    for id in running.drain() {
+        let raw = Raw {
+            id,
+            collected_at: crate::pipeline::now_rfc3339(),
+            duration_ms: grace.as_millis() as u64,
+            result: Err(crate::evidence::record::ErrorInfo {
+                kind: "interrupted".into(),
+                message: "the agent was stopped before this collection finished".into(),
+            }),
+        };
+        record(&mut agent, &metrics, raw)?;
+    }
+    agent.checkpoint(None)?;
+    let report = agent.ship().await?;
+    for e in &report.errors {
+        tracing::warn!("shipping at shutdown: {e} (records stay in the spool)");
+    }
+    if let Some(h) = health {
+        h.abort();
+    }
+    tracing::info!(
+        shipped = report.shipped,
+        pending = report.pending,
+        "stopped"
+    );
+    Ok(())
+}
+
+fn record(agent: &mut Agent, metrics: &Metrics, raw: Raw) -> anyhow::Result<()> {
+    let secs = raw.duration_ms as f64 / 1000.0;
+    let (p, _) = agent.record(raw)?;
+    let id = p
+        .collector
+        .as_ref()
+        .map(|c| c.id.clone())
+        .unwrap_or_default();
+    metrics.collected(&id, secs, p.error.is_none(), statuses(&p).into_iter());
+    if let Some(e) = &p.error {
+        tracing::warn!(collector = %id, kind = %e.kind, "collection failed: {}", e.message);
+    }
+    Ok(())
+}
+
+fn last_run(agent: &Agent, id: &str) -> Option<DateTime<Utc>> {
+    let s = agent.state().collectors.get(id)?.last_run.as_ref()?;
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn schedule_all(agent: &Agent, now: DateTime<Utc>) -> HashMap<String, DateTime<Utc>> {
+    agent
+        .config
+        .collectors
+        .iter()
+        .map(|e| {
+            let s = splay(&agent.state().agent_id, &e.id, e.jitter);
+            (e.id.clone(), next_due(e, last_run(agent, &e.id), now, s))
+        })
+        .collect()
+}
+
+/// After a reload: keep the due times of unchanged collectors, schedule new ones.
+fn merge_schedule(
+    agent: &Agent,
+    old: HashMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> HashMap<String, DateTime<Utc>> {
+    let fresh = schedule_all(agent, now);
+    fresh
+        .into_iter()
+        .map(|(id, t)| {
+            (
+                id.clone(),
+                old.get(&id).copied().unwrap_or(t).min(t.max(now)),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::Schedule;
+
+    fn entry(schedule: Schedule) -> CollectorEntry {
+        let cfg = config::from_str("t", "[[collectors]]\nname = \"system.inventory\"\n[[sinks]]\ntype = \"file\"\npath = \"x\"\n", None).expect("config");
+        let mut e = cfg.collectors.into_iter().next().expect("entry");
+        e.schedule = schedule;
+        e
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn splay_is_stable_and_bounded() {
+        let j = Duration::from_secs(60);
+        assert_eq!(splay("a", "c", j), splay("a", "c", j));
+        assert!(splay("a", "c", j) < j);
+        assert_ne!(splay("a", "c", j), splay("b", "c", j));
+        assert_eq!(splay("a", "c", Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_missed_run_happens_once_at_start() {
+        let e = entry(Schedule::cron("0 3 * * *").expect("cron"));
+        let now = t("2026-11-27T12:00:00Z");
+        // Last ran three days ago: three slots missed, one run now.
+        assert_eq!(
+            next_due(&e, Some(t("2026-11-24T03:00:00Z")), now, Duration::ZERO),
+            now
+        );
+        // Ran at today's slot: next is tomorrow at 03:00 (+ splay).
+        assert_eq!(
+            next_due(
+                &e,
+                Some(t("2026-11-27T03:00:00Z")),
+                now,
+                Duration::from_secs(30)
+            ),
+            t("2026-11-28T03:00:30Z")
+        );
+        // Never ran: now.
+        assert_eq!(next_due(&e, None, now, Duration::ZERO), now);
+    }
+
+    #[test]
+    fn intervals_follow_the_last_run() {
+        let e = entry(Schedule::Every(Duration::from_secs(900)));
+        let now = t("2026-11-27T12:00:00Z");
+        assert_eq!(
+            next_due(&e, Some(t("2026-11-27T11:50:00Z")), now, Duration::ZERO),
+            t("2026-11-27T12:05:00Z")
+        );
+    }
 }

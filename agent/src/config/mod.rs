@@ -29,6 +29,8 @@ pub struct Config {
     pub agent: Agent,
     /// `[signing]`.
     pub signing: Signing,
+    /// `[health]`.
+    pub health: Health,
     /// `[[collectors]]`, built and ready to run.
     pub collectors: Vec<CollectorEntry>,
     /// `[[sinks]]`.
@@ -72,6 +74,9 @@ pub struct Agent {
     pub checkpoint_interval: Dur,
     /// Size limit for any one file a collector reads.
     pub max_file_bytes: u64,
+    /// On SIGTERM, running collections get this long to finish before they are recorded as
+    /// interrupted.
+    pub shutdown_grace: Dur,
 }
 
 impl Default for Agent {
@@ -85,8 +90,41 @@ impl Default for Agent {
             check_files: Vec::new(),
             checkpoint_interval: Dur(Duration::from_secs(15 * 60)),
             max_file_bytes: 4 * 1024 * 1024,
+            shutdown_grace: Dur(Duration::from_secs(10)),
         }
     }
+}
+
+/// `[health]`: the daemon's /healthz, /readyz and /metrics endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Health {
+    /// Address to listen on; `""` disables the endpoints.
+    #[serde(deserialize_with = "listen_addr")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// `/readyz` fails when more records than this wait in the spool.
+    pub max_backlog: usize,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))),
+            max_backlog: 10_000,
+        }
+    }
+}
+
+fn listen_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{s}` is not an address like 127.0.0.1:9464 (\"\" disables)"
+        ))
+    })
 }
 
 /// Signature algorithm.
@@ -231,6 +269,7 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
 
     let agent: Agent = section(&src, &mut errs, &mut doc, "agent").unwrap_or_default();
     let signing: Signing = section(&src, &mut errs, &mut doc, "signing").unwrap_or_default();
+    let health: Health = section(&src, &mut errs, &mut doc, "health").unwrap_or_default();
     let user_checks: Vec<Spanned<CheckDef>> =
         section(&src, &mut errs, &mut doc, "checks").unwrap_or_default();
     let user_mappings: Vec<Spanned<MappingDef>> =
@@ -241,7 +280,7 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
         errs.push(src.at(
             Some(key.span()),
             key.get_ref(),
-            "unknown section (expected agent, signing, collectors, sinks, checks, mappings)",
+            "unknown section (expected agent, signing, health, collectors, sinks, checks, mappings)",
         ));
     }
 
@@ -306,6 +345,7 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
         path,
         agent,
         signing,
+        health,
         collectors,
         sinks,
         catalog,
