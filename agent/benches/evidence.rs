@@ -3,7 +3,8 @@
 //! For a 4 KB observation on this machine: sign per second (Ed25519 and ECDSA P-256),
 //! sign + durable spool per second (the real `Agent::append`: chain, sign, write temp,
 //! fsync, rename, fsync dir), and `verify` per second on one thread and on all cores over a
-//! generated store. `BENCH_RECORDS` sets the store size (default 50000).
+//! generated store. `BENCH_RECORDS` sets the store size (default 50000); `BENCH_STORE_DIR`
+//! keeps that store for timing `evident verify` on it.
 //!
 //! Run: `cargo bench -p evident --bench evidence`
 
@@ -16,7 +17,7 @@ use evident::store;
 use std::time::Instant;
 
 fn observation() -> serde_json::Value {
-    let accounts: Vec<serde_json::Value> = (0..40)
+    let accounts: Vec<serde_json::Value> = (0..62)
         .map(|i| serde_json::json!({"name": format!("user{i:03}"), "uid": 1000 + i, "shell": "/bin/bash", "locked": i % 3 == 0}))
         .collect();
     serde_json::json!({ "accounts": accounts, "policy": {"max_days": 90, "min_len": 12} })
@@ -109,6 +110,26 @@ fn main() {
             key.algorithm(),
             rate(n, t)
         );
+        let Ok(env) = Envelope::sign(&payload, &key) else {
+            return;
+        };
+        let Ok(vk) = key.verifying_key() else { return };
+        let msg =
+            evident::evidence::envelope::pae(evident::evidence::envelope::PAYLOAD_TYPE, &payload);
+        let sig = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            &env.signatures[0].sig,
+        )
+        .unwrap_or_default();
+        let t = Instant::now();
+        for _ in 0..n {
+            let _ = vk.verify(&msg, &sig);
+        }
+        println!(
+            "signature verify only ({}): {:.0}/s",
+            key.algorithm(),
+            rate(n, t)
+        );
     }
 
     // Sign + durable spool through the real agent path.
@@ -135,7 +156,9 @@ fn main() {
     let Ok((key, _)) = SigningKey::generate(Algorithm::Ed25519) else {
         return;
     };
-    let store_dir = dir.path().join("verify-store");
+    // BENCH_STORE_DIR keeps the generated store (e.g. to time `evident verify` on it).
+    let store_dir = std::env::var_os("BENCH_STORE_DIR")
+        .map_or_else(|| dir.path().join("verify-store"), std::path::PathBuf::from);
     let _ = std::fs::create_dir_all(store_dir.join("keys"));
     let _ = std::fs::write(
         store_dir.join(store::key_key(key.keyid())),

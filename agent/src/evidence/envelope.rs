@@ -32,6 +32,12 @@ pub struct Signature {
 /// `DSSEv1 <len(type)> <type> <len(body)> <body>`.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
+    pae_into(&mut out, payload_type, payload);
+    out
+}
+
+/// [`pae`] into an existing buffer (appends).
+pub fn pae_into(out: &mut Vec<u8>, payload_type: &str, payload: &[u8]) {
     out.extend_from_slice(b"DSSEv1 ");
     out.extend_from_slice(payload_type.len().to_string().as_bytes());
     out.push(b' ');
@@ -40,7 +46,6 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(payload.len().to_string().as_bytes());
     out.push(b' ');
     out.extend_from_slice(payload);
-    out
 }
 
 impl Envelope {

@@ -6,7 +6,7 @@
 //! tail is found. Every index line points at a record that exists. Signature checks run on
 //! all cores.
 
-use crate::evidence::envelope::{Envelope, PAYLOAD_TYPE, pae};
+use crate::evidence::envelope::{PAYLOAD_TYPE, pae_into};
 use crate::evidence::keys::{VerifyingKey, sha256_hex};
 use crate::evidence::record::Kind;
 use crate::store::{self, IndexEntry, Summary};
@@ -128,17 +128,51 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>, root: &
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let mut buf = Vec::new();
+    read_into(path, &mut buf)?;
+    Ok(buf)
+}
+
+/// Reads a file into a reused buffer, refusing files over [`MAX_RECORD_BYTES`].
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), String> {
+    buf.clear();
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     f.take(MAX_RECORD_BYTES + 1)
-        .read_to_end(&mut buf)
+        .read_to_end(buf)
         .map_err(|e| format!("cannot read: {e}"))?;
     if buf.len() as u64 > MAX_RECORD_BYTES {
         return Err(format!(
             "larger than {MAX_RECORD_BYTES} bytes: not an Evident record"
         ));
     }
-    Ok(buf)
+    Ok(())
+}
+
+/// A DSSE envelope borrowed from the bytes it was parsed from (no copy of the payload).
+#[derive(serde::Deserialize)]
+struct EnvelopeRef<'a> {
+    #[serde(rename = "payloadType", borrow)]
+    payload_type: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    payload: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    signatures: Vec<SignatureRef<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct SignatureRef<'a> {
+    #[serde(borrow)]
+    keyid: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    sig: std::borrow::Cow<'a, str>,
+}
+
+/// Buffers reused across records by one worker.
+#[derive(Default)]
+struct Scratch {
+    payload: Vec<u8>,
+    pae: Vec<u8>,
+    sig: Vec<u8>,
 }
 
 /// Checks one envelope; returns its summary only when it is fully valid.
@@ -147,6 +181,16 @@ fn check_envelope(
     bytes: &[u8],
     keys: &HashMap<String, VerifyingKey>,
     problems: &mut Vec<Problem>,
+) -> (String, Option<Summary>) {
+    check_with(key, bytes, keys, problems, &mut Scratch::default())
+}
+
+fn check_with(
+    key: &str,
+    bytes: &[u8],
+    keys: &HashMap<String, VerifyingKey>,
+    problems: &mut Vec<Problem>,
+    scratch: &mut Scratch,
 ) -> (String, Option<Summary>) {
     let digest = sha256_hex(bytes);
     let mut bad = |m: String| {
@@ -167,7 +211,7 @@ fn check_envelope(
         ));
         return (digest, None);
     }
-    let env: Envelope = match serde_json::from_slice(bytes) {
+    let env: EnvelopeRef<'_> = match serde_json::from_slice(bytes) {
         Ok(e) => e,
         Err(e) => {
             bad(format!("not a DSSE envelope: {e}"));
@@ -181,30 +225,29 @@ fn check_envelope(
         ));
         return (digest, None);
     }
-    let payload = match env.payload_bytes() {
-        Ok(p) => p,
-        Err(e) => {
-            bad(e);
-            return (digest, None);
-        }
-    };
-    let msg = pae(PAYLOAD_TYPE, &payload);
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    scratch.payload.clear();
+    if let Err(e) = b64.decode_vec(env.payload.as_bytes(), &mut scratch.payload) {
+        bad(format!("payload is not base64: {e}"));
+        return (digest, None);
+    }
+    scratch.pae.clear();
+    pae_into(&mut scratch.pae, PAYLOAD_TYPE, &scratch.payload);
     let mut valid = false;
     let mut unknown = Vec::new();
     for s in &env.signatures {
-        match keys.get(&s.keyid) {
+        match keys.get(s.keyid.as_ref()) {
             Some(k) => {
-                let sig = base64::engine::general_purpose::STANDARD
-                    .decode(&s.sig)
-                    .unwrap_or_default();
-                if k.verify(&msg, &sig) {
+                scratch.sig.clear();
+                let decoded = b64.decode_vec(s.sig.as_bytes(), &mut scratch.sig).is_ok();
+                if decoded && k.verify(&scratch.pae, &scratch.sig) {
                     valid = true;
                 } else {
                     bad(format!("bad signature by key {}", s.keyid));
                     return (digest, None);
                 }
             }
-            None => unknown.push(s.keyid.clone()),
+            None => unknown.push(s.keyid.to_string()),
         }
     }
     if !valid {
@@ -218,7 +261,7 @@ fn check_envelope(
         }
         return (digest, None);
     }
-    let summary = match store::summarize(&payload) {
+    let summary = match store::summarize(&scratch.payload) {
         Ok(s) => s,
         Err(e) => {
             bad(e);
@@ -244,6 +287,7 @@ pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
         ));
     }
     let mut report = Report::default();
+    let clock = std::time::Instant::now();
     let mut problems = Vec::new();
 
     // Top level: only store entries.
@@ -292,6 +336,10 @@ pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
         });
     }
 
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "verify: keys loaded, files listed"
+    );
     // Records, checked in parallel.
     let mut files = Vec::new();
     if root.join("records").is_dir() {
@@ -329,9 +377,11 @@ pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
                 scope.spawn(move || {
                     let mut out = Vec::with_capacity(part.len());
                     let mut probs = Vec::new();
+                    let mut scratch = Scratch::default();
+                    let mut file = Vec::new();
                     for (key, path) in part {
-                        let (digest, summary) = match read_bounded(path) {
-                            Ok(bytes) => check_envelope(key, &bytes, keys, &mut probs),
+                        let (digest, summary) = match read_into(path, &mut file) {
+                            Ok(()) => check_with(key, &file, keys, &mut probs, &mut scratch),
                             Err(e) => {
                                 probs.push(Problem {
                                     key: key.clone(),
@@ -375,6 +425,10 @@ pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
         problems.extend(p);
     }
 
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "verify: records checked"
+    );
     // Chains.
     let mut chains: BTreeMap<(String, String), BTreeMap<u64, Vec<&Checked>>> = BTreeMap::new();
     let mut by_key: HashMap<&str, &Checked> = HashMap::new();
@@ -531,6 +585,10 @@ pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
         }
     }
 
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "verify: chains checked"
+    );
     // Index.
     if root.join("index").is_dir() {
         let mut index_files = Vec::new();
@@ -587,6 +645,10 @@ pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
         }
     }
 
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "verify: index checked"
+    );
     // Per-collector runs and gaps.
     let mut runs: BTreeMap<(String, String), Vec<chrono::DateTime<chrono::FixedOffset>>> =
         BTreeMap::new();
@@ -617,6 +679,10 @@ pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
         });
     }
 
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "verify: gaps computed"
+    );
     problems.sort();
     problems.dedup();
     report.problems = problems;
