@@ -47,8 +47,14 @@ enum Command {
     },
     /// Verify a store offline: signatures, chains, checkpoints, index.
     Verify {
-        /// Store directory.
-        store: PathBuf,
+        /// Store: a directory, or s3://bucket/prefix (credentials from the standard AWS chain).
+        store: String,
+        /// Endpoint URL of an S3-compatible store (implies path-style addressing).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Region of the bucket.
+        #[arg(long)]
+        region: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -89,7 +95,11 @@ enum Command {
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate the config; print every error as FILE:LINE: key: message.
-    Check,
+    Check {
+        /// Also check that every sink is reachable (S3: bucket, credentials, Object Lock).
+        #[arg(long)]
+        online: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -243,6 +253,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify {
             store,
+            endpoint,
+            region,
             json,
             max_age,
         } => {
@@ -252,7 +264,39 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             let started = std::time::Instant::now();
-            let report = match verify::verify_dir(store, &opts) {
+            // An S3 store is mirrored to a private temporary directory and verified exactly
+            // as a directory copy would be.
+            let mirror = tempfile::Builder::new()
+                .prefix("evident-verify-")
+                .tempdir()?;
+            let dir = match store.strip_prefix("s3://") {
+                Some(rest) => {
+                    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                    let cfg = crate::config::S3Sink {
+                        bucket: bucket.to_string(),
+                        prefix: prefix.to_string(),
+                        region: region.clone(),
+                        endpoint: endpoint.clone(),
+                        force_path_style: endpoint.is_some(),
+                        storage_class: None,
+                        sse: None,
+                        kms_key_id: None,
+                        object_lock: None,
+                        access_key_id: None,
+                        secret_access_key: None,
+                        concurrency: 32,
+                    };
+                    if let Err(e) =
+                        runtime()?.block_on(crate::sinks::s3::mirror(&cfg, mirror.path()))
+                    {
+                        eprintln!("evident: {e}");
+                        return Ok(ExitCode::from(2));
+                    }
+                    mirror.path().to_path_buf()
+                }
+                None => PathBuf::from(store),
+            };
+            let report = match verify::verify_dir(&dir, &opts) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("evident: {e}");
@@ -262,7 +306,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print_verify(&report, store, started.elapsed());
+                print_verify(&report, Path::new(store), started.elapsed());
             }
             Ok(if report.sound() {
                 ExitCode::SUCCESS
@@ -317,9 +361,37 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config {
-            command: ConfigCommand::Check,
+            command: ConfigCommand::Check { online },
         } => {
             let config = config_or_exit!(cli);
+            if *online {
+                let mut failed = false;
+                for sink in &config.sinks {
+                    let result = match sink {
+                        crate::config::SinkConfig::S3(c) => {
+                            runtime()?.block_on(crate::sinks::s3::S3Sink::new(c.clone()).check())
+                        }
+                        crate::config::SinkConfig::File(f) => Ok(format!(
+                            "directory {} (checked when written)",
+                            f.path.display()
+                        )),
+                        crate::config::SinkConfig::Http(h) => {
+                            crate::sinks::http::HttpSink::new(h.clone())
+                                .map(|_| "client ready (TLS files read)".to_string())
+                        }
+                    };
+                    match result {
+                        Ok(msg) => println!("{}: {msg}", sink.describe()),
+                        Err(e) => {
+                            failed = true;
+                            eprintln!("evident: {e}");
+                        }
+                    }
+                }
+                if failed {
+                    return Ok(ExitCode::from(1));
+                }
+            }
             let source = config
                 .path
                 .as_ref()

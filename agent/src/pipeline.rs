@@ -348,21 +348,15 @@ impl Agent {
     /// Adopts records that reached the spool but not the chain state (crash in between).
     fn recover(&mut self) -> anyhow::Result<()> {
         for entry in self.spool.pending()? {
-            if entry.sequence < self.state.next_sequence {
-                continue;
-            }
             let bytes = std::fs::read(&entry.path)
                 .with_context(|| format!("{}: cannot read spooled record", entry.path.display()))?;
             let o = Outgoing::from_bytes(bytes)
                 .map_err(|e| anyhow!("{}: {e}", entry.path.display()))?;
             let s = &o.summary;
-            if s.chain != self.state.chain
-                || s.sequence != self.state.next_sequence
-                || s.previous != self.state.head
-            {
-                if s.chain != self.state.chain {
-                    continue; // a record of an earlier chain, still waiting to be shipped
-                }
+            if s.chain != self.state.chain || s.sequence < self.state.next_sequence {
+                continue; // already in the chain state, or of an earlier chain: waits to ship
+            }
+            if s.sequence != self.state.next_sequence || s.previous != self.state.head {
                 bail!(
                     "{}: spooled record does not continue the chain (sequence {}, expected {}); run `evident chain reset --reason \"...\"` after inspecting it",
                     entry.path.display(),
@@ -411,11 +405,9 @@ impl Agent {
         let env = Envelope::sign(&p.to_payload(), &self.key)?;
         let bytes = env.to_bytes();
         let digest = sha256_hex(&bytes);
-        self.spool
-            .put(p.sequence, &digest, &bytes)
-            .with_context(|| {
-                format!("{}: cannot write to the spool", self.spool.dir().display())
-            })?;
+        self.spool.put(&digest, &bytes).with_context(|| {
+            format!("{}: cannot write to the spool", self.spool.dir().display())
+        })?;
         self.state.next_sequence += 1;
         self.state.head = Some(digest);
         // The chain state is saved lazily (before shipping, which empties the spool): the
@@ -551,79 +543,106 @@ impl Agent {
         Ok(report)
     }
 
-    /// Ships everything in the spool to every sink; removes what all confirmed.
+    /// Ships the spool to every sink, each from its own cursor; removes what all confirmed.
+    /// A failing sink stops only itself; a record a sink rejects for good is quarantined.
     pub async fn ship(&mut self) -> anyhow::Result<ShipReport> {
         // Spooled records are the only durable copy of the head until the state is saved.
         self.save_state()?;
         let mut report = ShipReport::default();
         let keys = vec![(self.key.keyid().to_string(), self.key.public_pem())];
-        let mut healthy: Vec<bool> = Vec::with_capacity(self.sinks.len());
-        for sink in &self.sinks {
-            match sink.put_keys(&keys).await {
-                Ok(()) => healthy.push(true),
-                Err(e) => {
-                    report.errors.push(e.to_string());
-                    report.sinks.entry(sink.describe()).or_default().1 = true;
-                    healthy.push(false);
-                }
-            }
-        }
         let pending = self.spool.pending()?;
-        for chunk in pending.chunks(256) {
-            let mut batch = Vec::with_capacity(chunk.len());
-            for entry in chunk {
-                let bytes = std::fs::read(&entry.path).with_context(|| {
-                    format!("{}: cannot read spooled record", entry.path.display())
-                })?;
-                match Outgoing::from_bytes(bytes) {
-                    Ok(o) => batch.push((entry, o)),
-                    Err(e) => report.errors.push(format!(
-                        "{}: corrupt spool entry kept for inspection: {e}",
-                        entry.path.display()
-                    )),
-                }
+        let mut cache: BTreeMap<u64, Outgoing> = BTreeMap::new();
+        for sink in &self.sinks {
+            let name = sink.describe();
+            let stat = report.sinks.entry(name.clone()).or_default();
+            if let Err(e) = sink.put_keys(&keys).await {
+                report.errors.push(e.to_string());
+                stat.1 = true;
+                continue;
             }
-            let records: Vec<Outgoing> = batch.iter().map(|(_, o)| o.clone()).collect();
-            let mut all_ok = true;
-            for (i, sink) in self.sinks.iter().enumerate() {
-                if !healthy[i] {
-                    all_ok = false;
-                    continue;
+            let cursor = self.spool.cursor(&name);
+            let todo: Vec<&crate::spool::Entry> =
+                pending.iter().filter(|e| e.ordinal > cursor).collect();
+            for chunk in todo.chunks(512) {
+                let mut batch = Vec::with_capacity(chunk.len());
+                for entry in chunk {
+                    if let std::collections::btree_map::Entry::Vacant(slot) =
+                        cache.entry(entry.ordinal)
+                    {
+                        let bytes = std::fs::read(&entry.path).with_context(|| {
+                            format!("{}: cannot read spooled record", entry.path.display())
+                        })?;
+                        match Outgoing::from_bytes(bytes) {
+                            Ok(o) => {
+                                slot.insert(o);
+                            }
+                            Err(e) => {
+                                // Never deleted: kept aside for inspection, out of every sink's way.
+                                let q = self.spool.quarantine(
+                                    &name,
+                                    entry,
+                                    &format!("unreadable spool entry: {e}"),
+                                )?;
+                                report.errors.push(format!(
+                                    "{}: corrupt spool entry quarantined at {}: {e}",
+                                    entry.path.display(),
+                                    q.display()
+                                ));
+                                continue;
+                            }
+                        }
+                    }
+                    if let Some(o) = cache.get(&entry.ordinal) {
+                        batch.push((*entry, o.clone()));
+                    }
                 }
-                let stat = report.sinks.entry(sink.describe()).or_default();
+                let records: Vec<Outgoing> = batch.iter().map(|(_, o)| o.clone()).collect();
+                // Records are read once for all sinks, within a bounded amount of memory.
+                if self.sinks.len() == 1 || cache.len() > 4096 {
+                    cache.clear();
+                }
                 match sink.put_records(&records).await {
-                    Ok(()) => stat.0 += records.len(),
+                    Ok(rejected) => {
+                        for (i, reason) in rejected.iter().enumerate() {
+                            if let (Some(reason), Some((entry, _))) = (reason, batch.get(i)) {
+                                let q = self.spool.quarantine(&name, entry, reason)?;
+                                report.errors.push(format!(
+                                    "{name}: rejected {} for good ({reason}); kept at {}",
+                                    records[i].key,
+                                    q.display()
+                                ));
+                            }
+                        }
+                        if let Some(head) = records
+                            .iter()
+                            .rev()
+                            .find(|o| o.summary.kind == Kind::Checkpoint)
+                            && let Err(e) = sink.put_head(head).await
+                        {
+                            report.errors.push(e.to_string());
+                            stat.1 = true;
+                            break;
+                        }
+                        if let Some(last) = chunk.last() {
+                            self.spool.advance(&name, last.ordinal).with_context(|| {
+                                format!(
+                                    "{}: cannot save the sink cursor",
+                                    self.spool.dir().display()
+                                )
+                            })?;
+                        }
+                        stat.0 += records.len();
+                    }
                     Err(e) => {
                         report.errors.push(e.to_string());
                         stat.1 = true;
-                        healthy[i] = false;
-                        all_ok = false;
+                        break;
                     }
                 }
-            }
-            if let Some(head) = records
-                .iter()
-                .rev()
-                .find(|o| o.summary.kind == Kind::Checkpoint)
-            {
-                for (i, sink) in self.sinks.iter().enumerate() {
-                    if healthy[i]
-                        && let Err(e) = sink.put_head(head).await
-                    {
-                        report.errors.push(e.to_string());
-                        healthy[i] = false;
-                        all_ok = false;
-                    }
-                }
-            }
-            if !all_ok {
-                break;
-            }
-            for (entry, _) in &batch {
-                self.spool.remove(entry)?;
-                report.shipped += 1;
             }
         }
+        let names: Vec<String> = self.sinks.iter().map(|s| s.describe()).collect();
+        report.shipped = self.spool.collect(&names)?;
         report.pending = self.spool.pending()?.len();
         Ok(report)
     }

@@ -1,35 +1,61 @@
 //! The spool: a durable outbox on disk. A record is in the spool (fsynced) before anything
 //! ships it, and leaves only after every sink confirmed it.
 //!
-//! One file per record, `<sequence:020>-<digest>.dsse.json`, written with
-//! [`crate::durable::write`]. At evidence rates this is simpler than a segment log and as safe.
+//! One file per record, `<ordinal:020>-<digest>.dsse.json`, written with
+//! [`crate::durable::write`]; the ordinal is the spool's own counter (chain sequences restart
+//! after a chain reset, ordinals never do). Each sink has a cursor (`cursors/<sink>`): the
+//! highest ordinal it confirmed, so one failing sink never holds back the others and never
+//! loses its own copy. A record leaves when every sink's cursor has passed it; removal needs
+//! no fsync per record (a lost delete only re-ships an identical record). A record a sink
+//! rejects for good is copied to `quarantine/<sink>/` with the reason, never deleted.
 
 use crate::durable;
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// The spool directory.
 pub struct Spool {
     dir: PathBuf,
+    next: u64,
 }
 
 /// One spooled record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Chain sequence.
-    pub sequence: u64,
+    /// Spool ordinal (monotonic).
+    pub ordinal: u64,
     /// sha256 of the envelope.
     pub digest: String,
     /// File.
     pub path: PathBuf,
 }
 
+/// The cursor file name of a sink: its kind and a hash of its description.
+pub fn sink_key(description: &str) -> String {
+    let kind: String = description
+        .split(':')
+        .next()
+        .unwrap_or("sink")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    format!(
+        "{kind}-{}",
+        &crate::evidence::keys::sha256_hex(description.as_bytes())[..16]
+    )
+}
+
 impl Spool {
     /// Opens (creating) `<state_dir>/spool`.
     pub fn open(state_dir: &Path) -> io::Result<Spool> {
         let dir = state_dir.join("spool");
-        durable::create_dir_private(&dir)?;
-        Ok(Spool { dir })
+        durable::create_dir_private(&dir.join("cursors"))?;
+        let mut spool = Spool { dir, next: 0 };
+        let last_entry = spool.pending()?.last().map(|e| e.ordinal);
+        let last_cursor = spool.cursors()?.values().copied().max();
+        spool.next = last_entry.max(last_cursor).map_or(1, |n| n + 1);
+        Ok(spool)
     }
 
     /// The directory.
@@ -38,18 +64,20 @@ impl Spool {
     }
 
     /// Durably adds a record.
-    pub fn put(&self, sequence: u64, digest: &str, bytes: &[u8]) -> io::Result<Entry> {
-        let path = self.dir.join(format!("{sequence:020}-{digest}.dsse.json"));
+    pub fn put(&mut self, digest: &str, bytes: &[u8]) -> io::Result<Entry> {
+        let ordinal = self.next;
+        let path = self.dir.join(format!("{ordinal:020}-{digest}.dsse.json"));
         durable::write(&path, bytes, 0o600)?;
+        self.next += 1;
         Ok(Entry {
-            sequence,
+            ordinal,
             digest: digest.to_string(),
             path,
         })
     }
 
-    /// Records waiting to be shipped, oldest first. Stray temporary files from a crash are
-    /// removed; files that are not spool entries are left alone and skipped.
+    /// Records in the spool, oldest first. Stray temporary files from a crash are removed;
+    /// files that are not spool entries are left alone and skipped.
     pub fn pending(&self) -> io::Result<Vec<Entry>> {
         let mut out = Vec::new();
         for item in std::fs::read_dir(&self.dir)? {
@@ -62,28 +90,93 @@ impl Spool {
             let Some(stem) = name.strip_suffix(".dsse.json") else {
                 continue;
             };
-            let Some((seq, digest)) = stem.split_once('-') else {
+            let Some((n, digest)) = stem.split_once('-') else {
                 continue;
             };
-            let Ok(sequence) = seq.parse::<u64>() else {
+            let Ok(ordinal) = n.parse::<u64>() else {
                 continue;
             };
             out.push(Entry {
-                sequence,
+                ordinal,
                 digest: digest.to_string(),
                 path: item.path(),
             });
         }
-        out.sort_by_key(|e| e.sequence);
+        out.sort_by_key(|e| e.ordinal);
         Ok(out)
     }
 
-    /// Removes a record every sink has confirmed.
-    pub fn remove(&self, entry: &Entry) -> io::Result<()> {
-        durable::remove(&entry.path)
+    /// Every sink's cursor.
+    pub fn cursors(&self) -> io::Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for item in std::fs::read_dir(self.dir.join("cursors"))?.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(n) = std::fs::read_to_string(item.path())
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                out.insert(name, n);
+            }
+        }
+        Ok(out)
     }
 
-    /// Bytes and count of the records waiting.
+    /// The highest ordinal a sink confirmed (0: none).
+    pub fn cursor(&self, sink: &str) -> u64 {
+        std::fs::read_to_string(self.dir.join("cursors").join(sink_key(sink)))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Durably records that a sink confirmed everything up to `ordinal`.
+    pub fn advance(&self, sink: &str, ordinal: u64) -> io::Result<()> {
+        durable::write(
+            &self.dir.join("cursors").join(sink_key(sink)),
+            format!("{ordinal}\n").as_bytes(),
+            0o600,
+        )
+    }
+
+    /// Keeps a record a sink rejected for good, with the reason, out of that sink's way.
+    pub fn quarantine(&self, sink: &str, entry: &Entry, reason: &str) -> io::Result<PathBuf> {
+        let dir = self.dir.join("quarantine").join(sink_key(sink));
+        durable::create_dir_private(&dir)?;
+        let name = entry
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let target = dir.join(&name);
+        durable::write(&target, &std::fs::read(&entry.path)?, 0o600)?;
+        durable::write(
+            &dir.join(format!("{name}.reason.txt")),
+            format!("{sink}: {reason}\n").as_bytes(),
+            0o600,
+        )?;
+        Ok(target)
+    }
+
+    /// Removes the records every one of `sinks` confirmed; returns how many.
+    pub fn collect(&self, sinks: &[String]) -> io::Result<usize> {
+        let Some(min) = sinks.iter().map(|s| self.cursor(s)).min() else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for e in self.pending()?.into_iter().take_while(|e| e.ordinal <= min) {
+            std::fs::remove_file(&e.path)?;
+            removed += 1;
+        }
+        if removed > 0 {
+            durable::sync_dir(&self.dir)?;
+        }
+        Ok(removed)
+    }
+
+    /// Records and bytes waiting.
     pub fn depth(&self) -> io::Result<(usize, u64)> {
         let pending = self.pending()?;
         let bytes = pending
@@ -100,19 +193,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_come_back_in_sequence_order() {
+    fn records_leave_only_when_every_sink_confirmed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let s = Spool::open(dir.path()).expect("open");
-        s.put(10, "bb", b"x").expect("put");
-        s.put(2, "aa", b"y").expect("put");
+        let mut s = Spool::open(dir.path()).expect("open");
+        let a = s.put("aa", b"x").expect("put");
+        let b = s.put("bb", b"y").expect("put");
         std::fs::write(s.dir().join(".stray.1.tmp"), b"partial").expect("stray");
-        let p = s.pending().expect("pending");
+        assert_eq!(s.pending().expect("pending"), vec![a.clone(), b.clone()]);
+        let sinks = vec!["file:one".to_string(), "s3:two".to_string()];
+        s.advance("file:one", b.ordinal).expect("advance");
         assert_eq!(
-            p.iter().map(|e| e.sequence).collect::<Vec<_>>(),
-            vec![2, 10]
+            s.collect(&sinks).expect("collect"),
+            0,
+            "s3:two has not confirmed"
         );
-        s.remove(&p[0]).expect("remove");
-        assert_eq!(s.depth().expect("depth").0, 1);
+        s.advance("s3:two", a.ordinal).expect("advance");
+        assert_eq!(s.collect(&sinks).expect("collect"), 1);
+        assert_eq!(s.pending().expect("pending"), vec![b.clone()]);
         assert!(!s.dir().join(".stray.1.tmp").exists());
+        // Ordinals survive a reopen even when the spool is empty.
+        s.advance("s3:two", b.ordinal).expect("advance");
+        s.collect(&sinks).expect("collect");
+        let mut s = Spool::open(dir.path()).expect("reopen");
+        assert_eq!(s.put("cc", b"z").expect("put").ordinal, b.ordinal + 1);
+    }
+
+    #[test]
+    fn quarantine_keeps_the_record_and_the_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Spool::open(dir.path()).expect("open");
+        let e = s.put("aa", b"record").expect("put");
+        let q = s
+            .quarantine("http:x", &e, "400 Bad Request")
+            .expect("quarantine");
+        assert_eq!(std::fs::read(&q).expect("read"), b"record");
+        assert!(
+            std::fs::read_to_string(q.with_file_name(format!(
+                "{}.reason.txt",
+                q.file_name().expect("name").to_string_lossy()
+            )))
+            .expect("reason")
+            .contains("400")
+        );
     }
 }

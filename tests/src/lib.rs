@@ -2,6 +2,8 @@
 //! read what it stored, and find the real services the tests need (installed by
 //! `tests/tooling/setup.sh`). Under `CI=true` a missing service fails the test.
 
+pub mod services;
+
 use base64::Engine;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -47,11 +49,33 @@ impl From<Output> for Run {
 
 /// Runs `evident ARGS` with `dir` as the working directory (no config from the machine).
 pub fn evident(dir: &Path, args: &[&str]) -> Run {
-    Command::new(bin())
-        .args(args)
+    evident_with(dir, args, &[])
+}
+
+/// Credentials for the local S3 test servers, through the standard AWS environment
+/// variables (the agent's normal credential chain); the instance metadata service is off.
+pub const AWS_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args)
         .current_dir(dir)
         .env_remove("EVIDENT_CONFIG")
-        .env("EVIDENT_LOG", "warn")
+        .env("EVIDENT_LOG", "warn");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Runs `evident ARGS` with extra environment variables.
+pub fn evident_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    command(dir, args, env)
         .output()
         .expect("run evident")
         .into()
@@ -59,10 +83,12 @@ pub fn evident(dir: &Path, args: &[&str]) -> Run {
 
 /// A started `evident` process (for crash tests).
 pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("EVIDENT_CONFIG")
+    spawn_with(dir, args, &[])
+}
+
+/// A started `evident` process with extra environment variables.
+pub fn spawn_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    command(dir, args, env)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -100,6 +126,17 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             }
         }
     }
+}
+
+/// Records waiting in an agent's spool (`<state_dir>/spool`).
+pub fn spooled(state_dir: &Path) -> usize {
+    std::fs::read_dir(state_dir.join("spool"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".dsse.json"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// The decoded DSSE payload (in-toto statement) of a stored envelope.

@@ -205,6 +205,150 @@ pub struct CollectorEntry {
 pub enum SinkConfig {
     /// A directory in the store layout.
     File(FileSink),
+    /// An S3 bucket (or S3-compatible store) in the store layout.
+    S3(S3Sink),
+    /// An HTTP endpoint that receives each envelope by POST.
+    Http(HttpSink),
+}
+
+/// `type = "s3"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Sink {
+    /// Bucket name.
+    #[serde(deserialize_with = "non_empty")]
+    pub bucket: String,
+    /// Key prefix inside the bucket (e.g. `prod`).
+    #[serde(default)]
+    pub prefix: String,
+    /// Region (default: from the AWS chain, else us-east-1).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint URL of an S3-compatible store (e.g. `http://127.0.0.1:9000`).
+    #[serde(default, deserialize_with = "http_url")]
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), as most S3-compatible stores need.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Storage class, e.g. `STANDARD_IA`.
+    #[serde(default)]
+    pub storage_class: Option<String>,
+    /// Server-side encryption: `AES256` or `aws:kms`.
+    #[serde(default, deserialize_with = "sse")]
+    pub sse: Option<String>,
+    /// KMS key for `sse = "aws:kms"`.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// Object Lock for every record: `{ mode = "COMPLIANCE", retain_days = 400 }`.
+    #[serde(default)]
+    pub object_lock: Option<ObjectLock>,
+    /// Static credentials (discouraged: prefer the standard AWS credential chain).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// Static secret (never recorded in evidence).
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Uploads in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+/// Object Lock settings of the S3 sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLock {
+    /// `COMPLIANCE` (nobody can shorten it) or `GOVERNANCE`.
+    pub mode: LockMode,
+    /// Retention from upload, in days.
+    pub retain_days: u32,
+}
+
+/// Object Lock mode.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LockMode {
+    /// Compliance mode.
+    Compliance,
+    /// Governance mode.
+    Governance,
+}
+
+/// `type = "http"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSink {
+    /// Where each envelope is POSTed.
+    #[serde(deserialize_with = "http_url_required")]
+    pub url: String,
+    /// File holding a bearer token (never recorded).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding a bearer token (never recorded).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// PEM CA bundle to trust in addition to the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for mutual TLS.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Time limit of one request.
+    #[serde(default = "default_http_timeout")]
+    pub timeout: Dur,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_concurrency() -> usize {
+    16
+}
+
+fn default_http_timeout() -> Dur {
+    Dur(Duration::from_secs(10))
+}
+
+fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Err(serde::de::Error::custom("must not be empty"));
+    }
+    Ok(s)
+}
+
+fn check_url(s: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "`{s}` must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(())
+}
+
+fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    check_url(&s).map_err(serde::de::Error::custom)?;
+    Ok(Some(s))
+}
+
+fn http_url_required<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    check_url(&s).map_err(serde::de::Error::custom)?;
+    Ok(s)
+}
+
+fn sse<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.as_str() {
+        "AES256" | "aws:kms" => Ok(Some(s)),
+        _ => Err(serde::de::Error::custom(format!(
+            "`{s}` is not AES256 or aws:kms"
+        ))),
+    }
 }
 
 /// `type = "file"`.
@@ -220,6 +364,8 @@ impl SinkConfig {
     pub fn describe(&self) -> String {
         match self {
             SinkConfig::File(f) => format!("file:{}", f.path.display()),
+            SinkConfig::S3(c) => format!("s3://{}/{}", c.bucket, c.prefix.trim_matches('/')),
+            SinkConfig::Http(h) => h.url.clone(),
         }
     }
 }
@@ -579,7 +725,7 @@ fn build_sinks(
             errs.push(src.at(
                 Some(span),
                 &format!("{path}.type"),
-                "missing (one of: file)",
+                "missing (one of: file, s3, http)",
             ));
             continue;
         };
@@ -592,10 +738,49 @@ fn build_sinks(
                     out.push(SinkConfig::File(f));
                 }
             }
+            Some("s3") => {
+                if let Some(c) = src.deserialize_all(errs, &path, &rest, |v| {
+                    S3Sink::deserialize(ValueDeserializer::from(v))
+                }) {
+                    if c.access_key_id.is_some() != c.secret_access_key.is_some() {
+                        errs.push(src.at(
+                            Some(span.clone()),
+                            &format!("{path}.secret_access_key"),
+                            "access_key_id and secret_access_key go together",
+                        ));
+                    } else if c.access_key_id.is_some() {
+                        tracing::warn!(
+                            "{}: {path} has static S3 credentials; prefer the standard AWS credential chain",
+                            src.name
+                        );
+                    }
+                    if c.sse.as_deref() == Some("aws:kms") && c.kms_key_id.is_none() {
+                        tracing::info!(
+                            "{}: {path}: sse = aws:kms without kms_key_id uses the bucket's default KMS key",
+                            src.name
+                        );
+                    }
+                    out.push(SinkConfig::S3(c));
+                }
+            }
+            Some("http") => {
+                if let Some(h) = src.deserialize_all(errs, &path, &rest, |v| {
+                    HttpSink::deserialize(ValueDeserializer::from(v))
+                }) {
+                    if h.client_cert.is_some() != h.client_key.is_some() {
+                        errs.push(src.at(
+                            Some(span.clone()),
+                            &format!("{path}.client_key"),
+                            "client_cert and client_key go together",
+                        ));
+                    }
+                    out.push(SinkConfig::Http(h));
+                }
+            }
             Some(other) => errs.push(src.at(
                 Some(ty.span()),
                 &format!("{path}.type"),
-                format!("unknown sink type `{other}` (one of: file)"),
+                format!("unknown sink type `{other}` (one of: file, s3, http)"),
             )),
             None => errs.push(src.at(Some(key_span), &format!("{path}.type"), "must be a string")),
         }

@@ -110,7 +110,10 @@ impl Sink for FileSink {
         })
     }
 
-    fn put_records<'a>(&'a self, batch: &'a [Outgoing]) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn put_records<'a>(
+        &'a self,
+        batch: &'a [Outgoing],
+    ) -> BoxFuture<'a, Result<Vec<Option<String>>, SinkError>> {
         Box::pin(async move {
             for o in batch {
                 self.write(&self.root.join(&o.key), &o.bytes, false)?;
@@ -118,7 +121,7 @@ impl Sink for FileSink {
             for (key, body) in store::index_files(batch) {
                 self.write(&self.root.join(key), &body, true)?;
             }
-            Ok(())
+            Ok(vec![None; batch.len()])
         })
     }
 

@@ -3,6 +3,8 @@
 //! is durable there; the spool keeps a record until every sink confirmed it.
 
 pub mod file;
+pub mod http;
+pub mod s3;
 
 use crate::config::SinkConfig;
 use crate::store::Outgoing;
@@ -25,8 +27,13 @@ pub trait Sink: Send + Sync {
     /// Publishes public keys (`(keyid, PEM)`); an existing identical key is fine.
     fn put_keys<'a>(&'a self, keys: &'a [(String, String)])
     -> BoxFuture<'a, Result<(), SinkError>>;
-    /// Stores a batch of records and their index lines. Confirms only when all are durable.
-    fn put_records<'a>(&'a self, batch: &'a [Outgoing]) -> BoxFuture<'a, Result<(), SinkError>>;
+    /// Stores a batch of records and their index lines. `Ok` confirms the whole batch: each
+    /// record is durable there (`None`) or rejected for good with a reason (`Some`, e.g. an
+    /// HTTP 400), and is quarantined by the caller. `Err` means retry later.
+    fn put_records<'a>(
+        &'a self,
+        batch: &'a [Outgoing],
+    ) -> BoxFuture<'a, Result<Vec<Option<String>>, SinkError>>;
     /// Publishes the latest checkpoint of an agent (never replacing a newer one).
     fn put_head<'a>(&'a self, head: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>>;
 }
@@ -38,6 +45,10 @@ pub fn build(configs: &[SinkConfig]) -> Result<Vec<Box<dyn Sink>>, SinkError> {
         .map(|c| match c {
             SinkConfig::File(f) => {
                 file::FileSink::open(&f.path).map(|s| Box::new(s) as Box<dyn Sink>)
+            }
+            SinkConfig::S3(c) => Ok(Box::new(s3::S3Sink::new(c.clone())) as Box<dyn Sink>),
+            SinkConfig::Http(h) => {
+                http::HttpSink::new(h.clone()).map(|s| Box::new(s) as Box<dyn Sink>)
             }
         })
         .collect()

@@ -1,0 +1,186 @@
+//! The HTTP sink (reqwest + rustls): POSTs each envelope to a URL.
+//!
+//! Body: the envelope bytes (`application/vnd.dsse.envelope.v1+json`), with headers
+//! `Evident-Key` (its store key), `Evident-Digest` (sha256) and `Idempotency-Key` (the digest),
+//! so a receiver can de-duplicate retries. Bearer token from a file or an environment
+//! variable (read at each round, never recorded); optional client certificate (mTLS) and CA.
+//! 2xx confirms; 408, 429, 5xx and network errors are retried later (the record stays in
+//! the spool); any other 4xx rejects the record for good: it is quarantined with the reason,
+//! never deleted.
+
+use super::{Sink, SinkError};
+use crate::config::HttpSink as Config;
+use crate::store::Outgoing;
+use evident_collectors::BoxFuture;
+use std::sync::Arc;
+
+/// An HTTP endpoint.
+pub struct HttpSink {
+    config: Arc<Config>,
+    client: reqwest::Client,
+}
+
+fn read_limited(path: &std::path::Path, what: &str) -> Result<Vec<u8>, String> {
+    evident_collectors::read::bytes(path, 1024 * 1024).map_err(|e| format!("{what}: {e}"))
+}
+
+impl HttpSink {
+    /// Builds the client (CA and client certificate are read now: a bad file is an error at start).
+    pub fn new(config: Config) -> Result<HttpSink, SinkError> {
+        let fail = |m: String| SinkError {
+            sink: config.url.clone(),
+            message: m,
+        };
+        let mut b = reqwest::Client::builder()
+            .timeout(config.timeout.0)
+            .user_agent(concat!("evident/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &config.ca_file {
+            let pem = read_limited(ca, "ca_file").map_err(fail)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| fail(format!("ca_file {}: {e}", ca.display())))?;
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        if let (Some(cert), Some(key)) = (&config.client_cert, &config.client_key) {
+            let mut pem = read_limited(cert, "client_cert").map_err(fail)?;
+            pem.extend(read_limited(key, "client_key").map_err(fail)?);
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| fail(format!("client certificate {}: {e}", cert.display())))?;
+            b = b.identity(id);
+        }
+        let client = b.build().map_err(|e| fail(format!("HTTP client: {e}")))?;
+        Ok(HttpSink {
+            config: Arc::new(config),
+            client,
+        })
+    }
+
+    fn fail(&self, message: String) -> SinkError {
+        SinkError {
+            sink: self.describe(),
+            message,
+        }
+    }
+
+    fn token(&self) -> Result<Option<String>, SinkError> {
+        if let Some(path) = &self.config.token_file {
+            let t = read_limited(path, "token_file").map_err(|e| self.fail(e))?;
+            return Ok(Some(String::from_utf8_lossy(&t).trim().to_string()));
+        }
+        if let Some(var) = &self.config.token_env {
+            return std::env::var(var)
+                .map(|t| Some(t.trim().to_string()))
+                .map_err(|_| self.fail(format!("token_env: ${var} is not set")));
+        }
+        Ok(None)
+    }
+}
+
+/// What one POST came to.
+enum Outcome {
+    Stored,
+    Rejected(String),
+    Retry(String),
+}
+
+async fn post(client: reqwest::Client, url: String, token: Option<String>, o: Outgoing) -> Outcome {
+    let mut req = client
+        .post(&url)
+        .header("Content-Type", "application/vnd.dsse.envelope.v1+json")
+        .header("Evident-Key", &o.key)
+        .header("Evident-Digest", &o.digest)
+        .header("Idempotency-Key", &o.digest)
+        .body(o.bytes);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status();
+            if status.is_success() {
+                Outcome::Stored
+            } else if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
+                Outcome::Retry(format!("{url} answered {status}"))
+            } else {
+                // Keep the receiver's reason, bounded, on one line.
+                let body = r.text().await.unwrap_or_default();
+                let reason: String = body
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(200)
+                    .collect();
+                Outcome::Rejected(format!("{url} answered {status}: {reason}"))
+            }
+        }
+        Err(e) => Outcome::Retry(format!("{url}: {e}")),
+    }
+}
+
+impl Sink for HttpSink {
+    fn describe(&self) -> String {
+        self.config.url.clone()
+    }
+
+    fn put_keys<'a>(
+        &'a self,
+        _keys: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        // The receiver verifies with the keys it was given out of band; nothing to publish.
+        Box::pin(async move { Ok(()) })
+    }
+
+    fn put_records<'a>(
+        &'a self,
+        batch: &'a [Outgoing],
+    ) -> BoxFuture<'a, Result<Vec<Option<String>>, SinkError>> {
+        Box::pin(async move {
+            let token = self.token()?;
+            let limit = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
+            let mut tasks = tokio::task::JoinSet::new();
+            for (i, o) in batch.iter().enumerate() {
+                let permit = limit
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| self.fail(e.to_string()))?;
+                let (client, url, token, o) = (
+                    self.client.clone(),
+                    self.config.url.clone(),
+                    token.clone(),
+                    o.clone(),
+                );
+                tasks.spawn(async move {
+                    let r = post(client, url, token, o).await;
+                    drop(permit);
+                    (i, r)
+                });
+            }
+            let mut out = vec![None; batch.len()];
+            let mut retry = None;
+            while let Some(r) = tasks.join_next().await {
+                match r {
+                    Ok((_, Outcome::Stored)) => {}
+                    Ok((i, Outcome::Rejected(why))) => out[i] = Some(why),
+                    Ok((_, Outcome::Retry(why))) => {
+                        retry.get_or_insert(why);
+                    }
+                    Err(e) => {
+                        retry.get_or_insert(e.to_string());
+                    }
+                }
+            }
+            match retry {
+                Some(why) => Err(self.fail(why)),
+                None => Ok(out),
+            }
+        })
+    }
+
+    fn put_head<'a>(&'a self, _head: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>> {
+        // The latest checkpoint was POSTed like every record.
+        Box::pin(async move { Ok(()) })
+    }
+}

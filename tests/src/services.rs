@@ -1,0 +1,246 @@
+//! Real services for the tests, started on 127.0.0.1 and stopped on drop: moto's S3 server,
+//! a Python HTTP receiver, and a TCP proxy that can cut the line (an outage) or answer 503.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The test venv's directory (tests/tooling/setup.sh).
+pub fn venv() -> PathBuf {
+    std::env::var_os("EVIDENT_TEST_VENV").map_or_else(
+        || PathBuf::from("/var/tmp/evident-test-venv"),
+        PathBuf::from,
+    )
+}
+
+/// A program from the test venv, or None outside CI when it is missing (in CI: a failure).
+pub fn venv_bin(name: &str) -> Option<PathBuf> {
+    let p = venv().join("bin").join(name);
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        !crate::in_ci(),
+        "CI=true but {} is missing: tests/tooling/setup.sh must install it",
+        p.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is missing; run ./test.sh (tests/tooling/setup.sh) to install it",
+        p.display()
+    );
+    None
+}
+
+fn wait_port(port: u16, what: &str) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what} did not start on 127.0.0.1:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A server process, killed on drop.
+pub struct Server {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Server {
+    /// Starts `program args` and waits for its port.
+    pub fn start(program: &Path, args: &[&str], port: u16, what: &str) -> Server {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        let server = Server { child, port };
+        wait_port(port, what);
+        server
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto's standalone S3 server, or None outside CI when it is not installed.
+pub fn moto() -> Option<Server> {
+    let bin = venv_bin("moto_server")?;
+    let port = free_port();
+    Some(Server::start(
+        &bin,
+        &["-H", "127.0.0.1", "-p", &port.to_string()],
+        port,
+        "moto_server",
+    ))
+}
+
+/// Runs tests/tooling/s3.py (boto3: an S3 client that is not ours).
+pub fn s3py(endpoint: &str, args: &[&str]) -> Vec<u8> {
+    let python = venv().join("bin/python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/s3.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(endpoint)
+        .args(args)
+        .output()
+        .expect("s3.py");
+    assert!(
+        out.status.success(),
+        "s3.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The Python HTTP receiver, storing into `dir`.
+pub fn http_receiver(dir: &Path) -> Option<Server> {
+    let python = crate::python_with_securesystemslib()?;
+    let port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/http_receiver.py");
+    Some(Server::start(
+        &python,
+        &[
+            script.to_str().expect("utf8"),
+            &port.to_string(),
+            dir.to_str().expect("utf8"),
+        ],
+        port,
+        "http_receiver.py",
+    ))
+}
+
+/// What the proxy does with a connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Forward to the server.
+    Forward = 0,
+    /// Refuse: the line is cut (the listener is closed).
+    Down = 1,
+    /// Answer every request with 503.
+    Unavailable = 2,
+}
+
+/// A TCP proxy in front of a server, for outages that keep the server's state.
+pub struct Proxy {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    mode: Arc<AtomicU8>,
+    listener: Arc<Mutex<Option<TcpListener>>>,
+}
+
+impl Proxy {
+    /// Starts forwarding 127.0.0.1:<new port> to 127.0.0.1:`target`.
+    pub fn start(target: u16) -> Proxy {
+        let port = free_port();
+        let proxy = Proxy {
+            port,
+            mode: Arc::new(AtomicU8::new(Mode::Forward as u8)),
+            listener: Arc::new(Mutex::new(None)),
+        };
+        proxy.listen(target);
+        proxy
+    }
+
+    fn listen(&self, target: u16) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("proxy bind");
+        let accept = listener.try_clone().expect("clone listener");
+        *self.listener.lock().expect("lock") = Some(listener);
+        let mode = self.mode.clone();
+        std::thread::spawn(move || {
+            for conn in accept.incoming() {
+                let Ok(client) = conn else { break };
+                match mode.load(Ordering::SeqCst) {
+                    1 => break,
+                    2 => {
+                        std::thread::spawn(move || answer_503(client));
+                    }
+                    _ => {
+                        std::thread::spawn(move || forward(client, target));
+                    }
+                }
+            }
+        });
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sets the mode; `Down` closes the listening socket (connection refused).
+    pub fn set(&self, mode: Mode, target: u16) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
+        let mut guard = self.listener.lock().expect("lock");
+        match (mode, guard.is_some()) {
+            (Mode::Down, true) => {
+                if let Some(l) = guard.take() {
+                    // Wake the accept loop so it sees Down and exits, then close.
+                    let _ = TcpStream::connect(("127.0.0.1", self.port));
+                    drop(l);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (Mode::Forward | Mode::Unavailable, false) => {
+                drop(guard);
+                self.listen(target);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn forward(client: TcpStream, target: u16) {
+    let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+        return;
+    };
+    let (Ok(mut c2), Ok(mut s2)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let (mut client, mut server) = (client, server);
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client, &mut s2);
+        let _ = s2.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut server, &mut c2);
+    let _ = c2.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
+}
+
+fn answer_503(mut client: TcpStream) {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 65536];
+    let _ = client.read(&mut buf);
+    let body = "<Error><Code>ServiceUnavailable</Code><Message>injected by the test proxy</Message></Error>";
+    let _ = write!(
+        client,
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
