@@ -202,6 +202,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map(|_| ExitCode::SUCCESS);
             }
             let report = runtime()?.block_on(agent.run_once())?;
+            if report.paused {
+                eprintln!(
+                    "evident: the spool is full (limit agent.spool_max_bytes = {} bytes): collection is paused and a signed gap record says so; unshipped evidence is kept",
+                    agent.config.agent.spool_max_bytes
+                );
+            }
             for (id, ms, err, pass, fail, errors) in &report.collectors {
                 match err {
                     Some(e) => println!(
@@ -225,7 +231,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             for e in &report.ship.errors {
                 eprintln!("evident: sink error: {e}");
             }
-            Ok(if report.ship.errors.is_empty() {
+            Ok(if report.ship.errors.is_empty() && !report.paused {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

@@ -134,20 +134,30 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
 
     loop {
         let now = Utc::now();
-        // Start what is due.
-        for entry in &agent.config.collectors {
-            let Some(t) = due.get(&entry.id).copied() else {
-                continue;
-            };
-            if t > now {
-                continue;
-            }
+        // Start what is due (unless the spool is full: then a gap record says so).
+        let due_now: Vec<usize> = agent
+            .config
+            .collectors
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| due.get(&e.id).is_some_and(|t| *t <= now))
+            .map(|(i, _)| i)
+            .collect();
+        let admitted = due_now.is_empty() || agent.admit(due_now.len() as u64)?;
+        metrics.paused(agent.paused());
+        for i in due_now {
+            let entry = &agent.config.collectors[i];
             let s = splay(&agent.state().agent_id, &entry.id, entry.jitter);
             due.insert(
                 entry.id.clone(),
                 next_due(entry, Some(now), now + chrono::Duration::milliseconds(1), s)
                     .max(now + chrono::Duration::seconds(1)),
             );
+            if !admitted {
+                metrics.skipped(&entry.id);
+                unshipped = true;
+                continue;
+            }
             if running.contains(&entry.id) {
                 tracing::warn!(collector = %entry.id, "previous run still going; this run is skipped");
                 metrics.skipped(&entry.id);

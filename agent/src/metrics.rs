@@ -35,6 +35,7 @@ struct Inner {
     config_reloads: u64,
     config_reload_failures: u64,
     started: f64,
+    paused: bool,
 }
 
 /// Shared, lock-protected counters (updated by the daemon loop, read by `/metrics`).
@@ -128,6 +129,11 @@ impl Metrics {
         });
     }
 
+    /// Whether collection is paused because the spool is full.
+    pub fn paused(&self, paused: bool) {
+        self.with(|i| i.paused = paused);
+    }
+
     /// A SIGHUP reload.
     pub fn reload(&self, ok: bool) {
         self.with(|i| {
@@ -170,6 +176,7 @@ impl Metrics {
             family("evident_checkpoints_total", "counter", "Checkpoints written.");
             family("evident_spool_records", "gauge", "Records waiting in the spool.");
             family("evident_spool_bytes", "gauge", "Bytes waiting in the spool.");
+            family("evident_collection_paused", "gauge", "1 while collection is paused because the spool is full.");
             family("evident_sink_records_shipped_total", "counter", "Records confirmed by a sink.");
             family("evident_sink_failures_total", "counter", "Shipping rounds a sink failed.");
             family("evident_sink_last_success_timestamp_seconds", "gauge", "Unix time of a sink's last successful round.");
@@ -192,6 +199,7 @@ impl Metrics {
             let _ = writeln!(o, "evident_checkpoints_total {}", i.checkpoints);
             let _ = writeln!(o, "evident_spool_records {}", i.spool_records);
             let _ = writeln!(o, "evident_spool_bytes {}", i.spool_bytes);
+            let _ = writeln!(o, "evident_collection_paused {}", u8::from(i.paused));
             for (sink, s) in &i.sinks {
                 let l = escape(sink);
                 let _ = writeln!(o, "evident_sink_records_shipped_total{{sink=\"{l}\"}} {}", s.shipped);

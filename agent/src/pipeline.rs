@@ -178,6 +178,8 @@ pub struct RunReport {
     pub sequences: Option<(u64, u64)>,
     /// Shipping outcome.
     pub ship: ShipReport,
+    /// Collection was paused: the spool is full.
+    pub paused: bool,
 }
 
 /// What shipping did.
@@ -287,6 +289,8 @@ impl Agent {
             next_sequence: 0,
             head: None,
             collectors: BTreeMap::new(),
+            paused_since: None,
+            skipped_while_paused: 0,
         };
         let loaded = files.load();
         enum Next {
@@ -520,7 +524,17 @@ impl Agent {
     pub async fn run_once(&mut self) -> anyhow::Result<RunReport> {
         let mut report = RunReport::default();
         let first = self.unreported.take().unwrap_or(self.state.next_sequence);
-        for i in 0..self.config.collectors.len() {
+        if self.spool_over_limit() {
+            // Make room first: shipping is what frees the spool.
+            self.ship().await?;
+        }
+        report.paused = !self.admit(self.config.collectors.len() as u64)?;
+        let collectors = if report.paused {
+            0
+        } else {
+            self.config.collectors.len()
+        };
+        for i in 0..collectors {
             let (p, _) = self.run_collector(i).await?;
             let count = |s: Status| p.checks.iter().filter(|c| c.status == s).count();
             report.collectors.push((
@@ -541,6 +555,62 @@ impl Agent {
         report.sequences = Some((first, last));
         report.ship = self.ship().await?;
         Ok(report)
+    }
+
+    fn spool_over_limit(&self) -> bool {
+        self.spool
+            .depth()
+            .is_ok_and(|(_, bytes)| bytes >= self.config.agent.spool_max_bytes)
+    }
+
+    /// Decides whether `runs` collections may go ahead. When the spool is full the agent never
+    /// deletes unshipped evidence: it records one signed `gap` record ("spool_full"), pauses
+    /// collection and counts what it skips; when space frees it records a "resumed" gap
+    /// record stating the paused window and the runs skipped, and goes on.
+    pub fn admit(&mut self, runs: u64) -> anyhow::Result<bool> {
+        let (records, bytes) = self.spool.depth().unwrap_or((0, 0));
+        let limit = self.config.agent.spool_max_bytes;
+        if bytes >= limit {
+            if self.state.paused_since.is_none() {
+                let mut p = base_predicate(Kind::Gap, &self.state.agent_id, &self.host);
+                p.gap = Some(serde_json::json!({
+                    "event": "spool_full",
+                    "spool_bytes": bytes,
+                    "spool_records": records,
+                    "limit_bytes": limit,
+                    "message": "collection paused: the spool is full and unshipped evidence is never deleted",
+                }));
+                self.state.paused_since = Some(p.collected_at.clone());
+                self.append(p)?;
+                tracing::error!(
+                    spool_bytes = bytes,
+                    limit_bytes = limit,
+                    "spool full: collection paused until the sinks catch up"
+                );
+            }
+            self.state.skipped_while_paused += runs;
+            self.dirty = true;
+            self.save_state()?;
+            return Ok(false);
+        }
+        if let Some(since) = self.state.paused_since.take() {
+            let mut p = base_predicate(Kind::Gap, &self.state.agent_id, &self.host);
+            p.gap = Some(serde_json::json!({
+                "event": "resumed",
+                "paused_since": since,
+                "skipped_runs": self.state.skipped_while_paused,
+                "message": "collection resumed: evidence between paused_since and this record was not collected",
+            }));
+            self.state.skipped_while_paused = 0;
+            self.append(p)?;
+            tracing::warn!("spool has room again: collection resumed");
+        }
+        Ok(true)
+    }
+
+    /// Whether collection is paused because the spool is full.
+    pub fn paused(&self) -> bool {
+        self.state.paused_since.is_some()
     }
 
     /// Ships the spool to every sink, each from its own cursor; removes what all confirmed.

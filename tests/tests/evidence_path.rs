@@ -443,3 +443,50 @@ fn kill_9_at_any_moment_loses_and_corrupts_nothing() {
     assert_eq!(v.code, 0, "after kill -9: {}", v.all());
     assert!(v.stdout.contains("1 chain(s)"), "{}", v.stdout);
 }
+
+#[test]
+fn a_full_spool_pauses_collection_with_a_signed_gap_and_deletes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A store that cannot be written (a file where its directory should be) and a tiny spool.
+    fs::write(
+        dir.path().join("cfg.toml"),
+        "[agent]\nspool_max_bytes = 4000\n\n[[sinks]]\ntype = \"file\"\npath = \"store/inner\"\n",
+    )
+    .expect("cfg");
+    fs::write(dir.path().join("store"), b"blocked").expect("block");
+    let first = evident(dir.path(), &["run", "--once", "--config", "cfg.toml"]);
+    assert_eq!(first.code, 1, "{}", first.all());
+    let spooled_before = evident_tests::spooled(&dir.path().join(".evident"));
+    let r = evident(dir.path(), &["run", "--once", "--config", "cfg.toml"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("the spool is full"), "{}", r.all());
+    assert!(
+        !r.stdout.contains("system.inventory: collected"),
+        "collection must pause: {}",
+        r.stdout
+    );
+    // Nothing unshipped was deleted; only the gap record (and a checkpoint) were added.
+    assert!(evident_tests::spooled(&dir.path().join(".evident")) >= spooled_before + 1);
+
+    fs::remove_file(dir.path().join("store")).expect("unblock");
+    assert_eq!(
+        evident(dir.path(), &["run", "--once", "--config", "cfg.toml"]).code,
+        0
+    );
+    let store = dir.path().join("store/inner");
+    let gaps: Vec<serde_json::Value> = records(&store)
+        .iter()
+        .map(|p| predicate(p))
+        .filter(|p| p["kind"] == "gap")
+        .collect();
+    assert_eq!(gaps.len(), 2, "{gaps:#?}");
+    assert_eq!(gaps[0]["gap"]["event"], "spool_full");
+    assert_eq!(gaps[1]["gap"]["event"], "resumed");
+    assert!(
+        gaps[1]["gap"]["skipped_runs"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    );
+    let v = verify(&store);
+    assert_eq!(v.code, 0, "{}", v.all());
+}

@@ -77,6 +77,9 @@ pub struct Agent {
     /// On SIGTERM, running collections get this long to finish before they are recorded as
     /// interrupted.
     pub shutdown_grace: Dur,
+    /// Spool size limit in bytes. When unshipped evidence reaches it, collection pauses (a
+    /// signed gap record says so); nothing unshipped is ever deleted.
+    pub spool_max_bytes: u64,
 }
 
 impl Default for Agent {
@@ -91,6 +94,7 @@ impl Default for Agent {
             checkpoint_interval: Dur(Duration::from_secs(15 * 60)),
             max_file_bytes: 4 * 1024 * 1024,
             shutdown_grace: Dur(Duration::from_secs(10)),
+            spool_max_bytes: 1024 * 1024 * 1024,
         }
     }
 }

@@ -28,6 +28,12 @@ pub struct ChainState {
     /// Each collector's last run (stated in checkpoints).
     #[serde(default)]
     pub collectors: BTreeMap<String, CollectorRun>,
+    /// Since when collection is paused because the spool is full (a gap record says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_since: Option<String>,
+    /// Collections skipped while paused.
+    #[serde(default)]
+    pub skipped_while_paused: u64,
 }
 
 /// Chain state problems.
