@@ -466,7 +466,7 @@ fn a_full_spool_pauses_collection_with_a_signed_gap_and_deletes_nothing() {
         r.stdout
     );
     // Nothing unshipped was deleted; only the gap record (and a checkpoint) were added.
-    assert!(evident_tests::spooled(&dir.path().join(".evident")) >= spooled_before + 1);
+    assert!(evident_tests::spooled(&dir.path().join(".evident")) > spooled_before);
 
     fs::remove_file(dir.path().join("store")).expect("unblock");
     assert_eq!(
