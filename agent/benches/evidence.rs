@@ -11,65 +11,13 @@
 use evident::config::Algorithm;
 use evident::evidence::envelope::Envelope;
 use evident::evidence::keys::{SigningKey, sha256_hex};
-use evident::evidence::record::{AgentInfo, CollectorInfo, Host, Kind, Predicate};
 use evident::evidence::verify;
 use evident::store;
 use std::time::Instant;
 
-fn observation() -> serde_json::Value {
-    let accounts: Vec<serde_json::Value> = (0..62)
-        .map(|i| serde_json::json!({"name": format!("user{i:03}"), "uid": 1000 + i, "shell": "/bin/bash", "locked": i % 3 == 0}))
-        .collect();
-    serde_json::json!({ "accounts": accounts, "policy": {"max_days": 90, "min_len": 12} })
-}
-
-fn predicate(seq: u64, previous: Option<String>, obs: &serde_json::Value) -> Predicate {
-    Predicate {
-        kind: if seq == 0 {
-            Kind::ChainStart
-        } else {
-            Kind::Observation
-        },
-        agent: AgentInfo {
-            id: "0123456789abcdef0123456789abcdef".into(),
-            version: "bench".into(),
-        },
-        chain: "fedcba9876543210fedcba9876543210".into(),
-        sequence: seq,
-        previous,
-        host: Host {
-            hostname: "bench-host".into(),
-            ..Host::default()
-        },
-        collected_at: format!(
-            "2026-11-27T{:02}:{:02}:{:02}.000Z",
-            (seq / 3600) % 24,
-            (seq / 60) % 60,
-            seq % 60
-        ),
-        duration_ms: Some(3),
-        collector: (seq > 0).then(|| CollectorInfo {
-            id: "access.accounts".into(),
-            kind: "access.accounts".into(),
-            version: "1".into(),
-        }),
-        controls: vec!["ISO27001:2022/A.5.16".into(), "ISO27001:2022/A.8.2".into()],
-        observation: (seq > 0).then(|| obs.clone()),
-        error: None,
-        checks: Vec::new(),
-        checkpoint: None,
-        chain_start: (seq == 0).then(|| evident::evidence::record::ChainStart {
-            reason: "bench".into(),
-            previous_chain: None,
-            previous_sequence: None,
-        }),
-        gap: None,
-    }
-}
-
-fn rate(n: u64, started: Instant) -> f64 {
-    n as f64 / started.elapsed().as_secs_f64()
-}
+#[path = "common.rs"]
+mod common;
+use common::{observation, predicate, rate};
 
 fn main() {
     let records: u64 = std::env::var("BENCH_RECORDS")

@@ -101,6 +101,47 @@ pub fn moto() -> Option<Server> {
     ))
 }
 
+/// The directory of tools built for the tests (tests/tooling/setup.sh).
+pub fn tools() -> PathBuf {
+    std::env::var_os("EVIDENT_TOOLS")
+        .map_or_else(|| PathBuf::from("/var/tmp/evident-tools"), PathBuf::from)
+}
+
+/// Access key of the s3s-fs test server.
+pub const S3S_ACCESS_KEY: &str = "evident-test";
+/// Secret key of the s3s-fs test server.
+pub const S3S_SECRET_KEY: &str = "evident-test-secret";
+
+/// s3s-fs (real SigV4, files under `root`), or None outside CI when it is not installed.
+pub fn s3s_fs(root: &Path) -> Option<Server> {
+    let bin = tools().join("bin/s3s-fs");
+    if !bin.exists() {
+        assert!(
+            !crate::in_ci(),
+            "CI=true but {} is missing: tests/tooling/setup.sh must build it",
+            bin.display()
+        );
+        eprintln!(
+            "SKIPPED: {} is missing; run ./test.sh (tests/tooling/setup.sh) to build it",
+            bin.display()
+        );
+        return None;
+    }
+    let port = free_port();
+    let args = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--access-key",
+        S3S_ACCESS_KEY,
+        "--secret-key",
+        S3S_SECRET_KEY,
+        root.to_str().expect("utf8"),
+    ];
+    Some(Server::start(&bin, &args, port, "s3s-fs"))
+}
+
 /// Runs tests/tooling/s3.py (boto3: an S3 client that is not ours).
 pub fn s3py(endpoint: &str, args: &[&str]) -> Vec<u8> {
     let python = venv().join("bin/python");

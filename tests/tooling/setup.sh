@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests need, idempotently:
-#   - a Python venv with securesystemslib (an independent DSSE verifier) at $EVIDENT_TEST_VENV
+# Installs what the end-to-end tests need, idempotently, outside the clone (cached between
+# runs on the same machine, installed from scratch on a fresh one):
+#   - a Python venv at $EVIDENT_TEST_VENV with securesystemslib (an independent DSSE
+#     verifier), moto's S3 server and boto3 (a second S3 client)
+#   - s3s-fs (a second, independent S3-compatible server with real SigV4) under
+#     $EVIDENT_TOOLS/bin, built from crates.io
 # Under CI=true any failure here fails the run (set -e); tests never skip silently there.
 set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
 VENV="${EVIDENT_TEST_VENV:-/var/tmp/evident-test-venv}"
-REQS="$(dirname "$0")/requirements.txt"
+TOOLS="${EVIDENT_TOOLS:-/var/tmp/evident-tools}"
+REQS="$here/requirements.txt"
+
 stamp="$VENV/.evident-requirements"
 if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && cmp -s "$REQS" "$stamp"; then
   echo "test tooling: $VENV is up to date"
-  exit 0
+else
+  echo "test tooling: installing Python packages into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQS"
+  cp "$REQS" "$stamp"
 fi
-echo "test tooling: installing Python packages into $VENV"
-python3 -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQS"
-cp "$REQS" "$stamp"
-"$VENV/bin/python" -c "import securesystemslib, cryptography; print('test tooling: securesystemslib', securesystemslib.__version__)"
+"$VENV/bin/python" -c "import securesystemslib, moto, boto3; print('test tooling: securesystemslib', securesystemslib.__version__, '/ moto', moto.__version__)"
+
+S3S_VERSION=0.14.1
+if [ -x "$TOOLS/bin/s3s-fs" ] && [ -f "$TOOLS/.s3s-fs-$S3S_VERSION" ]; then
+  echo "test tooling: s3s-fs $S3S_VERSION is installed"
+else
+  echo "test tooling: building s3s-fs $S3S_VERSION (a few minutes, once per machine)"
+  # Its own target directory, so the project's build cache is not disturbed.
+  CARGO_TARGET_DIR="$TOOLS/target" cargo install s3s-fs --version "$S3S_VERSION" --locked --features binary --root "$TOOLS" --quiet
+  rm -rf "$TOOLS/target"
+  touch "$TOOLS/.s3s-fs-$S3S_VERSION"
+fi
