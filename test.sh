@@ -13,3 +13,6 @@ export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# Packaging: builds the .deb and .rpm from the binary cargo test just built, installs them
+# into throwaway roots, checks the systemd unit and the Kubernetes manifests and Helm chart.
+./tests/packaging/check.sh

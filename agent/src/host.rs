@@ -35,11 +35,33 @@ pub fn app_specific_id(machine_id: &str) -> Option<String> {
     Some(hex(&id))
 }
 
+/// Where Kubernetes mounts the pod's service-account token.
+const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// The service account (`namespace/name`) from the claims of the pod's token. Only the
+/// claims are decoded; the token itself (and its signature) is never recorded.
+pub fn service_account(token_path: &Path) -> Option<String> {
+    use base64::Engine;
+    let token = read_small(token_path)?;
+    let claims = token.trim().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims.trim_end_matches('=')).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let sub = v.get("sub")?.as_str()?;
+    let rest = sub.strip_prefix("system:serviceaccount:")?;
+    let (ns, name) = rest.split_once(':')?;
+    Some(format!("{ns}/{name}"))
+}
+
 /// Reads the identity of the host under `host_root`.
 pub fn identity(host_root: &Path, hostname: Option<&str>) -> Host {
     let at = |p: &str| host_root.join(p.trim_start_matches('/'));
+    // With the host mounted elsewhere (a DaemonSet), the kernel's host name is the pod's:
+    // the node's own /etc/hostname, or the node name from the downward API, names the host.
+    let mounted = host_root != Path::new("/");
     let hostname = hostname
         .map(str::to_string)
+        .or_else(|| mounted.then(|| read_small(&at("/etc/hostname")).map(|s| s.trim().to_string())).flatten().filter(|s| !s.is_empty()))
+        .or_else(|| mounted.then(|| std::env::var("NODE_NAME").ok()).flatten().filter(|s| !s.is_empty()))
         .or_else(|| sysinfo::System::host_name().ok())
         .or_else(|| read_small(&at("/etc/hostname")).map(|s| s.trim().to_string()))
         .filter(|s| !s.is_empty())
@@ -64,6 +86,11 @@ pub fn identity(host_root: &Path, hostname: Option<&str>) -> Host {
             k8s.insert(key.to_string(), v);
         }
     }
+    if !k8s.is_empty()
+        && let Some(sa) = service_account(Path::new(SERVICE_ACCOUNT_TOKEN))
+    {
+        k8s.insert("service_account".to_string(), sa);
+    }
     Host {
         hostname,
         machine_id,
@@ -85,5 +112,30 @@ mod tests {
         assert_ne!(id, raw);
         assert_eq!(app_specific_id(raw), Some(id));
         assert_eq!(app_specific_id("not-an-id"), None);
+    }
+
+    #[test]
+    fn service_account_comes_from_claims_never_the_token() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims = b64.encode(br#"{"sub":"system:serviceaccount:payments:evident","aud":["x"]}"#);
+        let token = format!("eyJhbGciOiJSUzI1NiJ9.{claims}.c2lnbmF0dXJlLXNlY3JldA");
+        let p = dir.path().join("token");
+        std::fs::write(&p, &token).expect("write");
+        let sa = service_account(&p).expect("claims");
+        assert_eq!(sa, "payments/evident");
+        assert!(!sa.contains("c2ln"));
+        std::fs::write(&p, "garbage").expect("write");
+        assert_eq!(service_account(&p), None);
+    }
+
+    #[test]
+    fn a_mounted_host_is_named_by_its_own_hostname_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
+        std::fs::write(dir.path().join("etc/hostname"), "node-7\n").expect("write");
+        assert_eq!(identity(dir.path(), None).hostname, "node-7");
+        assert_eq!(identity(dir.path(), Some("override")).hostname, "override");
     }
 }
