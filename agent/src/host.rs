@@ -44,7 +44,9 @@ pub fn service_account(token_path: &Path) -> Option<String> {
     use base64::Engine;
     let token = read_small(token_path)?;
     let claims = token.trim().split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims.trim_end_matches('=')).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims.trim_end_matches('='))
+        .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let sub = v.get("sub")?.as_str()?;
     let rest = sub.strip_prefix("system:serviceaccount:")?;
@@ -60,8 +62,18 @@ pub fn identity(host_root: &Path, hostname: Option<&str>) -> Host {
     let mounted = host_root != Path::new("/");
     let hostname = hostname
         .map(str::to_string)
-        .or_else(|| mounted.then(|| read_small(&at("/etc/hostname")).map(|s| s.trim().to_string())).flatten().filter(|s| !s.is_empty()))
-        .or_else(|| mounted.then(|| std::env::var("NODE_NAME").ok()).flatten().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            mounted
+                .then(|| read_small(&at("/etc/hostname")).map(|s| s.trim().to_string()))
+                .flatten()
+                .filter(|s| !s.is_empty())
+        })
+        .or_else(|| {
+            mounted
+                .then(|| std::env::var("NODE_NAME").ok())
+                .flatten()
+                .filter(|s| !s.is_empty())
+        })
         .or_else(|| sysinfo::System::host_name().ok())
         .or_else(|| read_small(&at("/etc/hostname")).map(|s| s.trim().to_string()))
         .filter(|s| !s.is_empty())
