@@ -62,6 +62,60 @@ enum Command {
         #[arg(long, value_parser = parse_duration)]
         max_age: Option<std::time::Duration>,
     },
+    /// Readiness per control from a verified store: JSON, HTML dashboard, Prometheus or OSCAL.
+    Report {
+        /// Store: a directory or s3://bucket/prefix.
+        #[arg(long)]
+        store: String,
+        /// Only this framework (e.g. ISO27001:2022).
+        #[arg(long)]
+        framework: Option<String>,
+        /// Ignore evidence before this date or time.
+        #[arg(long)]
+        since: Option<String>,
+        /// State at this date (end of day) or time; default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// json, html, prometheus or oscal.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Endpoint URL of an S3-compatible store.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Region of the bucket.
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Records for one control, from the store's index (fast; `verify` for proof).
+    Query {
+        /// Store: a directory or s3://bucket/prefix.
+        #[arg(long)]
+        store: String,
+        /// Qualified control ID, e.g. ISO27001:2022/A.8.24.
+        #[arg(long)]
+        control: String,
+        /// Only this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Not before this date or time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Newest record per host at or before this date (end of day) or time.
+        #[arg(long)]
+        at: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Endpoint URL of an S3-compatible store.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Region of the bucket.
+        #[arg(long)]
+        region: Option<String>,
+    },
     /// Write a new signing key pair (PKCS#8 PEM private key, mode 0600, and its public key).
     Keygen {
         /// Directory to write signing.pem and signing.pub.pem into.
@@ -272,35 +326,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let started = std::time::Instant::now();
             // An S3 store is mirrored to a private temporary directory and verified exactly
             // as a directory copy would be.
-            let mirror = tempfile::Builder::new()
-                .prefix("evident-verify-")
-                .tempdir()?;
-            let dir = match store.strip_prefix("s3://") {
-                Some(rest) => {
-                    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                    let cfg = crate::config::S3Sink {
-                        bucket: bucket.to_string(),
-                        prefix: prefix.to_string(),
-                        region: region.clone(),
-                        endpoint: endpoint.clone(),
-                        force_path_style: endpoint.is_some(),
-                        storage_class: None,
-                        sse: None,
-                        kms_key_id: None,
-                        object_lock: None,
-                        access_key_id: None,
-                        secret_access_key: None,
-                        concurrency: 32,
-                    };
-                    if let Err(e) =
-                        runtime()?.block_on(crate::sinks::s3::mirror(&cfg, mirror.path()))
-                    {
-                        eprintln!("evident: {e}");
-                        return Ok(ExitCode::from(2));
-                    }
-                    mirror.path().to_path_buf()
+            let (_mirror, dir) = match open_store(store, endpoint, region, "") {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("evident: {e}");
+                    return Ok(ExitCode::from(2));
                 }
-                None => PathBuf::from(store),
             };
             let report = match verify::verify_dir(&dir, &opts) {
                 Ok(r) => r,
@@ -319,6 +350,155 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Report {
+            store,
+            framework,
+            since,
+            at,
+            format,
+            out,
+            endpoint,
+            region,
+        } => {
+            let config = config_or_exit!(cli);
+            if !["json", "html", "prometheus", "oscal"].contains(&format.as_str()) {
+                eprintln!("evident: --format must be json, html, prometheus or oscal");
+                return Ok(ExitCode::from(2));
+            }
+            if let Some(f) = framework
+                && !config.catalog.has_framework(f)
+            {
+                eprintln!(
+                    "evident: unknown framework `{f}` (known: {})",
+                    config.catalog.framework_ids().join(", ")
+                );
+                return Ok(ExitCode::from(2));
+            }
+            let (since, at) = match (when(since, false), when(at, true)) {
+                (Ok(s), Ok(a)) => (s, a),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("evident: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let (_mirror, dir) = match open_store(store, endpoint, region, "") {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("evident: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let verified = match verify::verify_full(
+                &dir,
+                &verify::Options {
+                    progress: true,
+                    ..Default::default()
+                },
+            ) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("evident: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let opts = crate::report::Options {
+                at: at.unwrap_or_else(chrono::Utc::now),
+                since,
+                framework: framework.clone(),
+                store: store.clone(),
+            };
+            let report = crate::report::build(&config, &verified, &opts);
+            let text = match format.as_str() {
+                "html" => crate::report::html::render(&report),
+                "prometheus" => crate::report::prometheus::render(&report),
+                "oscal" => serde_json::to_string_pretty(&crate::report::oscal::render(&report))?,
+                _ => serde_json::to_string_pretty(&report)?,
+            };
+            match out {
+                Some(path) => {
+                    crate::durable::write(path, text.as_bytes(), 0o644)
+                        .with_context(|| format!("{}: cannot write", path.display()))?;
+                    let failing = report
+                        .controls
+                        .iter()
+                        .filter(|c| c.status == crate::report::Readiness::Failing)
+                        .count();
+                    eprintln!(
+                        "wrote {} ({} controls: {failing} failing; {} verified records, {} rejected)",
+                        path.display(),
+                        report.controls.len(),
+                        report.records,
+                        report.rejected.records
+                    );
+                }
+                None => println!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Query {
+            store,
+            control,
+            host,
+            since,
+            at,
+            json,
+            endpoint,
+            region,
+        } => {
+            let (since, at) = match (when(since, false), when(at, true)) {
+                (Ok(s), Ok(a)) => (s, a),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("evident: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let (_mirror, dir) = match open_store(store, endpoint, region, "index") {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("evident: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let q = crate::query::Query {
+                control: control.clone(),
+                host: host.clone(),
+                since,
+                at,
+            };
+            let started = std::time::Instant::now();
+            let answer = match crate::query::run(&dir, &q) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("evident: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&answer.records)?);
+            } else {
+                for e in &answer.records {
+                    let status = e
+                        .status
+                        .as_ref()
+                        .map_or("-".to_string(), |s| format!("{s:?}").to_lowercase());
+                    println!(
+                        "{}  {:<24} {:<28} {:<6} {}",
+                        e.collected_at,
+                        e.host,
+                        e.collector.as_deref().unwrap_or("-"),
+                        status,
+                        e.key
+                    );
+                }
+                println!(
+                    "{} record(s) for {control} from {} index file(s) in {:.3}s (index lookup; `evident verify` checks signatures)",
+                    answer.records.len(),
+                    answer.index_files,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Keygen { out, algorithm } => {
             let alg = match algorithm.as_str() {
@@ -425,6 +605,56 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A directory for a STORE argument: the directory itself, or a private temporary copy of
+/// `s3://bucket/prefix` (only `sub`, e.g. `index`, when given), removed when dropped.
+fn open_store(
+    store: &str,
+    endpoint: &Option<String>,
+    region: &Option<String>,
+    sub: &str,
+) -> Result<(Option<tempfile::TempDir>, PathBuf), String> {
+    let Some(rest) = store.strip_prefix("s3://") else {
+        return Ok((None, PathBuf::from(store)));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let mirror = tempfile::Builder::new()
+        .prefix("evident-store-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let cfg = crate::config::S3Sink {
+        bucket: bucket.to_string(),
+        prefix: crate::sinks::s3::join(prefix, sub),
+        region: region.clone(),
+        endpoint: endpoint.clone(),
+        force_path_style: endpoint.is_some(),
+        storage_class: None,
+        sse: None,
+        kms_key_id: None,
+        object_lock: None,
+        access_key_id: None,
+        secret_access_key: None,
+        concurrency: 32,
+    };
+    let dest = if sub.is_empty() {
+        mirror.path().to_path_buf()
+    } else {
+        mirror.path().join(sub)
+    };
+    let rt = runtime().map_err(|e| e.to_string())?;
+    rt.block_on(crate::sinks::s3::mirror(&cfg, &dest))?;
+    let root = mirror.path().to_path_buf();
+    Ok((Some(mirror), root))
+}
+
+fn when(
+    s: &Option<String>,
+    end_of_day: bool,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    s.as_deref()
+        .map(|s| crate::report::parse_when(s, end_of_day))
+        .transpose()
 }
 
 fn print_verify(r: &verify::Report, store: &Path, elapsed: std::time::Duration) {

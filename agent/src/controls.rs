@@ -126,6 +126,8 @@ struct CrosswalkFile {
 pub struct Catalog {
     frameworks: Vec<Framework>,
     controls: BTreeMap<String, Control>,
+    /// Control IDs in catalog order (A.5.1, A.5.2, ... A.5.10), as the standards list them.
+    order: Vec<String>,
     enabled: BTreeSet<String>,
     mappings: BTreeMap<String, BTreeSet<String>>,
     crosswalk: Vec<CrosswalkPair>,
@@ -221,6 +223,9 @@ impl Catalog {
         }
         for c in file.controls {
             let id = format!("{}/{}", fw.id, c.id);
+            if !self.controls.contains_key(&id) {
+                self.order.push(id.clone());
+            }
             self.controls.insert(
                 id.clone(),
                 Control {
@@ -271,9 +276,9 @@ impl Catalog {
         self.controls.get(id)
     }
 
-    /// All controls, in ID order.
+    /// All controls, in catalog order.
     pub fn controls(&self) -> impl Iterator<Item = &Control> {
-        self.controls.values()
+        self.order.iter().filter_map(|id| self.controls.get(id))
     }
 
     /// The crosswalk pairs.

@@ -15,6 +15,8 @@ pub mod health;
 pub mod host;
 pub mod metrics;
 pub mod pipeline;
+pub mod query;
+pub mod report;
 pub mod schedule;
 pub mod sinks;
 pub mod spool;

@@ -79,6 +79,12 @@ pub struct CheckStatus {
     pub id: String,
     /// Status.
     pub status: Status,
+    /// Controls the check evidences.
+    #[serde(default)]
+    pub controls: Vec<String>,
+    /// What the result means.
+    #[serde(default)]
+    pub message: String,
 }
 
 #[derive(Deserialize)]

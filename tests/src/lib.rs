@@ -3,6 +3,7 @@
 //! `tests/tooling/setup.sh`). Under `CI=true` a missing service fails the test.
 
 pub mod services;
+pub mod storegen;
 
 use base64::Engine;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 # runs on the same machine, installed from scratch on a fresh one):
 #   - a Python venv at $EVIDENT_TEST_VENV with securesystemslib (an independent DSSE
 #     verifier), moto's S3 server and boto3 (a second S3 client)
+#   - Chromium (Debian package) for the dashboard's browser test
 #   - s3s-fs (a second, independent S3-compatible server with real SigV4) under
 #     $EVIDENT_TOOLS/bin, built from crates.io
 # Under CI=true any failure here fails the run (set -e); tests never skip silently there.
@@ -21,7 +22,16 @@ else
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQS"
   cp "$REQS" "$stamp"
 fi
-"$VENV/bin/python" -c "import securesystemslib, moto, boto3; print('test tooling: securesystemslib', securesystemslib.__version__, '/ moto', moto.__version__)"
+"$VENV/bin/python" -c "import securesystemslib, moto, boto3, duckdb, trestle; print('test tooling: securesystemslib', securesystemslib.__version__, '/ moto', moto.__version__, '/ duckdb', duckdb.__version__)"
+
+if [ -x /usr/bin/chromium ]; then
+  echo "test tooling: $(/usr/bin/chromium --version 2>/dev/null || echo chromium) is installed"
+else
+  echo "test tooling: installing Chromium (Debian package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium > /dev/null
+fi
 
 S3S_VERSION=0.14.1
 if [ -x "$TOOLS/bin/s3s-fs" ] && [ -f "$TOOLS/.s3s-fs-$S3S_VERSION" ]; then

@@ -39,6 +39,96 @@ pub struct Config {
     pub catalog: Catalog,
     /// Compiled checks (built-in, overridden and added by the user).
     pub checks: CheckSet,
+    /// `[report]`: freshness expectations.
+    pub report: ReportConfig,
+    /// `[[waivers]]`: accepted risks.
+    pub waivers: Vec<Waiver>,
+}
+
+/// `[report]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// Evidence older than this (per host and collector) is stale.
+    pub default_cadence: Dur,
+    /// Other cadences for some controls.
+    pub cadence: Vec<Cadence>,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            default_cadence: Dur(Duration::from_secs(86400)),
+            cadence: Vec::new(),
+        }
+    }
+}
+
+/// `[[report.cadence]]`: how fresh evidence for some controls must be.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cadence {
+    /// Qualified control IDs.
+    pub controls: Vec<String>,
+    /// Expected cadence, e.g. `7d`.
+    pub every: Dur,
+}
+
+impl ReportConfig {
+    /// The expected cadence of a control.
+    pub fn cadence_of(&self, control: &str) -> Duration {
+        self.cadence
+            .iter()
+            .find(|c| c.controls.iter().any(|x| x == control))
+            .map_or(self.default_cadence.0, |c| c.every.0)
+    }
+}
+
+/// `[[waivers]]`: an accepted risk, with who approved it and until when.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Waiver {
+    /// Reference, e.g. `W-2026-014`.
+    pub id: String,
+    /// The control it waives (or use `check`).
+    #[serde(default)]
+    pub control: Option<String>,
+    /// The check it waives.
+    #[serde(default)]
+    pub check: Option<String>,
+    /// Hosts it applies to (`*` suffix for a prefix); empty: all hosts.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Why the risk is accepted.
+    pub justification: String,
+    /// Who accepted it.
+    pub approver: String,
+    /// Last day it counts (YYYY-MM-DD, inclusive).
+    #[serde(deserialize_with = "date")]
+    pub expires: String,
+}
+
+impl Waiver {
+    /// Whether it covers a host.
+    pub fn covers_host(&self, host: &str) -> bool {
+        self.hosts.is_empty()
+            || self.hosts.iter().any(|h| match h.strip_suffix('*') {
+                Some(prefix) => host.starts_with(prefix),
+                None => h == host,
+            })
+    }
+
+    /// Whether it is in force on `day` (YYYY-MM-DD).
+    pub fn active_on(&self, day: &str) -> bool {
+        day <= self.expires.as_str()
+    }
+}
+
+fn date<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+        .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a date like 2027-03-31")))?;
+    Ok(s)
 }
 
 /// A duration written as `30s`, `15m`, `1h30m`, `500ms`, `2d`.
@@ -420,6 +510,9 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
     let agent: Agent = section(&src, &mut errs, &mut doc, "agent").unwrap_or_default();
     let signing: Signing = section(&src, &mut errs, &mut doc, "signing").unwrap_or_default();
     let health: Health = section(&src, &mut errs, &mut doc, "health").unwrap_or_default();
+    let report: ReportConfig = section(&src, &mut errs, &mut doc, "report").unwrap_or_default();
+    let waivers: Vec<Spanned<Waiver>> =
+        section(&src, &mut errs, &mut doc, "waivers").unwrap_or_default();
     let user_checks: Vec<Spanned<CheckDef>> =
         section(&src, &mut errs, &mut doc, "checks").unwrap_or_default();
     let user_mappings: Vec<Spanned<MappingDef>> =
@@ -430,7 +523,7 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
         errs.push(src.at(
             Some(key.span()),
             key.get_ref(),
-            "unknown section (expected agent, signing, health, collectors, sinks, checks, mappings)",
+            "unknown section (expected agent, signing, health, collectors, sinks, checks, mappings, report, waivers)",
         ));
     }
 
@@ -455,6 +548,33 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
     catalog.set_enabled(&agent.frameworks);
     for m in &user_mappings {
         catalog.add_mapping(&src, m, &mut errs);
+    }
+    for w in &waivers {
+        let v = w.get_ref();
+        match (&v.control, &v.check) {
+            (Some(c), None) if catalog.control(c).is_none() => errs.push(src.at(
+                Some(w.span()),
+                &format!("waivers.{}.control", v.id),
+                format!("unknown control `{c}`"),
+            )),
+            (None, None) | (Some(_), Some(_)) => errs.push(src.at(
+                Some(w.span()),
+                &format!("waivers.{}", v.id),
+                "name exactly one of `control` or `check`",
+            )),
+            _ => {}
+        }
+    }
+    for c in &report.cadence {
+        for id in &c.controls {
+            if catalog.control(id).is_none() {
+                errs.push(src.at(
+                    find_span(text, id),
+                    "report.cadence.controls",
+                    format!("unknown control `{id}`"),
+                ));
+            }
+        }
     }
 
     // Checks: built-in, the user's files, then the user's overrides.
@@ -500,6 +620,8 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
         sinks,
         catalog,
         checks,
+        report,
+        waivers: waivers.into_iter().map(Spanned::into_inner).collect(),
     })
 }
 

@@ -278,8 +278,35 @@ fn check_with(
     (digest, Some(summary))
 }
 
+/// A record that passed every per-record check.
+#[derive(Debug, Clone)]
+pub struct VerifiedRecord {
+    /// Store key.
+    pub key: String,
+    /// sha256 of the envelope.
+    pub digest: String,
+    /// What the payload says.
+    pub summary: Summary,
+}
+
+/// The full outcome: the report, the valid records, and the chains with problems.
+#[derive(Debug, Default)]
+pub struct Verified {
+    /// The report.
+    pub report: Report,
+    /// Every valid record.
+    pub records: Vec<VerifiedRecord>,
+    /// `(agent, chain)` pairs with a chain-level problem (gap, broken link, cut-off tail...).
+    pub broken_chains: std::collections::BTreeSet<(String, String)>,
+}
+
 /// Verifies a directory store.
 pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
+    verify_full(root, opts).map(|v| v.report)
+}
+
+/// Verifies a directory store and keeps the valid records (for `report`).
+pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
     if !root.is_dir() {
         return Err(format!(
             "{}: not a directory (an Evident store is a directory with records/, index/, keys/)",
@@ -494,7 +521,9 @@ pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
         }
     }
     let now = opts.now.unwrap_or_else(chrono::Utc::now);
+    let mut broken_chains = std::collections::BTreeSet::new();
     for ((agent, chain), seqs) in &chains {
+        let problems_before = problems.len();
         let label = format!("agent {} chain {}", short(agent), short(chain));
         let mut prev: Option<(u64, &Checked)> = None;
         let mut last_checkpoint: Option<(u64, String)> = None;
@@ -582,6 +611,9 @@ pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
                     ),
                 });
             }
+        }
+        if problems.len() > problems_before {
+            broken_chains.insert((agent.clone(), chain.clone()));
         }
     }
 
@@ -686,7 +718,21 @@ pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
     problems.sort();
     problems.dedup();
     report.problems = problems;
-    Ok(report)
+    let records = checked
+        .into_iter()
+        .filter_map(|c| {
+            c.summary.map(|summary| VerifiedRecord {
+                key: c.key,
+                digest: c.digest,
+                summary,
+            })
+        })
+        .collect();
+    Ok(Verified {
+        report,
+        records,
+        broken_chains,
+    })
 }
 
 fn short(id: &str) -> &str {

@@ -1,0 +1,537 @@
+//! Audit readiness: for every control of the enabled catalogs, from the signed store itself —
+//! status (passing / failing / stale / no evidence / waived), hosts, records, newest evidence,
+//! failing checks with their hosts, freshness against the control's cadence, and whether the
+//! chains behind it verify. Only records that pass `verify` count; the report says how many
+//! were rejected and why. Outputs: JSON ([`Report`] is the documented schema), a
+//! self-contained HTML dashboard, a Prometheus textfile, and OSCAL assessment results.
+
+pub mod html;
+pub mod oscal;
+pub mod prometheus;
+
+use crate::checks::Status as CheckState;
+use crate::config::{Config, Waiver};
+use crate::evidence::record::Kind;
+use crate::evidence::verify::{Problem, Verified};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The report schema identifier.
+pub const SCHEMA: &str = "https://evident.dev/report/v1";
+
+/// A control's readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    /// Fresh evidence and every check passes.
+    Passing,
+    /// Non-passing evidence, all of it covered by active waivers.
+    Waived,
+    /// The newest evidence of some host is older than the control's cadence.
+    Stale,
+    /// A check fails (or collection failed) on some host, not waived.
+    Failing,
+    /// No verified evidence at all.
+    NoEvidence,
+}
+
+/// Report options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Point in time the report describes (default: now). Later records are ignored.
+    pub at: DateTime<Utc>,
+    /// Ignore records before this.
+    pub since: Option<DateTime<Utc>>,
+    /// Only this framework.
+    pub framework: Option<String>,
+    /// Store name shown in outputs.
+    pub store: String,
+}
+
+/// The whole report (the JSON schema `https://evident.dev/report/v1`).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// When the report was made.
+    pub generated_at: String,
+    /// The store it reads.
+    pub store: String,
+    /// The instant it describes.
+    pub at: String,
+    /// The start of the window, if any.
+    pub since: Option<String>,
+    /// Per framework totals.
+    pub frameworks: Vec<FrameworkSummary>,
+    /// Per control status.
+    pub controls: Vec<ControlReport>,
+    /// ISO 27001 <-> ISO 42001 pairs and the evidence they share.
+    pub crosswalk: Vec<CrosswalkRow>,
+    /// Records that did not verify and do not count.
+    pub rejected: Rejected,
+    /// Every configured waiver, active or expired.
+    pub waivers: Vec<WaiverStatus>,
+    /// Hosts with verified evidence in the window.
+    pub hosts: Vec<String>,
+    /// Verified observation records in the window.
+    pub records: usize,
+}
+
+/// Totals of one framework.
+#[derive(Debug, Serialize)]
+pub struct FrameworkSummary {
+    /// Framework ID.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Controls in the catalog.
+    pub controls: usize,
+    /// Controls per readiness.
+    pub by_status: BTreeMap<String, usize>,
+    /// Share of controls with any verified evidence, in percent.
+    pub coverage_percent: f64,
+    /// Share of controls passing (or waived), in percent.
+    pub passing_percent: f64,
+}
+
+/// A failing check on a control.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailingCheck {
+    /// Check id (or `collection` when collection itself failed).
+    pub check: String,
+    /// The message recorded.
+    pub message: String,
+    /// Hosts where it fails.
+    pub hosts: Vec<String>,
+    /// Waiver ids covering it on every host, if any.
+    pub waived_by: Vec<String>,
+}
+
+/// A host whose newest evidence for a control is too old.
+#[derive(Debug, Clone, Serialize)]
+pub struct StaleHost {
+    /// Host.
+    pub host: String,
+    /// Collector.
+    pub collector: String,
+    /// Newest evidence time.
+    pub newest: String,
+    /// Waiver ids covering it, if any.
+    pub waived_by: Vec<String>,
+}
+
+/// The newest record of a host and collector for a control.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceRef {
+    /// Store key.
+    pub key: String,
+    /// Host.
+    pub host: String,
+    /// Collector.
+    pub collector: String,
+    /// Time.
+    pub collected_at: String,
+    /// pass / fail / error for this control.
+    pub status: String,
+}
+
+/// One control's readiness.
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlReport {
+    /// Qualified ID.
+    pub id: String,
+    /// Framework.
+    pub framework: String,
+    /// Title.
+    pub title: String,
+    /// Theme or group.
+    pub group: String,
+    /// Readiness.
+    pub status: Readiness,
+    /// Hosts with evidence.
+    pub hosts: usize,
+    /// Verified records in the window.
+    pub records: usize,
+    /// Newest evidence time.
+    pub newest: Option<String>,
+    /// Expected cadence, seconds.
+    pub cadence_seconds: u64,
+    /// Failing checks with their hosts.
+    pub failing_checks: Vec<FailingCheck>,
+    /// Hosts with stale evidence.
+    pub stale_hosts: Vec<StaleHost>,
+    /// Whether every chain behind the evidence verifies.
+    pub chain_ok: bool,
+    /// Newest record per host and collector (the drill-down).
+    pub evidence: Vec<EvidenceRef>,
+    /// Evidence times in the window (for the freshness timeline), newest last, at most 200.
+    pub timeline: Vec<String>,
+}
+
+/// A crosswalk pair.
+#[derive(Debug, Serialize)]
+pub struct CrosswalkRow {
+    /// ISO 27001 control.
+    pub iso27001: String,
+    /// ISO 42001 control.
+    pub iso42001: String,
+    /// Why the same evidence serves both.
+    pub reason: String,
+    /// Records that evidence both controls at once.
+    pub shared_records: usize,
+    /// Status of each side.
+    pub status: [Readiness; 2],
+}
+
+/// Rejected records.
+#[derive(Debug, Serialize)]
+pub struct Rejected {
+    /// Envelopes that failed a per-record check.
+    pub records: usize,
+    /// Every problem `verify` found.
+    pub problems: Vec<Problem>,
+}
+
+/// A waiver and whether it is in force.
+#[derive(Debug, Serialize)]
+pub struct WaiverStatus {
+    /// The waiver.
+    #[serde(flatten)]
+    pub waiver: Waiver,
+    /// `active` or `expired` at the report's instant.
+    pub state: &'static str,
+}
+
+/// Per (host, collector): indexes into the window's records, with their times.
+type Groups<'a> = BTreeMap<(&'a str, String), Vec<(usize, DateTime<Utc>)>>;
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn waivers_for<'a>(
+    waivers: &'a [&'a Waiver],
+    control: &str,
+    check: Option<&str>,
+    host: &str,
+) -> Vec<String> {
+    waivers
+        .iter()
+        .filter(|w| {
+            w.covers_host(host)
+                && (w.control.as_deref() == Some(control)
+                    || (check.is_some() && w.check.as_deref() == check))
+        })
+        .map(|w| w.id.clone())
+        .collect()
+}
+
+/// Builds the report from a verified store.
+pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
+    let at = opts.at;
+    let today = at.format("%Y-%m-%d").to_string();
+    let active: Vec<&Waiver> = config
+        .waivers
+        .iter()
+        .filter(|w| w.active_on(&today))
+        .collect();
+    let catalog = &config.catalog;
+
+    // Observations in the window, with their time.
+    let mut in_window = Vec::new();
+    for r in &verified.records {
+        if r.summary.kind != Kind::Observation {
+            continue;
+        }
+        let Some(t) = parse_time(&r.summary.collected_at) else {
+            continue;
+        };
+        if t > at || opts.since.is_some_and(|s| t < s) {
+            continue;
+        }
+        in_window.push((r, t));
+    }
+    // control -> (host, collector) -> records (time order later)
+    let mut by_control: BTreeMap<&str, Groups<'_>> = BTreeMap::new();
+    for (i, (r, t)) in in_window.iter().enumerate() {
+        let s = &r.summary;
+        let collector = s
+            .collector
+            .as_ref()
+            .map_or_else(String::new, |c| c.id.clone());
+        for c in &s.controls {
+            by_control
+                .entry(c.as_str())
+                .or_default()
+                .entry((s.host.hostname.as_str(), collector.clone()))
+                .or_default()
+                .push((i, *t));
+        }
+    }
+
+    let mut controls = Vec::new();
+    for control in catalog.controls().filter(|c| {
+        opts.framework.as_ref().is_none_or(|f| &c.framework == f) && catalog.is_enabled(&c.id)
+    }) {
+        let cadence = config.report.cadence_of(&control.id);
+        let groups = by_control.get(control.id.as_str());
+        let mut report = ControlReport {
+            id: control.id.clone(),
+            framework: control.framework.clone(),
+            title: control.title.clone(),
+            group: control.group.clone(),
+            status: Readiness::NoEvidence,
+            hosts: 0,
+            records: 0,
+            newest: None,
+            cadence_seconds: cadence.as_secs(),
+            failing_checks: Vec::new(),
+            stale_hosts: Vec::new(),
+            chain_ok: true,
+            evidence: Vec::new(),
+            timeline: Vec::new(),
+        };
+        let Some(groups) = groups else {
+            controls.push(report);
+            continue;
+        };
+        let mut hosts = BTreeSet::new();
+        let mut failing: BTreeMap<String, FailingCheck> = BTreeMap::new();
+        let mut unwaived_fail = false;
+        let mut unwaived_stale = false;
+        let mut waived_any = false;
+        let mut times = Vec::new();
+        for ((host, collector), recs) in groups {
+            hosts.insert(*host);
+            report.records += recs.len();
+            times.extend(recs.iter().map(|(_, t)| *t));
+            let Some(&(newest_i, newest_t)) = recs.iter().max_by_key(|(_, t)| *t) else {
+                continue;
+            };
+            let r = in_window[newest_i].0;
+            let s = &r.summary;
+            if verified
+                .broken_chains
+                .contains(&(s.agent.id.clone(), s.chain.clone()))
+            {
+                report.chain_ok = false;
+            }
+            let mut status = "pass";
+            // A failed collection fails every control of the record; a failed check fails its own.
+            let mut fails: Vec<(String, String)> = Vec::new();
+            if s.error.is_some() {
+                fails.push((
+                    "collection".into(),
+                    "collection failed: no observation".into(),
+                ));
+            }
+            for c in s.checks.iter().filter(|c| {
+                c.status != CheckState::Pass && c.controls.iter().any(|x| x == &control.id)
+            }) {
+                fails.push((c.id.clone(), c.message.clone()));
+            }
+            for (check, message) in fails {
+                status = if check == "collection" {
+                    "error"
+                } else {
+                    "fail"
+                };
+                let w = waivers_for(
+                    &active,
+                    &control.id,
+                    (check != "collection").then_some(check.as_str()),
+                    host,
+                );
+                if w.is_empty() {
+                    unwaived_fail = true;
+                } else {
+                    waived_any = true;
+                }
+                let entry = failing
+                    .entry(check.clone())
+                    .or_insert_with(|| FailingCheck {
+                        check,
+                        message,
+                        hosts: Vec::new(),
+                        waived_by: Vec::new(),
+                    });
+                entry.hosts.push(host.to_string());
+                for id in w {
+                    if !entry.waived_by.contains(&id) {
+                        entry.waived_by.push(id);
+                    }
+                }
+            }
+            let age = at
+                .signed_duration_since(newest_t)
+                .to_std()
+                .unwrap_or_default();
+            if age > cadence {
+                let w = waivers_for(&active, &control.id, None, host);
+                if w.is_empty() {
+                    unwaived_stale = true;
+                } else {
+                    waived_any = true;
+                }
+                report.stale_hosts.push(StaleHost {
+                    host: host.to_string(),
+                    collector: collector.clone(),
+                    newest: s.collected_at.clone(),
+                    waived_by: w,
+                });
+            }
+            report.evidence.push(EvidenceRef {
+                key: r.key.clone(),
+                host: host.to_string(),
+                collector: collector.clone(),
+                collected_at: s.collected_at.clone(),
+                status: status.into(),
+            });
+        }
+        times.sort();
+        report.newest = times
+            .last()
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let skip = times.len().saturating_sub(200);
+        report.timeline = times[skip..]
+            .iter()
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .collect();
+        report.hosts = hosts.len();
+        report.failing_checks = failing.into_values().collect();
+        report.status = if unwaived_fail {
+            Readiness::Failing
+        } else if unwaived_stale {
+            Readiness::Stale
+        } else if waived_any {
+            Readiness::Waived
+        } else {
+            Readiness::Passing
+        };
+        controls.push(report);
+    }
+
+    let frameworks = catalog
+        .frameworks()
+        .iter()
+        .filter(|f| {
+            opts.framework.as_ref().is_none_or(|x| x == &f.id)
+                && config.agent.frameworks.contains(&f.id)
+        })
+        .map(|f| {
+            let mine: Vec<&ControlReport> =
+                controls.iter().filter(|c| c.framework == f.id).collect();
+            let mut by_status = BTreeMap::new();
+            for c in &mine {
+                *by_status
+                    .entry(
+                        serde_json::to_value(c.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                    )
+                    .or_insert(0) += 1;
+            }
+            let total = mine.len().max(1) as f64;
+            let covered = mine
+                .iter()
+                .filter(|c| c.status != Readiness::NoEvidence)
+                .count() as f64;
+            let passing = mine
+                .iter()
+                .filter(|c| matches!(c.status, Readiness::Passing | Readiness::Waived))
+                .count() as f64;
+            FrameworkSummary {
+                id: f.id.clone(),
+                title: f.title.clone(),
+                controls: mine.len(),
+                by_status,
+                coverage_percent: (covered / total * 1000.0).round() / 10.0,
+                passing_percent: (passing / total * 1000.0).round() / 10.0,
+            }
+        })
+        .collect();
+
+    let status_of = |id: &str| {
+        controls
+            .iter()
+            .find(|c| c.id == id)
+            .map_or(Readiness::NoEvidence, |c| c.status)
+    };
+    let crosswalk = catalog
+        .crosswalk()
+        .iter()
+        .filter(|p| catalog.is_enabled(&p.iso27001) && catalog.is_enabled(&p.iso42001))
+        .map(|p| CrosswalkRow {
+            iso27001: p.iso27001.clone(),
+            iso42001: p.iso42001.clone(),
+            reason: p.reason.clone(),
+            shared_records: in_window
+                .iter()
+                .filter(|(r, _)| {
+                    r.summary.controls.contains(&p.iso27001)
+                        && r.summary.controls.contains(&p.iso42001)
+                })
+                .count(),
+            status: [status_of(&p.iso27001), status_of(&p.iso42001)],
+        })
+        .collect();
+
+    let waivers = config
+        .waivers
+        .iter()
+        .map(|w| WaiverStatus {
+            waiver: w.clone(),
+            state: if w.active_on(&today) {
+                "active"
+            } else {
+                "expired"
+            },
+        })
+        .collect();
+    let hosts: BTreeSet<String> = in_window
+        .iter()
+        .map(|(r, _)| r.summary.host.hostname.clone())
+        .collect();
+    Report {
+        schema: SCHEMA,
+        generated_at: crate::pipeline::now_rfc3339(),
+        store: opts.store.clone(),
+        at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        since: opts
+            .since
+            .map(|s| s.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        frameworks,
+        controls,
+        crosswalk,
+        rejected: Rejected {
+            records: verified.report.records - verified.report.valid,
+            problems: verified.report.problems.clone(),
+        },
+        waivers,
+        hosts: hosts.into_iter().collect(),
+        records: in_window.len(),
+    }
+}
+
+/// Parses an RFC 3339 time, or a date `2026-03-01` as the start of that day (UTC), or its
+/// end with `end_of_day` (so `--at 2026-03-01` includes that day's evidence).
+pub fn parse_when(s: &str, end_of_day: bool) -> Result<DateTime<Utc>, String> {
+    if let Some(t) = parse_time(s) {
+        return Ok(t);
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| {
+            if end_of_day {
+                d.and_hms_opt(23, 59, 59)
+            } else {
+                d.and_hms_opt(0, 0, 0)
+            }
+        })
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("`{s}` is not a date (2026-03-01) or an RFC 3339 time"))
+}
