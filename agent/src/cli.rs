@@ -220,6 +220,19 @@ fn load(path: Option<&Path>) -> Result<Config, ExitCode> {
     })
 }
 
+/// Unwraps a result, or prints the error and exits 2 (a usage error).
+macro_rules! usage {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("evident: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    };
+}
+
 macro_rules! config_or_exit {
     ($cli:expr) => {
         match load($cli.config.as_deref()) {
@@ -326,20 +339,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let started = std::time::Instant::now();
             // An S3 store is mirrored to a private temporary directory and verified exactly
             // as a directory copy would be.
-            let (_mirror, dir) = match open_store(store, endpoint, region, "") {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("evident: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let report = match verify::verify_dir(&dir, &opts) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("evident: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
+            let (_mirror, dir) = usage!(open_store(store, endpoint, region, ""));
+            let report = usage!(verify::verify_dir(&dir, &opts));
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -375,20 +376,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(2));
             }
-            let (since, at) = match (when(since, false), when(at, true)) {
-                (Ok(s), Ok(a)) => (s, a),
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("evident: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let (_mirror, dir) = match open_store(store, endpoint, region, "") {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("evident: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
+            let (since, at) = (usage!(when(since, false)), usage!(when(at, true)));
+            let (_mirror, dir) = usage!(open_store(store, endpoint, region, ""));
             let verified = match verify::verify_full(
                 &dir,
                 &verify::Options {
@@ -446,20 +435,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             endpoint,
             region,
         } => {
-            let (since, at) = match (when(since, false), when(at, true)) {
-                (Ok(s), Ok(a)) => (s, a),
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("evident: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let (_mirror, dir) = match open_store(store, endpoint, region, "index") {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("evident: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
+            let (since, at) = (usage!(when(since, false)), usage!(when(at, true)));
+            let (_mirror, dir) = usage!(open_store(store, endpoint, region, "index"));
             let q = crate::query::Query {
                 control: control.clone(),
                 host: host.clone(),
@@ -467,13 +444,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 at,
             };
             let started = std::time::Instant::now();
-            let answer = match crate::query::run(&dir, &q) {
-                Ok(a) => a,
-                Err(e) => {
-                    eprintln!("evident: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
+            let answer = usage!(crate::query::run(&dir, &q));
             if *json {
                 println!("{}", serde_json::to_string_pretty(&answer.records)?);
             } else {

@@ -140,31 +140,19 @@ pub fn evaluate(
         Ok(o) => (Some(o), None),
         Err(e) => (None, Some(e)),
     };
-    Predicate {
-        kind: Kind::Observation,
-        agent: AgentInfo {
-            id: agent_id.to_string(),
-            version: VERSION.into(),
-        },
-        chain: String::new(),
-        sequence: 0,
-        previous: None,
-        host: host.clone(),
-        collected_at,
-        duration_ms: Some(duration_ms),
-        collector: Some(CollectorInfo {
-            id: entry.id.clone(),
-            kind: entry.kind.clone(),
-            version: entry.collector.version().into(),
-        }),
-        controls: controls.into_iter().collect(),
-        observation,
-        error,
-        checks,
-        checkpoint: None,
-        chain_start: None,
-        gap: None,
-    }
+    let mut p = base_predicate(Kind::Observation, agent_id, host);
+    p.collected_at = collected_at;
+    p.duration_ms = Some(duration_ms);
+    p.collector = Some(CollectorInfo {
+        id: entry.id.clone(),
+        kind: entry.kind.clone(),
+        version: entry.collector.version().into(),
+    });
+    p.controls = controls.into_iter().collect();
+    p.observation = observation;
+    p.error = error;
+    p.checks = checks;
+    p
 }
 
 /// What one run did.

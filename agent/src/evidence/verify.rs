@@ -394,7 +394,7 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         .max(1);
     let done = AtomicUsize::new(0);
     let chunk = record_files.len().div_ceil(threads).max(1);
-    let show = opts.progress && std::io::stderr().is_terminal() && record_files.len() > 1000;
+    let show = opts.progress && std::io::stdout().is_terminal() && record_files.len() > 1000;
     let results: Vec<(Vec<Checked>, Vec<Problem>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = record_files
             .chunks(chunk)
