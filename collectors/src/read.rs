@@ -110,7 +110,7 @@ pub fn host_text(ctx: &Context, absolute: &str) -> Result<Option<String>, Collec
     match host_file(ctx, absolute)? {
         Some(p) => text(&p, ctx.max_file_bytes)
             .map(Some)
-            .map_err(|e| rename(e, absolute)),
+            .map_err(|e| rename(e, absolute, &p)),
         None => Ok(None),
     }
 }
@@ -120,13 +120,13 @@ pub fn host_bytes(ctx: &Context, absolute: &str) -> Result<Option<Vec<u8>>, Coll
     match host_file(ctx, absolute)? {
         Some(p) => bytes(&p, ctx.max_file_bytes)
             .map(Some)
-            .map_err(|e| rename(e, absolute)),
+            .map_err(|e| rename(e, absolute, &p)),
         None => Ok(None),
     }
 }
 
 /// Errors name the host path (`/etc/passwd`), not where the root is mounted.
-fn rename(e: CollectError, absolute: &str) -> CollectError {
+fn rename(e: CollectError, absolute: &str, real: &Path) -> CollectError {
     match e {
         CollectError::Io { message, .. } => CollectError::Io {
             path: absolute.to_string(),
@@ -136,8 +136,8 @@ fn rename(e: CollectError, absolute: &str) -> CollectError {
             what: absolute.to_string(),
             limit,
         },
-        CollectError::Invalid(m) if m.contains("UTF-8") => {
-            CollectError::Invalid(format!("{absolute} is not valid UTF-8"))
+        CollectError::Invalid(m) => {
+            CollectError::Invalid(m.replace(&real.display().to_string(), absolute))
         }
         other => other,
     }
@@ -150,17 +150,17 @@ pub fn host_head(ctx: &Context, absolute: &str, n: u64) -> Result<Option<Vec<u8>
     let Some(p) = host_file(ctx, absolute)? else {
         return Ok(None);
     };
-    let m = std::fs::metadata(&p).map_err(|e| rename(io_err(&p, &e), absolute))?;
+    let m = std::fs::metadata(&p).map_err(|e| rename(io_err(&p, &e), absolute, &p))?;
     if !(m.is_file() || m.file_type().is_block_device()) {
         return Err(CollectError::Invalid(format!(
             "{absolute} is not a regular file or block device"
         )));
     }
-    let file = std::fs::File::open(&p).map_err(|e| rename(io_err(&p, &e), absolute))?;
+    let file = std::fs::File::open(&p).map_err(|e| rename(io_err(&p, &e), absolute, &p))?;
     let mut buf = Vec::new();
     file.take(n)
         .read_to_end(&mut buf)
-        .map_err(|e| rename(io_err(&p, &e), absolute))?;
+        .map_err(|e| rename(io_err(&p, &e), absolute, &p))?;
     Ok(Some(buf))
 }
 
@@ -174,7 +174,7 @@ pub fn host_dir(
     let Some(p) = host_file(ctx, absolute)? else {
         return Ok(None);
     };
-    let rd = std::fs::read_dir(&p).map_err(|e| rename(io_err(&p, &e), absolute))?;
+    let rd = std::fs::read_dir(&p).map_err(|e| rename(io_err(&p, &e), absolute, &p))?;
     let mut names = Vec::new();
     let mut truncated = false;
     for entry in rd {
@@ -197,7 +197,7 @@ pub fn host_mtime(ctx: &Context, absolute: &str) -> Result<Option<i64>, CollectE
     let Some(p) = host_file(ctx, absolute)? else {
         return Ok(None);
     };
-    let m = std::fs::metadata(&p).map_err(|e| rename(io_err(&p, &e), absolute))?;
+    let m = std::fs::metadata(&p).map_err(|e| rename(io_err(&p, &e), absolute, &p))?;
     Ok(m.modified().ok().map(unix_secs))
 }
 
