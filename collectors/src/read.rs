@@ -60,7 +60,10 @@ pub fn resolve(root: &Path, absolute: &str) -> Result<PathBuf, CollectError> {
                         "{shown}: too many levels of symbolic links (a symlink loop)"
                     )));
                 }
-                let target = std::fs::read_link(&candidate).map_err(|e| io_err(&candidate, &e))?;
+                let target = std::fs::read_link(&candidate).map_err(|e| CollectError::Io {
+                    path: shown.clone(),
+                    message: e.to_string(),
+                })?;
                 if target.is_absolute() {
                     resolved.clear();
                 }
@@ -75,7 +78,12 @@ pub fn resolve(root: &Path, absolute: &str) -> Result<PathBuf, CollectError> {
                 missing = true;
                 resolved.push(comp);
             }
-            Err(e) => return Err(io_err(&candidate, &e)),
+            Err(e) => {
+                return Err(CollectError::Io {
+                    path: shown,
+                    message: e.to_string(),
+                });
+            }
         }
     }
     let mut out = root.to_path_buf();
@@ -101,7 +109,7 @@ pub fn host_file(ctx: &Context, absolute: &str) -> Result<Option<PathBuf>, Colle
     match std::fs::metadata(&p) {
         Ok(_) => Ok(Some(p)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(&p, &e)),
+        Err(e) => Err(io_err(Path::new(absolute), &e)),
     }
 }
 

@@ -261,3 +261,40 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "errors": errors.into_value(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config {
+            max_password_age_days: 90,
+            admin_groups: default_admin_groups(),
+            nologin_shells: default_nologin(),
+        }
+    }
+
+    #[test]
+    fn unreadable_shadow_leaves_password_unknown_not_fine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).expect("mkdir");
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0::/root:/bin/bash\nann:x:1000:1000::/home/ann:/bin/sh\n",
+        )
+        .expect("passwd");
+        std::fs::write(etc.join("group"), "wheel:x:10:ann\nann:x:1000:\n").expect("group");
+        std::fs::write(etc.join("shadow"), [0xff, 0xfe]).expect("shadow");
+        let ctx = Context {
+            host_root: dir.path().to_path_buf(),
+            ..Context::default()
+        };
+        let obs = observe(&ctx, &config()).expect("observe");
+        assert_eq!(obs["shadow_readable"], false);
+        assert!(obs["accounts"][0].get("password").is_none());
+        assert_eq!(obs["admin_group_members"]["wheel"], json!(["ann"]));
+        assert_eq!(obs["errors"][0]["path"], "/etc/shadow");
+        assert_eq!(obs["policy"]["max_password_age_days"], 90);
+    }
+}

@@ -318,3 +318,40 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "errors": errors.into_value(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dm(uuid: &str, slaves: &[&str]) -> Dm {
+        Dm {
+            name: String::new(),
+            uuid: uuid.into(),
+            slaves: slaves.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn lvm_is_encrypted_only_when_every_slave_is() {
+        let mut devs = Devices {
+            dm: BTreeMap::new(),
+            by_name: BTreeMap::new(),
+        };
+        devs.dm
+            .insert("dm-0".into(), dm("CRYPT-LUKS2-u-x", &["sda2"]));
+        devs.dm.insert("dm-1".into(), dm("LVM-a", &["dm-0"]));
+        devs.dm
+            .insert("dm-2".into(), dm("LVM-b", &["dm-0", "sdb1"]));
+        devs.dm
+            .insert("dm-3".into(), dm("CRYPT-VERITY-x", &["sdc"]));
+        devs.dm.insert("dm-4".into(), dm("LVM-loop", &["dm-4"]));
+        assert_eq!(
+            crypt_of(&devs, "dm-1", 0),
+            Some(("dm-0".into(), "LUKS2".into()))
+        );
+        assert_eq!(crypt_of(&devs, "dm-2", 0), None, "one plain PV");
+        assert_eq!(crypt_of(&devs, "dm-3", 0), None, "verity is not encryption");
+        assert_eq!(crypt_of(&devs, "dm-4", 0), None, "a loop ends");
+        assert_eq!(crypt_of(&devs, "sda1", 0), None);
+    }
+}

@@ -188,3 +188,25 @@ fn finish(obs: &mut Value) {
     obs["source"] = json!(source);
     obs["offset_us"] = obs["chrony"]["offset_us"].clone();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chrony_wins_over_the_flag_file() {
+        let mut obs = json!({
+            "timesyncd_synchronized_flag": true,
+            "timedatectl": null,
+            "chrony": {"leap_status": "Not synchronised", "offset_us": 1_200_000},
+        });
+        finish(&mut obs);
+        assert_eq!(obs["synchronized"], false);
+        assert_eq!(obs["source"], "chronyc tracking");
+        assert_eq!(obs["offset_us"], 1_200_000);
+        let mut obs = json!({"timesyncd_synchronized_flag": true, "timedatectl": {"error": "x"}, "chrony": null});
+        finish(&mut obs);
+        assert_eq!(obs["synchronized"], true);
+        assert!(obs["offset_us"].is_null());
+    }
+}
