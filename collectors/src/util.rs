@@ -56,20 +56,20 @@ pub async fn run(argv: &[&str], timeout: Duration, limit: u64) -> Result<String,
             .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .env("LC_ALL", "C")
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| CollectError::Command(format!("cannot start {program}: {e}")))?;
-        let Some(stdout) = child.stdout.take() else {
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(CollectError::Command("no pipe to the command".into()));
         };
         let mut buf = Vec::new();
-        stdout
-            .take(limit + 1)
-            .read_to_end(&mut buf)
-            .await
-            .map_err(|e| CollectError::Command(format!("reading output of {program}: {e}")))?;
+        let mut err = Vec::new();
+        let mut stdout = stdout.take(limit + 1);
+        let mut stderr = stderr.take(256);
+        let (out, _) = tokio::join!(stdout.read_to_end(&mut buf), stderr.read_to_end(&mut err));
+        out.map_err(|e| CollectError::Command(format!("reading output of {program}: {e}")))?;
         if buf.len() as u64 > limit {
             let _ = child.start_kill();
             return Err(CollectError::TooLarge {
@@ -82,11 +82,19 @@ pub async fn run(argv: &[&str], timeout: Duration, limit: u64) -> Result<String,
             .await
             .map_err(|e| CollectError::Command(format!("waiting for {program}: {e}")))?;
         if !status.success() {
+            // The first line of stderr says why (tools print no secrets there).
+            let why = String::from_utf8_lossy(&err);
+            let why = why.lines().next().unwrap_or_default().trim();
             return Err(CollectError::Command(format!(
-                "{program} exited with {}",
+                "{program} exited with {}{}",
                 status
                     .code()
-                    .map_or("a signal".to_string(), |c| format!("status {c}"))
+                    .map_or("a signal".to_string(), |c| format!("status {c}")),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {why}")
+                }
             )));
         }
         String::from_utf8(buf)
