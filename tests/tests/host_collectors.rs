@@ -620,6 +620,11 @@ fn hostile() -> (tempfile::TempDir, PathBuf) {
     std::fs::write(mk("/etc/systemd/journald.conf"), [0xff, b'[', b'\n']).expect("journald");
     sh(Command::new("mkfifo").arg(mk("/etc/rsyslog.conf")));
     std::fs::write(mk("/etc/audit/rules.d/huge.rules"), &huge).expect("rules");
+    // Unreadable for a non-root test run (root reads it anyway).
+    let locked = mk("/etc/audit/auditd.conf");
+    std::fs::write(&locked, "log_file = /var/log/audit/audit.log\n").expect("auditd.conf");
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+        .expect("chmod");
     symlink("/var/log", mk("/var/log/loop")).expect("log loop");
     symlink("/var/log/journal/x", mk("/var/log/journal/x")).expect("self loop");
     std::fs::write(mk("/etc/chrony.conf"), &huge).expect("chrony");

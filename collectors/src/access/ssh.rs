@@ -232,6 +232,20 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         };
         effective.insert(k.to_string(), Value::from(value));
     }
+    // Match blocks that change an authentication keyword for some connections.
+    let mut match_overrides = Vec::new();
+    for m in &parsed.matches {
+        for (k, v) in &m.settings {
+            if DEFAULTS.iter().any(|(d, _)| d == k) && k != "authorizedkeysfile" {
+                let value = v
+                    .as_str()
+                    .map_or_else(|| v.to_string(), str::to_ascii_lowercase);
+                match_overrides.push(
+                    json!({"criteria": m.criteria, "at": m.at, "keyword": k, "value": value}),
+                );
+            }
+        }
+    }
     let mut algorithms = Map::new();
     for k in [
         "ciphers",
@@ -350,6 +364,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "files": parsed.files,
         "settings": parsed.settings,
         "matches": parsed.matches,
+        "match_overrides": match_overrides,
         "effective": effective,
         "algorithms": algorithms,
         "host_keys": host_keys,
