@@ -11,10 +11,28 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use toml::Spanned;
 
-const BUILTIN: &[(&str, &str)] = &[(
-    "config/checks/system.toml",
-    include_str!("../../config/checks/system.toml"),
-)];
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "config/checks/system.toml",
+        include_str!("../../config/checks/system.toml"),
+    ),
+    (
+        "config/checks/access.toml",
+        include_str!("../../config/checks/access.toml"),
+    ),
+    (
+        "config/checks/encryption.toml",
+        include_str!("../../config/checks/encryption.toml"),
+    ),
+    (
+        "config/checks/logging.toml",
+        include_str!("../../config/checks/logging.toml"),
+    ),
+    (
+        "config/checks/packages.toml",
+        include_str!("../../config/checks/packages.toml"),
+    ),
+];
 
 /// How much a failing check matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]

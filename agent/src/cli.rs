@@ -44,6 +44,9 @@ enum Command {
     Collect {
         /// Collector id (as configured; e.g. system.inventory).
         name: String,
+        /// Observe the host filesystem mounted at DIR (overrides agent.host_root).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
     },
     /// Verify a store offline: signatures, chains, checkpoints, index.
     Verify {
@@ -304,8 +307,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Collect { name } => {
-            let config = config_or_exit!(cli);
+        Command::Collect { name, root } => {
+            let mut config = config_or_exit!(cli);
+            if let Some(root) = root {
+                config.agent.host_root = root.clone();
+            }
             let Some(entry) = config
                 .collectors
                 .iter()

@@ -5,9 +5,14 @@
 //! observation afterwards, in the agent. Adding a collector means one file, one line in
 //! [`REGISTRY`], and a mapping entry in `config/controls/mappings.toml`.
 
+pub mod access;
+pub mod encryption;
 pub mod exec;
+pub mod logging;
+pub mod parse;
 pub mod read;
 pub mod system;
+mod util;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -125,7 +130,20 @@ pub struct Registration {
 }
 
 /// Every built-in collector kind.
-pub const REGISTRY: &[Registration] = &[system::inventory::REGISTRATION, exec::REGISTRATION];
+pub const REGISTRY: &[Registration] = &[
+    system::inventory::REGISTRATION,
+    system::packages::REGISTRATION,
+    access::accounts::REGISTRATION,
+    access::sudoers::REGISTRATION,
+    access::ssh::REGISTRATION,
+    encryption::disks::REGISTRATION,
+    encryption::tls::REGISTRATION,
+    logging::journald::REGISTRATION,
+    logging::syslog::REGISTRATION,
+    logging::auditd::REGISTRATION,
+    logging::time_sync::REGISTRATION,
+    exec::REGISTRATION,
+];
 
 /// Looks up a collector kind.
 pub fn registration(kind: &str) -> Option<&'static Registration> {

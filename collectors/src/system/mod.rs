@@ -1,3 +1,4 @@
 //! Collectors that describe the host itself.
 
 pub mod inventory;
+pub mod packages;

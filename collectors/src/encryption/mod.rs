@@ -1,0 +1,4 @@
+//! Encryption at rest and in transit.
+
+pub mod disks;
+pub mod tls;

@@ -1,0 +1,155 @@
+//! Helpers shared by the host collectors: recorded errors, bounded commands, the process
+//! list under the host root, and running blocking file work off the async runtime.
+
+use crate::{CollectError, Context, Observation};
+use serde_json::{Value, json};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// Problems met while observing, recorded in the observation as `errors` (path, kind,
+/// message): a collector goes on past an unreadable or hostile file.
+#[derive(Debug, Default)]
+pub struct Errors(pub Vec<Value>);
+
+impl Errors {
+    /// Records an error about `what` (a host path or a command).
+    pub fn push(&mut self, what: &str, e: &CollectError) {
+        self.0
+            .push(json!({"path": what, "kind": e.kind(), "message": e.to_string()}));
+    }
+
+    /// Records a message.
+    pub fn note(&mut self, what: &str, kind: &str, message: impl Into<String>) {
+        self.0
+            .push(json!({"path": what, "kind": kind, "message": message.into()}));
+    }
+
+    /// Unwraps a result, recording the error and returning `None` on failure.
+    pub fn take<T>(&mut self, what: &str, r: Result<T, CollectError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.push(what, &e);
+                None
+            }
+        }
+    }
+
+    /// The recorded errors as JSON.
+    pub fn into_value(self) -> Value {
+        Value::Array(self.0)
+    }
+}
+
+/// Commands observe the machine the agent runs on, so they only run when the host root is
+/// `/` (a fixture tree or a mounted host is read from files only).
+pub fn commands_allowed(ctx: &Context) -> bool {
+    ctx.host_root == std::path::Path::new("/")
+}
+
+/// Runs a command (no shell) with a time limit and an output limit; returns stdout.
+pub async fn run(argv: &[&str], timeout: Duration, limit: u64) -> Result<String, CollectError> {
+    let program = argv.first().copied().unwrap_or_default();
+    let fut = async {
+        let mut child = tokio::process::Command::new(program)
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("LC_ALL", "C")
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| CollectError::Command(format!("cannot start {program}: {e}")))?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(CollectError::Command("no pipe to the command".into()));
+        };
+        let mut buf = Vec::new();
+        let mut err = Vec::new();
+        let mut stdout = stdout.take(limit + 1);
+        let mut stderr = stderr.take(256);
+        let (out, _) = tokio::join!(stdout.read_to_end(&mut buf), stderr.read_to_end(&mut err));
+        out.map_err(|e| CollectError::Command(format!("reading output of {program}: {e}")))?;
+        if buf.len() as u64 > limit {
+            let _ = child.start_kill();
+            return Err(CollectError::TooLarge {
+                what: format!("output of {program}"),
+                limit,
+            });
+        }
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| CollectError::Command(format!("waiting for {program}: {e}")))?;
+        if !status.success() {
+            // The first line of stderr says why (tools print no secrets there).
+            let why = String::from_utf8_lossy(&err);
+            let why = why.lines().next().unwrap_or_default().trim();
+            return Err(CollectError::Command(format!(
+                "{program} exited with {}{}",
+                status
+                    .code()
+                    .map_or("a signal".to_string(), |c| format!("status {c}")),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {why}")
+                }
+            )));
+        }
+        String::from_utf8(buf)
+            .map_err(|_| CollectError::Invalid(format!("output of {program} is not UTF-8")))
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(CollectError::Timeout(timeout)),
+    }
+}
+
+/// Whether an executable exists at one of these host paths.
+pub fn has_program(ctx: &Context, paths: &[&str]) -> Option<String> {
+    paths
+        .iter()
+        .find(|p| matches!(crate::read::host_file(ctx, p), Ok(Some(f)) if f.is_file()))
+        .map(|p| p.to_string())
+}
+
+/// Names (`comm`) of the processes running on the observed host, from `<root>/proc`
+/// (at most 65536 processes; a process that ends while it is read is skipped).
+pub fn processes(ctx: &Context) -> Result<Vec<String>, CollectError> {
+    let Some((pids, _)) = crate::read::host_dir(ctx, "/proc", 65_536)? else {
+        return Err(CollectError::Unavailable(
+            "no /proc under the host root".into(),
+        ));
+    };
+    let mut names: Vec<String> = pids
+        .iter()
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|p| {
+            crate::read::host_file(ctx, &format!("/proc/{p}/comm"))
+                .ok()
+                .flatten()
+                .and_then(|f| crate::read::text(&f, 256).ok())
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Runs blocking file work on the blocking pool.
+pub async fn blocking<F>(f: F) -> Result<Observation, CollectError>
+where
+    F: FnOnce() -> Result<Observation, CollectError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CollectError::Invalid(format!("collector task failed: {e}")))?
+}
+
+/// Current Unix time in seconds.
+pub fn now() -> i64 {
+    crate::read::unix_secs(std::time::SystemTime::now())
+}
