@@ -312,17 +312,31 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(root) = root {
                 config.agent.host_root = root.clone();
             }
-            let Some(entry) = config
+            let fallback;
+            let entry = match config
                 .collectors
                 .iter()
                 .find(|c| &c.id == name || &c.kind == name)
-            else {
-                let known: Vec<&str> = config.collectors.iter().map(|c| c.id.as_str()).collect();
-                eprintln!(
-                    "evident: no enabled collector `{name}` in the config (enabled: {})",
-                    known.join(", ")
-                );
-                return Ok(ExitCode::from(2));
+            {
+                Some(e) => e,
+                None => match crate::config::default_entry(name) {
+                    // A registered collector the config does not enable: its default options.
+                    Some(e) => {
+                        fallback = e;
+                        &fallback
+                    }
+                    None => {
+                        let known: Vec<&str> = evident_collectors::REGISTRY
+                            .iter()
+                            .map(|r| r.kind)
+                            .collect();
+                        eprintln!(
+                            "evident: no collector `{name}` in the config, and no built-in collector of that name with default settings (built-in: {})",
+                            known.join(", ")
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
+                },
             };
             let host =
                 crate::host::identity(&config.agent.host_root, config.agent.hostname.as_deref());

@@ -240,13 +240,22 @@ mod tests {
     fn month_ends_and_leap_days() {
         // The 31st skips months without one.
         let s = Schedule::cron("0 0 31 * *").expect("valid");
-        assert_eq!(s.next_after(at(2026, 4, 1, 0, 0)), Some(at(2026, 5, 31, 0, 0)));
+        assert_eq!(
+            s.next_after(at(2026, 4, 1, 0, 0)),
+            Some(at(2026, 5, 31, 0, 0))
+        );
         // 29 February only in leap years.
         let s = Schedule::cron("0 12 29 2 *").expect("valid");
-        assert_eq!(s.next_after(at(2026, 3, 1, 0, 0)), Some(at(2028, 2, 29, 12, 0)));
+        assert_eq!(
+            s.next_after(at(2026, 3, 1, 0, 0)),
+            Some(at(2028, 2, 29, 12, 0))
+        );
         // Across a year end.
         let s = Schedule::cron("30 23 * * *").expect("valid");
-        assert_eq!(s.next_after(at(2026, 12, 31, 23, 45)), Some(at(2027, 1, 1, 23, 30)));
+        assert_eq!(
+            s.next_after(at(2026, 12, 31, 23, 45)),
+            Some(at(2027, 1, 1, 23, 30))
+        );
     }
 
     #[test]

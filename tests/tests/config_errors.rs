@@ -78,7 +78,7 @@ fn the_documented_default_config_checks_clean() {
     );
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
-        r.stdout.contains(": ok (1 collector(s), 1 sink(s)"),
+        r.stdout.contains(": ok (10 collector(s), 1 sink(s)"),
         "{}",
         r.stdout
     );

@@ -6,11 +6,21 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// A store made by three `run --once` on the built-in defaults.
+/// `run --once` with one collector (system.inventory) into `./evidence`: the chain
+/// mechanics below do not depend on which collectors run.
+fn once(dir: &Path) -> evident_tests::Run {
+    let cfg = dir.join("one.toml");
+    if !cfg.exists() {
+        fs::write(&cfg, "[[collectors]]\nname = \"system.inventory\"\n\n[[sinks]]\ntype = \"file\"\npath = \"./evidence\"\n").expect("config");
+    }
+    evident(dir, &["run", "--once", "--config", "one.toml"])
+}
+
+/// A store made by three runs.
 fn three_runs() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for i in 0..3 {
-        let r = evident(dir.path(), &["run", "--once"]);
+        let r = once(dir.path());
         assert_eq!(r.code, 0, "run {i}: {}", r.all());
     }
     dir
@@ -25,6 +35,7 @@ fn verify(store: &Path) -> evident_tests::Run {
 
 #[test]
 fn run_once_writes_signed_chained_evidence_that_verifies() {
+    // The built-in defaults: no config file, every collector that needs no settings.
     let dir = tempfile::tempdir().expect("tempdir");
     let r = evident(dir.path(), &["run", "--once"]);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -34,11 +45,20 @@ fn run_once_writes_signed_chained_evidence_that_verifies() {
         "{}",
         r.all()
     );
-    assert!(
-        r.stdout.contains("system.inventory: collected"),
-        "{}",
-        r.all()
-    );
+    for c in [
+        "system.inventory",
+        "access.accounts",
+        "access.ssh",
+        "encryption.disks",
+        "logging.time_sync",
+        "system.packages",
+    ] {
+        assert!(
+            r.stdout.contains(&format!("{c}: collected")),
+            "{c}: {}",
+            r.all()
+        );
+    }
     let mode = fs::metadata(dir.path().join(".evident/signing.pem"))
         .expect("key")
         .permissions()
@@ -56,7 +76,14 @@ fn run_once_writes_signed_chained_evidence_that_verifies() {
                 .to_string()
         })
         .collect();
-    assert_eq!(kinds, ["chain_start", "observation", "checkpoint"]);
+    let n = recs.len();
+    assert_eq!(n, 12, "chain start, 10 observations, checkpoint: {kinds:?}");
+    assert_eq!(kinds[0], "chain_start");
+    assert!(
+        kinds[1..n - 1].iter().all(|k| k == "observation"),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds[n - 1], "checkpoint");
     let obs = predicate(&recs[1]);
     assert!(
         obs["controls"]
@@ -75,7 +102,7 @@ fn run_once_writes_signed_chained_evidence_that_verifies() {
     let v = verify(&store);
     assert_eq!(v.code, 0, "{}", v.all());
     assert!(
-        v.stdout.contains("3 record(s) (3 valid)") && v.stdout.contains("SOUND"),
+        v.stdout.contains("12 record(s) (12 valid)") && v.stdout.contains("SOUND"),
         "{}",
         v.stdout
     );
@@ -88,7 +115,7 @@ fn run_once_writes_signed_chained_evidence_that_verifies() {
     assert_eq!(v.code, 0, "{}", v.all());
     assert!(
         v.stdout
-            .contains("5 record(s) (5 valid), 1 agent(s), 1 chain(s), 2 checkpoint(s)"),
+            .contains("23 record(s) (23 valid), 1 agent(s), 1 chain(s), 2 checkpoint(s)"),
         "{}",
         v.stdout
     );
@@ -185,7 +212,7 @@ fn a_record_signed_by_a_foreign_key_is_rejected() {
     let store = dir.path().join("evidence");
     // Another agent, with its own key, writes its own store; one of its records is planted.
     let other = tempfile::tempdir().expect("tempdir");
-    assert_eq!(evident(other.path(), &["run", "--once"]).code, 0);
+    assert_eq!(once(other.path()).code, 0);
     let foreign = &records(&other.path().join("evidence"))[1];
     let planted = store.join(key(&other.path().join("evidence"), foreign));
     fs::create_dir_all(planted.parent().expect("dir")).expect("mkdir");
@@ -315,7 +342,7 @@ fn bad_state_and_keys_are_clear_errors_that_overwrite_nothing() {
     let dir = three_runs();
     let state = dir.path().join(".evident/chain.json");
     fs::write(&state, b"{ not json").expect("corrupt");
-    let r = evident(dir.path(), &["run", "--once"]);
+    let r = once(dir.path());
     assert_ne!(r.code, 0);
     assert!(
         r.stderr
@@ -334,7 +361,7 @@ fn bad_state_and_keys_are_clear_errors_that_overwrite_nothing() {
         &["chain", "reset", "--reason", "state file corrupted by test"],
     );
     assert_eq!(r.code, 0, "{}", r.all());
-    assert_eq!(evident(dir.path(), &["run", "--once"]).code, 0);
+    assert_eq!(once(dir.path()).code, 0);
     let store = dir.path().join("evidence");
     let v = verify(&store);
     assert_eq!(v.code, 0, "{}", v.all());
@@ -347,7 +374,7 @@ fn bad_state_and_keys_are_clear_errors_that_overwrite_nothing() {
 
     // Missing chain state after the agent has run: refuse, do not start over silently.
     fs::remove_file(&state).expect("rm");
-    let r = evident(dir.path(), &["run", "--once"]);
+    let r = once(dir.path());
     assert_ne!(r.code, 0);
     assert!(
         r.stderr
@@ -360,7 +387,7 @@ fn bad_state_and_keys_are_clear_errors_that_overwrite_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir_all(dir.path().join(".evident")).expect("mkdir");
     fs::write(dir.path().join(".evident/signing.pem"), b"garbage").expect("key");
-    let r = evident(dir.path(), &["run", "--once"]);
+    let r = once(dir.path());
     assert_ne!(r.code, 0);
     assert!(
         r.stderr
@@ -379,7 +406,7 @@ fn a_store_with_foreign_files_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir_all(dir.path().join("evidence")).expect("mkdir");
     fs::write(dir.path().join("evidence/notes.txt"), b"mine").expect("write");
-    let r = evident(dir.path(), &["run", "--once"]);
+    let r = once(dir.path());
     assert_ne!(r.code, 0);
     assert!(
         r.stderr

@@ -464,15 +464,56 @@ impl SinkConfig {
     }
 }
 
-/// Built-in defaults: one collector, one file store.
+/// Built-in defaults: every collector that needs no settings, and a file store.
 const DEFAULT_CONFIG: &str = r#"
 [[collectors]]
 name = "system.inventory"
+
+[[collectors]]
+name = "system.packages"
+
+[[collectors]]
+name = "access.accounts"
+
+[[collectors]]
+name = "access.sudoers"
+
+[[collectors]]
+name = "access.ssh"
+
+[[collectors]]
+name = "encryption.disks"
+
+[[collectors]]
+name = "logging.journald"
+
+[[collectors]]
+name = "logging.syslog"
+
+[[collectors]]
+name = "logging.auditd"
+
+[[collectors]]
+name = "logging.time_sync"
 
 [[sinks]]
 type = "file"
 path = "./evidence"
 "#;
+
+/// An entry for a registered collector kind with its default options (for `evident collect`
+/// of a collector the config does not enable). None for kinds that need settings (exec).
+pub fn default_entry(kind: &str) -> Option<CollectorEntry> {
+    evident_collectors::registration(kind)?;
+    let text = format!(
+        "[[collectors]]\nname = \"{kind}\"\n\n[[sinks]]\ntype = \"file\"\npath = \"unused\"\n"
+    );
+    from_str("(defaults)", &text, None)
+        .ok()?
+        .collectors
+        .into_iter()
+        .next()
+}
 
 /// Loads the config: `path` if given, else [`SYSTEM_CONFIG`] if it exists, else defaults.
 pub fn load(path: Option<&Path>) -> Result<Config, Diagnostics> {
@@ -931,9 +972,27 @@ mod tests {
     #[test]
     fn built_in_defaults_load() {
         let c = from_str("(built-in defaults)", DEFAULT_CONFIG, None).expect("defaults");
-        assert_eq!(c.collectors.len(), 1);
+        assert_eq!(c.collectors.len(), 10);
         assert_eq!(c.collectors[0].id, "system.inventory");
         assert!(matches!(&c.sinks[0], SinkConfig::File(f) if f.path == Path::new("./evidence")));
+    }
+
+    #[test]
+    fn the_documented_default_config_enables_the_built_in_collectors() {
+        let documented = from_str(
+            "config/evident.toml",
+            include_str!("../../../config/evident.toml"),
+            None,
+        )
+        .expect("valid");
+        let builtin = from_str("(built-in defaults)", DEFAULT_CONFIG, None).expect("defaults");
+        let ids = |c: &Config| {
+            c.collectors
+                .iter()
+                .map(|e| e.id.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(ids(&documented), ids(&builtin));
     }
 
     #[test]
