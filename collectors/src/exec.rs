@@ -12,8 +12,6 @@ use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, R
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
-use tokio::io::AsyncReadExt;
 
 /// Registration of `exec`.
 pub const REGISTRATION: Registration = Registration {
@@ -47,8 +45,6 @@ struct Config {
 fn default_max_output() -> u64 {
     1024 * 1024
 }
-
-const STDERR_KEEP: usize = 512;
 
 fn non_empty_command<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let command = Vec::<String>::deserialize(d)?;
@@ -90,11 +86,7 @@ impl Exec {
         let c = &self.config;
         let program = &c.command[0];
         let mut cmd = tokio::process::Command::new(program);
-        cmd.args(&c.command[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        cmd.args(&c.command[1..]);
         if c.env_clear {
             cmd.env_clear();
             if let Some(path) = std::env::var_os("PATH") {
@@ -105,59 +97,7 @@ impl Exec {
         if let Some(dir) = &c.working_dir {
             cmd.current_dir(dir);
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| CollectError::Command(format!("cannot start {program}: {e}")))?;
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(CollectError::Command("no pipes to the command".into()));
-        };
-        let limit = c.max_output_bytes;
-        let read_out = async {
-            let mut buf = Vec::new();
-            stdout
-                .take(limit + 1)
-                .read_to_end(&mut buf)
-                .await
-                .map(|_| buf)
-        };
-        let read_err = async {
-            let mut buf = Vec::new();
-            stderr
-                .take(STDERR_KEEP as u64)
-                .read_to_end(&mut buf)
-                .await
-                .map(|_| buf)
-        };
-        let (out, err) = tokio::join!(read_out, read_err);
-        let out =
-            out.map_err(|e| CollectError::Command(format!("reading output of {program}: {e}")))?;
-        if out.len() as u64 > limit {
-            // kill_on_drop ends the child when `child` goes out of scope.
-            let _ = child.start_kill();
-            return Err(CollectError::TooLarge {
-                what: format!("output of {program}"),
-                limit,
-            });
-        }
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| CollectError::Command(format!("waiting for {program}: {e}")))?;
-        let stderr_text = String::from_utf8_lossy(&err.unwrap_or_default())
-            .trim()
-            .to_string();
-        if !status.success() {
-            let how = match status.code() {
-                Some(code) => format!("exited with status {code}"),
-                None => "was killed by a signal".to_string(),
-            };
-            let detail = if stderr_text.is_empty() {
-                String::new()
-            } else {
-                format!(": {stderr_text}")
-            };
-            return Err(CollectError::Command(format!("{program} {how}{detail}")));
-        }
+        let out = crate::util::output(cmd, program, c.max_output_bytes).await?;
         let text = std::str::from_utf8(&out).map_err(|_| {
             CollectError::Invalid(format!("output of {program} is not valid UTF-8"))
         })?;

@@ -51,59 +51,82 @@ pub fn commands_allowed(ctx: &Context) -> bool {
 /// Runs a command (no shell) with a time limit and an output limit; returns stdout.
 pub async fn run(argv: &[&str], timeout: Duration, limit: u64) -> Result<String, CollectError> {
     let program = argv.first().copied().unwrap_or_default();
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(&argv[1..]).env("LC_ALL", "C");
     let fut = async {
-        let mut child = tokio::process::Command::new(program)
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env("LC_ALL", "C")
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| CollectError::Command(format!("cannot start {program}: {e}")))?;
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(CollectError::Command("no pipe to the command".into()));
-        };
-        let mut buf = Vec::new();
-        let mut err = Vec::new();
-        let mut stdout = stdout.take(limit + 1);
-        let mut stderr = stderr.take(256);
-        let (out, _) = tokio::join!(stdout.read_to_end(&mut buf), stderr.read_to_end(&mut err));
-        out.map_err(|e| CollectError::Command(format!("reading output of {program}: {e}")))?;
-        if buf.len() as u64 > limit {
-            let _ = child.start_kill();
-            return Err(CollectError::TooLarge {
-                what: format!("output of {program}"),
-                limit,
-            });
-        }
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| CollectError::Command(format!("waiting for {program}: {e}")))?;
-        if !status.success() {
-            // The first line of stderr says why (tools print no secrets there).
-            let why = String::from_utf8_lossy(&err);
-            let why = why.lines().next().unwrap_or_default().trim();
-            return Err(CollectError::Command(format!(
-                "{program} exited with {}{}",
-                status
-                    .code()
-                    .map_or("a signal".to_string(), |c| format!("status {c}")),
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {why}")
-                }
-            )));
-        }
-        String::from_utf8(buf)
+        let out = output(cmd, program, limit).await?;
+        String::from_utf8(out)
             .map_err(|_| CollectError::Invalid(format!("output of {program} is not UTF-8")))
     };
     match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
         Err(_) => Err(CollectError::Timeout(timeout)),
     }
+}
+
+/// Runs a prepared command: stdin closed, killed when dropped (so a caller's timeout ends
+/// it), at most `limit` bytes of stdout; a non-zero exit fails with the first line of stderr.
+pub async fn output(
+    mut cmd: tokio::process::Command,
+    program: &str,
+    limit: u64,
+) -> Result<Vec<u8>, CollectError> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| CollectError::Command(format!("cannot start {program}: {e}")))?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(CollectError::Command("no pipe to the command".into()));
+    };
+    // Each reader is dropped as soon as it is done: closing stdout after `limit` bytes makes a
+    // chatty command stop (SIGPIPE) instead of holding stderr open forever.
+    let read_out = async move {
+        let mut buf = Vec::new();
+        stdout
+            .take(limit + 1)
+            .read_to_end(&mut buf)
+            .await
+            .map(|_| buf)
+    };
+    let read_err = async move {
+        let mut buf = Vec::new();
+        let _ = stderr.take(512).read_to_end(&mut buf).await;
+        buf
+    };
+    let (out, err) = tokio::join!(read_out, read_err);
+    let buf =
+        out.map_err(|e| CollectError::Command(format!("reading output of {program}: {e}")))?;
+    if buf.len() as u64 > limit {
+        let _ = child.start_kill();
+        return Err(CollectError::TooLarge {
+            what: format!("output of {program}"),
+            limit,
+        });
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| CollectError::Command(format!("waiting for {program}: {e}")))?;
+    if !status.success() {
+        // The first line of stderr says why.
+        let why = String::from_utf8_lossy(&err);
+        let why = why.lines().next().unwrap_or_default().trim();
+        return Err(CollectError::Command(format!(
+            "{program} exited with {}{}",
+            status
+                .code()
+                .map_or("a signal".to_string(), |c| format!("status {c}")),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {why}")
+            }
+        )));
+    }
+    Ok(buf)
 }
 
 /// Whether an executable exists at one of these host paths.
