@@ -138,6 +138,7 @@ pub const REGISTRY: &[Registration] = &[
     access::ssh::REGISTRATION,
     encryption::disks::REGISTRATION,
     encryption::tls::REGISTRATION,
+    encryption::s3_buckets::REGISTRATION,
     logging::journald::REGISTRATION,
     logging::syslog::REGISTRATION,
     logging::auditd::REGISTRATION,
