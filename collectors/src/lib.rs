@@ -136,6 +136,7 @@ pub const REGISTRY: &[Registration] = &[
     access::accounts::REGISTRATION,
     access::sudoers::REGISTRATION,
     access::ssh::REGISTRATION,
+    access::kubernetes::REGISTRATION,
     encryption::disks::REGISTRATION,
     encryption::tls::REGISTRATION,
     encryption::s3_buckets::REGISTRATION,

@@ -3,11 +3,12 @@
 //! `access.kubernetes` against tests/tooling/k8s_api.py, a local HTTPS server that serves
 //! fixture answers in the shapes of the Kubernetes API reference (no live cluster here).
 
-use evident_tests::services::{Mode, Proxy, moto, s3py};
-use evident_tests::{AWS_ENV, Run, evident_with};
+use evident_tests::services::{Mode, Proxy, Server, free_port, moto, s3py, venv_bin};
+use evident_tests::{AWS_ENV, Run, evident_with, in_ci};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn write_config(dir: &Path, collector: &str, options: &str) -> String {
     let path = dir.join("evident.toml");
@@ -224,4 +225,306 @@ fn s3_errors_are_recorded_per_bucket_never_a_crash() {
     let st = statuses(&rec);
     assert_eq!(st["encryption.s3_buckets.encrypted"], "fail", "{st:#?}");
     assert_eq!(st["encryption.s3_buckets.not_public"], "fail", "{st:#?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// access.kubernetes against tests/tooling/k8s_api.py (fixture answers, not a live cluster).
+
+const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.TOKEN-CANARY-3f7a.signature";
+
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().expect("run command");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn openssl_ok() -> bool {
+    let ok = || {
+        Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !ok() && in_ci() {
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-q", "openssl"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+    }
+    if ok() {
+        return true;
+    }
+    assert!(!in_ci(), "CI=true but the openssl CLI is missing");
+    eprintln!("SKIPPED: no openssl CLI; apt-get install openssl");
+    false
+}
+
+/// A CA and a server certificate for 127.0.0.1 (openssl CLI): (ca.crt, server.crt, server.key).
+fn pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n);
+    sh(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
+        .arg("-keyout")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.crt"))
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=evident-test-kubernetes-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]));
+    sh(Command::new("openssl")
+        .args(["req", "-newkey", "rsa:2048", "-nodes"])
+        .arg("-keyout")
+        .arg(p("server.key"))
+        .arg("-out")
+        .arg(p("server.csr"))
+        .args(["-subj", "/CN=kube-apiserver"]));
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    sh(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+        .arg("-in")
+        .arg(p("server.csr"))
+        .arg("-CA")
+        .arg(p("ca.crt"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("server.crt"))
+        .arg("-extfile")
+        .arg(p("ext.cnf")));
+    (p("ca.crt"), p("server.crt"), p("server.key"))
+}
+
+/// The fixture API server and the files the agent needs (CA, token).
+struct Cluster {
+    dir: tempfile::TempDir,
+    server: Server,
+    ca: PathBuf,
+    token: PathBuf,
+}
+
+fn cluster(extra: &[&str]) -> Option<Cluster> {
+    if !openssl_ok() {
+        return None;
+    }
+    let python = venv_bin("python")?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, crt, key) = pki(dir.path());
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
+    let port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/k8s_api.py");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/k8s");
+    let port_s = port.to_string();
+    let mut args = vec![
+        script.to_str().expect("utf8"),
+        &port_s,
+        crt.to_str().expect("utf8"),
+        key.to_str().expect("utf8"),
+        TOKEN,
+        fixtures.to_str().expect("utf8"),
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(&python, &args, port, "k8s_api.py");
+    Some(Cluster {
+        dir,
+        server,
+        ca,
+        token,
+    })
+}
+
+impl Cluster {
+    fn options(&self, extra: &str) -> String {
+        format!(
+            "api_server = \"https://127.0.0.1:{}\"\ntoken_file = \"{}\"\nca_file = \"{}\"\nnamespace = \"evident\"\n{extra}",
+            self.server.port,
+            self.token.display(),
+            self.ca.display()
+        )
+    }
+
+    fn collect(&self, extra: &str) -> (Run, Value) {
+        let config = write_config(self.dir.path(), "access.kubernetes", &self.options(extra));
+        collect(self.dir.path(), &config, "access.kubernetes", &[])
+    }
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn kubernetes_rbac_service_accounts_and_pods() {
+    let Some(c) = cluster(&[]) else { return };
+    // Two items a page: every list is paged through `continue`.
+    let (r, rec) = c.collect("page_size = 2\n");
+    let o = &rec["observation"];
+    let st = statuses(&rec);
+    assert_eq!(st.len(), 8, "{st:#?}");
+    let expect = [
+        ("reachable", "pass"),
+        ("agent_least_privilege", "pass"),
+        ("admin_bindings", "fail"),
+        ("no_automounted_tokens", "fail"),
+        ("pods_not_privileged", "fail"),
+        ("pods_non_root", "fail"),
+        ("pods_no_host_access", "fail"),
+        ("pods_resource_limits", "fail"),
+    ];
+    for (id, want) in expect {
+        assert_eq!(
+            st[&format!("access.kubernetes.{id}")],
+            want,
+            "{id}: {st:#?}\n{o:#}"
+        );
+    }
+    // Own permissions, read through SelfSubjectRulesReview.
+    assert_eq!(o["self"]["wildcard"], false);
+    assert_eq!(
+        o["self"]["resource_rules"].as_array().expect("rules").len(),
+        3
+    );
+    // Paged lists arrived whole (5 cluster role bindings at 2 a page, 3 pods).
+    assert_eq!(o["binding_count"], 7, "{o:#}");
+    assert_eq!(o["pod_count"], 3);
+    assert_eq!(o["truncated"], serde_json::json!([]));
+    // The 403 on cluster-wide rolebindings is a recorded fact; the namespace's were read.
+    assert_eq!(
+        o["denied"][0]["resource"], "rolebindings (all namespaces)",
+        "{o:#}"
+    );
+    assert_eq!(o["denied"][0]["status"], 403);
+    assert!(
+        o["denied"][0]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("forbidden")
+    );
+    assert_eq!(o["role_bindings_listed"], true);
+    // Admin grants: cluster-admin to alice, a wildcard ClusterRole to ci:deployer, a
+    // wildcard Role to bob; system:masters is allowed.
+    let unexpected: Vec<String> = o["unexpected_admin_bindings"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|b| b["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        unexpected,
+        ["ops-admin", "deployer-everything", "dev-everything"],
+        "{o:#}"
+    );
+    assert_eq!(o["admin_bindings"].as_array().expect("list").len(), 4);
+    assert_eq!(names(&o["automounting_service_accounts"]), ["default"]);
+    assert_eq!(names(&o["privileged_pods"]), ["legacy-agent"]);
+    assert_eq!(names(&o["root_pods"]), ["legacy-agent"]);
+    assert_eq!(names(&o["host_access_pods"]), ["legacy-agent"]);
+    assert_eq!(
+        names(&o["unlimited_pods"]),
+        ["legacy-agent", "batch-job-abc12"]
+    );
+    let legacy = &o["pods"][1];
+    assert_eq!(legacy["host_paths"][0], "/var/run/docker.sock");
+    assert_eq!(names(&legacy["secrets"]), ["db-credentials", "legacy-env"]);
+    assert_eq!(names(&o["pods"][0]["secrets"]), ["evident-signing-key"]);
+    // Never recorded: the token, environment values, annotations.
+    let all = format!("{}{}", r.stdout, r.stderr);
+    for canary in ["TOKEN-CANARY", "ENV-VALUE-CANARY", "ANNOTATION-CANARY"] {
+        assert!(!all.contains(canary), "{canary} leaked");
+    }
+    let controls = rec["controls"].to_string();
+    for c in [
+        "A.8.2", "A.8.3", "A.5.15", "A.5.18", "A.8.9", "A.8.22", "A.8.31",
+    ] {
+        assert!(
+            controls.contains(&format!("\"ISO27001:2022/{c}\"")),
+            "{c} in {controls}"
+        );
+    }
+}
+
+#[test]
+fn kubernetes_wrong_token_untrusted_ca_and_limits_are_recorded() {
+    let Some(c) = cluster(&[]) else { return };
+    // A wrong token: every call answers 401, recorded as denied; checks fail, no crash.
+    let bad = c.dir.path().join("bad-token");
+    std::fs::write(&bad, "not-the-token").expect("token");
+    let opts = format!(
+        "api_server = \"https://127.0.0.1:{}\"\ntoken_file = \"{}\"\nca_file = \"{}\"\nnamespace = \"evident\"\n",
+        c.server.port,
+        bad.display(),
+        c.ca.display()
+    );
+    let config = write_config(c.dir.path(), "access.kubernetes", &opts);
+    let (_, rec) = collect(c.dir.path(), &config, "access.kubernetes", &[]);
+    let o = &rec["observation"];
+    assert!(o["denied"].as_array().expect("denied").len() >= 6, "{o:#}");
+    assert!(
+        o["denied"]
+            .as_array()
+            .expect("denied")
+            .iter()
+            .all(|d| d["status"] == 401)
+    );
+    let st = statuses(&rec);
+    assert_eq!(st["access.kubernetes.agent_least_privilege"], "fail");
+    assert_eq!(
+        st["access.kubernetes.pods_not_privileged"], "fail",
+        "not listed is not a pass"
+    );
+
+    // A CA that did not sign the server's certificate: connection errors, recorded.
+    let other = c.dir.path().join("other");
+    std::fs::create_dir_all(&other).expect("dir");
+    let (other_ca, _, _) = pki(&other);
+    let opts = format!(
+        "api_server = \"https://127.0.0.1:{}\"\ntoken_file = \"{}\"\nca_file = \"{}\"\nnamespace = \"evident\"\n",
+        c.server.port,
+        c.token.display(),
+        other_ca.display()
+    );
+    let config = write_config(c.dir.path(), "access.kubernetes", &opts);
+    let (_, rec) = collect(c.dir.path(), &config, "access.kubernetes", &[]);
+    let errs = rec["observation"]["errors"]
+        .as_array()
+        .expect("errors")
+        .clone();
+    assert!(!errs.is_empty());
+    assert!(errs.iter().all(|e| e["kind"] == "connect"), "{errs:#?}");
+    assert_eq!(statuses(&rec)["access.kubernetes.reachable"], "fail");
+
+    // Bounded: a small answer limit and one page per list.
+    let (_, rec) = c.collect("max_response_bytes = 1000\npage_size = 1\nmax_pages = 1\n");
+    let o = &rec["observation"];
+    assert!(
+        o["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .any(|e| e["kind"] == "too_large"),
+        "{o:#}"
+    );
+    assert!(
+        !o["truncated"].as_array().expect("truncated").is_empty(),
+        "{o:#}"
+    );
 }
