@@ -3,12 +3,11 @@
 //! `access.kubernetes` against tests/tooling/k8s_api.py, a local HTTPS server that serves
 //! fixture answers in the shapes of the Kubernetes API reference (no live cluster here).
 
-use evident_tests::services::{Mode, Proxy, Server, free_port, moto, s3py, venv_bin};
-use evident_tests::{AWS_ENV, Run, evident_with, in_ci};
+use evident_tests::services::{Mode, Proxy, Server, k8s_api, moto, pki, s3py};
+use evident_tests::{AWS_ENV, Run, evident_with};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn write_config(dir: &Path, collector: &str, options: &str) -> String {
     let path = dir.join("evident.toml");
@@ -232,83 +231,6 @@ fn s3_errors_are_recorded_per_bucket_never_a_crash() {
 
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.TOKEN-CANARY-3f7a.signature";
 
-fn sh(cmd: &mut Command) {
-    let out = cmd.output().expect("run command");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn openssl_ok() -> bool {
-    let ok = || {
-        Command::new("openssl")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !ok() && in_ci() {
-        let _ = Command::new("apt-get").args(["update", "-q"]).status();
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-q", "openssl"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-    }
-    if ok() {
-        return true;
-    }
-    assert!(!in_ci(), "CI=true but the openssl CLI is missing");
-    eprintln!("SKIPPED: no openssl CLI; apt-get install openssl");
-    false
-}
-
-/// A CA and a server certificate for 127.0.0.1 (openssl CLI): (ca.crt, server.crt, server.key).
-fn pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let p = |n: &str| dir.join(n);
-    sh(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
-        .arg("-keyout")
-        .arg(p("ca.key"))
-        .arg("-out")
-        .arg(p("ca.crt"))
-        .args([
-            "-days",
-            "2",
-            "-subj",
-            "/CN=evident-test-kubernetes-ca",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]));
-    sh(Command::new("openssl")
-        .args(["req", "-newkey", "rsa:2048", "-nodes"])
-        .arg("-keyout")
-        .arg(p("server.key"))
-        .arg("-out")
-        .arg(p("server.csr"))
-        .args(["-subj", "/CN=kube-apiserver"]));
-    std::fs::write(
-        p("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("ext");
-    sh(Command::new("openssl")
-        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
-        .arg("-in")
-        .arg(p("server.csr"))
-        .arg("-CA")
-        .arg(p("ca.crt"))
-        .arg("-CAkey")
-        .arg(p("ca.key"))
-        .arg("-out")
-        .arg(p("server.crt"))
-        .arg("-extfile")
-        .arg(p("ext.cnf")));
-    (p("ca.crt"), p("server.crt"), p("server.key"))
-}
-
 /// The fixture API server and the files the agent needs (CA, token).
 struct Cluster {
     dir: tempfile::TempDir,
@@ -318,28 +240,8 @@ struct Cluster {
 }
 
 fn cluster(extra: &[&str]) -> Option<Cluster> {
-    if !openssl_ok() {
-        return None;
-    }
-    let python = venv_bin("python")?;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ca, crt, key) = pki(dir.path());
-    let token = dir.path().join("token");
-    std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
-    let port = free_port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/k8s_api.py");
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/k8s");
-    let port_s = port.to_string();
-    let mut args = vec![
-        script.to_str().expect("utf8"),
-        &port_s,
-        crt.to_str().expect("utf8"),
-        key.to_str().expect("utf8"),
-        TOKEN,
-        fixtures.to_str().expect("utf8"),
-    ];
-    args.extend_from_slice(extra);
-    let server = Server::start(&python, &args, port, "k8s_api.py");
+    let (server, ca, token) = k8s_api(dir.path(), TOKEN, extra)?;
     Some(Cluster {
         dir,
         server,

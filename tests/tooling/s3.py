@@ -7,7 +7,10 @@ Usage: s3.py ENDPOINT COMMAND ARGS...
   put BUCKET KEY FILE                -> overwrite an object
   checksum BUCKET KEY                -> the stored x-amz-checksum-sha256 (or "none")
   delete-versions BUCKET KEY         -> tries to delete every version; prints "denied N" / "deleted N"
-  create-buckets PREFIX N            -> creates PREFIX-00000 .. PREFIX-(N-1)
+  create-buckets PREFIX N [--configured]
+                                     -> creates PREFIX-00000 .. PREFIX-(N-1); with
+                                        --configured, every second one gets SSE-S3,
+                                        versioning, a public access block, a TLS-only policy
 Bucket settings (for encryption.s3_buckets):
   put-encryption BUCKET AES256|aws:kms [KEY_ID]
   put-versioning BUCKET Enabled|Suspended
@@ -77,7 +80,18 @@ def run(s3, cmd, args) -> int:
         print(f"denied {denied} deleted {deleted}")
     elif cmd == "create-buckets":
         for i in range(int(args[1])):
-            s3.create_bucket(Bucket=f"{args[0]}-{i:05d}")
+            name = f"{args[0]}-{i:05d}"
+            s3.create_bucket(Bucket=name)
+            if "--configured" in args and i % 2 == 0:
+                run(s3, "put-encryption", [name, "AES256"])
+                run(s3, "put-versioning", [name, "Enabled"])
+                run(s3, "put-public-access-block", [name, "true"])
+                policy = (
+                    '{"Version":"2012-10-17","Statement":[{"Sid":"TlsOnly","Effect":"Deny","Principal":"*",'
+                    '"Action":"s3:*","Resource":["arn:aws:s3:::%s","arn:aws:s3:::%s/*"],'
+                    '"Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}' % (name, name)
+                )
+                run(s3, "put-policy", [name, policy])
     elif cmd == "put-encryption":
         default = {"SSEAlgorithm": args[1]}
         if len(args) > 2:
