@@ -430,3 +430,43 @@ fn kubernetes_wrong_token_untrusted_ca_and_limits_are_recorded() {
         "{o:#}"
     );
 }
+
+#[test]
+fn s3_buckets_are_read_in_their_own_region() {
+    let Some(server) = moto() else { return };
+    let endpoint = server.url();
+    s3py(
+        &endpoint,
+        &[
+            "create-bucket",
+            "eu-data",
+            "--region",
+            "eu-west-1",
+            "+",
+            "put-versioning",
+            "eu-data",
+            "Enabled",
+            "+",
+            "create-bucket",
+            "us-data",
+        ],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The endpoint from the AWS environment (as on AWS: no `endpoint` option), so the
+    // collector looks up each bucket's region.
+    let mut env = AWS_ENV.to_vec();
+    env.push(("AWS_ENDPOINT_URL", &endpoint));
+    for opts in [
+        "force_path_style = true\nbuckets = [\"eu-data\", \"us-data\"]\n",
+        "force_path_style = true\n",
+    ] {
+        let config = write_config(dir.path(), "encryption.s3_buckets", opts);
+        let (_, rec) = collect(dir.path(), &config, "encryption.s3_buckets", &env);
+        let o = &rec["observation"];
+        let eu = bucket(o, "eu-data");
+        assert_eq!(eu["region"], "eu-west-1", "{opts}: {eu:#}");
+        assert_eq!(eu["versioning"]["status"], "Enabled", "{eu:#}");
+        assert_eq!(eu["errors"], serde_json::json!([]), "{eu:#}");
+        assert_eq!(bucket(o, "us-data")["region"], "us-east-1", "{o:#}");
+    }
+}

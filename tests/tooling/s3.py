@@ -1,7 +1,7 @@
 """A second, independent S3 client for the tests (boto3, installed with moto).
 
 Usage: s3.py ENDPOINT COMMAND ARGS...
-  create-bucket BUCKET [--object-lock]
+  create-bucket BUCKET [--object-lock] [--region REGION]
   list BUCKET PREFIX                 -> one key per line
   get BUCKET KEY                     -> object bytes on stdout
   put BUCKET KEY FILE                -> overwrite an object
@@ -56,7 +56,11 @@ def main() -> int:
 
 def run(s3, cmd, args) -> int:
     if cmd == "create-bucket":
-        s3.create_bucket(Bucket=args[0], ObjectLockEnabledForBucket="--object-lock" in args)
+        extra = {}
+        if "--region" in args:
+            region = args[args.index("--region") + 1]
+            extra["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        s3.create_bucket(Bucket=args[0], ObjectLockEnabledForBucket="--object-lock" in args, **extra)
     elif cmd == "list":
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=args[0], Prefix=args[1]):
             for o in page.get("Contents", []):

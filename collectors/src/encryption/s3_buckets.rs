@@ -240,7 +240,9 @@ async fn observe(config: Arc<Config>) -> Result<Observation, CollectError> {
     let client = client(&config).await;
     let mut list_error = Value::Null;
     let mut list_denied = false;
-    let mut names: Vec<String> = config.buckets.clone();
+    // (bucket, region when known): the list gives each bucket's region on AWS.
+    let mut names: Vec<(String, Option<String>)> =
+        config.buckets.iter().map(|b| (b.clone(), None)).collect();
     if names.is_empty() {
         let mut token: Option<String> = None;
         loop {
@@ -250,11 +252,10 @@ async fn observe(config: Arc<Config>) -> Result<Observation, CollectError> {
             }
             match req.send().await {
                 Ok(out) => {
-                    names.extend(
-                        out.buckets()
-                            .iter()
-                            .filter_map(|b| b.name().map(String::from)),
-                    );
+                    names.extend(out.buckets().iter().filter_map(|b| {
+                        b.name()
+                            .map(|n| (n.to_string(), b.bucket_region().map(String::from)))
+                    }));
                     token = out.continuation_token().map(String::from);
                     if token.is_none() || names.len() > config.max_buckets {
                         break;
@@ -270,18 +271,40 @@ async fn observe(config: Arc<Config>) -> Result<Observation, CollectError> {
         }
     }
     names.sort();
-    names.dedup();
+    names.dedup_by(|a, b| a.0 == b.0);
     let listed = names.len();
     let skipped = listed.saturating_sub(config.max_buckets);
     names.truncate(config.max_buckets);
 
     let limit = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
     let mut set = tokio::task::JoinSet::new();
-    for (i, name) in names.iter().enumerate() {
-        let (client, limit, name) = (client.clone(), limit.clone(), name.clone());
+    // On AWS (no custom endpoint) a bucket is read in its own region: from the list, else
+    // from HeadBucket (`x-amz-bucket-region`, also sent with a 301 or 403).
+    let find_region = config.endpoint.is_none();
+    for (i, (name, region)) in names.iter().enumerate() {
+        let (client, limit, name, region) =
+            (client.clone(), limit.clone(), name.clone(), region.clone());
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            (i, bucket(&client, &name).await)
+            let region = match region {
+                Some(r) => Some(r),
+                None if find_region => bucket_region(&client, &name).await,
+                None => None,
+            };
+            let home = client.config().region().map(|r| r.as_ref().to_string());
+            let client = match &region {
+                Some(r) if Some(r) != home.as_ref() => Client::from_conf(
+                    client
+                        .config()
+                        .to_builder()
+                        .region(aws_config::Region::new(r.clone()))
+                        .build(),
+                ),
+                _ => client,
+            };
+            let mut v = bucket(&client, &name).await;
+            v["region"] = json!(region);
+            (i, v)
         });
     }
     let mut buckets: Vec<Value> = vec![Value::Null; names.len()];
@@ -325,6 +348,17 @@ async fn observe(config: Arc<Config>) -> Result<Observation, CollectError> {
             "max_buckets": config.max_buckets,
         },
     }))
+}
+
+/// The region of a bucket, from HeadBucket (its answer or its error's header).
+async fn bucket_region(client: &Client, name: &str) -> Option<String> {
+    match client.head_bucket().bucket(name).send().await {
+        Ok(out) => out.bucket_region().map(String::from),
+        Err(e) => e
+            .raw_response()
+            .and_then(|r| r.headers().get("x-amz-bucket-region"))
+            .map(String::from),
+    }
 }
 
 /// Every setting of one bucket; failures recorded per call, never fatal.
