@@ -276,16 +276,24 @@ async fn observe(config: Arc<Config>) -> Result<Observation, CollectError> {
     let skipped = listed.saturating_sub(config.max_buckets);
     names.truncate(config.max_buckets);
 
-    let limit = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
+    // At most `concurrency` buckets in flight; a task is spawned only when one ends, so
+    // memory stays bounded by `concurrency`, not by the number of buckets.
+    let concurrency = config.concurrency.max(1);
     let mut set = tokio::task::JoinSet::new();
+    let mut buckets: Vec<Value> = vec![Value::Null; names.len()];
     // On AWS (no custom endpoint) a bucket is read in its own region: from the list, else
     // from HeadBucket (`x-amz-bucket-region`, also sent with a 301 or 403).
     let find_region = config.endpoint.is_none();
     for (i, (name, region)) in names.iter().enumerate() {
-        let (client, limit, name, region) =
-            (client.clone(), limit.clone(), name.clone(), region.clone());
+        while set.len() >= concurrency {
+            if let Some(done) = set.join_next().await {
+                let (j, v) =
+                    done.map_err(|e| CollectError::Invalid(format!("bucket task failed: {e}")))?;
+                buckets[j] = v;
+            }
+        }
+        let (client, name, region) = (client.clone(), name.clone(), region.clone());
         set.spawn(async move {
-            let _permit = limit.acquire_owned().await;
             let region = match region {
                 Some(r) => Some(r),
                 None if find_region => bucket_region(&client, &name).await,
@@ -307,7 +315,6 @@ async fn observe(config: Arc<Config>) -> Result<Observation, CollectError> {
             (i, v)
         });
     }
-    let mut buckets: Vec<Value> = vec![Value::Null; names.len()];
     while let Some(done) = set.join_next().await {
         match done {
             Ok((i, v)) => buckets[i] = v,
