@@ -470,3 +470,74 @@ fn s3_buckets_are_read_in_their_own_region() {
         assert_eq!(bucket(o, "us-data")["region"], "us-east-1", "{o:#}");
     }
 }
+
+/// An S3 endpoint that refuses everything with 403 AccessDenied (as S3 does for
+/// credentials without the permissions), on 127.0.0.1.
+fn deny_all() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { break };
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                let mut buf = [0u8; 65536];
+                let _ = c.read(&mut buf);
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>TEST</RequestId></Error>";
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn s3_access_denied_is_recorded_as_what_was_not_seen() {
+    let port = deny_all();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // Listing denied: recorded, and the `listed` check fails.
+    let config = write_config(
+        dir.path(),
+        "encryption.s3_buckets",
+        &format!("endpoint = \"{endpoint}\"\nforce_path_style = true\n"),
+    );
+    let (_, rec) = collect(dir.path(), &config, "encryption.s3_buckets", AWS_ENV);
+    let o = &rec["observation"];
+    assert_eq!(o["list_denied"], true, "{o:#}");
+    assert_eq!(o["list_error"]["code"], "AccessDenied");
+    assert_eq!(statuses(&rec)["encryption.s3_buckets.listed"], "fail");
+    // A named bucket whose every setting is denied: seven denied reads, every check fails.
+    let config = write_config(
+        dir.path(),
+        "encryption.s3_buckets",
+        &format!(
+            "endpoint = \"{endpoint}\"\nforce_path_style = true\nbuckets = [\"secret-bucket\"]\n"
+        ),
+    );
+    let (_, rec) = collect(dir.path(), &config, "encryption.s3_buckets", AWS_ENV);
+    let b = bucket(&rec["observation"], "secret-bucket");
+    let denied: Vec<&str> = b["denied"]
+        .as_array()
+        .expect("denied")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(denied.len(), 7, "{b:#}");
+    assert!(denied.contains(&"GetBucketPolicy") && denied.contains(&"GetBucketEncryption"));
+    assert_eq!(b["errors"], serde_json::json!([]));
+    assert_eq!(b["policy"]["known"], false);
+    let st = statuses(&rec);
+    for id in ["encrypted", "versioned", "not_public", "tls_only"] {
+        assert_eq!(
+            st[&format!("encryption.s3_buckets.{id}")],
+            "fail",
+            "{id}: {st:#?}"
+        );
+    }
+}
