@@ -541,3 +541,35 @@ fn s3_access_denied_is_recorded_as_what_was_not_seen() {
         );
     }
 }
+
+#[test]
+fn kubernetes_api_server_from_the_pod_environment() {
+    let Some(c) = cluster(&[]) else { return };
+    // No api_server: the address comes from KUBERNETES_SERVICE_HOST/PORT, as in a pod.
+    let opts = format!(
+        "token_file = \"{}\"\nca_file = \"{}\"\nnamespace = \"evident\"\n",
+        c.token.display(),
+        c.ca.display()
+    );
+    let config = write_config(c.dir.path(), "access.kubernetes", &opts);
+    let port = c.server.port.to_string();
+    let env = [
+        ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+        ("KUBERNETES_SERVICE_PORT", port.as_str()),
+    ];
+    let (_, rec) = collect(c.dir.path(), &config, "access.kubernetes", &env);
+    let o = &rec["observation"];
+    assert_eq!(o["in_cluster"], true);
+    assert_eq!(o["api_server"], format!("https://127.0.0.1:{port}"));
+    assert_eq!(o["pod_count"], 3, "{o:#}");
+    // Outside a pod and with no api_server: the collection fails with a clear reason.
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        return; // these tests themselves run in a pod
+    }
+    let r = evident_with(
+        c.dir.path(),
+        &["--config", &config, "collect", "access.kubernetes"],
+        &[],
+    );
+    assert!(r.all().contains("KUBERNETES_SERVICE_HOST"), "{}", r.all());
+}

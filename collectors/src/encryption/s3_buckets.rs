@@ -659,6 +659,14 @@ mod tests {
     }
 
     #[test]
+    fn fields_of_a_non_standard_versioning_answer() {
+        let body = r#"<?xml version="1.0"?><GetBucketVersioningResponse><Status>Enabled</Status></GetBucketVersioningResponse>"#;
+        assert_eq!(xml_field(body, "Status").as_deref(), Some("Enabled"));
+        assert_eq!(xml_field(body, "MfaDelete"), None);
+        assert_eq!(xml_field("<Status></Status>", "Status"), None);
+    }
+
+    #[test]
     fn a_deny_for_one_action_or_true_is_not_tls_only() {
         let one = r#"{"Statement":{"Effect":"Deny","Principal":"*","Action":"s3:GetObject",
             "Condition":{"Bool":{"aws:SecureTransport":"false"}}}}"#;
