@@ -579,6 +579,7 @@ async fn observe(config: &Config) -> Result<Observation, CollectError> {
         api.list(&format!("/api/v1/namespaces/{ns}/pods"), page, pages)
             .await,
     );
+    let pods_listed = pods.is_some();
     let pods: Vec<Value> = pods
         .map(|(items, trunc)| {
             if trunc {
@@ -621,7 +622,7 @@ async fn observe(config: &Config) -> Result<Observation, CollectError> {
         "self": own,
         "cluster_roles_listed": cluster_roles.is_some(),
         "bindings_listed": crbs.is_some(),
-        "role_bindings_listed": t.denied.iter().all(|d| d["resource"] != "rolebindings") && t.errors.iter().all(|d| d["resource"] != "rolebindings"),
+        "role_bindings_listed": rbs.is_some(),
         "binding_count": binding_count,
         "wildcard_roles": wildcard_roles.iter().map(|(k, n, name)| json!({"kind": k, "namespace": n, "name": name})).collect::<Vec<_>>(),
         "admin_bindings": admin_bindings,
@@ -629,7 +630,7 @@ async fn observe(config: &Config) -> Result<Observation, CollectError> {
         "service_accounts_listed": sas.is_some(),
         "service_accounts": service_accounts,
         "automounting_service_accounts": automounting,
-        "pods_listed": !denied_resources.contains(&"pods".into()) && t.errors.iter().all(|e| e["resource"] != "pods"),
+        "pods_listed": pods_listed,
         "pod_count": pods.len(),
         "pods": pods,
         "privileged_pods": privileged,
