@@ -29,6 +29,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../config/checks/logging.toml"),
     ),
     (
+        "config/checks/cloud.toml",
+        include_str!("../../config/checks/cloud.toml"),
+    ),
+    (
         "config/checks/packages.toml",
         include_str!("../../config/checks/packages.toml"),
     ),

@@ -285,3 +285,110 @@ fn answer_503(mut client: TcpStream) {
         body.len()
     );
 }
+
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().expect("run command");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether the openssl CLI is there (installed with apt-get under CI when missing; under
+/// CI a missing CLI is a failure).
+pub fn openssl_ok() -> bool {
+    let ok = || {
+        Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !ok() && crate::in_ci() {
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-q", "openssl"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+    }
+    if ok() {
+        return true;
+    }
+    assert!(!crate::in_ci(), "CI=true but the openssl CLI is missing");
+    eprintln!("SKIPPED: no openssl CLI; apt-get install openssl");
+    false
+}
+
+/// A CA and a server certificate for 127.0.0.1 (openssl CLI): (ca.crt, server.crt, server.key).
+pub fn pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n);
+    sh(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
+        .arg("-keyout")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.crt"))
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=evident-test-kubernetes-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]));
+    sh(Command::new("openssl")
+        .args(["req", "-newkey", "rsa:2048", "-nodes"])
+        .arg("-keyout")
+        .arg(p("server.key"))
+        .arg("-out")
+        .arg(p("server.csr"))
+        .args(["-subj", "/CN=kube-apiserver"]));
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    sh(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+        .arg("-in")
+        .arg(p("server.csr"))
+        .arg("-CA")
+        .arg(p("ca.crt"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("server.crt"))
+        .arg("-extfile")
+        .arg(p("ext.cnf")));
+    (p("ca.crt"), p("server.crt"), p("server.key"))
+}
+
+/// tests/tooling/k8s_api.py on 127.0.0.1 with a fresh CA and server certificate under `dir`
+/// and `token` as the only accepted bearer token: (server, CA file, token file), or None
+/// outside CI when openssl or the test venv is missing.
+pub fn k8s_api(dir: &Path, token: &str, extra: &[&str]) -> Option<(Server, PathBuf, PathBuf)> {
+    if !openssl_ok() {
+        return None;
+    }
+    let python = venv_bin("python")?;
+    let (ca, crt, key) = pki(dir);
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{token}\n")).expect("token");
+    let port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/k8s_api.py");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/k8s");
+    let port_s = port.to_string();
+    let mut args = vec![
+        script.to_str().expect("utf8"),
+        &port_s,
+        crt.to_str().expect("utf8"),
+        key.to_str().expect("utf8"),
+        token,
+        fixtures.to_str().expect("utf8"),
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(&python, &args, port, "k8s_api.py");
+    Some((server, ca, token_file))
+}
