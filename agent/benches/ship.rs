@@ -65,12 +65,22 @@ fn main() {
         PathBuf::from,
     );
     let obs = observation();
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
+    // BENCH_SHIP_THREADS=1 measures the current-thread runtime; default: both cores.
+    let threads: usize = std::env::var("BENCH_SHIP_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
     };
+    let Ok(rt) = rt else { return };
 
     for name in ["s3s-fs", "moto"] {
         let Ok(dir) = tempfile::tempdir() else { return };
@@ -150,7 +160,7 @@ fn main() {
         let t = Instant::now();
         match rt.block_on(agent.ship()) {
             Ok(r) if r.errors.is_empty() => println!(
-                "{name}: drained a backlog of {} records in {:.1}s: {:.0} records/s (concurrency {concurrency})",
+                "{name}: drained a backlog of {} records in {:.1}s: {:.0} records/s (concurrency {concurrency}, {threads} runtime thread(s))",
                 r.shipped,
                 t.elapsed().as_secs_f64(),
                 rate(r.shipped as u64, t)
