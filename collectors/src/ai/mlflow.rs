@@ -333,7 +333,7 @@ impl Api<'_> {
             let mut resp = req
                 .send()
                 .await
-                .map_err(|e| CollectError::Unavailable(format!("{shown}: {}", error_chain(&e))))?;
+                .map_err(|e| request_error(&shown, &e, limit))?;
             let status = resp.status();
             if let Some(len) = resp.content_length()
                 && len > max
@@ -347,7 +347,7 @@ impl Api<'_> {
             while let Some(chunk) = resp
                 .chunk()
                 .await
-                .map_err(|e| CollectError::Invalid(format!("{shown}: {}", error_chain(&e))))?
+                .map_err(|e| request_error(&shown, &e, limit))?
             {
                 if (body.len() + chunk.len()) as u64 > max {
                     return Err(CollectError::TooLarge {
@@ -379,6 +379,16 @@ impl Api<'_> {
         self.bytes += body.len() as u64;
         serde_json::from_slice(&body)
             .map_err(|e| CollectError::Invalid(format!("{shown}: invalid JSON: {e}")))
+    }
+}
+
+fn request_error(shown: &str, e: &reqwest::Error, limit: Duration) -> CollectError {
+    if e.is_timeout() {
+        CollectError::Timeout(limit)
+    } else if e.is_connect() {
+        CollectError::Unavailable(format!("{shown}: {}", error_chain(e)))
+    } else {
+        CollectError::Invalid(format!("{shown}: {}", error_chain(e)))
     }
 }
 
