@@ -148,6 +148,8 @@ pub const REGISTRY: &[Registration] = &[
     logging::auditd::REGISTRATION,
     logging::time_sync::REGISTRATION,
     ai::mlflow::REGISTRATION,
+    ai::model_cards::REGISTRATION,
+    ai::inventory::REGISTRATION,
     exec::REGISTRATION,
 ];
 

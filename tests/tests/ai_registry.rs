@@ -175,6 +175,35 @@ fn mlflow_registry_snapshots_checks_and_history() {
     assert_eq!(rec["observation"]["changes"], serde_json::json!([]));
     assert_eq!(rec["observation"]["baseline"], false);
 
+    // The AI inventory compared with the registry this agent snapshotted: `ranker` is in
+    // the registry but no inventoried system lists it.
+    let inv = dir.path().join("inventory.toml");
+    std::fs::write(
+        &inv,
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n\n[[collectors]]\nname = \"ai.inventory\"\npath = \"/etc/evident/ai-inventory.yaml\"\n\n[[sinks]]\ntype = \"file\"\npath = \"{}\"\n",
+            dir.path().join("state").display(),
+            dir.path().join("store2").display()
+        ),
+    )
+    .expect("config");
+    let rec = collect_kind(dir.path(), &inv, "ai.inventory", Some(&ai_fixture()));
+    let reg = &rec["observation"]["registry"];
+    assert_eq!(
+        reg["missing_from_inventory"],
+        serde_json::json!(["ranker"]),
+        "{rec:#}"
+    );
+    assert_eq!(reg["missing_from_registry"], serde_json::json!([]));
+    assert_eq!(
+        check(&rec, "ai.inventory.registry_models_inventoried"),
+        "fail"
+    );
+    assert_eq!(
+        check(&rec, "ai.inventory.inventoried_models_registered"),
+        "pass"
+    );
+
     // The token is never recorded anywhere.
     for f in records(&store) {
         let text = std::fs::read_to_string(&f).expect("record");
@@ -254,4 +283,128 @@ fn hostile_mlflow_servers_end_in_recorded_errors_within_bounds() {
         assert_eq!(obs["baseline"], false);
         assert!(!dir.path().join("state/collectors/ai.mlflow").exists());
     }
+}
+
+fn ai_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ai/root")
+}
+
+fn collect_kind(dir: &Path, config: &Path, kind: &str, root: Option<&Path>) -> Value {
+    let mut args = vec!["--config", config.to_str().expect("utf8"), "collect", kind];
+    if let Some(root) = root {
+        args.extend(["--root", root.to_str().expect("utf8")]);
+    }
+    let r = evident(dir, &args);
+    assert_eq!(r.code, 0, "{}", r.all());
+    serde_json::from_str(&r.stdout).expect("record JSON")
+}
+
+#[test]
+fn model_cards_complete_incomplete_and_malformed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        "[[collectors]]\nname = \"ai.model_cards\"\npaths = [\"/srv/models/*\"]\nmax_hash_bytes = 1024\n",
+    );
+    let rec = collect_kind(dir.path(), &config, "ai.model_cards", Some(&ai_fixture()));
+    let models = rec["observation"]["models"].as_array().expect("models");
+    let by = |name: &str| {
+        models
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {rec:#}"))
+    };
+    let complete = by("complete");
+    let fm = &complete["card"]["front_matter"];
+    assert_eq!(fm["license"], "apache-2.0");
+    assert_eq!(fm["datasets"], serde_json::json!(["imdb"]));
+    assert_eq!(
+        fm["base_model"],
+        serde_json::json!(["distilbert-base-uncased"])
+    );
+    assert_eq!(fm["metrics"][0]["type"], "accuracy");
+    assert_eq!(complete["missing_sections"], serde_json::json!([]));
+    assert_eq!(
+        complete["weights"][0]["sha256"],
+        "4ab29886d147b0182cd7f4eade89a46af0565ba17cd5d9d37d2602ab0755e30b"
+    );
+    let incomplete = by("incomplete");
+    assert_eq!(incomplete["card"]["front_matter"]["license"], Value::Null);
+    assert_eq!(incomplete["weights"][0]["note"], "not hashed: too large");
+    assert_eq!(
+        incomplete["missing_sections"].as_array().map(Vec::len),
+        Some(5)
+    );
+    let malformed = by("malformed");
+    assert!(
+        malformed["card"]["front_matter_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid YAML")),
+        "{malformed:#}"
+    );
+    assert_eq!(malformed["card"]["sections"]["intended_uses"], true);
+    for (id, status) in [
+        ("ai.model_cards.present", "pass"),
+        ("ai.model_cards.front_matter", "fail"),
+        ("ai.model_cards.sections", "fail"),
+        ("ai.model_cards.weights_hashed", "fail"),
+    ] {
+        assert_eq!(check(&rec, id), status, "{id}: {rec:#}");
+    }
+    // Only the complete model: every check passes.
+    let config = write_config(
+        dir.path(),
+        "[[collectors]]\nname = \"ai.model_cards\"\npaths = [\"/srv/models/complete\"]\n",
+    );
+    let rec = collect_kind(dir.path(), &config, "ai.model_cards", Some(&ai_fixture()));
+    for c in rec["checks"].as_array().expect("checks") {
+        assert_eq!(c["status"], "pass", "{c:#}");
+    }
+}
+
+#[test]
+fn inventory_complete_incomplete_and_malformed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        ("ai-inventory.yaml", "pass", "pass"),
+        ("ai-inventory-incomplete.csv", "pass", "fail"),
+        ("ai-inventory-malformed.json", "fail", "pass"),
+    ];
+    for (file, readable, complete) in cases {
+        let config = write_config(
+            dir.path(),
+            &format!("[[collectors]]\nname = \"ai.inventory\"\npath = \"/etc/evident/{file}\"\n"),
+        );
+        let rec = collect_kind(dir.path(), &config, "ai.inventory", Some(&ai_fixture()));
+        assert_eq!(
+            check(&rec, "ai.inventory.readable"),
+            readable,
+            "{file}: {rec:#}"
+        );
+        assert_eq!(
+            check(&rec, "ai.inventory.complete"),
+            complete,
+            "{file}: {rec:#}"
+        );
+        // No registry snapshot on this agent yet: the cross-check has nothing to compare.
+        assert_eq!(rec["observation"]["registry"], Value::Null);
+    }
+    let config = write_config(
+        dir.path(),
+        "[[collectors]]\nname = \"ai.inventory\"\npath = \"/etc/evident/ai-inventory-incomplete.csv\"\n",
+    );
+    let rec = collect_kind(dir.path(), &config, "ai.inventory", Some(&ai_fixture()));
+    let systems = rec["observation"]["systems"].as_array().expect("systems");
+    assert_eq!(
+        systems[0]["purpose"],
+        "Classify review sentiment, for the dashboard"
+    );
+    assert_eq!(
+        systems[0]["data_sources"],
+        serde_json::json!(["imdb", "crm"])
+    );
+    assert_eq!(
+        systems[1]["missing_fields"].as_array().map(Vec::len),
+        Some(6)
+    );
 }
