@@ -221,6 +221,9 @@ impl Collector for Mlflow {
 /// What one server's snapshot came to.
 struct ServerSnapshot {
     uri: String,
+    /// Requests sent and response bytes read.
+    requests: u64,
+    bytes: u64,
     models: Vec<Value>,
     errors: Vec<Value>,
     complete: bool,
@@ -545,6 +548,8 @@ async fn snapshot_server(
             changes: Vec::new(),
             note: Some("no history: the snapshot is incomplete".into()),
         },
+        requests: 0,
+        bytes: 0,
     };
     let client = match client(server, config) {
         Ok(c) => c,
@@ -605,6 +610,7 @@ async fn snapshot_server(
     }
 
     let mut runs_read = 0usize;
+    let mut runs: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
     let mut models = Vec::with_capacity(raw_models.len());
     for m in &raw_models {
         let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -666,6 +672,11 @@ async fn snapshot_server(
                 v["run"] = Value::Null;
                 continue;
             }
+            // Versions registered from the same run share it: one request per run.
+            if let Some(known) = runs.get(&run_id) {
+                v["run"] = known.clone();
+                continue;
+            }
             if runs_read >= config.max_runs {
                 v["run"] = Value::Null;
                 continue;
@@ -673,10 +684,12 @@ async fn snapshot_server(
             runs_read += 1;
             match api.get("runs/get", &[("run_id", run_id.as_str())]).await {
                 Ok(body) => {
-                    v["run"] = run_record(
+                    let record = run_record(
                         body.get("run").unwrap_or(&Value::Null),
                         config.max_metrics_per_run,
                     );
+                    runs.insert(run_id, record.clone());
+                    v["run"] = record;
                 }
                 Err(e) => {
                     errors.push(err(&format!("runs/get {run_id}"), &e));
@@ -722,7 +735,6 @@ async fn snapshot_server(
         errors.push(json!({"request": "runs/get", "kind": "too_large",
             "message": format!("max_runs = {} reached; later versions' runs are not read", config.max_runs)}));
     }
-    let _ = (api.requests, api.bytes);
     let history = if complete {
         history(ctx, &uri, &models)
     } else {
@@ -738,6 +750,8 @@ async fn snapshot_server(
         errors,
         complete,
         history,
+        requests: api.requests,
+        bytes: api.bytes,
     }
 }
 
@@ -1079,6 +1093,8 @@ fn observation(config: &Config, servers: Vec<ServerSnapshot>) -> Value {
         server_values.push(json!({
             "uri": srv.uri,
             "complete": srv.complete,
+            "requests": srv.requests,
+            "response_bytes": srv.bytes,
             "baseline": srv.history.baseline,
             "history_note": srv.history.note,
             "changes": changes,
@@ -1228,6 +1244,8 @@ mod tests {
                 models: new_models,
                 errors: vec![],
                 complete: true,
+                requests: 0,
+                bytes: 0,
                 history: History {
                     baseline: false,
                     changes,
