@@ -2,8 +2,8 @@
 //! changed since the previous snapshot of the same server.
 //!
 //! Reads: `registered-models/search` (following `next_page_token`; names, descriptions, tags,
-//! aliases, times), `model-versions/search` per model (version, stage, status, source, run id,
-//! description, tags, times) and, for each version with a run, `runs/get` (the run's status
+//! aliases, times), `model-versions/search` over the whole registry in large pages (version,
+//! stage, status, source, run id, description, tags, times) and, for each version with a run, `runs/get` (the run's status
 //! and times, its logged dataset inputs — name, digest, source type, source — and its latest
 //! metrics). Several servers per config; auth by bearer token or basic credentials read from
 //! a file or an environment variable; TLS through rustls with an optional CA bundle. Every
@@ -101,9 +101,12 @@ struct Config {
     /// Tag naming who approved a version for production.
     #[serde(default = "tag_approver")]
     approver_tag: String,
-    /// Results per page (MLflow allows up to 1000 for models, more for versions).
+    /// Models per page of `registered-models/search` (MLflow allows up to 1000).
     #[serde(default = "default_page_size")]
     page_size: u32,
+    /// Versions per page of `model-versions/search` (MLflow allows up to 200000).
+    #[serde(default = "default_version_page_size")]
+    version_page_size: u32,
     /// At most this many models per server.
     #[serde(default = "default_max_models")]
     max_models: usize,
@@ -153,6 +156,9 @@ fn tag_approver() -> String {
 }
 fn default_page_size() -> u32 {
     100
+}
+fn default_version_page_size() -> u32 {
+    1000
 }
 fn default_max_models() -> usize {
     10_000
@@ -611,52 +617,69 @@ async fn snapshot_server(
 
     let mut runs_read = 0usize;
     let mut runs: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
-    let mut models = Vec::with_capacity(raw_models.len());
-    for m in &raw_models {
-        let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
-        let quote = if name.contains('\'') { '"' } else { '\'' };
-        let filter = format!("name={quote}{name}{quote}");
-        let mut versions: Vec<Value> = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut q = vec![
-                ("filter", filter.as_str()),
-                ("max_results", page.as_str()),
-                ("order_by", "version_number DESC"),
-            ];
-            if let Some(t) = &token {
-                q.push(("page_token", t.as_str()));
-            }
-            match api.get("model-versions/search", &q).await {
-                Ok(body) => {
-                    if let Some(list) = body.get("model_versions").and_then(Value::as_array) {
-                        versions.extend(list.iter().map(version_record));
+    // Every version of the registry in one paginated listing (MLflow allows large pages
+    // here), grouped by model: a few requests instead of one search per model.
+    let mut by_model: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let wanted: std::collections::HashSet<&str> = raw_models
+        .iter()
+        .filter_map(|m| m.get("name").and_then(Value::as_str))
+        .collect();
+    let max_total = config
+        .max_models
+        .saturating_mul(config.max_versions_per_model);
+    let version_page = config.version_page_size.to_string();
+    let mut listed = 0usize;
+    let mut token: Option<String> = None;
+    loop {
+        let mut q = vec![("max_results", version_page.as_str())];
+        if let Some(t) = &token {
+            q.push(("page_token", t.as_str()));
+        }
+        match api.get("model-versions/search", &q).await {
+            Ok(body) => {
+                for v in body
+                    .get("model_versions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    listed += 1;
+                    if let Some(name) = v.get("name").and_then(Value::as_str)
+                        && wanted.contains(name)
+                    {
+                        by_model
+                            .entry(name.to_string())
+                            .or_default()
+                            .push(version_record(v));
                     }
-                    token = body
-                        .get("next_page_token")
-                        .and_then(Value::as_str)
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_string);
                 }
-                Err(e) => {
-                    errors.push(err(&format!("model-versions/search {name}"), &e));
-                    complete = false;
-                    break;
-                }
+                token = body
+                    .get("next_page_token")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string);
             }
-            if versions.len() >= config.max_versions_per_model {
-                if token.is_some() || versions.len() > config.max_versions_per_model {
-                    errors.push(json!({"request": format!("model-versions/search {name}"), "kind": "too_large",
-                        "message": format!("more than max_versions_per_model = {}; older versions are not recorded", config.max_versions_per_model)}));
-                    complete = false;
-                }
-                versions.truncate(config.max_versions_per_model);
-                break;
-            }
-            if token.is_none() {
+            Err(e) => {
+                errors.push(err("model-versions/search", &e));
+                complete = false;
                 break;
             }
         }
+        if token.is_none() {
+            break;
+        }
+        if listed >= max_total {
+            errors.push(json!({"request": "model-versions/search", "kind": "too_large",
+                "message": format!("more than max_models x max_versions_per_model = {max_total} versions; the rest is not recorded")}));
+            complete = false;
+            break;
+        }
+    }
+
+    let mut models = Vec::with_capacity(raw_models.len());
+    for m in &raw_models {
+        let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
+        let mut versions = by_model.remove(name).unwrap_or_default();
         versions.sort_by_key(|v| {
             std::cmp::Reverse(
                 v["version"]
@@ -665,6 +688,12 @@ async fn snapshot_server(
                     .unwrap_or(0),
             )
         });
+        if versions.len() > config.max_versions_per_model {
+            errors.push(json!({"request": format!("model-versions/search {name}"), "kind": "too_large",
+                "message": format!("more than max_versions_per_model = {}; older versions are not recorded", config.max_versions_per_model)}));
+            complete = false;
+            versions.truncate(config.max_versions_per_model);
+        }
         // Runs: datasets and metrics.
         for v in &mut versions {
             let run_id = v["run_id"].as_str().unwrap_or_default().to_string();
