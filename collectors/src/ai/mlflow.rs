@@ -3,9 +3,9 @@
 //!
 //! Reads: `registered-models/search` (following `next_page_token`; names, descriptions, tags,
 //! aliases, times), `model-versions/search` over the whole registry in large pages (version,
-//! stage, status, source, run id, description, tags, times) and, for each version with a run, `runs/get` (the run's status
-//! and times, its logged dataset inputs — name, digest, source type, source — and its latest
-//! metrics). Several servers per config; auth by bearer token or basic credentials read from
+//! stage, status, source, run id, description, tags, times) and, once per run that versions
+//! were registered from, `runs/get` (the run's status and times, its logged dataset inputs —
+//! name, digest, source type, source — and its latest metrics). Several servers per config; auth by bearer token or basic credentials read from
 //! a file or an environment variable; TLS through rustls with an optional CA bundle. Every
 //! response is read with a byte limit, every request has a time limit, pages and versions are
 //! capped, and a server that fails becomes a recorded error, not a failed collection.
