@@ -250,8 +250,11 @@ fn mlflow_registry_snapshots_checks_and_history() {
 #[test]
 fn hostile_mlflow_servers_end_in_recorded_errors_within_bounds() {
     let closed = free_port();
-    let mut cases: Vec<(String, &str, Option<_>)> =
-        vec![(format!("http://127.0.0.1:{closed}"), "unavailable", None)];
+    let mut cases: Vec<(String, &str, Option<_>)> = vec![(
+        format!("http://auditor:{TOKEN_CANARY}@127.0.0.1:{closed}"),
+        "unavailable",
+        None,
+    )];
     for (mode, kind) in [
         ("500", "invalid"),
         ("invalid-json", "invalid"),
@@ -279,6 +282,8 @@ fn hostile_mlflow_servers_end_in_recorded_errors_within_bounds() {
         assert_eq!(obs["complete"], false, "{url}: {rec:#}");
         assert_eq!(obs["errors"][0]["kind"], *kind, "{url}: {rec:#}");
         assert_eq!(check(&rec, "ai.mlflow.complete"), "fail");
+        // Credentials in the URI are never recorded, not even in an error message.
+        assert!(!rec.to_string().contains(TOKEN_CANARY), "{rec:#}");
         // No history from an incomplete snapshot, and no saved summary to diff against.
         assert_eq!(obs["baseline"], false);
         assert!(!dir.path().join("state/collectors/ai.mlflow").exists());

@@ -256,6 +256,15 @@ pub fn redact_uri(uri: &str) -> String {
     }
 }
 
+/// `user` and `password` from `scheme://user:password@host/...`.
+fn userinfo(uri: &str) -> Option<(String, String)> {
+    let rest = uri.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let info = &authority[..authority.rfind('@')?];
+    let (user, password) = info.split_once(':').unwrap_or((info, ""));
+    Some((user.to_string(), password.to_string()))
+}
+
 fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -561,13 +570,20 @@ async fn snapshot_server(
         Ok(c) => c,
         Err(e) => return fail(vec![err("client", &e)]),
     };
-    let auth = match auth(server) {
+    let mut auth = match auth(server) {
         Ok(a) => a,
         Err(e) => return fail(vec![err("credentials", &e)]),
     };
+    // Credentials in the URI are sent as basic auth, never as part of a URL that an error
+    // message could repeat.
+    if matches!(auth, Auth::None)
+        && let Some((user, password)) = userinfo(&server.uri)
+    {
+        auth = Auth::Basic(user, password);
+    }
     let mut api = Api {
         client,
-        base: server.uri.trim_end_matches('/').to_string(),
+        base: uri.clone(),
         auth,
         config,
         deadline,
@@ -1249,6 +1265,11 @@ mod tests {
         );
         assert_eq!(redact_uri("http://127.0.0.1:5000"), "http://127.0.0.1:5000");
         assert_eq!(redact_uri("runs:/abc/model"), "runs:/abc/model");
+        assert_eq!(
+            userinfo("https://u:pw@host:5000/x@y"),
+            Some(("u".to_string(), "pw".to_string()))
+        );
+        assert_eq!(userinfo("http://127.0.0.1:5000/a@b"), None);
     }
 
     #[test]
