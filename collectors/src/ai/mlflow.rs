@@ -1333,4 +1333,32 @@ mod tests {
         assert_eq!(changes[0]["from"], "risk-team");
         assert_eq!(changes[0]["to"], "new-team");
     }
+
+    #[tokio::test]
+    async fn bad_ca_file_and_credentials_are_recorded_errors() {
+        let config = cfg();
+        let ctx = Context::default();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let server = |extra: &str| -> ServerConfig {
+            toml::from_str(&format!(
+                "uri = \"https://u:secret-pw@127.0.0.1:1\"\n{extra}"
+            ))
+            .expect("server")
+        };
+        let s = snapshot_server(
+            &config,
+            &server("ca_file = \"/nonexistent/ca.pem\""),
+            &ctx,
+            deadline,
+        )
+        .await;
+        assert!(!s.complete);
+        assert_eq!(s.errors[0]["request"], "client");
+        assert_eq!(s.uri, "https://127.0.0.1:1");
+        let s = snapshot_server(&config, &server("username = \"bob\""), &ctx, deadline).await;
+        assert_eq!(s.errors[0]["request"], "credentials");
+        let obs = observation(&config, vec![s]);
+        assert_eq!(obs["complete"], false);
+        assert!(!obs.to_string().contains("secret-pw"));
+    }
 }
