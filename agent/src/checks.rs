@@ -25,6 +25,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../config/checks/encryption.toml"),
     ),
     (
+        "config/checks/ai.toml",
+        include_str!("../../config/checks/ai.toml"),
+    ),
+    (
         "config/checks/logging.toml",
         include_str!("../../config/checks/logging.toml"),
     ),

@@ -48,6 +48,7 @@ pub fn collect(
         host_root: config.agent.host_root.clone(),
         max_file_bytes: config.agent.max_file_bytes,
         timeout: entry.timeout,
+        state_dir: config.agent.state_dir.join("collectors"),
     };
     let collector = entry.collector.clone();
     let id = entry.id.clone();

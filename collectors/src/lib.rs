@@ -6,6 +6,7 @@
 //! [`REGISTRY`], and a mapping entry in `config/controls/mappings.toml`.
 
 pub mod access;
+pub mod ai;
 pub mod encryption;
 pub mod exec;
 pub mod logging;
@@ -51,6 +52,9 @@ pub struct Context {
     /// Time limit for one collection (enforced by the agent; collectors may use it for
     /// their own sub-timeouts).
     pub timeout: Duration,
+    /// A directory where collectors may keep small state between runs (e.g. the previous
+    /// snapshot a change history is computed against): `<state_dir>/collectors`.
+    pub state_dir: PathBuf,
 }
 
 impl Default for Context {
@@ -59,6 +63,7 @@ impl Default for Context {
             host_root: PathBuf::from("/"),
             max_file_bytes: 4 * 1024 * 1024,
             timeout: Duration::from_secs(30),
+            state_dir: std::env::temp_dir().join("evident-collectors"),
         }
     }
 }
@@ -144,6 +149,9 @@ pub const REGISTRY: &[Registration] = &[
     logging::syslog::REGISTRATION,
     logging::auditd::REGISTRATION,
     logging::time_sync::REGISTRATION,
+    ai::mlflow::REGISTRATION,
+    ai::model_cards::REGISTRATION,
+    ai::inventory::REGISTRATION,
     exec::REGISTRATION,
 ];
 

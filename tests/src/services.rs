@@ -391,4 +391,133 @@ pub fn k8s_api(dir: &Path, token: &str, extra: &[&str]) -> Option<(Server, PathB
     args.extend_from_slice(extra);
     let server = Server::start(&python, &args, port, "k8s_api.py");
     Some((server, ca, token_file))
+
+/// A real MLflow tracking server (SQLite backend) in its own process group, stopped with
+/// the whole group on drop (the server spawns workers).
+pub struct Mlflow {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Mlflow {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs tests/tooling/mlflow_seed.py against this server (MLflow's REST API).
+    pub fn seed(&self, args: &[&str]) {
+        let python = venv().join("bin/python");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/mlflow_seed.py");
+        let out = Command::new(python)
+            .arg(script)
+            .arg(self.url())
+            .args(args)
+            .output()
+            .expect("run mlflow_seed.py");
+        assert!(
+            out.status.success(),
+            "mlflow_seed.py {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Mlflow {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mlflow server` on 127.0.0.1 with a fresh SQLite store, once it answers `/health`
+/// (up to 90 s); None outside CI when MLflow is not installed.
+pub fn mlflow() -> Option<Mlflow> {
+    use std::os::unix::process::CommandExt;
+    let bin = venv_bin("mlflow")?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("mlflow.log")).expect("log file");
+    let child = Command::new(bin)
+        .args([
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--backend-store-uri",
+            &format!("sqlite:///{}/mlflow.db", dir.path().display()),
+            "--default-artifact-root",
+            &format!("{}/artifacts", dir.path().display()),
+            "--workers",
+            "1",
+        ])
+        .env("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("start mlflow server");
+    let mut server = Mlflow {
+        child,
+        port,
+        _dir: dir,
+    };
+    let start = Instant::now();
+    loop {
+        if http_get_ok(port, "/health") {
+            return Some(server);
+        }
+        if let Ok(Some(status)) = server.child.try_wait() {
+            let log =
+                std::fs::read_to_string(server._dir.path().join("mlflow.log")).unwrap_or_default();
+            panic!("mlflow server exited with {status}: {log}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "mlflow server did not answer on 127.0.0.1:{port} within 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Whether `GET path` on 127.0.0.1:port answers 200.
+fn http_get_ok(port: u16, path: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(s.read(&mut buf), Ok(n) if n >= 12 && &buf[9..12] == b"200")
+}
+
+/// A hostile fake MLflow server (tests/tooling/mlflow_fake.py) in `mode`: `500`,
+/// `invalid-json`, `huge` (a 50 MB body) or `silent` (accepts, never answers).
+pub fn mlflow_fake(mode: &str) -> Option<Server> {
+    let python = venv_bin("python")?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/mlflow_fake.py");
+    let port = free_port();
+    let script = script.to_str().expect("utf8").to_string();
+    Some(Server::start(
+        &python,
+        &[&script, &port.to_string(), mode],
+        port,
+        "mlflow_fake.py",
+    ))
 }
