@@ -391,6 +391,7 @@ pub fn k8s_api(dir: &Path, token: &str, extra: &[&str]) -> Option<(Server, PathB
     args.extend_from_slice(extra);
     let server = Server::start(&python, &args, port, "k8s_api.py");
     Some((server, ca, token_file))
+}
 
 /// A real MLflow tracking server (SQLite backend) in its own process group, stopped with
 /// the whole group on drop (the server spawns workers).
