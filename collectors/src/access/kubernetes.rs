@@ -46,6 +46,13 @@ const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
+    /// A kubeconfig file to take the API server, CA, bearer token and namespace from (its
+    /// `current-context`, or `context`); explicit options below override it.
+    #[serde(default)]
+    kubeconfig: Option<String>,
+    /// Context of the kubeconfig to use; default: its `current-context`.
+    #[serde(default)]
+    context: Option<String>,
     /// API server URL; default: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`.
     #[serde(default)]
     api_server: Option<String>,
@@ -282,14 +289,144 @@ impl Trail {
     }
 }
 
+/// What a kubeconfig says for one context (only what the collector uses).
+#[derive(Default)]
+struct FromKubeconfig {
+    server: Option<String>,
+    ca: Option<Vec<u8>>,
+    token: Option<Vec<u8>>,
+    namespace: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct KubeConfig {
+    #[serde(rename = "current-context", default)]
+    current_context: Option<String>,
+    #[serde(default)]
+    contexts: Vec<NamedContext>,
+    #[serde(default)]
+    clusters: Vec<NamedCluster>,
+    #[serde(default)]
+    users: Vec<NamedUser>,
+}
+
+#[derive(Deserialize)]
+struct NamedContext {
+    name: String,
+    context: KubeContext,
+}
+
+#[derive(Deserialize)]
+struct KubeContext {
+    cluster: String,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NamedCluster {
+    name: String,
+    cluster: KubeCluster,
+}
+
+#[derive(Deserialize)]
+struct KubeCluster {
+    server: String,
+    #[serde(rename = "certificate-authority", default)]
+    certificate_authority: Option<String>,
+    #[serde(rename = "certificate-authority-data", default)]
+    certificate_authority_data: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NamedUser {
+    name: String,
+    user: KubeUser,
+}
+
+#[derive(Deserialize)]
+struct KubeUser {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(rename = "tokenFile", default)]
+    token_file: Option<String>,
+}
+
+/// Reads the context of a kubeconfig: server, CA, bearer token, namespace. Client
+/// certificates and exec plugins are not supported (an error says so).
+fn kubeconfig(path: &str, context: Option<&str>) -> Result<FromKubeconfig, CollectError> {
+    use base64::Engine;
+    let bad = |m: String| CollectError::Invalid(format!("{path}: {m}"));
+    let text =
+        String::from_utf8(read_small(path, "kubeconfig")?).map_err(|_| bad("not UTF-8".into()))?;
+    let kc: KubeConfig =
+        serde_saphyr::from_str(&text).map_err(|e| bad(format!("not a kubeconfig: {e}")))?;
+    let name = context
+        .map(str::to_string)
+        .or(kc.current_context)
+        .ok_or_else(|| bad("no current-context and no `context` option".into()))?;
+    let ctx = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| bad(format!("no context `{name}`")))?;
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == ctx.context.cluster)
+        .ok_or_else(|| bad(format!("no cluster `{}`", ctx.context.cluster)))?;
+    let ca = match (
+        &cluster.cluster.certificate_authority_data,
+        &cluster.cluster.certificate_authority,
+    ) {
+        (Some(data), _) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .map_err(|_| bad("certificate-authority-data is not base64".into()))?,
+        ),
+        (None, Some(file)) => Some(read_small(file, "certificate-authority")?),
+        (None, None) => None,
+    };
+    let user = ctx
+        .context
+        .user
+        .as_ref()
+        .and_then(|u| kc.users.iter().find(|x| &x.name == u));
+    let token = match user.map(|u| &u.user) {
+        Some(KubeUser { token: Some(t), .. }) => Some(t.clone().into_bytes()),
+        Some(KubeUser {
+            token_file: Some(f),
+            ..
+        }) => Some(read_small(f, "tokenFile")?),
+        Some(_) => {
+            return Err(bad(format!(
+                "user of context `{name}` has no token or tokenFile (client certificates and exec plugins are not supported)"
+            )));
+        }
+        None => None,
+    };
+    Ok(FromKubeconfig {
+        server: Some(cluster.cluster.server.clone()),
+        ca,
+        token,
+        namespace: ctx.context.namespace.clone(),
+    })
+}
+
 fn connect(config: &Config) -> Result<(Api, String, bool), CollectError> {
-    let in_cluster = config.api_server.is_none();
-    let base = match &config.api_server {
+    let kc = match &config.kubeconfig {
+        Some(path) => kubeconfig(path, config.context.as_deref())?,
+        None => FromKubeconfig::default(),
+    };
+    let in_cluster = config.api_server.is_none() && kc.server.is_none();
+    let base = match config.api_server.as_ref().or(kc.server.as_ref()) {
         Some(s) => s.trim_end_matches('/').to_string(),
         None => {
             let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| {
                 CollectError::Unavailable(
-                    "not in a pod (no KUBERNETES_SERVICE_HOST) and no api_server configured".into(),
+                    "not in a pod (no KUBERNETES_SERVICE_HOST) and no api_server or kubeconfig configured".into(),
                 )
             })?;
             let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
@@ -300,15 +437,7 @@ fn connect(config: &Config) -> Result<(Api, String, bool), CollectError> {
             }
         }
     };
-    let token_file = config
-        .token_file
-        .clone()
-        .unwrap_or_else(|| format!("{SA_DIR}/token"));
-    let ca_file = config
-        .ca_file
-        .clone()
-        .unwrap_or_else(|| format!("{SA_DIR}/ca.crt"));
-    let namespace = match &config.namespace {
+    let namespace = match config.namespace.as_ref().or(kc.namespace.as_ref()) {
         Some(n) => n.clone(),
         None => read_small(&format!("{SA_DIR}/namespace"), "namespace file")
             .ok()
@@ -316,17 +445,31 @@ fn connect(config: &Config) -> Result<(Api, String, bool), CollectError> {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "default".into()),
     };
-    let token = read_small(&token_file, "token file")?;
+    let (token, token_src) = match (&config.token_file, kc.token) {
+        (Some(f), _) => (read_small(f, "token file")?, f.clone()),
+        (None, Some(t)) => (t, "kubeconfig token".to_string()),
+        (None, None) => {
+            let f = format!("{SA_DIR}/token");
+            (read_small(&f, "token file")?, f)
+        }
+    };
     let token = String::from_utf8(token)
-        .map_err(|_| CollectError::Invalid(format!("{token_file}: token is not UTF-8")))?;
+        .map_err(|_| CollectError::Invalid(format!("{token_src}: token is not UTF-8")))?;
     let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-        .map_err(|_| CollectError::Invalid(format!("{token_file}: token is not a header value")))?;
+        .map_err(|_| CollectError::Invalid(format!("{token_src}: token is not a header value")))?;
     auth.set_sensitive(true);
-    let ca = read_small(&ca_file, "CA file")?;
+    let (ca, ca_src) = match (&config.ca_file, kc.ca) {
+        (Some(f), _) => (read_small(f, "CA file")?, f.clone()),
+        (None, Some(c)) => (c, "kubeconfig certificate authority".to_string()),
+        (None, None) => {
+            let f = format!("{SA_DIR}/ca.crt");
+            (read_small(&f, "CA file")?, f)
+        }
+    };
     let certs = reqwest::Certificate::from_pem_bundle(&ca)
-        .map_err(|e| CollectError::Invalid(format!("{ca_file}: {e}")))?;
+        .map_err(|e| CollectError::Invalid(format!("{ca_src}: {e}")))?;
     if certs.is_empty() {
-        return Err(CollectError::Invalid(format!("{ca_file}: no certificate")));
+        return Err(CollectError::Invalid(format!("{ca_src}: no certificate")));
     }
     let timeout = Duration::from_millis(config.timeout_ms.max(1));
     let client = reqwest::Client::builder()
