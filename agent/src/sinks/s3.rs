@@ -11,7 +11,6 @@ use super::{Sink, SinkError};
 use crate::config::{LockMode, S3Sink as Config};
 use crate::store::{self, Outgoing};
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -28,36 +27,22 @@ pub struct S3Sink {
     client: OnceCell<Client>,
 }
 
-/// Builds an S3 client from the standard credential chain and the sink's options.
+/// Builds an S3 client from the standard credential chain and the sink's options (the same
+/// builder as the `encryption.s3_buckets` collector).
 pub async fn client(config: &Config) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = &config.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    let shared = loader.load().await;
-    let mut b = aws_sdk_s3::config::Builder::from(&shared);
-    if shared.region().is_none() {
-        b = b.region(aws_config::Region::new("us-east-1"));
-    }
-    if let Some(endpoint) = &config.endpoint {
-        b = b
-            .endpoint_url(endpoint.clone())
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    }
-    if config.force_path_style {
-        b = b.force_path_style(true);
-    }
-    if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
-        b = b.credentials_provider(aws_sdk_s3::config::Credentials::new(
-            id,
-            secret,
-            None,
-            None,
-            "evident-config",
-        ));
-    }
-    Client::from_conf(b.build())
+    evident_collectors::encryption::s3_buckets::s3_client(
+        &evident_collectors::encryption::s3_buckets::S3Access {
+            region: config.region.as_deref(),
+            endpoint: config.endpoint.as_deref(),
+            force_path_style: config.force_path_style,
+            static_keys: config
+                .access_key_id
+                .as_deref()
+                .zip(config.secret_access_key.as_deref()),
+            call_timeout: None,
+        },
+    )
+    .await
 }
 
 /// A readable one-line description of an S3 error: status, code and message, or the cause.
