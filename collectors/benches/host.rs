@@ -9,18 +9,7 @@
 use evident_collectors::{Context, registration};
 use std::time::{Duration, Instant};
 
-const KINDS: &[&str] = &[
-    "access.accounts",
-    "access.sudoers",
-    "access.ssh",
-    "encryption.disks",
-    "encryption.tls",
-    "logging.journald",
-    "logging.syslog",
-    "logging.auditd",
-    "logging.time_sync",
-    "system.packages",
-];
+const KINDS: &[&str] = evident_collectors::HOST_KINDS;
 
 /// (self user+system, children user+system) in seconds, from /proc/self/stat.
 fn cpu() -> (f64, f64) {

@@ -155,6 +155,20 @@ pub const REGISTRY: &[Registration] = &[
     exec::REGISTRATION,
 ];
 
+/// The host collectors (everything observed through `host_root`), for tests and benches.
+pub const HOST_KINDS: &[&str] = &[
+    "access.accounts",
+    "access.sudoers",
+    "access.ssh",
+    "encryption.disks",
+    "encryption.tls",
+    "logging.journald",
+    "logging.syslog",
+    "logging.auditd",
+    "logging.time_sync",
+    "system.packages",
+];
+
 /// Looks up a collector kind.
 pub fn registration(kind: &str) -> Option<&'static Registration> {
     REGISTRY.iter().find(|r| r.kind == kind)

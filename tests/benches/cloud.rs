@@ -9,20 +9,9 @@
 //! Run: `cargo bench -p evident-tests --bench cloud`
 
 use evident_collectors::{Context, registration};
+use evident_tests::peak_rss_kb;
 use evident_tests::services::{k8s_api, moto, s3py};
 use std::time::Instant;
-
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn run(kind: &str, options: &str, rt: &tokio::runtime::Runtime) -> Option<serde_json::Value> {
     let reg = registration(kind)?;

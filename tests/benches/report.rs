@@ -6,20 +6,9 @@
 //!
 //! Run: `cargo bench -p evident-tests --bench report`
 
+use evident_tests::peak_rss_kb;
 use evident_tests::storegen::{Outcome, generate};
 use std::time::Instant;
-
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn main() {
     let env = |k: &str, d: u32| {

@@ -207,3 +207,16 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Peak resident memory of this process, in kB (`VmHWM`), for benches.
+pub fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}

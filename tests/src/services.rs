@@ -25,6 +25,27 @@ pub fn venv() -> PathBuf {
     )
 }
 
+/// The test venv's Python when it can import `module` (installed by tests/tooling/setup.sh
+/// as `package`), or None outside CI when it cannot (in CI: a failure).
+pub fn venv_python_with(module: &str, package: &str) -> Option<PathBuf> {
+    let python = venv().join("bin/python");
+    let ok = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    assert!(
+        !crate::in_ci(),
+        "CI=true but {package} is missing: tests/tooling/setup.sh must install it"
+    );
+    eprintln!(
+        "SKIPPED: {package} is not installed; run ./test.sh (tests/tooling/setup.sh) to install it"
+    );
+    None
+}
+
 /// A program from the test venv, or None outside CI when it is missing (in CI: a failure).
 pub fn venv_bin(name: &str) -> Option<PathBuf> {
     let p = venv().join("bin").join(name);

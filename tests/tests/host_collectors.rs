@@ -15,19 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Every host collector kind.
-const HOST_COLLECTORS: &[&str] = &[
-    "access.accounts",
-    "access.sudoers",
-    "access.ssh",
-    "encryption.disks",
-    "encryption.tls",
-    "logging.journald",
-    "logging.syslog",
-    "logging.auditd",
-    "logging.time_sync",
-    "system.packages",
-];
+const HOST_COLLECTORS: &[&str] = evident_collectors::HOST_KINDS;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

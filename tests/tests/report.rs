@@ -4,7 +4,7 @@
 //! OSCAL output loaded by compliance-trestle; Prometheus text; `query` with `--at`; and a
 //! DuckDB SQL query over the Hive-partitioned index.
 
-use evident_tests::services::venv;
+use evident_tests::services::venv_python_with;
 use evident_tests::storegen::{Outcome, generate};
 use evident_tests::{evident, in_ci, records};
 use std::path::{Path, PathBuf};
@@ -332,19 +332,9 @@ fn html_dashboard_in_headless_chromium() {
 
 #[test]
 fn oscal_assessment_results_load_in_compliance_trestle() {
-    let python = venv().join("bin/python");
-    let ok = Command::new(&python)
-        .args(["-c", "import trestle"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !in_ci(),
-            "CI=true but compliance-trestle is missing: tests/tooling/setup.sh must install it"
-        );
-        eprintln!("SKIPPED: compliance-trestle is not installed");
+    let Some(python) = venv_python_with("trestle", "compliance-trestle") else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     scenario(dir.path());
     let r = evident(
@@ -444,19 +434,9 @@ fn query_uses_the_index_and_answers_point_in_time() {
 
 #[test]
 fn duckdb_reads_the_hive_partitioned_index() {
-    let python = venv().join("bin/python");
-    let ok = Command::new(&python)
-        .args(["-c", "import duckdb"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !in_ci(),
-            "CI=true but duckdb is missing: tests/tooling/setup.sh must install it"
-        );
-        eprintln!("SKIPPED: duckdb is not installed");
+    let Some(python) = venv_python_with("duckdb", "duckdb") else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     scenario(dir.path());
     // The query documented in the README.

@@ -333,13 +333,11 @@ fn a_second_s3_implementation_with_real_sigv4_gives_the_same_answer() {
         v.stdout
     );
     // The objects on the server's disk are the signed envelopes, byte for byte.
-    let local = dir.path().join("copy");
     let on_disk = root.path().join("evidence/prod/eu");
     assert!(
         evident_tests::records(&on_disk).len() == 5,
         "s3s-fs stores objects as files"
     );
-    let _ = local;
 
     // Wrong secret: a clear error, and the evidence stays in the spool.
     let bad = s3s_env("wrong-secret");

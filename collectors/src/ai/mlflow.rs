@@ -838,26 +838,28 @@ fn change(
     })
 }
 
-fn diff_tags(out: &mut Vec<Value>, model: &str, version: Option<&str>, old: &Value, new: &Value) {
+/// Changes between two JSON maps (tags, aliases): a `kind` change per key added, changed or
+/// removed, with its old and new value.
+fn diff_map(
+    out: &mut Vec<Value>,
+    kind: &str,
+    model: &str,
+    version: Option<&str>,
+    old: &Value,
+    new: &Value,
+) {
     let empty = Map::new();
     let o = old.as_object().unwrap_or(&empty);
     let n = new.as_object().unwrap_or(&empty);
     for (k, nv) in n {
         let ov = o.get(k).unwrap_or(&Value::Null);
         if ov != nv {
-            out.push(change("tag_changed", model, version, Some(k), ov, nv));
+            out.push(change(kind, model, version, Some(k), ov, nv));
         }
     }
     for (k, ov) in o {
         if !n.contains_key(k) {
-            out.push(change(
-                "tag_changed",
-                model,
-                version,
-                Some(k),
-                ov,
-                &Value::Null,
-            ));
+            out.push(change(kind, model, version, Some(k), ov, &Value::Null));
         }
     }
 }
@@ -890,28 +892,22 @@ pub fn diff(old: &Value, new: &Value) -> Vec<Value> {
             }
             continue;
         };
-        // Aliases.
-        let oa = om["aliases"].as_object().unwrap_or(&empty);
-        let na = nm["aliases"].as_object().unwrap_or(&empty);
-        for (alias, to) in na {
-            let from = oa.get(alias).unwrap_or(&Value::Null);
-            if from != to {
-                out.push(change("alias_moved", name, None, Some(alias), from, to));
-            }
-        }
-        for (alias, from) in oa {
-            if !na.contains_key(alias) {
-                out.push(change(
-                    "alias_moved",
-                    name,
-                    None,
-                    Some(alias),
-                    from,
-                    &Value::Null,
-                ));
-            }
-        }
-        diff_tags(&mut out, name, None, &om["tags"], &nm["tags"]);
+        diff_map(
+            &mut out,
+            "alias_moved",
+            name,
+            None,
+            &om["aliases"],
+            &nm["aliases"],
+        );
+        diff_map(
+            &mut out,
+            "tag_changed",
+            name,
+            None,
+            &om["tags"],
+            &nm["tags"],
+        );
         // Versions.
         let ov = om["versions"].as_object().unwrap_or(&empty);
         let nv = nm["versions"].as_object().unwrap_or(&empty);
@@ -948,7 +944,14 @@ pub fn diff(old: &Value, new: &Value) -> Vec<Value> {
                             &v["stage"],
                         ));
                     }
-                    diff_tags(&mut out, name, Some(ver), &old["tags"], &v["tags"]);
+                    diff_map(
+                        &mut out,
+                        "tag_changed",
+                        name,
+                        Some(ver),
+                        &old["tags"],
+                        &v["tags"],
+                    );
                 }
             }
         }

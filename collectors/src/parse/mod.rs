@@ -10,3 +10,49 @@ pub mod ssh_keys;
 pub mod sshd;
 pub mod storage;
 pub mod sudoers;
+
+/// Bounds of an include tree (sshd_config `Include`, sudoers `@include`/`@includedir`).
+pub struct IncludeLimits {
+    /// Deepest nesting.
+    pub depth: usize,
+    /// Most files.
+    pub files: usize,
+}
+
+/// Enters one file of an include tree: refuses a loop, a tree too deep or too large, and a
+/// missing or unreadable file, each recorded in `errors`. On success the file is pushed on
+/// `files` and `stack` (the caller pops `stack` when done) and its text returned.
+pub fn enter_include(
+    path: &str,
+    required: bool,
+    read: impl FnOnce(&str) -> Result<Option<String>, String>,
+    limits: &IncludeLimits,
+    stack: &mut Vec<String>,
+    files: &mut Vec<String>,
+    errors: &mut Vec<String>,
+) -> Option<String> {
+    if stack.iter().any(|p| p == path) {
+        errors.push(format!("{path}: include loop (already being read)"));
+        return None;
+    }
+    if stack.len() >= limits.depth || files.len() >= limits.files {
+        errors.push(format!("{path}: too many nested or included files"));
+        return None;
+    }
+    let text = match read(path) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            if required {
+                errors.push(format!("{path}: not found"));
+            }
+            return None;
+        }
+        Err(e) => {
+            errors.push(e);
+            return None;
+        }
+    };
+    files.push(path.to_string());
+    stack.push(path.to_string());
+    Some(text)
+}

@@ -136,30 +136,21 @@ fn visit(
     current: &mut Option<usize>,
     required: bool,
 ) {
-    if stack.iter().any(|p| p == path) {
-        cfg.errors.push(format!("{path}: include loop"));
-        return;
-    }
-    if stack.len() >= MAX_DEPTH || cfg.files.len() >= MAX_FILES {
-        cfg.errors
-            .push(format!("{path}: too many nested or included files"));
-        return;
-    }
-    let text = match loader.read(path) {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            if required {
-                cfg.errors.push(format!("{path}: not found"));
-            }
-            return;
-        }
-        Err(e) => {
-            cfg.errors.push(e);
-            return;
-        }
+    let limits = super::IncludeLimits {
+        depth: MAX_DEPTH,
+        files: MAX_FILES,
     };
-    cfg.files.push(path.to_string());
-    stack.push(path.to_string());
+    let Some(text) = super::enter_include(
+        path,
+        required,
+        |p| loader.read(p),
+        &limits,
+        stack,
+        &mut cfg.files,
+        &mut cfg.errors,
+    ) else {
+        return;
+    };
     // A Match block started in an included file ends with that file.
     let outer = *current;
     for (i, line) in text.lines().enumerate() {

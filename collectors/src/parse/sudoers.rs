@@ -447,33 +447,21 @@ fn visit(
     stack: &mut Vec<String>,
     required: bool,
 ) {
-    if stack.iter().any(|p| p == path) {
-        policy
-            .errors
-            .push(format!("{path}: include loop (already being read)"));
-        return;
-    }
-    if stack.len() >= MAX_DEPTH || policy.files.len() >= MAX_FILES {
-        policy
-            .errors
-            .push(format!("{path}: too many nested or included files"));
-        return;
-    }
-    let text = match loader.read(path) {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            if required {
-                policy.errors.push(format!("{path}: not found"));
-            }
-            return;
-        }
-        Err(e) => {
-            policy.errors.push(e);
-            return;
-        }
+    let limits = super::IncludeLimits {
+        depth: MAX_DEPTH,
+        files: MAX_FILES,
     };
-    policy.files.push(path.to_string());
-    stack.push(path.to_string());
+    let Some(text) = super::enter_include(
+        path,
+        required,
+        |p| loader.read(p),
+        &limits,
+        stack,
+        &mut policy.files,
+        &mut policy.errors,
+    ) else {
+        return;
+    };
     let base = path.rsplit_once('/').map_or("/", |(d, _)| d);
     for item in parse(path, &text) {
         match item {
