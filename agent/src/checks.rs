@@ -1,7 +1,7 @@
 //! Checks: CEL expressions over a collector's observation, kept as data with their control IDs.
 //!
-//! Collectors observe, checks evaluate. Built-in checks live in config/checks/*.toml (compiled
-//! in); users add files (`agent.check_files`) and override or disable single checks by `id`
+//! Collectors observe, checks evaluate. Built-in checks live beside each collector
+//! (`collectors/src/<domain>/<name>/checks.toml`, compiled in and listed by its registration); users add files (`agent.check_files`) and override or disable single checks by `id`
 //! under `[[checks]]` in their config. An expression sees the observation as `obs` and the
 //! current Unix time in seconds as `now`, and must return a bool.
 
@@ -10,37 +10,6 @@ use crate::controls::Catalog;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use toml::Spanned;
-
-const BUILTIN: &[(&str, &str)] = &[
-    (
-        "config/checks/system.toml",
-        include_str!("../../config/checks/system.toml"),
-    ),
-    (
-        "config/checks/access.toml",
-        include_str!("../../config/checks/access.toml"),
-    ),
-    (
-        "config/checks/encryption.toml",
-        include_str!("../../config/checks/encryption.toml"),
-    ),
-    (
-        "config/checks/ai.toml",
-        include_str!("../../config/checks/ai.toml"),
-    ),
-    (
-        "config/checks/logging.toml",
-        include_str!("../../config/checks/logging.toml"),
-    ),
-    (
-        "config/checks/cloud.toml",
-        include_str!("../../config/checks/cloud.toml"),
-    ),
-    (
-        "config/checks/packages.toml",
-        include_str!("../../config/checks/packages.toml"),
-    ),
-];
 
 /// How much a failing check matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
@@ -100,6 +69,9 @@ pub struct Check {
     pub message: Option<String>,
     /// Disabled checks are kept (so `evident controls` can say so) but never evaluated.
     pub enabled: bool,
+    /// Where `collector` was last set (file and line), for the error when it names no
+    /// collector.
+    pub collector_at: Diagnostic,
 }
 
 /// Result of one check on one observation.
@@ -155,8 +127,14 @@ impl CheckSet {
     /// The built-in checks.
     pub fn builtin(catalog: &Catalog, errs: &mut Vec<Diagnostic>) -> CheckSet {
         let mut set = CheckSet::default();
-        for (name, text) in BUILTIN {
-            set.load_text(&Source::new(*name, text), catalog, errs);
+        for reg in evident_collectors::REGISTRY {
+            if !reg.checks.text.is_empty() {
+                set.load_text(
+                    &Source::new(reg.checks.file, reg.checks.text),
+                    catalog,
+                    errs,
+                );
+            }
         }
         set
     }
@@ -229,6 +207,7 @@ impl CheckSet {
             }
             if let Some(c) = &d.collector {
                 existing.collector = c.clone();
+                existing.collector_at = at(".collector", None, String::new());
             }
             if let Some((expr, p)) = program {
                 existing.expr = expr;
@@ -264,12 +243,36 @@ impl CheckSet {
             controls: controls.unwrap_or_default(),
             message: d.message.clone(),
             enabled: d.enabled.unwrap_or(true),
+            collector_at: at(".collector", None, String::new()),
         });
     }
 
     /// Every check, enabled or not.
     pub fn all(&self) -> &[Check] {
         &self.checks
+    }
+
+    /// An error for every enabled check whose `collector` is neither a registered kind nor
+    /// one of `ids` (the configured collectors): a typo there would leave the check silently
+    /// dead.
+    pub fn check_collectors<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str> + Clone,
+        errs: &mut Vec<Diagnostic>,
+    ) {
+        for c in self.checks.iter().filter(|c| c.enabled) {
+            let known = evident_collectors::registration(&c.collector).is_some()
+                || ids.clone().into_iter().any(|id| id == c.collector);
+            if !known {
+                errs.push(Diagnostic {
+                    message: format!(
+                        "`{}` is neither a registered collector kind nor the id of a configured collector, so the check would never run",
+                        c.collector
+                    ),
+                    ..c.collector_at.clone()
+                });
+            }
+        }
     }
 
     /// Enabled checks that read this collector's observations.
@@ -397,6 +400,45 @@ mod tests {
         assert!(errs.is_empty(), "{errs:#?}");
         assert!(s.all().len() >= 3);
         assert!(s.all().iter().all(|c| !c.controls.is_empty()));
+    }
+
+    #[test]
+    fn every_builtin_check_names_its_own_registered_collector() {
+        let catalog = Catalog::builtin();
+        for reg in evident_collectors::REGISTRY {
+            let mut errs = Vec::new();
+            let mut s = CheckSet::default();
+            s.load_text(
+                &Source::new(reg.checks.file, reg.checks.text),
+                &catalog,
+                &mut errs,
+            );
+            assert!(errs.is_empty(), "{}: {errs:#?}", reg.kind);
+            for c in s.all() {
+                assert_eq!(c.collector, reg.kind, "{} in {}", c.id, reg.checks.file);
+                assert!(c.id.starts_with(&format!("{}.", reg.kind)), "{}", c.id);
+            }
+        }
+        let (s, _) = set("");
+        let mut errs = Vec::new();
+        s.check_collectors(std::iter::empty(), &mut errs);
+        assert!(errs.is_empty(), "{errs:#?}");
+    }
+
+    #[test]
+    fn a_check_naming_no_collector_is_an_error() {
+        let (s, errs) = set(
+            "[[checks]]\nid = \"x.typo\"\ntitle = \"t\"\ncollector = \"acess.ssh\"\nexpr = \"true\"\n",
+        );
+        assert!(errs.is_empty(), "{errs:#?}");
+        let mut errs = Vec::new();
+        s.check_collectors(["custom.backup"], &mut errs);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!((errs[0].file.as_str(), errs[0].line), ("x.toml", 1));
+        assert!(errs[0].message.contains("acess.ssh"), "{}", errs[0].message);
+        let mut errs = Vec::new();
+        s.check_collectors(["acess.ssh"], &mut errs);
+        assert!(errs.is_empty(), "a configured id is a valid target");
     }
 
     #[test]

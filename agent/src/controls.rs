@@ -1,6 +1,7 @@
 //! Control catalogs, collector-to-control mappings and the 27001 <-> 42001 crosswalk, as data.
 //!
-//! Built-in catalogs (config/controls/) are compiled in; users add frameworks of their own
+//! Built-in catalogs (config/controls/) are compiled in, and each collector's default controls
+//! come from its registration (`evident_collectors::REGISTRY`); users add frameworks of their own
 //! (SOC 2, internal control IDs) as TOML files named in `agent.catalogs`. Control IDs are
 //! edition-qualified everywhere: `ISO27001:2022/A.8.24`.
 
@@ -21,10 +22,6 @@ const BUILTIN_CATALOGS: &[(&str, &str)] = &[
         include_str!("../../config/controls/iso42001-2023.toml"),
     ),
 ];
-const BUILTIN_MAPPINGS: (&str, &str) = (
-    "config/controls/mappings.toml",
-    include_str!("../../config/controls/mappings.toml"),
-);
 const BUILTIN_CROSSWALK: (&str, &str) = (
     "config/controls/crosswalk.toml",
     include_str!("../../config/controls/crosswalk.toml"),
@@ -109,13 +106,6 @@ struct ControlDef {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MappingFile {
-    #[serde(default)]
-    mappings: Vec<Spanned<MappingDef>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CrosswalkFile {
     #[serde(default)]
     pairs: Vec<CrosswalkPair>,
@@ -157,10 +147,22 @@ impl Catalog {
         }
         let all: Vec<String> = c.frameworks.iter().map(|f| f.id.clone()).collect();
         c.set_enabled(&all);
-        let src = Source::new(BUILTIN_MAPPINGS.0, BUILTIN_MAPPINGS.1);
-        if let Some(file) = parse::<MappingFile>(&src, errs) {
-            for m in &file.mappings {
-                c.add_mapping(&src, m, errs);
+        // Each collector's default controls come from its registration.
+        for reg in evident_collectors::REGISTRY {
+            for id in reg.controls {
+                if c.controls.contains_key(*id) {
+                    c.mappings
+                        .entry(reg.kind.to_string())
+                        .or_default()
+                        .insert((*id).to_string());
+                } else {
+                    errs.push(Diagnostic {
+                        file: format!("collectors registry ({})", reg.kind),
+                        line: 0,
+                        key: "controls".into(),
+                        message: format!("unknown control `{id}`: not in any loaded catalog"),
+                    });
+                }
             }
         }
         let src = Source::new(BUILTIN_CROSSWALK.0, BUILTIN_CROSSWALK.1);

@@ -9,8 +9,6 @@
 use evident_collectors::{Context, registration};
 use std::time::{Duration, Instant};
 
-const KINDS: &[&str] = evident_collectors::HOST_KINDS;
-
 /// (self user+system, children user+system) in seconds, from /proc/self/stat.
 fn cpu() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -36,6 +34,7 @@ fn vm(key: &str) -> String {
 }
 
 fn main() {
+    let kinds: Vec<&str> = evident_collectors::host_kinds().collect();
     let cycles: u32 = std::env::var("HOST_BENCH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -44,7 +43,7 @@ fn main() {
         host_root: std::env::var_os("HOST_BENCH_ROOT").map_or_else(|| "/".into(), Into::into),
         ..Context::default()
     };
-    let collectors: Vec<_> = KINDS
+    let collectors: Vec<_> = kinds
         .iter()
         .map(|k| {
             let reg = registration(k).expect("registered");
@@ -66,7 +65,7 @@ fn main() {
             }
         }
     };
-    let mut per = vec![Duration::ZERO; KINDS.len()];
+    let mut per = vec![Duration::ZERO; kinds.len()];
     let (c0, k0) = cpu();
     let t0 = Instant::now();
     cycle(&mut per);
@@ -82,7 +81,7 @@ fn main() {
     let n = f64::from(cycles);
     println!(
         "host cycle: {} collectors on root {}",
-        KINDS.len(),
+        kinds.len(),
         ctx.host_root.display()
     );
     println!(
@@ -97,7 +96,7 @@ fn main() {
         (c2 - c1) * 1e3 / n,
         (k2 - k1) * 1e3 / n
     );
-    for (k, d) in KINDS.iter().zip(&per) {
+    for (k, d) in kinds.iter().zip(&per) {
         println!("  {k:<20} wall {:>7.2} ms", d.as_secs_f64() * 1e3 / n);
     }
     println!("peak RSS (VmHWM): {}", vm("VmHWM:"));

@@ -2,8 +2,14 @@
 //!
 //! A collector *observes*: it returns raw facts as JSON (an [`Observation`]) or a typed
 //! [`CollectError`]. It never judges: checks (CEL expressions kept as data) evaluate the
-//! observation afterwards, in the agent. Adding a collector means one file, one line in
-//! [`REGISTRY`], and a mapping entry in `config/controls/mappings.toml`.
+//! observation afterwards, in the agent.
+//!
+//! One collector is one folder, `src/<domain>/<name>/`: its code (`mod.rs`), the parsers only
+//! it uses, and its built-in checks (`checks.toml`). Its [`Registration`] carries everything
+//! else the agent needs to know about it (summary, default controls, checks, whether it is on
+//! by default, whether it observes the host). Adding a collector means that folder, a `mod`
+//! line in its domain and one line in [`REGISTRY`]; the default config, the host-collector
+//! list, the built-in checks and the mappings are all derived from [`REGISTRY`].
 
 pub mod access;
 pub mod ai;
@@ -132,6 +138,31 @@ pub struct Registration {
     pub multiple: bool,
     /// Build an instance from its options; errors carry the span of the offending key.
     pub build: fn(Options<'_>) -> Result<Box<dyn Collector>, toml::de::Error>,
+    /// Qualified control IDs its evidence supports (`ISO27001:2022/A.8.5`), before any check's
+    /// own controls are added. Users add more with `[[mappings]]`; an entry's own `controls`
+    /// replaces them.
+    pub controls: &'static [&'static str],
+    /// Its built-in checks.
+    pub checks: Checks,
+    /// Whether the built-in default config runs it (it needs no settings).
+    pub default: bool,
+    /// Whether it observes the host through `host_root` (host collectors are run together by
+    /// the tests and benches of a full host cycle).
+    pub host: bool,
+}
+
+/// A collector's built-in checks: the `checks.toml` in its folder, compiled in.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks {
+    /// The file's path in the repository, named in diagnostics.
+    pub file: &'static str,
+    /// The file's text (`[[checks]]` entries).
+    pub text: &'static str,
+}
+
+impl Checks {
+    /// No built-in checks.
+    pub const NONE: Checks = Checks { file: "", text: "" };
 }
 
 /// Every built-in collector kind.
@@ -155,19 +186,15 @@ pub const REGISTRY: &[Registration] = &[
     exec::REGISTRATION,
 ];
 
-/// The host collectors (everything observed through `host_root`), for tests and benches.
-pub const HOST_KINDS: &[&str] = &[
-    "access.accounts",
-    "access.sudoers",
-    "access.ssh",
-    "encryption.disks",
-    "encryption.tls",
-    "logging.journald",
-    "logging.syslog",
-    "logging.auditd",
-    "logging.time_sync",
-    "system.packages",
-];
+/// The host collectors (everything observed through `host_root`), in registry order.
+pub fn host_kinds() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().filter(|r| r.host).map(|r| r.kind)
+}
+
+/// The collectors the built-in default config runs, in registry order.
+pub fn default_kinds() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().filter(|r| r.default).map(|r| r.kind)
+}
 
 /// Looks up a collector kind.
 pub fn registration(kind: &str) -> Option<&'static Registration> {
@@ -177,4 +204,32 @@ pub fn registration(kind: &str) -> Option<&'static Registration> {
 /// Deserializes a collector's options (helper for `Registration::build`).
 pub fn options<'de, T: serde::Deserialize<'de>>(opts: Options<'de>) -> Result<T, toml::de::Error> {
     T::deserialize(toml::de::ValueDeserializer::from(opts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_is_consistent() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut kinds = std::collections::BTreeSet::new();
+        for reg in REGISTRY {
+            assert!(kinds.insert(reg.kind), "{} registered twice", reg.kind);
+            if !reg.checks.text.is_empty() {
+                let on_disk = std::fs::read_to_string(root.join(reg.checks.file))
+                    .unwrap_or_else(|e| panic!("{}: {e}", reg.checks.file));
+                assert_eq!(on_disk, reg.checks.text, "{}", reg.checks.file);
+                let folder = reg.kind.replace('.', "/");
+                assert!(reg.checks.file.contains(&folder), "{}", reg.checks.file);
+            }
+            assert!(
+                reg.default <= !reg.multiple,
+                "{}: a default cannot need an id",
+                reg.kind
+            );
+        }
+        assert!(default_kinds().count() >= 10);
+        assert!(host_kinds().all(|k| registration(k).is_some()));
+    }
 }

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const HOST_COLLECTORS: &[&str] = evident_collectors::HOST_KINDS;
+fn host_collectors() -> Vec<&'static str> {
+    evident_collectors::host_kinds().collect()
+}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -186,7 +188,7 @@ fn write_config(work: &Path, root: &Path, tls: &str, extra: &str) -> PathBuf {
         work.join("state").display(),
         root.display()
     );
-    for kind in HOST_COLLECTORS {
+    for kind in &host_collectors() {
         c.push_str(&format!(
             "[[collectors]]\nname = \"{kind}\"\ntimeout = \"20s\"\n"
         ));
@@ -355,7 +357,7 @@ fn hardened_host_passes_every_check() {
     let tls = !host._servers.is_empty();
     let mut failures = Vec::new();
     let mut total = 0;
-    for kind in HOST_COLLECTORS {
+    for kind in &host_collectors() {
         let (_, rec) = collect(&host, kind);
         assert!(rec["observation"].is_object(), "{kind}: {rec:#}");
         for (id, status) in statuses(&rec) {
@@ -419,7 +421,7 @@ fn weak_host_fails_each_check_for_a_visible_reason() {
     let tls = !host._servers.is_empty();
     let mut all = BTreeMap::new();
     let mut obs = BTreeMap::new();
-    for kind in HOST_COLLECTORS {
+    for kind in &host_collectors() {
         let (_, rec) = collect(&host, kind);
         obs.insert(kind.to_string(), rec["observation"].clone());
         all.extend(statuses(&rec));
@@ -649,7 +651,7 @@ fn hostile_host_gives_recorded_errors_not_panics_or_hangs() {
     };
     let started = Instant::now();
     let mut problems = 0;
-    for kind in HOST_COLLECTORS {
+    for kind in &host_collectors() {
         let t = Instant::now();
         let (r, rec) = collect(&host, kind);
         assert!(
@@ -712,7 +714,7 @@ fn hostile_host_gives_recorded_errors_not_panics_or_hangs() {
         .iter()
         .filter(|p| predicate(p)["kind"] == "observation")
         .count();
-    assert_eq!(observed, HOST_COLLECTORS.len());
+    assert_eq!(observed, host_collectors().len());
     assert!(
         started.elapsed() < Duration::from_secs(120),
         "{:?}",
@@ -757,7 +759,7 @@ fn no_canary_secret_reaches_any_output() {
     // shadow hashes, private keys, comment and value tokens, key options, apt auth.
     assert!(secrets.len() >= 10, "{secrets:?}");
     let mut outputs = Vec::new();
-    for kind in HOST_COLLECTORS {
+    for kind in &host_collectors() {
         let (r, _) = collect(&host, kind);
         outputs.push((format!("collect {kind}"), r.all()));
     }
@@ -774,7 +776,7 @@ fn no_canary_secret_reaches_any_output() {
     outputs.push(("run --once".into(), r.all()));
     let store = host.work.join("store");
     let recs = records(&store);
-    assert!(recs.len() > HOST_COLLECTORS.len());
+    assert!(recs.len() > host_collectors().len());
     for p in &recs {
         // Signed payloads are base64: look at them decoded, and at the raw files.
         outputs.push((
@@ -821,7 +823,7 @@ fn no_canary_secret_reaches_any_output() {
 fn every_host_collector_runs_on_this_machine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), Path::new("/"), "", "");
-    for kind in HOST_COLLECTORS {
+    for kind in &host_collectors() {
         let started = Instant::now();
         let r = evident(
             dir.path(),

@@ -158,7 +158,7 @@ pub struct Agent {
     pub frameworks: Vec<String>,
     /// Extra control catalogs (TOML files in the format of config/controls/*.toml).
     pub catalogs: Vec<PathBuf>,
-    /// Extra check files (TOML files in the format of config/checks/*.toml).
+    /// Extra check files (TOML files of `[[checks]]`, in the format of a collector's `checks.toml`).
     pub check_files: Vec<PathBuf>,
     /// The daemon writes a signed checkpoint at least this often.
     pub checkpoint_interval: Dur,
@@ -464,42 +464,27 @@ impl SinkConfig {
     }
 }
 
-/// Built-in defaults: every collector that needs no settings, and a file store.
-const DEFAULT_CONFIG: &str = r#"
+/// Built-in defaults: every registered collector that needs no settings
+/// (`Registration::default`), and a file store.
+static DEFAULT_CONFIG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut s = String::new();
+    for kind in evident_collectors::default_kinds() {
+        s.push_str(&format!(
+            "
 [[collectors]]
-name = "system.inventory"
-
-[[collectors]]
-name = "system.packages"
-
-[[collectors]]
-name = "access.accounts"
-
-[[collectors]]
-name = "access.sudoers"
-
-[[collectors]]
-name = "access.ssh"
-
-[[collectors]]
-name = "encryption.disks"
-
-[[collectors]]
-name = "logging.journald"
-
-[[collectors]]
-name = "logging.syslog"
-
-[[collectors]]
-name = "logging.auditd"
-
-[[collectors]]
-name = "logging.time_sync"
-
+name = \"{kind}\"
+"
+        ));
+    }
+    s.push_str(
+        "
 [[sinks]]
-type = "file"
-path = "./evidence"
-"#;
+type = \"file\"
+path = \"./evidence\"
+",
+    );
+    s
+});
 
 /// An entry for a registered collector kind with its default options (for `evident collect`
 /// of a collector the config does not enable). None for kinds that need settings (exec).
@@ -522,7 +507,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, Diagnostics> {
         None => Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()),
     };
     match path {
-        None => from_str("(built-in defaults)", DEFAULT_CONFIG, None),
+        None => from_str("(built-in defaults)", &DEFAULT_CONFIG, None),
         Some(p) => {
             let name = p.display().to_string();
             let text = std::fs::read_to_string(&p).map_err(|e| {
@@ -630,16 +615,17 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
     let collectors = match collectors_raw {
         Some(v) => build_collectors(&src, &mut errs, v, &catalog),
         None => build_collectors(
-            &Source::new("(built-in defaults)", DEFAULT_CONFIG),
+            &Source::new("(built-in defaults)", &DEFAULT_CONFIG),
             &mut errs,
             default_section("collectors"),
             &catalog,
         ),
     };
+    checks.check_collectors(collectors.iter().map(|c| c.id.as_str()), &mut errs);
     let sinks = match sinks_raw {
         Some(v) => build_sinks(&src, &mut errs, v),
         None => build_sinks(
-            &Source::new("(built-in defaults)", DEFAULT_CONFIG),
+            &Source::new("(built-in defaults)", &DEFAULT_CONFIG),
             &mut errs,
             default_section("sinks"),
         ),
@@ -667,7 +653,7 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
 }
 
 fn default_section(key: &str) -> Spanned<DeValue<'static>> {
-    let doc = DeTable::parse(DEFAULT_CONFIG)
+    let doc = DeTable::parse(&DEFAULT_CONFIG)
         .map(|d| d.into_inner())
         .unwrap_or_default();
     let mut v = doc
@@ -971,7 +957,7 @@ mod tests {
 
     #[test]
     fn built_in_defaults_load() {
-        let c = from_str("(built-in defaults)", DEFAULT_CONFIG, None).expect("defaults");
+        let c = from_str("(built-in defaults)", &DEFAULT_CONFIG, None).expect("defaults");
         assert_eq!(c.collectors.len(), 10);
         assert_eq!(c.collectors[0].id, "system.inventory");
         assert!(matches!(&c.sinks[0], SinkConfig::File(f) if f.path == Path::new("./evidence")));
@@ -985,7 +971,7 @@ mod tests {
             None,
         )
         .expect("valid");
-        let builtin = from_str("(built-in defaults)", DEFAULT_CONFIG, None).expect("defaults");
+        let builtin = from_str("(built-in defaults)", &DEFAULT_CONFIG, None).expect("defaults");
         let ids = |c: &Config| {
             c.collectors
                 .iter()

@@ -1,15 +1,11 @@
-//! Small pure parsers of host files. Each takes text (or bytes) and returns plain data; none
+//! Small pure parsers of host files shared by several collectors (a parser one collector
+//! uses lives in that collector's folder). Each takes text (or bytes) and returns plain data; none
 //! reads files itself (the ones that follow includes take a loader), so each is unit-tested
 //! on real-world samples and fuzzed with proptest.
 
 pub mod keyval;
 pub mod logging;
-pub mod packages;
 pub mod passwd;
-pub mod ssh_keys;
-pub mod sshd;
-pub mod storage;
-pub mod sudoers;
 
 /// Bounds of an include tree (sshd_config `Include`, sudoers `@include`/`@includedir`).
 pub struct IncludeLimits {

@@ -1,0 +1,397 @@
+//! `access.ssh`: how the SSH server authenticates, and which keys can log in.
+//!
+//! Reads (under the host root): `/etc/ssh/sshd_config` with its `Include`s (first value
+//! wins, `Match` blocks recorded apart), the host public keys (`/etc/ssh/ssh_host_*_key.pub`),
+//! and the `authorized_keys` files of every account in `/etc/passwd` (per
+//! `AuthorizedKeysFile`). When the host root is `/` and `sshd` exists, `sshd -T` (bounded by a
+//! timeout) is recorded too.
+//! Records: the parsed global settings, the effective values of the authentication keywords
+//! (OpenSSH defaults filled in), configured Ciphers/MACs/KexAlgorithms/HostKeyAlgorithms,
+//! Match blocks, host keys and authorized keys as type, size and SHA256 fingerprint, key
+//! option names, and the thresholds under `policy`.
+//! Evidences: ISO27001:2022 A.8.5 (secure authentication), A.5.17 (authentication
+//! information), A.8.2 (privileged access rights), A.8.21 (security of network services),
+//! A.8.24 (use of cryptography).
+//! Never collects: key material (only fingerprints), private host keys (never opened), key
+//! comments, the values of key options other than `from` (a `command=` or `environment=`
+//! may hold a secret), comments in sshd_config.
+
+mod authorized_keys;
+mod sshd_config;
+
+use crate::util::{Errors, blocking};
+use crate::{
+    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
+};
+use authorized_keys as ssh_keys;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sshd_config as sshd;
+use std::time::Duration;
+
+/// Registration of `access.ssh`.
+pub const REGISTRATION: Registration = Registration {
+    kind: "access.ssh",
+    summary: "effective sshd configuration, host keys and authorized keys (fingerprints only)",
+    multiple: false,
+    build,
+    controls: &[
+        "ISO27001:2022/A.8.5",  // Secure authentication
+        "ISO27001:2022/A.5.17", // Authentication information
+        "ISO27001:2022/A.8.2",  // Privileged access rights
+        "ISO27001:2022/A.8.21", // Security of network services
+        "ISO27001:2022/A.8.24", // Use of cryptography
+    ],
+    checks: Checks {
+        file: "collectors/src/access/ssh/checks.toml",
+        text: include_str!("checks.toml"),
+    },
+    default: true,
+    host: true,
+};
+
+/// `access.ssh` options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// The sshd configuration file.
+    #[serde(default = "default_config")]
+    config_path: String,
+    /// Also record `sshd -T` when the host root is `/` and sshd is installed.
+    #[serde(default = "yes")]
+    sshd_t: bool,
+    /// Smallest accepted RSA key, in bits.
+    #[serde(default = "default_min_rsa")]
+    min_rsa_bits: u32,
+    /// Key algorithms never accepted (`dsa`, ...).
+    #[serde(default = "default_weak_keys")]
+    weak_key_algorithms: Vec<String>,
+    /// Ciphers never accepted.
+    #[serde(default = "default_weak_ciphers")]
+    weak_ciphers: Vec<String>,
+    /// MACs never accepted.
+    #[serde(default = "default_weak_macs")]
+    weak_macs: Vec<String>,
+    /// Key exchange algorithms never accepted.
+    #[serde(default = "default_weak_kex")]
+    weak_kex: Vec<String>,
+    /// Accounts whose authorized_keys are read, at most.
+    #[serde(default = "default_max_accounts")]
+    max_accounts: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_config() -> String {
+    "/etc/ssh/sshd_config".into()
+}
+fn default_min_rsa() -> u32 {
+    2048
+}
+fn default_max_accounts() -> usize {
+    5000
+}
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+fn default_weak_keys() -> Vec<String> {
+    strings(&["dsa"])
+}
+fn default_weak_ciphers() -> Vec<String> {
+    strings(&[
+        "3des-cbc",
+        "aes128-cbc",
+        "aes192-cbc",
+        "aes256-cbc",
+        "blowfish-cbc",
+        "cast128-cbc",
+        "arcfour",
+        "arcfour128",
+        "arcfour256",
+        "rijndael-cbc@lysator.liu.se",
+    ])
+}
+fn default_weak_macs() -> Vec<String> {
+    strings(&[
+        "hmac-md5",
+        "hmac-md5-96",
+        "hmac-md5-etm@openssh.com",
+        "hmac-md5-96-etm@openssh.com",
+        "hmac-sha1",
+        "hmac-sha1-96",
+        "hmac-sha1-etm@openssh.com",
+        "hmac-sha1-96-etm@openssh.com",
+        "hmac-ripemd160",
+        "umac-64@openssh.com",
+        "umac-64-etm@openssh.com",
+    ])
+}
+fn default_weak_kex() -> Vec<String> {
+    strings(&[
+        "diffie-hellman-group1-sha1",
+        "diffie-hellman-group14-sha1",
+        "diffie-hellman-group-exchange-sha1",
+    ])
+}
+
+fn build(opts: Options<'_>) -> Result<Box<dyn Collector>, toml::de::Error> {
+    let config: Config = crate::options(opts)?;
+    Ok(Box::new(Ssh { config }))
+}
+
+struct Ssh {
+    config: Config,
+}
+
+impl Collector for Ssh {
+    fn kind(&self) -> &'static str {
+        REGISTRATION.kind
+    }
+
+    fn collect<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<Observation, CollectError>> {
+        let ctx2 = ctx.clone();
+        let config = self.config.clone();
+        Box::pin(async move {
+            let mut obs = blocking(move || observe(&ctx2, &config)).await?;
+            if self.config.sshd_t && crate::util::commands_allowed(ctx) && obs["installed"] == true
+            {
+                obs["sshd_t"] = sshd_t(ctx).await;
+            }
+            Ok(obs)
+        })
+    }
+}
+
+async fn sshd_t(ctx: &Context) -> Value {
+    let Some(sshd) =
+        crate::util::has_program(ctx, &["/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd"])
+    else {
+        return json!({"available": false});
+    };
+    let limit = Duration::from_secs(5).min(ctx.timeout);
+    match crate::util::run(&[&sshd, "-T"], limit, 256 * 1024).await {
+        Ok(out) => {
+            let mut settings = Map::new();
+            for line in out.lines() {
+                if let Some((k, v)) = line.split_once(' ') {
+                    settings
+                        .entry(k.to_ascii_lowercase())
+                        .or_insert_with(|| Value::from(v.trim()));
+                }
+            }
+            json!({"available": true, "settings": settings})
+        }
+        Err(e) => json!({"available": true, "error": {"kind": e.kind(), "message": e.to_string()}}),
+    }
+}
+
+struct HostLoader<'a>(&'a Context);
+
+impl sshd::Loader for HostLoader<'_> {
+    fn read(&mut self, path: &str) -> Result<Option<String>, String> {
+        crate::read::host_text(self.0, path).map_err(|e| e.to_string())
+    }
+    fn glob(&mut self, pattern: &str) -> Vec<String> {
+        crate::read::host_glob(self.0, pattern, 1000).unwrap_or_default()
+    }
+}
+
+/// OpenSSH's defaults for the keywords the checks read (portable OpenSSH 9).
+const DEFAULTS: &[(&str, &str)] = &[
+    ("permitrootlogin", "prohibit-password"),
+    ("passwordauthentication", "yes"),
+    ("pubkeyauthentication", "yes"),
+    ("kbdinteractiveauthentication", "yes"),
+    ("permitemptypasswords", "no"),
+    ("hostbasedauthentication", "no"),
+    ("ignorerhosts", "yes"),
+    ("x11forwarding", "no"),
+    ("allowtcpforwarding", "yes"),
+    ("maxauthtries", "6"),
+    ("logingracetime", "120"),
+    ("loglevel", "info"),
+    ("usepam", "no"),
+    ("permituserenvironment", "no"),
+    ("strictmodes", "yes"),
+    ("clientaliveinterval", "0"),
+    (
+        "authorizedkeysfile",
+        ".ssh/authorized_keys .ssh/authorized_keys2",
+    ),
+];
+
+fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> {
+    let mut errors = Errors::default();
+    let policy = json!({
+        "min_rsa_bits": config.min_rsa_bits,
+        "weak_key_algorithms": config.weak_key_algorithms,
+        "weak_ciphers": config.weak_ciphers,
+        "weak_macs": config.weak_macs,
+        "weak_kex": config.weak_kex,
+    });
+    let installed = matches!(
+        crate::read::host_file(ctx, &config.config_path),
+        Ok(Some(_))
+    );
+    let parsed = if installed {
+        sshd::parse(&config.config_path, &mut HostLoader(ctx))
+    } else {
+        sshd::Config::default()
+    };
+    for e in &parsed.errors {
+        errors.note(&config.config_path, "config", e.clone());
+    }
+    let mut effective = Map::new();
+    for (k, v) in DEFAULTS {
+        let value = match parsed.settings.get(*k) {
+            Some(Value::String(s)) => s.to_ascii_lowercase(),
+            Some(other) => other.to_string(),
+            None => v.to_string(),
+        };
+        effective.insert(k.to_string(), Value::from(value));
+    }
+    // Match blocks that change an authentication keyword for some connections.
+    let mut match_overrides = Vec::new();
+    for m in &parsed.matches {
+        for (k, v) in &m.settings {
+            if DEFAULTS.iter().any(|(d, _)| d == k) && k != "authorizedkeysfile" {
+                let value = v
+                    .as_str()
+                    .map_or_else(|| v.to_string(), str::to_ascii_lowercase);
+                match_overrides.push(
+                    json!({"criteria": m.criteria, "at": m.at, "keyword": k, "value": value}),
+                );
+            }
+        }
+    }
+    let mut algorithms = Map::new();
+    for k in [
+        "ciphers",
+        "macs",
+        "kexalgorithms",
+        "hostkeyalgorithms",
+        "pubkeyacceptedalgorithms",
+    ] {
+        let (list, modifier) = parsed
+            .settings
+            .get(k)
+            .and_then(Value::as_str)
+            .map(sshd::algorithms)
+            .unwrap_or_default();
+        algorithms.insert(k.to_string(), json!(list));
+        algorithms.insert(format!("{k}_modifier"), json!(modifier.map(String::from)));
+    }
+
+    // Host public keys.
+    let mut host_keys = Vec::new();
+    for path in crate::read::host_glob(ctx, "/etc/ssh/ssh_host_*_key.pub", 64).unwrap_or_default() {
+        match crate::read::host_text(ctx, &path) {
+            Ok(Some(t)) => {
+                let (keys, bad) = ssh_keys::authorized_keys(&t);
+                for k in keys {
+                    host_keys.push(json!({"file": path, "type": k.kind, "algorithm": k.algorithm, "bits": k.bits, "fingerprint": k.fingerprint}));
+                }
+                for b in bad {
+                    errors.note(&format!("{path}:{}", b.line), "invalid", b.reason);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(&path, &e),
+        }
+    }
+
+    // authorized_keys of every account.
+    let mut authorized = Vec::new();
+    let akf = effective
+        .get("authorizedkeysfile")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let akf = parsed
+        .settings
+        .get("authorizedkeysfile")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .unwrap_or(akf);
+    match crate::read::host_text(ctx, "/etc/passwd") {
+        Ok(Some(text)) => {
+            let (users, _) = crate::parse::passwd::passwd(&text);
+            if users.len() > config.max_accounts {
+                errors.note(
+                    "/etc/passwd",
+                    "too_large",
+                    format!(
+                        "more than {} accounts: authorized_keys of the rest not read",
+                        config.max_accounts
+                    ),
+                );
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for u in users.iter().take(config.max_accounts) {
+                for pattern in akf.split_whitespace() {
+                    if pattern.eq_ignore_ascii_case("none") {
+                        continue;
+                    }
+                    let expanded = pattern
+                        .replace("%%", "\u{0}")
+                        .replace("%h", &u.home)
+                        .replace("%u", &u.name)
+                        .replace("%U", &u.uid.to_string())
+                        .replace('\u{0}', "%");
+                    let path = if expanded.starts_with('/') {
+                        expanded
+                    } else {
+                        format!("{}/{}", u.home.trim_end_matches('/'), expanded)
+                    };
+                    if u.home.is_empty()
+                        || u.home == "/nonexistent"
+                        || !seen.insert((u.name.clone(), path.clone()))
+                    {
+                        continue;
+                    }
+                    match crate::read::host_text(ctx, &path) {
+                        Ok(Some(t)) => {
+                            let (keys, bad) = ssh_keys::authorized_keys(&t);
+                            for k in keys {
+                                let mut v = serde_json::to_value(&k).unwrap_or_default();
+                                v["user"] = json!(u.name);
+                                v["uid"] = json!(u.uid);
+                                v["file"] = json!(path);
+                                authorized.push(v);
+                            }
+                            for b in bad {
+                                errors.note(&format!("{path}:{}", b.line), "invalid", b.reason);
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => errors.push(&path, &e),
+                    }
+                }
+            }
+        }
+        Ok(None) => errors.note(
+            "/etc/passwd",
+            "missing",
+            "no /etc/passwd: authorized_keys not read",
+        ),
+        Err(e) => errors.push("/etc/passwd", &e),
+    }
+
+    Ok(json!({
+        "installed": installed,
+        "files": parsed.files,
+        "settings": parsed.settings,
+        "matches": parsed.matches,
+        "match_overrides": match_overrides,
+        "effective": effective,
+        "algorithms": algorithms,
+        "host_keys": host_keys,
+        "authorized_keys": authorized,
+        "authorized_key_count": authorized.len(),
+        "root_authorized_keys": authorized.iter().filter(|k| k["uid"] == 0).count(),
+        "sshd_t": null,
+        "policy": policy,
+        "errors": errors.into_value(),
+    }))
+}

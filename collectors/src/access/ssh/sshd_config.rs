@@ -1,0 +1,354 @@
+//! `sshd_config(5)` parser with OpenSSH's semantics: keywords are case-insensitive, the first
+//! value of a keyword wins (later ones are ignored), a few keywords accumulate (`Port`,
+//! `ListenAddress`, `HostKey`, `AcceptEnv`, `AllowUsers`, ...), `Include` reads files in glob
+//! order in place (relative paths under `/etc/ssh`), and `Match` blocks are recorded apart:
+//! they only apply to matching connections, so they never change the global values.
+//!
+//! Comments are dropped before anything is kept.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Keywords whose every occurrence counts.
+const ACCUMULATE: &[&str] = &[
+    "port",
+    "listenaddress",
+    "hostkey",
+    "hostcertificate",
+    "acceptenv",
+    "allowusers",
+    "denyusers",
+    "allowgroups",
+    "denygroups",
+    "subsystem",
+    "setenv",
+];
+
+/// Old names mapped to the current ones.
+fn canonical(keyword: &str) -> String {
+    let k = keyword.to_ascii_lowercase();
+    match k.as_str() {
+        "challengeresponseauthentication" => "kbdinteractiveauthentication".into(),
+        "pubkeyacceptedkeytypes" => "pubkeyacceptedalgorithms".into(),
+        "hostbasedacceptedkeytypes" => "hostbasedacceptedalgorithms".into(),
+        _ => k,
+    }
+}
+
+/// A `Match` block.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MatchBlock {
+    /// Criteria as written (`User alice Address 10.0.0.0/8`).
+    pub criteria: String,
+    /// Where it starts (`file:line`).
+    pub at: String,
+    /// Its settings (first value wins inside the block).
+    pub settings: BTreeMap<String, Value>,
+}
+
+/// The parsed configuration.
+#[derive(Debug, Default, Serialize)]
+pub struct Config {
+    /// Files read, in order.
+    pub files: Vec<String>,
+    /// Global settings: lowercase keyword -> string (or array for accumulating keywords).
+    pub settings: BTreeMap<String, Value>,
+    /// Match blocks in order.
+    pub matches: Vec<MatchBlock>,
+    /// Problems (missing includes, loops, unreadable files, lines not understood).
+    pub errors: Vec<String>,
+}
+
+/// How the parser reads files (through the host root in the collector).
+pub trait Loader {
+    /// A file's text; `Ok(None)` when missing.
+    fn read(&mut self, path: &str) -> Result<Option<String>, String>;
+    /// Paths matching a glob, sorted.
+    fn glob(&mut self, pattern: &str) -> Vec<String>;
+}
+
+const MAX_DEPTH: usize = 16;
+const MAX_FILES: usize = 256;
+
+/// Parses `main` and its includes.
+pub fn parse(main: &str, loader: &mut dyn Loader) -> Config {
+    let mut cfg = Config::default();
+    let mut current: Option<usize> = None;
+    visit(main, loader, &mut cfg, &mut Vec::new(), &mut current, true);
+    cfg
+}
+
+fn strip_comment(line: &str) -> &str {
+    let mut in_quote = false;
+    let mut prev_ws = true;
+    for (i, c) in line.char_indices() {
+        if c == '"' {
+            in_quote = !in_quote;
+        }
+        if c == '#' && !in_quote && prev_ws {
+            return &line[..i];
+        }
+        prev_ws = c.is_whitespace();
+    }
+    line
+}
+
+/// Splits `Keyword value` or `Keyword=value`.
+pub fn split_line(line: &str) -> Option<(String, String)> {
+    let line = strip_comment(line).trim();
+    if line.is_empty() {
+        return None;
+    }
+    let end = line
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(line.len());
+    let key = &line[..end];
+    let mut rest = line[end..].trim_start();
+    if let Some(r) = rest.strip_prefix('=') {
+        rest = r.trim_start();
+    }
+    let value = rest.trim();
+    let value = if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+        &value[1..value.len() - 1]
+    } else {
+        value
+    };
+    Some((key.to_string(), value.to_string()))
+}
+
+fn set(map: &mut BTreeMap<String, Value>, key: String, value: String) {
+    if ACCUMULATE.contains(&key.as_str()) {
+        let entry = map.entry(key).or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(a) = entry {
+            a.extend(value.split_whitespace().map(|v| Value::from(v.to_string())));
+        }
+    } else {
+        map.entry(key).or_insert(Value::from(value));
+    }
+}
+
+fn visit(
+    path: &str,
+    loader: &mut dyn Loader,
+    cfg: &mut Config,
+    stack: &mut Vec<String>,
+    current: &mut Option<usize>,
+    required: bool,
+) {
+    let limits = crate::parse::IncludeLimits {
+        depth: MAX_DEPTH,
+        files: MAX_FILES,
+    };
+    let Some(text) = crate::parse::enter_include(
+        path,
+        required,
+        |p| loader.read(p),
+        &limits,
+        stack,
+        &mut cfg.files,
+        &mut cfg.errors,
+    ) else {
+        return;
+    };
+    // A Match block started in an included file ends with that file.
+    let outer = *current;
+    for (i, line) in text.lines().enumerate() {
+        let Some((key, value)) = split_line(line) else {
+            continue;
+        };
+        let key = canonical(&key);
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+            cfg.errors
+                .push(format!("{path}:{}: not a keyword line", i + 1));
+            continue;
+        }
+        match key.as_str() {
+            "include" => {
+                for pattern in value.split_whitespace() {
+                    let pattern = if pattern.starts_with('/') {
+                        pattern.to_string()
+                    } else {
+                        format!("/etc/ssh/{pattern}")
+                    };
+                    let found = if pattern.contains(['*', '?']) {
+                        loader.glob(&pattern)
+                    } else {
+                        vec![pattern.clone()]
+                    };
+                    for f in found {
+                        visit(&f, loader, cfg, stack, current, false);
+                    }
+                }
+            }
+            "match" => {
+                cfg.matches.push(MatchBlock {
+                    criteria: value,
+                    at: format!("{path}:{}", i + 1),
+                    settings: BTreeMap::new(),
+                });
+                *current = Some(cfg.matches.len() - 1);
+            }
+            _ => match *current {
+                Some(m) => {
+                    if let Some(block) = cfg.matches.get_mut(m) {
+                        set(&mut block.settings, key, value);
+                    }
+                }
+                None => set(&mut cfg.settings, key, value),
+            },
+        }
+    }
+    if stack.len() > 1 {
+        *current = outer;
+    }
+    stack.pop();
+}
+
+/// Splits an algorithm list (`Ciphers`, `MACs`, `KexAlgorithms`, ...) into names. A leading
+/// `+` (append to defaults) or `^` (prepend) is dropped from the names it adds; a leading
+/// `-` removes from the defaults, so it adds nothing.
+pub fn algorithms(value: &str) -> (Vec<String>, Option<char>) {
+    let v = value.trim();
+    let (modifier, list) = match v.chars().next() {
+        Some(m @ ('+' | '-' | '^')) => (Some(m), &v[1..]),
+        _ => (None, v),
+    };
+    if modifier == Some('-') {
+        return (Vec::new(), modifier);
+    }
+    (
+        list.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        modifier,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    struct Mem(HashMap<String, String>);
+    impl Loader for Mem {
+        fn read(&mut self, path: &str) -> Result<Option<String>, String> {
+            Ok(self.0.get(path).cloned())
+        }
+        fn glob(&mut self, pattern: &str) -> Vec<String> {
+            let (dir, pat) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+            let mut v: Vec<String> = self
+                .0
+                .keys()
+                .filter(|k| {
+                    k.rsplit_once('/')
+                        .is_some_and(|(d, n)| d == dir && crate::read::wildcard(pat, n))
+                })
+                .cloned()
+                .collect();
+            v.sort();
+            v
+        }
+    }
+
+    fn mem(files: &[(&str, &str)]) -> Mem {
+        Mem(files
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
+    const DEBIAN: &str = "# $OpenBSD: sshd_config,v 1.104 $
+Include /etc/ssh/sshd_config.d/*.conf
+#Port 22
+#PermitRootLogin prohibit-password
+KbdInteractiveAuthentication no
+UsePAM yes
+X11Forwarding yes
+PrintMotd no
+AcceptEnv LANG LC_*
+Subsystem	sftp	/usr/lib/openssh/sftp-server
+PasswordAuthentication yes
+Match User anoncvs
+	X11Forwarding no
+	PermitTTY no
+";
+
+    #[test]
+    fn debian_drop_ins_win_because_first_value_wins() {
+        let mut m = mem(&[
+            ("/etc/ssh/sshd_config", DEBIAN),
+            (
+                "/etc/ssh/sshd_config.d/50-cloud.conf",
+                "PasswordAuthentication no\n# CANARY-TOKEN-SSH in a comment\nPermitRootLogin=no\n",
+            ),
+            (
+                "/etc/ssh/sshd_config.d/ignored.txt",
+                "PasswordAuthentication yes\n",
+            ),
+        ]);
+        let c = parse("/etc/ssh/sshd_config", &mut m);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.files.len(), 2);
+        assert_eq!(c.settings["passwordauthentication"], "no");
+        assert_eq!(c.settings["permitrootlogin"], "no");
+        assert_eq!(
+            c.settings["x11forwarding"], "yes",
+            "Match block does not leak"
+        );
+        assert_eq!(c.settings["acceptenv"], serde_json::json!(["LANG", "LC_*"]));
+        assert_eq!(c.matches.len(), 1);
+        assert_eq!(c.matches[0].settings["x11forwarding"], "no");
+        assert!(!serde_json::to_string(&c).expect("json").contains("CANARY"));
+    }
+
+    #[test]
+    fn rhel_style_crypto_policy_and_aliases() {
+        let mut m = mem(&[(
+            "/etc/ssh/sshd_config",
+            "Include /etc/ssh/sshd_config.d/*.conf\nChallengeResponseAuthentication no\nCiphers aes256-gcm@openssh.com,aes128-ctr\nMACs +hmac-sha1\nKexAlgorithms -diffie-hellman-group1-sha1\nPort 22\nPort 2222\n",
+        )]);
+        let c = parse("/etc/ssh/sshd_config", &mut m);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.settings["kbdinteractiveauthentication"], "no");
+        assert_eq!(c.settings["port"], serde_json::json!(["22", "2222"]));
+        let (list, _) = algorithms(c.settings["macs"].as_str().unwrap_or_default());
+        assert_eq!(list, vec!["hmac-sha1"]);
+        let (list, m) = algorithms(c.settings["kexalgorithms"].as_str().unwrap_or_default());
+        assert!(list.is_empty() && m == Some('-'));
+    }
+
+    #[test]
+    fn include_loops_end() {
+        let mut m = mem(&[
+            (
+                "/etc/ssh/sshd_config",
+                "Include a.conf\nPermitRootLogin no\n",
+            ),
+            (
+                "/etc/ssh/a.conf",
+                "Include /etc/ssh/sshd_config\nMatch User x\nPermitRootLogin yes\n",
+            ),
+        ]);
+        let c = parse("/etc/ssh/sshd_config", &mut m);
+        assert!(
+            c.errors.iter().any(|e| e.contains("loop")),
+            "{:?}",
+            c.errors
+        );
+        // The Match started in a.conf ended with it.
+        assert_eq!(c.settings["permitrootlogin"], "no");
+        assert_eq!(c.matches[0].settings["permitrootlogin"], "yes");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,400}") {
+            let mut m = mem(&[("/etc/ssh/sshd_config", &text)]);
+            let _ = parse("/etc/ssh/sshd_config", &mut m);
+            let _ = algorithms(&text);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `access.sudoers`: who may act as root, and how that is logged.
+//!
+//! Reads (under the host root): `/etc/sudoers` and every file it includes (`@include`,
+//! `@includedir`, `#include`, `#includedir`; include loops and depth are bounded).
+//! Records: the files read, every rule (principals, hosts, run-as, tags, commands, whether
+//! it grants ALL and whether it needs no password), Defaults (scope, name, value), aliases,
+//! and derived facts: NOPASSWD rules, `!authenticate` settings, ALL grants to single users,
+//! whether `use_pty`, `logfile`, `log_input`/`log_output` are set globally.
+//! Evidences: ISO27001:2022 A.8.2 (privileged access rights), A.8.18 (use of privileged
+//! utility programs), A.8.15 (logging).
+//! Never collects: comments (dropped by the parser before anything is kept), passwords
+//! (sudoers holds none), the contents of files outside the include tree.
+
+pub mod parse;
+
+use crate::util::{Errors, blocking};
+use crate::{
+    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
+};
+use parse as sudoers;
+use parse::Loader;
+use serde::Deserialize;
+use serde_json::json;
+
+/// Registration of `access.sudoers`.
+pub const REGISTRATION: Registration = Registration {
+    kind: "access.sudoers",
+    summary: "sudo rules and Defaults with includes: NOPASSWD, !authenticate, ALL grants, logging",
+    multiple: false,
+    build,
+    controls: &[
+        "ISO27001:2022/A.8.2",  // Privileged access rights
+        "ISO27001:2022/A.8.18", // Use of privileged utility programs
+        "ISO27001:2022/A.8.15", // Logging
+    ],
+    checks: Checks {
+        file: "collectors/src/access/sudoers/checks.toml",
+        text: include_str!("checks.toml"),
+    },
+    default: true,
+    host: true,
+};
+
+/// `access.sudoers` options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// The main sudoers file.
+    #[serde(default = "default_path")]
+    path: String,
+    /// Principals allowed NOPASSWD rules (e.g. a deployment account); recorded under
+    /// `policy` for the checks.
+    #[serde(default)]
+    nopasswd_allowed: Vec<String>,
+}
+
+fn default_path() -> String {
+    "/etc/sudoers".into()
+}
+
+fn build(opts: Options<'_>) -> Result<Box<dyn Collector>, toml::de::Error> {
+    let config: Config = crate::options(opts)?;
+    Ok(Box::new(Sudoers { config }))
+}
+
+struct Sudoers {
+    config: Config,
+}
+
+impl Collector for Sudoers {
+    fn kind(&self) -> &'static str {
+        REGISTRATION.kind
+    }
+
+    fn collect<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<Observation, CollectError>> {
+        let ctx = ctx.clone();
+        let config = self.config.clone();
+        Box::pin(async move { blocking(move || observe(&ctx, &config)).await })
+    }
+}
+
+struct HostLoader<'a>(&'a Context);
+
+impl Loader for HostLoader<'_> {
+    fn read(&mut self, path: &str) -> Result<Option<String>, String> {
+        crate::read::host_text(self.0, path).map_err(|e| e.to_string())
+    }
+    fn list(&mut self, dir: &str) -> Result<Option<Vec<String>>, String> {
+        crate::read::host_dir(self.0, dir, 10_000)
+            .map(|o| o.map(|(names, _)| names))
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> {
+    let mut errors = Errors::default();
+    let installed = crate::read::host_file(ctx, &config.path)
+        .map_err(|e| errors.push(&config.path, &e))
+        .ok()
+        .flatten()
+        .is_some();
+    if !installed {
+        return Ok(json!({
+            "installed": false,
+            "files": [], "rules": [], "defaults": [], "aliases": {},
+            "nopasswd_rules": [], "no_authenticate": [], "all_grants": [],
+            "global": {"use_pty": false, "logfile": null, "log_input": false, "log_output": false},
+            "policy": {"nopasswd_allowed": config.nopasswd_allowed},
+            "errors": errors.into_value(),
+        }));
+    }
+    let policy = sudoers::walk(&config.path, &mut HostLoader(ctx));
+    for e in &policy.errors {
+        errors.note(&config.path, "include", e.clone());
+    }
+    let global = |name: &str| {
+        // The last global setting wins.
+        policy
+            .defaults
+            .iter()
+            .rev()
+            .find(|d| d.scope.is_empty() && d.name == name)
+    };
+    let flag = |name: &str| global(name).is_some_and(|d| d.enabled);
+    let logfile = global("logfile")
+        .filter(|d| d.enabled)
+        .and_then(|d| d.value.clone());
+    let rule_ref = |r: &sudoers::Rule| json!({"file": r.file, "line": r.line, "principals": r.principals, "commands": r.commands});
+    let nopasswd: Vec<_> = policy
+        .rules
+        .iter()
+        .filter(|r| r.nopasswd)
+        .map(rule_ref)
+        .collect();
+    let no_auth: Vec<_> = policy
+        .defaults
+        .iter()
+        .filter(|d| d.name == "authenticate" && !d.enabled)
+        .map(|d| json!({"file": d.file, "line": d.line, "scope": d.scope}))
+        .collect();
+    let all_grants: Vec<_> = policy
+        .rules
+        .iter()
+        .filter(|r| r.all_commands)
+        .map(rule_ref)
+        .collect();
+    Ok(json!({
+        "installed": true,
+        "files": policy.files,
+        "rules": policy.rules,
+        "defaults": policy.defaults,
+        "aliases": policy.aliases,
+        "unparsed_lines": policy.unparsed,
+        "nopasswd_rules": nopasswd,
+        "no_authenticate": no_auth,
+        "all_grants": all_grants,
+        "global": {
+            "use_pty": flag("use_pty"),
+            "logfile": logfile,
+            "log_input": flag("log_input"),
+            "log_output": flag("log_output"),
+            "syslog_disabled": global("syslog").is_some_and(|d| !d.enabled),
+        },
+        "policy": {"nopasswd_allowed": config.nopasswd_allowed},
+        "errors": errors.into_value(),
+    }))
+}

@@ -1,0 +1,548 @@
+//! `encryption.tls`: what TLS the configured endpoints negotiate, and the certificates they
+//! and the configured certificate files present.
+//!
+//! Reads: a TLS handshake (rustls, aws-lc-rs) with every configured endpoint (`host:port`,
+//! optional SNI), bounded by a connect and handshake timeout, closed right after the
+//! handshake (no application data is sent); certificate files matching the configured
+//! globs under the host root (PEM `CERTIFICATE` blocks or DER; other PEM blocks such as
+//! private keys are skipped unread). Trust: the configured CA file, else the host's system
+//! bundle (`/etc/ssl/certs/ca-certificates.crt`, `/etc/pki/tls/certs/ca-bundle.crt`, ...).
+//! Records: per endpoint the protocol version, cipher suite, the chain (subject, issuer,
+//! SANs, validity, key type and size, signature algorithm, SHA-256 of the certificate),
+//! whether the chain is valid against the trust roots (and why not), whether the name
+//! matches, whether the leaf is self-signed; per certificate file the same fields; a flat
+//! `certificates` list of leaf certificates for the checks, and the thresholds under
+//! `policy`.
+//! Evidences: ISO27001:2022 A.8.24 (use of cryptography), A.8.21 (security of network
+//! services), A.8.20 (networks security).
+//! Never collects: private keys (PEM blocks other than certificates are never parsed),
+//! application data, session keys.
+
+use crate::util::{Errors, blocking};
+use crate::{
+    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Registration of `encryption.tls`.
+pub const REGISTRATION: Registration = Registration {
+    kind: "encryption.tls",
+    summary: "TLS endpoints (protocol, cipher, chain, trust, hostname) and certificate files",
+    multiple: true,
+    build,
+    controls: &[
+        "ISO27001:2022/A.8.24", // Use of cryptography
+        "ISO27001:2022/A.8.21", // Security of network services
+        "ISO27001:2022/A.8.20", // Networks security
+    ],
+    checks: Checks {
+        file: "collectors/src/encryption/tls/checks.toml",
+        text: include_str!("checks.toml"),
+    },
+    default: false,
+    host: true,
+};
+
+/// One endpoint: `"host:port"` or `{ address = "host:port", sni = "name" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Endpoint {
+    Plain(String),
+    Full {
+        /// `host:port`.
+        address: String,
+        /// Server name sent (SNI) and checked against the certificate; default: the host.
+        #[serde(default)]
+        sni: Option<String>,
+    },
+}
+
+/// `encryption.tls` options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Endpoints to probe.
+    #[serde(default)]
+    endpoints: Vec<Endpoint>,
+    /// Certificate files on the host (globs: `*` and `?` within a path component).
+    #[serde(default = "default_globs")]
+    cert_files: Vec<String>,
+    /// PEM bundle of trusted CAs (a path for the agent, not under the host root); default:
+    /// the host's system bundle.
+    #[serde(default)]
+    ca_file: Option<String>,
+    /// Warn this many days before a certificate expires.
+    #[serde(default = "default_warn")]
+    expiry_warn_days: i64,
+    /// Smallest accepted RSA key in bits.
+    #[serde(default = "default_rsa")]
+    min_rsa_bits: u64,
+    /// Smallest accepted EC key in bits.
+    #[serde(default = "default_ec")]
+    min_ec_bits: u64,
+    /// Accepted protocol versions.
+    #[serde(default = "default_protocols")]
+    allowed_protocols: Vec<String>,
+    /// Connect plus handshake time limit per endpoint, in milliseconds.
+    #[serde(default = "default_timeout")]
+    timeout_ms: u64,
+}
+
+fn default_globs() -> Vec<String> {
+    vec!["/etc/letsencrypt/live/*/cert.pem".into()]
+}
+fn default_warn() -> i64 {
+    30
+}
+fn default_rsa() -> u64 {
+    2048
+}
+fn default_ec() -> u64 {
+    256
+}
+fn default_protocols() -> Vec<String> {
+    vec!["TLSv1.2".into(), "TLSv1.3".into()]
+}
+fn default_timeout() -> u64 {
+    5000
+}
+
+fn build(opts: Options<'_>) -> Result<Box<dyn Collector>, toml::de::Error> {
+    let config: Config = crate::options(opts)?;
+    Ok(Box::new(Tls { config }))
+}
+
+struct Tls {
+    config: Config,
+}
+
+impl Collector for Tls {
+    fn kind(&self) -> &'static str {
+        REGISTRATION.kind
+    }
+
+    fn collect<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<Observation, CollectError>> {
+        let ctx = ctx.clone();
+        let config = self.config.clone();
+        Box::pin(async move { blocking(move || observe(&ctx, &config)).await })
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Accepts any chain during the handshake (so that a bad certificate is recorded, not just
+/// refused) and keeps it; the chain is verified afterwards against the trust roots.
+#[derive(Debug)]
+struct Capture {
+    provider: Arc<CryptoProvider>,
+    chain: Mutex<Vec<CertificateDer<'static>>>,
+}
+
+impl ServerCertVerifier for Capture {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut c) = self.chain.lock() {
+            c.clear();
+            c.push(end_entity.clone().into_owned());
+            c.extend(intermediates.iter().map(|i| i.clone().into_owned()));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+];
+
+/// Trust anchors: the configured CA file, or the host's system bundle.
+fn roots(
+    ctx: &Context,
+    config: &Config,
+    errors: &mut Errors,
+) -> (Vec<rustls::pki_types::TrustAnchor<'static>>, Value) {
+    let (source, pem) = match &config.ca_file {
+        Some(f) => (
+            f.clone(),
+            errors.take(f, crate::read::bytes(std::path::Path::new(f), 16 << 20)),
+        ),
+        None => match SYSTEM_BUNDLES
+            .iter()
+            .find(|p| matches!(crate::read::host_file(ctx, p), Ok(Some(_))))
+        {
+            Some(p) => (
+                p.to_string(),
+                errors.take(
+                    p,
+                    crate::read::host_bytes(ctx, p).map(Option::unwrap_or_default),
+                ),
+            ),
+            None => {
+                errors.note(
+                    "trust roots",
+                    "missing",
+                    "no system CA bundle under the host root",
+                );
+                (String::new(), None)
+            }
+        },
+    };
+    let mut anchors = Vec::new();
+    for der in CertificateDer::pem_slice_iter(pem.as_deref().unwrap_or_default()).flatten() {
+        if let Ok(a) = webpki::anchor_from_trusted_cert(&der) {
+            anchors.push(a.to_owned());
+        }
+    }
+    let info = json!({"source": source, "count": anchors.len()});
+    (anchors, info)
+}
+
+fn bit_len(n: &[u8]) -> u64 {
+    match n.iter().position(|&b| b != 0) {
+        Some(i) => (n.len() - i) as u64 * 8 - u64::from(n[i].leading_zeros()),
+        None => 0,
+    }
+}
+
+/// Facts of one certificate (public data only).
+fn describe(der: &[u8]) -> Value {
+    use x509_parser::prelude::*;
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return json!({"error": "not a parseable X.509 certificate"});
+    };
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for n in &ext.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => sans.push(format!("DNS:{d}")),
+                GeneralName::IPAddress(ip) => {
+                    let s = match ip.len() {
+                        4 => std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string(),
+                        16 => {
+                            let mut b = [0u8; 16];
+                            b.copy_from_slice(ip);
+                            std::net::Ipv6Addr::from(b).to_string()
+                        }
+                        _ => "?".into(),
+                    };
+                    sans.push(format!("IP:{s}"));
+                }
+                GeneralName::URI(u) => sans.push(format!("URI:{u}")),
+                GeneralName::RFC822Name(e) => sans.push(format!("email:{e}")),
+                _ => {}
+            }
+        }
+    }
+    let spki = cert.public_key();
+    let alg_oid = spki.algorithm.algorithm.to_id_string();
+    let (key_type, key_bits) = match spki.parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => ("rsa", bit_len(rsa.modulus)),
+        Ok(x509_parser::public_key::PublicKey::EC(ec)) => ("ec", ec.key_size() as u64),
+        Ok(x509_parser::public_key::PublicKey::DSA(_)) => {
+            ("dsa", spki.parsed().map_or(0, |k| k.key_size() as u64))
+        }
+        _ => match alg_oid.as_str() {
+            "1.3.101.112" => ("ed25519", 256),
+            "1.3.101.113" => ("ed448", 456),
+            _ => ("unknown", 0),
+        },
+    };
+    let sig = cert.signature_algorithm.algorithm.clone();
+    let sig_name = x509_parser::objects::oid2sn(&sig, x509_parser::objects::oid_registry())
+        .map(String::from)
+        .unwrap_or_else(|_| sig.to_id_string());
+    let ca = cert
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|b| b.value.ca);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    json!({
+        "subject": cert.subject().to_string(),
+        "issuer": cert.issuer().to_string(),
+        "serial": cert.raw_serial_as_string(),
+        "sans": sans,
+        "not_before_unix": cert.validity().not_before.timestamp(),
+        "not_after_unix": cert.validity().not_after.timestamp(),
+        "key_type": key_type,
+        "key_bits": key_bits,
+        "signature_algorithm": sig_name,
+        "ca": ca,
+        "self_signed": cert.subject().as_raw() == cert.issuer().as_raw(),
+        "sha256": digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    })
+}
+
+/// Verifies a chain against the anchors for TLS server use: `None` when valid, else why.
+fn verify_chain(
+    chain: &[CertificateDer<'static>],
+    anchors: &[rustls::pki_types::TrustAnchor<'static>],
+    provider: &CryptoProvider,
+) -> Option<String> {
+    let leaf = chain.first()?;
+    let ee = match webpki::EndEntityCert::try_from(leaf) {
+        Ok(e) => e,
+        Err(e) => return Some(format!("{e:?}")),
+    };
+    match ee.verify_for_usage(
+        provider.signature_verification_algorithms.all,
+        anchors,
+        &chain[1..],
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    ) {
+        Ok(_) => None,
+        Err(e) => Some(format!("{e:?}")),
+    }
+}
+
+fn name_matches(leaf: &CertificateDer<'_>, name: &ServerName<'_>) -> bool {
+    webpki::EndEntityCert::try_from(leaf)
+        .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(name).is_ok())
+}
+
+fn split_host(address: &str) -> Option<(String, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+/// Connects and completes a handshake; returns (protocol, cipher suite, chain).
+fn handshake(
+    address: &str,
+    sni: &str,
+    timeout: Duration,
+    provider: &Arc<CryptoProvider>,
+) -> Result<(String, String, Vec<CertificateDer<'static>>), String> {
+    let (host, port) = split_host(address).ok_or("address must be host:port")?;
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let capture = Arc::new(Capture {
+        provider: provider.clone(),
+        chain: Mutex::new(Vec::new()),
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(capture.clone())
+        .with_no_client_auth();
+    let name =
+        ServerName::try_from(sni.to_string()).map_err(|e| format!("bad server name {sni}: {e}"))?;
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut sock =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    let left = timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(10));
+    sock.set_read_timeout(Some(left))
+        .map_err(|e| e.to_string())?;
+    sock.set_write_timeout(Some(left))
+        .map_err(|e| e.to_string())?;
+    while conn.is_handshaking() {
+        if started.elapsed() > timeout {
+            return Err(format!("handshake timed out after {timeout:?}"));
+        }
+        conn.complete_io(&mut sock)
+            .map_err(|e| format!("handshake: {e}"))?;
+    }
+    conn.send_close_notify();
+    let _ = conn.complete_io(&mut sock);
+    let protocol = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(v) => format!("{v:?}"),
+        None => "unknown".into(),
+    };
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_default();
+    let chain = capture.chain.lock().map(|c| c.clone()).unwrap_or_default();
+    Ok((protocol, suite, chain))
+}
+
+fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> {
+    let mut errors = Errors::default();
+    let provider = provider();
+    let files = {
+        let mut v = Vec::new();
+        for g in &config.cert_files {
+            match crate::read::host_glob(ctx, g, 1000) {
+                Ok(found) => v.extend(found),
+                Err(e) => errors.push(g, &e),
+            }
+        }
+        v.sort();
+        v.dedup();
+        v
+    };
+    let (anchors, roots_info) = if config.endpoints.is_empty() && files.is_empty() {
+        (Vec::new(), Value::Null)
+    } else {
+        roots(ctx, config, &mut errors)
+    };
+    let timeout = Duration::from_millis(config.timeout_ms).min(ctx.timeout);
+    let mut certificates = Vec::new();
+    let mut endpoints = Vec::new();
+    for ep in &config.endpoints {
+        let (address, sni) = match ep {
+            Endpoint::Plain(a) => (a.clone(), None),
+            Endpoint::Full { address, sni } => (address.clone(), sni.clone()),
+        };
+        let host = split_host(&address).map(|(h, _)| h).unwrap_or_default();
+        let sni = sni.unwrap_or(host);
+        let mut e = json!({
+            "address": address, "sni": sni, "error": null, "protocol": null, "cipher_suite": null,
+            "chain": [], "chain_valid": false, "chain_error": null, "hostname_match": false,
+            "self_signed": false,
+        });
+        match handshake(&address, &sni, timeout, &provider) {
+            Ok((protocol, suite, chain)) => {
+                let described: Vec<Value> = chain.iter().map(|c| describe(c)).collect();
+                let chain_error = verify_chain(&chain, &anchors, &provider);
+                let name = ServerName::try_from(sni.clone()).ok();
+                let matches = chain
+                    .first()
+                    .zip(name.as_ref())
+                    .is_some_and(|(leaf, n)| name_matches(leaf, n));
+                e["protocol"] = json!(protocol);
+                e["cipher_suite"] = json!(suite);
+                e["chain_valid"] = json!(chain_error.is_none() && !chain.is_empty());
+                e["chain_error"] = json!(chain_error);
+                e["hostname_match"] = json!(matches);
+                if let Some(leaf) = described.first() {
+                    e["self_signed"] = leaf["self_signed"].clone();
+                    let mut c = leaf.clone();
+                    c["source"] = json!(format!("endpoint:{address}"));
+                    certificates.push(c);
+                }
+                e["chain"] = json!(described);
+            }
+            Err(msg) => e["error"] = json!(msg),
+        }
+        endpoints.push(e);
+    }
+    let mut file_out = Vec::new();
+    for f in &files {
+        let bytes = match crate::read::host_bytes(ctx, f) {
+            Ok(Some(b)) => b,
+            Ok(None) => continue,
+            Err(e) => {
+                errors.push(f, &e);
+                continue;
+            }
+        };
+        // PEM certificates; other PEM blocks (keys) are skipped without being decoded.
+        let mut ders: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&bytes).flatten().collect();
+        if ders.is_empty() && bytes.first() == Some(&0x30) {
+            ders.push(CertificateDer::from(bytes.clone()));
+        }
+        if ders.is_empty() {
+            errors.note(f, "invalid", "no certificate in the file");
+            continue;
+        }
+        let described: Vec<Value> = ders.iter().map(|d| describe(d)).collect();
+        let leaf_is_ca = described.first().is_some_and(|d| d["ca"] == true);
+        let chain_error = if leaf_is_ca {
+            None
+        } else {
+            verify_chain(&ders, &anchors, &provider)
+        };
+        for d in described
+            .iter()
+            .filter(|d| d["ca"] != true && d.get("error").is_none())
+        {
+            let mut c = d.clone();
+            c["source"] = json!(format!("file:{f}"));
+            certificates.push(c);
+        }
+        file_out.push(json!({
+            "path": f,
+            "certificates": described,
+            "chain_valid": chain_error.is_none(),
+            "chain_error": chain_error,
+        }));
+    }
+    let now = crate::util::now();
+    for c in &mut certificates {
+        if let Some(na) = c["not_after_unix"].as_i64() {
+            c["days_left"] = json!((na - now).div_euclid(86400));
+        }
+    }
+    Ok(json!({
+        "endpoints": endpoints,
+        "files": file_out,
+        "certificates": certificates,
+        "trust_roots": roots_info,
+        "policy": {
+            "expiry_warn_days": config.expiry_warn_days,
+            "min_rsa_bits": config.min_rsa_bits,
+            "min_ec_bits": config.min_ec_bits,
+            "allowed_protocols": config.allowed_protocols,
+        },
+        "errors": errors.into_value(),
+    }))
+}
