@@ -257,14 +257,25 @@ impl Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CollectorCommon {
+    /// The collector kind, e.g. `access.ssh` (see docs/collectors/).
     name: Spanned<String>,
+    /// Instance id recorded in evidence (default: the kind); required for kinds that may
+    /// appear several times, such as `exec`.
     id: Option<Spanned<String>>,
+    /// `false` keeps the entry in the file without running it.
     #[serde(default = "yes")]
     enabled: bool,
+    /// Crontab schedule (5 fields, or 6 with seconds; UTC), e.g. `*/15 * * * *`. Default,
+    /// when neither this nor `interval` is given: every hour.
     schedule: Option<Spanned<String>>,
+    /// Fixed interval instead of a schedule (at least `1s`), e.g. `15m`.
     interval: Option<Dur>,
+    /// Random delay added to each run, stable per agent and collector (default: none).
     jitter: Option<Dur>,
+    /// Time limit of one collection (default: `60s`); an overrun is recorded as an error.
     timeout: Option<Dur>,
+    /// Control IDs this entry evidences, replacing the collector's default controls.
+    /// Required for `exec`.
     controls: Option<Vec<Spanned<String>>>,
 }
 
