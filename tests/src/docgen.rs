@@ -215,6 +215,12 @@ fn friendly(expr: &str) -> String {
     {
         return n.to_string();
     }
+    if let Some((a, b)) = e.split_once("<<")
+        && let (Ok(a), Ok(b)) = (a.trim().parse::<u64>(), b.trim().parse::<u32>())
+        && let Some(n) = a.checked_shl(b)
+    {
+        return n.to_string();
+    }
     e
 }
 
@@ -495,17 +501,115 @@ pub fn configuration(root: &Path) -> String {
     out
 }
 
+fn folder_of(reg: &evident_collectors::Registration) -> String {
+    if reg.kind == "exec" {
+        "collectors/src/exec".to_string()
+    } else {
+        format!("collectors/src/{}", reg.kind.replace('.', "/"))
+    }
+}
+
+/// A collector's option tables: the structs documented as "`KIND` options", else every
+/// deserialized struct of its `mod.rs`.
+fn options_of(src: &str, reg: &evident_collectors::Registration) -> Vec<Table> {
+    let all = tables(src);
+    let prefix = format!("`{}` options", reg.kind);
+    if all.iter().any(|t| t.doc.starts_with(&prefix)) {
+        all.into_iter()
+            .filter(|t| t.doc.starts_with(&prefix))
+            .collect()
+    } else {
+        all
+    }
+}
+
+/// The first sentence of a doc comment, on one line.
+fn first_sentence(doc: &str) -> String {
+    let one = doc.replace('\n', " ");
+    let mut from = 0;
+    while let Some(i) = one[from..].find(". ").map(|i| i + from) {
+        if !one[..i].ends_with("e.g") && !one[..i].ends_with("i.e") {
+            return one[..=i].to_string();
+        }
+        from = i + 2;
+    }
+    one
+}
+
+const BEGIN: &str =
+    "# --- collectors: generated from the registry by tests/src/docgen.rs (do not edit) ---";
+const END: &str = "# --- end of generated collectors ---";
+
+/// The `[[collectors]]` entries of the documented configs, one per registered kind (`exec`,
+/// whose options are a program of the user's, is shown by hand after the block): enabled when the
+/// built-in defaults run it, commented out otherwise, each option with its default.
+pub fn collectors_block(root: &Path) -> String {
+    let mut out = format!("{BEGIN}\n");
+    for reg in evident_collectors::REGISTRY
+        .iter()
+        .filter(|r| r.kind != "exec")
+    {
+        let src = read(root, &format!("{}/mod.rs", folder_of(reg)));
+        let off = if reg.default { "" } else { "# " };
+        let _ = writeln!(
+            out,
+            "\n# {}: {}. Options and checks: docs/collectors/{}.md{}",
+            reg.kind,
+            reg.summary,
+            reg.kind,
+            if reg.default {
+                ""
+            } else {
+                " (off until configured)"
+            }
+        );
+        let _ = writeln!(out, "{off}[[collectors]]\n{off}name = \"{}\"", reg.kind);
+        for t in options_of(&src, reg) {
+            for k in &t.keys {
+                let value = match (k.required, k.default.as_deref()) {
+                    (true, _) => "...".to_string(),
+                    (_, Some("empty")) if k.ty.contains("Vec<") => "[]".to_string(),
+                    (_, Some("empty")) => "\"\"".to_string(),
+                    (_, Some("none")) | (_, None) => "...".to_string(),
+                    (_, Some(d)) => d.to_string(),
+                };
+                let what = if k.required {
+                    "required: "
+                } else if value == "..." {
+                    "optional: "
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    out,
+                    "# {} = {value}    # {what}{}",
+                    k.name,
+                    first_sentence(&k.doc)
+                );
+            }
+        }
+    }
+    out.push_str(END);
+    out
+}
+
+/// `text` with its generated collectors block replaced by `block` (unchanged without markers).
+pub fn with_block(text: &str, block: &str) -> String {
+    match (text.find(BEGIN), text.find(END)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{block}{}", &text[..a], &text[b + END.len()..])
+        }
+        _ => text.to_string(),
+    }
+}
+
 /// The page of one collector.
 pub fn collector(
     root: &Path,
     reg: &evident_collectors::Registration,
     control_title: &dyn Fn(&str) -> Option<String>,
 ) -> String {
-    let folder = if reg.kind == "exec" {
-        "collectors/src/exec".to_string()
-    } else {
-        format!("collectors/src/{}", reg.kind.replace('.', "/"))
-    };
+    let folder = folder_of(reg);
     let src = read(root, &format!("{folder}/mod.rs"));
     let module_doc = syn::parse_file(&src)
         .map(|f| doc_of(&f.attrs))
@@ -542,16 +646,9 @@ pub fn collector(
         out.push('\n');
     }
     out.push_str("## Options\n\nBesides the keys every `[[collectors]]` entry has (see the [configuration\nreference](../reference/configuration.md)):\n\n");
-    let all = tables(&src);
     let prefix = format!("`{}` options", reg.kind);
-    let mine: Vec<&Table> = all.iter().filter(|t| t.doc.starts_with(&prefix)).collect();
-    let mine = if mine.is_empty() {
-        all.iter().collect()
-    } else {
-        mine
-    };
     let mut any = false;
-    for t in mine {
+    for t in &options_of(&src, reg) {
         if !t.keys.is_empty() {
             any = true;
             if !t.doc.starts_with(&prefix) && !t.doc.is_empty() {
@@ -635,5 +732,12 @@ pub fn generate(root: &Path) -> BTreeMap<PathBuf, String> {
         );
     }
     pages.insert(PathBuf::from("docs/collectors/README.md"), index);
+    let block = collectors_block(root);
+    for config in ["config/evident.toml", "packaging/etc/evident.toml"] {
+        pages.insert(
+            PathBuf::from(config),
+            with_block(&read(root, config), &block),
+        );
+    }
     pages
 }
