@@ -169,6 +169,7 @@ impl Checks {
 pub const REGISTRY: &[Registration] = &[
     system::inventory::REGISTRATION,
     system::packages::REGISTRATION,
+    system::uptime::REGISTRATION,
     access::accounts::REGISTRATION,
     access::sudoers::REGISTRATION,
     access::ssh::REGISTRATION,

@@ -367,7 +367,7 @@ fn hardened_host_passes_every_check() {
             }
         }
     }
-    assert_eq!(total, 37, "every host check ran");
+    assert_eq!(total, 39, "every host check ran");
     assert!(failures.is_empty(), "hardened host: {failures:#?}");
 
     // Spot-check the facts behind the passes.
@@ -460,6 +460,8 @@ fn weak_host_fails_each_check_for_a_visible_reason() {
         "system.packages.no_pending_security_updates",
         "system.packages.lists_fresh",
         "system.packages.automatic_updates",
+        "system.uptime.rebooted_within_policy",
+        "system.uptime.no_pending_reboot",
     ];
     if tls {
         must_fail.extend([
@@ -618,6 +620,8 @@ fn hostile() -> (tempfile::TempDir, PathBuf) {
     symlink("/var/log", mk("/var/log/loop")).expect("log loop");
     symlink("/var/log/journal/x", mk("/var/log/journal/x")).expect("self loop");
     std::fs::write(mk("/etc/chrony.conf"), &huge).expect("chrony");
+    // uptime: not a number.
+    std::fs::write(mk("/proc/uptime"), [0xff, b'x', b'\n']).expect("uptime");
     // packages: a 10 MB single-line status file.
     std::fs::write(mk("/var/lib/dpkg/status"), &huge).expect("status");
     std::fs::create_dir_all(root.join("var/lib/apt/lists")).expect("lists");
