@@ -165,6 +165,19 @@ impl Checks {
     pub const NONE: Checks = Checks { file: "", text: "" };
 }
 
+/// The built-in checks of the collector in `collectors/src/<folder>/` (its `checks.toml`,
+/// compiled in): `builtin_checks!("access/ssh")`.
+macro_rules! builtin_checks {
+    ($folder:literal) => {
+        $crate::Checks {
+            file: concat!("collectors/src/", $folder, "/checks.toml"),
+            // Resolved from the invoking `<domain>/<name>/mod.rs`.
+            text: include_str!(concat!("../../", $folder, "/checks.toml")),
+        }
+    };
+}
+pub(crate) use builtin_checks;
+
 /// Every built-in collector kind.
 pub const REGISTRY: &[Registration] = &[
     system::inventory::REGISTRATION,

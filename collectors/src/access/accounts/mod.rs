@@ -15,9 +15,7 @@
 
 use crate::parse::{keyval, passwd};
 use crate::util::{Errors, blocking};
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,10 +34,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.8.2",  // Privileged access rights
         "ISO27001:2022/A.8.5",  // Secure authentication
     ],
-    checks: Checks {
-        file: "collectors/src/access/accounts/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("access/accounts"),
     default: true,
     host: true,
 };

@@ -26,9 +26,7 @@
 //! secret data (Secrets are never read, only names referenced by pod specs), environment
 //! variable values, annotations.
 
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -49,10 +47,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.8.22", // Segregation of networks
         "ISO27001:2022/A.8.31", // Separation of development, test and production environments
     ],
-    checks: Checks {
-        file: "collectors/src/access/kubernetes/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("access/kubernetes"),
     default: false,
     host: false,
 };

@@ -20,9 +20,7 @@ mod authorized_keys;
 mod sshd_config;
 
 use crate::util::{Errors, blocking};
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use authorized_keys as ssh_keys;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -42,10 +40,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.8.21", // Security of network services
         "ISO27001:2022/A.8.24", // Use of cryptography
     ],
-    checks: Checks {
-        file: "collectors/src/access/ssh/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("access/ssh"),
     default: true,
     host: true,
 };

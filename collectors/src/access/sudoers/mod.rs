@@ -14,9 +14,7 @@
 pub mod parse;
 
 use crate::util::{Errors, blocking};
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use parse as sudoers;
 use parse::Loader;
 use serde::Deserialize;
@@ -33,10 +31,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.8.18", // Use of privileged utility programs
         "ISO27001:2022/A.8.15", // Logging
     ],
-    checks: Checks {
-        file: "collectors/src/access/sudoers/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("access/sudoers"),
     default: true,
     host: true,
 };

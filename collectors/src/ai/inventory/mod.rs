@@ -17,9 +17,7 @@
 
 use crate::read;
 use crate::util::blocking;
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -38,10 +36,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO42001:2023/A.10.3", // Suppliers
         "ISO27001:2022/A.5.9",  // Inventory of information and other associated assets
     ],
-    checks: Checks {
-        file: "collectors/src/ai/inventory/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("ai/inventory"),
     default: false,
     host: false,
 };

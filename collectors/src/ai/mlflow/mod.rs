@@ -25,9 +25,7 @@
 //! recorded), run parameters, artifacts, user credentials in URIs (removed from every URI).
 
 use crate::util::now;
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -52,10 +50,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.5.9",   // Inventory of information and other associated assets
         "ISO27001:2022/A.8.32",  // Change management
     ],
-    checks: Checks {
-        file: "collectors/src/ai/mlflow/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("ai/mlflow"),
     default: false,
     host: false,
 };

@@ -17,9 +17,7 @@
 
 use crate::read;
 use crate::util::{Errors, blocking};
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::io::Read;
@@ -38,10 +36,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO42001:2023/A.8.2",   // System documentation and information for users
         "ISO42001:2023/A.9.4",   // Intended use of the AI system
     ],
-    checks: Checks {
-        file: "collectors/src/ai/model_cards/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("ai/model_cards"),
     default: false,
     host: false,
 };

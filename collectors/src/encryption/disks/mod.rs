@@ -17,9 +17,7 @@
 mod parse;
 
 use crate::util::{Errors, blocking};
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use parse as storage;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,10 +34,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.7.10", // Storage media
         "ISO27001:2022/A.8.1",  // User endpoint devices
     ],
-    checks: Checks {
-        file: "collectors/src/encryption/disks/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("encryption/disks"),
     default: true,
     host: true,
 };

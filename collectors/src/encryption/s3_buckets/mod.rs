@@ -16,9 +16,7 @@
 //! Never collects: objects or their keys, the static secret key, credentials of the chain.
 //! The bucket policy itself is not recorded, only what the analysis found (statement ids).
 
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -40,10 +38,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.8.15", // Logging
         "ISO27001:2022/A.5.33", // Protection of records
     ],
-    checks: Checks {
-        file: "collectors/src/encryption/s3_buckets/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("encryption/s3_buckets"),
     default: false,
     host: false,
 };

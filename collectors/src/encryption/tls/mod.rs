@@ -19,9 +19,7 @@
 //! application data, session keys.
 
 use crate::util::{Errors, blocking};
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -44,10 +42,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.8.21", // Security of network services
         "ISO27001:2022/A.8.20", // Networks security
     ],
-    checks: Checks {
-        file: "collectors/src/encryption/tls/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("encryption/tls"),
     default: false,
     host: true,
 };

@@ -15,9 +15,7 @@
 use crate::logging::newest_mtime;
 use crate::parse::keyval;
 use crate::util::{Errors, blocking};
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -33,10 +31,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.8.16", // Monitoring activities
         "ISO27001:2022/A.5.28", // Collection of evidence
     ],
-    checks: Checks {
-        file: "collectors/src/logging/journald/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("logging/journald"),
     default: true,
     host: true,
 };

@@ -14,9 +14,7 @@
 use crate::logging::newest_mtime;
 use crate::parse::logging as parse;
 use crate::util::{Errors, blocking};
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -31,10 +29,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.8.16", // Monitoring activities
         "ISO27001:2022/A.5.28", // Collection of evidence
     ],
-    checks: Checks {
-        file: "collectors/src/logging/syslog/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("logging/syslog"),
     default: true,
     host: true,
 };

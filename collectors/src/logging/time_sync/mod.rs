@@ -15,9 +15,7 @@
 
 use crate::parse::logging as parse;
 use crate::util::{Errors, blocking, commands_allowed};
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -31,10 +29,7 @@ pub const REGISTRATION: Registration = Registration {
     controls: &[
         "ISO27001:2022/A.8.17", // Clock synchronization
     ],
-    checks: Checks {
-        file: "collectors/src/logging/time_sync/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("logging/time_sync"),
     default: true,
     host: true,
 };

@@ -9,9 +9,7 @@
 //! Never collects: machine-id (the agent records only an app-specific derivation of it),
 //! serial numbers, user names, process lists, environment variables, file contents.
 
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
@@ -27,10 +25,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.8.9", // Configuration management
         "ISO42001:2023/A.4.5", // System and computing resources
     ],
-    checks: Checks {
-        file: "collectors/src/system/inventory/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("system/inventory"),
     default: true,
     host: false,
 };

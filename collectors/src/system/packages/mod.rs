@@ -17,9 +17,7 @@
 mod parse;
 
 use crate::util::{Errors, commands_allowed};
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use parse::Package;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -37,10 +35,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.8.19", // Installation of software on operational systems
         "ISO27001:2022/A.8.32", // Change management
     ],
-    checks: Checks {
-        file: "collectors/src/system/packages/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("system/packages"),
     default: true,
     host: true,
 };

@@ -13,9 +13,7 @@
 //! Never collects: process lists, logged-in users, anything from the packages beyond names.
 
 use crate::util::Errors;
-use crate::{
-    BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
-};
+use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -29,10 +27,7 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.8.8",  // Management of technical vulnerabilities
         "ISO27001:2022/A.8.32", // Change management
     ],
-    checks: Checks {
-        file: "collectors/src/system/uptime/checks.toml",
-        text: include_str!("checks.toml"),
-    },
+    checks: crate::builtin_checks!("system/uptime"),
     default: true,
     host: true,
 };
