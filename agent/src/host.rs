@@ -80,7 +80,7 @@ pub fn identity(host_root: &Path, hostname: Option<&str>) -> Host {
         .unwrap_or_else(|| "unknown".to_string());
     let machine_id = read_small(&at("/etc/machine-id")).and_then(|m| app_specific_id(&m));
     let os = read_small(&at("/etc/os-release")).and_then(|t| {
-        evident_collectors::system::inventory::parse_os_release(&t)
+        evident_collectors::base::os_release::parse(&t)
             .get("pretty_name")
             .and_then(|v| v.as_str())
             .map(str::to_string)

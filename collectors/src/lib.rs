@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod ai;
+pub mod base;
 pub mod encryption;
 pub mod exec;
 pub mod logging;

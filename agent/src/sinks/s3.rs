@@ -27,21 +27,19 @@ pub struct S3Sink {
     client: OnceCell<Client>,
 }
 
-/// Builds an S3 client from the standard credential chain and the sink's options (the same
-/// builder as the `encryption.s3_buckets` collector).
+/// Builds an S3 client from the standard credential chain and the sink's options (the shared
+/// builder of `evident_collectors::base::s3`).
 pub async fn client(config: &Config) -> Client {
-    evident_collectors::encryption::s3_buckets::s3_client(
-        &evident_collectors::encryption::s3_buckets::S3Access {
-            region: config.region.as_deref(),
-            endpoint: config.endpoint.as_deref(),
-            force_path_style: config.force_path_style,
-            static_keys: config
-                .access_key_id
-                .as_deref()
-                .zip(config.secret_access_key.as_deref()),
-            call_timeout: None,
-        },
-    )
+    evident_collectors::base::s3::client(&evident_collectors::base::s3::S3Access {
+        region: config.region.as_deref(),
+        endpoint: config.endpoint.as_deref(),
+        force_path_style: config.force_path_style,
+        static_keys: config
+            .access_key_id
+            .as_deref()
+            .zip(config.secret_access_key.as_deref()),
+        call_timeout: None,
+    })
     .await
 }
 

@@ -16,9 +16,9 @@
 //! Never collects: objects or their keys, the static secret key, credentials of the chain.
 //! The bucket policy itself is not recorded, only what the analysis found (statement ids).
 
+use crate::base::s3::S3Access;
 use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -119,66 +119,8 @@ impl Collector for S3Buckets {
     }
 }
 
-/// How to reach S3 (or an S3-compatible store): shared by this collector and the agent's S3
-/// sink, so both use the same credential chain and options.
-#[derive(Debug, Clone, Default)]
-pub struct S3Access<'a> {
-    /// Region; default from the AWS chain, else us-east-1.
-    pub region: Option<&'a str>,
-    /// Endpoint of an S3-compatible store (checksums then only when required).
-    pub endpoint: Option<&'a str>,
-    /// Path-style addressing.
-    pub force_path_style: bool,
-    /// Static credentials `(access key id, secret)`; default: the standard AWS chain.
-    pub static_keys: Option<(&'a str, &'a str)>,
-    /// Per-call time limit (the operation gets three times it).
-    pub call_timeout: Option<Duration>,
-}
-
-/// Builds an S3 client from the standard credential chain (environment, profile, web
-/// identity / IRSA, ECS, IMDSv2) and the options.
-pub async fn s3_client(a: &S3Access<'_>) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = a.region {
-        loader = loader.region(aws_config::Region::new(region.to_string()));
-    }
-    let shared = loader.load().await;
-    let mut b = aws_sdk_s3::config::Builder::from(&shared);
-    if let Some(call) = a.call_timeout {
-        b = b.timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(call)
-                .operation_attempt_timeout(call)
-                .operation_timeout(call * 3)
-                .build(),
-        );
-    }
-    if shared.region().is_none() {
-        b = b.region(aws_config::Region::new("us-east-1"));
-    }
-    if let Some(endpoint) = a.endpoint {
-        b = b
-            .endpoint_url(endpoint)
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    }
-    if a.force_path_style {
-        b = b.force_path_style(true);
-    }
-    if let Some((id, secret)) = a.static_keys {
-        b = b.credentials_provider(aws_sdk_s3::config::Credentials::new(
-            id,
-            secret,
-            None,
-            None,
-            "evident-config",
-        ));
-    }
-    Client::from_conf(b.build())
-}
-
 async fn client(config: &Config) -> Client {
-    s3_client(&S3Access {
+    crate::base::s3::client(&S3Access {
         region: config.region.as_deref(),
         endpoint: config.endpoint.as_deref(),
         force_path_style: config.force_path_style,

@@ -76,7 +76,7 @@ impl Collector for Inventory {
 fn observe(ctx: &Context, skip_fs: &[String]) -> Result<Observation, CollectError> {
     let os_release =
         crate::read::optional_text(&ctx.host_path("/etc/os-release"), ctx.max_file_bytes)?
-            .map(|s| parse_os_release(&s))
+            .map(|s| crate::base::os_release::parse(&s))
             .unwrap_or(Value::Null);
     let machine_id_present = crate::read::optional_text(&ctx.host_path("/etc/machine-id"), 4096)
         .ok()
@@ -136,42 +136,9 @@ fn observe(ctx: &Context, skip_fs: &[String]) -> Result<Observation, CollectErro
     }))
 }
 
-/// Parses `/etc/os-release` (`KEY=value`, optionally quoted) into the fields auditors use.
-pub fn parse_os_release(text: &str) -> Value {
-    let mut out = serde_json::Map::new();
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let field = match key.trim() {
-            "ID" => "id",
-            "NAME" => "name",
-            "VERSION_ID" => "version_id",
-            "VERSION_CODENAME" => "codename",
-            "PRETTY_NAME" => "pretty_name",
-            "ID_LIKE" => "id_like",
-            _ => continue,
-        };
-        let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
-        out.insert(field.to_string(), Value::from(value));
-    }
-    Value::Object(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn os_release_fields_are_unquoted() {
-        let v = parse_os_release(
-            "NAME=\"Debian GNU/Linux\"\nID=debian\nVERSION_ID='12'\n# c\nBOGUS\nHOME_URL=x\n",
-        );
-        assert_eq!(v["name"], "Debian GNU/Linux");
-        assert_eq!(v["id"], "debian");
-        assert_eq!(v["version_id"], "12");
-        assert!(v.get("home_url").is_none());
-    }
 
     #[tokio::test]
     async fn observes_this_host() {
