@@ -305,3 +305,238 @@ fn access_ssh_agrees_with_sshd_t() {
     assert!(SSH_CASES.len() >= 15);
     assert!(disagreements.is_empty(), "{disagreements:#?}");
 }
+
+/// visudo and cvtsudoers on the tree, with its /etc/sudoers and /etc/sudoers.d bind-mounted
+/// over the real ones in a private mount namespace: (visudo accepted it, cvtsudoers JSON).
+fn sudo_oracle(root: &Path) -> (bool, Value) {
+    let script = format!(
+        "mount --bind '{0}/etc/sudoers' /etc/sudoers && mount --bind '{0}/etc/sudoers.d' /etc/sudoers.d && if visudo -c -q -f /etc/sudoers >/dev/null 2>&1; then echo OK; else echo BAD; fi && cvtsudoers -f json /etc/sudoers 2>/dev/null || true",
+        root.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let json = serde_json::from_str(rest).unwrap_or(Value::Null);
+    (first.trim() == "OK", json)
+}
+
+/// A sudoers principal as Evident writes it (`alice`, `%admin`, `#0`, `ADMINS`).
+fn principal(member: &Value) -> Option<String> {
+    let obj = member.as_object()?;
+    let (k, v) = obj.iter().next()?;
+    let v = v.as_str().map_or_else(|| v.to_string(), String::from);
+    Some(match k.as_str() {
+        "usergroup" => format!("%{v}"),
+        "userid" => format!("#{v}"),
+        _ => v,
+    })
+}
+
+/// Whether a command list grants ALL, directly or through (nested) command aliases.
+fn grants_all(commands: &Value, aliases: &Value, depth: usize) -> bool {
+    commands.as_array().into_iter().flatten().any(|c| {
+        if c["negated"] == true {
+            return false;
+        }
+        c["command"] == "ALL"
+            || (depth < 16
+                && c["cmndalias"]
+                    .as_str()
+                    .is_some_and(|a| grants_all(&aliases[a], aliases, depth + 1)))
+    })
+}
+
+/// The tool's answer: (principals with a NOPASSWD grant, principals granted ALL).
+fn sudo_answer(json: &Value) -> (Vec<String>, Vec<String>) {
+    let aliases = &json["Command_Aliases"];
+    let (mut nopasswd, mut all) = (Vec::new(), Vec::new());
+    for spec in json["User_Specs"].as_array().into_iter().flatten() {
+        let users: Vec<String> = spec["User_List"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(principal)
+            .collect();
+        for c in spec["Cmnd_Specs"].as_array().into_iter().flatten() {
+            let no_auth = c["Options"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["authenticate"] == false);
+            if no_auth {
+                nopasswd.extend(users.iter().cloned());
+            }
+            if grants_all(&c["Commands"], aliases, 0) {
+                all.extend(users.iter().cloned());
+            }
+        }
+    }
+    for v in [&mut nopasswd, &mut all] {
+        v.sort();
+        v.dedup();
+    }
+    (nopasswd, all)
+}
+
+fn principals_of(list: &Value) -> Vec<String> {
+    let mut v: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["principals"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p.as_str().map(String::from))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+const SUDO_CASES: &[Case] = &[
+    ("root only", &[("etc/sudoers", "root ALL=(ALL:ALL) ALL\n")]),
+    (
+        "group NOPASSWD in includedir",
+        &[
+            (
+                "etc/sudoers",
+                "root ALL=(ALL) ALL\n@includedir /etc/sudoers.d\n",
+            ),
+            ("etc/sudoers.d/admins", "%admin ALL=(ALL) NOPASSWD: ALL\n"),
+        ],
+    ),
+    (
+        "includedir skips names with a dot or ~",
+        &[
+            ("etc/sudoers", "@includedir /etc/sudoers.d\n"),
+            ("etc/sudoers.d/x.bak", "eve ALL=(ALL) NOPASSWD: ALL\n"),
+            ("etc/sudoers.d/y~", "mallory ALL=(ALL) NOPASSWD: ALL\n"),
+            ("etc/sudoers.d/ok", "bob ALL=(ALL) /bin/ls\n"),
+        ],
+    ),
+    (
+        "several runas specs in one entry",
+        &[(
+            "etc/sudoers",
+            "alice ALL=(root) /bin/ls, (ALL) NOPASSWD: ALL\n",
+        )],
+    ),
+    (
+        "host separator",
+        &[(
+            "etc/sudoers",
+            "bob host1 = NOPASSWD: /bin/a : host2 = ALL\n",
+        )],
+    ),
+    (
+        "nested Cmnd_Alias reaching ALL",
+        &[(
+            "etc/sudoers",
+            "Cmnd_Alias A = ALL\nCmnd_Alias B = A, /bin/b\ncarol ALL = B\n",
+        )],
+    ),
+    (
+        "comment line ending in a backslash",
+        &[(
+            "etc/sudoers",
+            "# a comment \\\ndave ALL=(ALL) NOPASSWD: ALL\n",
+        )],
+    ),
+    (
+        "line continuation",
+        &[("etc/sudoers", "erin ALL=(ALL) \\\n    NOPASSWD: ALL\n")],
+    ),
+    (
+        "escaped space in a command",
+        &[(
+            "etc/sudoers",
+            "frank ALL = /usr/bin/my\\ tool, NOPASSWD: /bin/x\n",
+        )],
+    ),
+    (
+        "tag carried to the next command",
+        &[(
+            "etc/sudoers",
+            "gina ALL = NOPASSWD: /bin/a, /bin/b, PASSWD: ALL\n",
+        )],
+    ),
+    (
+        "user alias",
+        &[(
+            "etc/sudoers",
+            "User_Alias OPS = hank, %ops\nOPS ALL = NOPASSWD: ALL\n",
+        )],
+    ),
+    (
+        "include relative to the including file",
+        &[
+            ("etc/sudoers", "@include sudoers.d/extra\n"),
+            ("etc/sudoers.d/extra", "ivy ALL = ALL\n"),
+        ],
+    ),
+    (
+        "old #includedir syntax",
+        &[
+            ("etc/sudoers", "#includedir /etc/sudoers.d\n"),
+            ("etc/sudoers.d/j", "jack ALL=(ALL) NOPASSWD:ALL\n"),
+        ],
+    ),
+    (
+        "syntax error",
+        &[(
+            "etc/sudoers",
+            "kate ALL=(ALL NOPASSWD: ALL\nroot ALL=(ALL) ALL\n",
+        )],
+    ),
+];
+
+#[test]
+fn access_sudoers_agrees_with_visudo_and_cvtsudoers() {
+    if !oracle_available("cvtsudoers") || !oracle_available("visudo") {
+        return;
+    }
+    let mut agreed = 0;
+    let mut disagreements = Vec::new();
+    for (name, files) in SUDO_CASES {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc/sudoers.d")).expect("mkdir");
+        write_tree(root, files);
+        let (valid, json) = sudo_oracle(root);
+        let obs = collect("access.sudoers", root);
+        let mut ok = true;
+        // sudo refuses to run on a policy visudo rejects; Evident must not judge one.
+        let incomplete = obs["incomplete"]
+            .as_object()
+            .is_some_and(|m| m.contains_key("rules"));
+        if incomplete == valid {
+            ok = false;
+            disagreements.push(format!(
+                "{name}: visudo accepts: {valid}, evident marks the rules incomplete: {incomplete} ({})",
+                obs["errors"]
+            ));
+        }
+        if valid {
+            let (nopasswd, all) = sudo_answer(&json);
+            let ours = (
+                principals_of(&obs["nopasswd_rules"]),
+                principals_of(&obs["all_grants"]),
+            );
+            if ours != (nopasswd.clone(), all.clone()) {
+                ok = false;
+                disagreements.push(format!(
+                    "{name}: (NOPASSWD, ALL) principals: evident {ours:?}, cvtsudoers {:?}",
+                    (nopasswd, all)
+                ));
+            }
+        }
+        agreed += usize::from(ok);
+    }
+    println!(
+        "access.sudoers: {} cases run, {agreed} agreed (visudo -c, cvtsudoers -f json)",
+        SUDO_CASES.len()
+    );
+    assert!(SUDO_CASES.len() >= 12);
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
