@@ -82,6 +82,28 @@ impl Errors {
         }
     }
 
+    /// Puts the errors and the `incomplete` map in `obs`, marking every top-level field but
+    /// `except` incomplete for each error recorded (for collectors whose every judged field
+    /// derives from all the files they read).
+    pub fn finish_into(mut self, obs: &mut Value, except: &[&str]) {
+        let fields: Vec<String> = obs
+            .as_object()
+            .map(|o| {
+                o.keys()
+                    .filter(|k| {
+                        !except.contains(&k.as_str()) && *k != "errors" && *k != "incomplete"
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        self.incomplete_since(0, &refs);
+        let (errs, incomplete) = self.finish();
+        obs["errors"] = errs;
+        obs["incomplete"] = incomplete;
+    }
+
     /// The errors and the `incomplete` map, to put in the observation.
     pub fn finish(self) -> (Value, Value) {
         (Value::Array(self.0), json!(self.1))

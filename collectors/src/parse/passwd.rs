@@ -110,7 +110,12 @@ pub fn passwd(text: &str) -> (Vec<User>, Vec<BadLine>) {
             uid,
             gid,
             home: f[5].to_string(),
-            shell: f[6].to_string(),
+            // passwd(5): an empty shell field means /bin/sh.
+            shell: if f[6].is_empty() {
+                "/bin/sh".to_string()
+            } else {
+                f[6].to_string()
+            },
             passwd_field: field_status(f[1]),
         });
     }

@@ -480,7 +480,14 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
                 }
                 e["chain"] = json!(described);
             }
-            Err(msg) => e["error"] = json!(msg),
+            Err(msg) => {
+                // No certificate seen: checks over certificates must not pass on nothing.
+                errors.mark(
+                    &["certificates"],
+                    format!("{address}: handshake failed before the certificate was seen: {msg}"),
+                );
+                e["error"] = json!(msg);
+            }
         }
         endpoints.push(e);
     }
@@ -490,6 +497,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             Ok(Some(b)) => b,
             Ok(None) => continue,
             Err(e) => {
+                errors.mark(&["certificates", "files"], format!("{f}: {e}"));
                 errors.push(f, &e);
                 continue;
             }
@@ -532,7 +540,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             c["days_left"] = json!((na - now).div_euclid(86400));
         }
     }
-    Ok(json!({
+    let mut obs = json!({
         "endpoints": endpoints,
         "files": file_out,
         "certificates": certificates,
@@ -543,6 +551,9 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "min_ec_bits": config.min_ec_bits,
             "allowed_protocols": config.allowed_protocols,
         },
-        "errors": errors.into_value(),
-    }))
+    });
+    let (errs, incomplete) = errors.finish();
+    obs["errors"] = errs;
+    obs["incomplete"] = incomplete;
+    Ok(obs)
 }

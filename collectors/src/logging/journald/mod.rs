@@ -136,7 +136,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         &mut errors,
     );
     let now = crate::util::now();
-    Ok(json!({
+    let mut obs = json!({
         "installed": installed,
         "running": running,
         "config_files": files,
@@ -156,6 +156,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "min_retention_days": config.min_retention_days,
             "max_silence_hours": config.max_silence_hours,
         },
-        "errors": errors.into_value(),
-    }))
+    });
+    errors.finish_into(&mut obs, &["policy", "installed", "running"]);
+    Ok(obs)
 }

@@ -133,7 +133,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     }
     let newest = newest_mtime(ctx, &["/var/log"], 1, &mut errors);
     let now = crate::util::now();
-    Ok(json!({
+    let mut obs = json!({
         "daemons": daemons,
         "journald_running": journald_running,
         "config_files": files,
@@ -145,6 +145,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "max_silence_hours": config.max_silence_hours,
             "require_forwarding": config.require_forwarding,
         },
-        "errors": errors.into_value(),
-    }))
+    });
+    errors.finish_into(&mut obs, &["policy", "daemons", "journald_running"]);
+    Ok(obs)
 }

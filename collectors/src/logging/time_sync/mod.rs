@@ -138,15 +138,16 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     }
     servers.sort();
     servers.dedup();
-    Ok(json!({
+    let mut obs = json!({
         "daemons": daemons,
         "timesyncd_synchronized_flag": flag,
         "timedatectl": null,
         "chrony": null,
         "servers": servers,
         "policy": {"max_offset_ms": config.max_offset_ms},
-        "errors": errors.into_value(),
-    }))
+    });
+    errors.finish_into(&mut obs, &["policy", "daemons"]);
+    Ok(obs)
 }
 
 async fn commands(ctx: &Context, obs: &mut Value) {
