@@ -540,3 +540,151 @@ fn access_sudoers_agrees_with_visudo_and_cvtsudoers() {
     assert!(SUDO_CASES.len() >= 12);
     assert!(disagreements.is_empty(), "{disagreements:#?}");
 }
+
+/// Runs a collector with options (TOML) and a per-file size limit.
+/// A collection that fails as a whole is an `Err` with its message.
+fn collect_with(
+    kind: &str,
+    root: &Path,
+    options: &str,
+    max_file_bytes: u64,
+) -> Result<Value, String> {
+    let reg = evident_collectors::registration(kind).expect("registered");
+    let table = toml::de::DeTable::parse(options).expect("options");
+    let opts = toml::Spanned::new(table.span(), toml::de::DeValue::Table(table.into_inner()));
+    let c = (reg.build)(opts).expect("options");
+    let ctx = evident_collectors::Context {
+        host_root: root.to_path_buf(),
+        max_file_bytes,
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(c.collect(&ctx)).map_err(|e| e.to_string())
+}
+
+/// Never a silent pass, per host collector: one input made incomplete (a file over the size
+/// limit, a missing include, a line that does not parse, a handshake that fails before the
+/// certificate) turns the checks that read it to `error`, naming the input.
+#[test]
+fn incomplete_input_turns_dependent_checks_to_error() {
+    let big = format!("# {}\n", "x".repeat(8192));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port(); // closed again: nothing listens there
+    let tls_opts = format!("endpoints = [\"127.0.0.1:{port}\"]\ntimeout_ms = 500\n");
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(&str, String, Vec<(&str, String)>, &str, &str)> = vec![
+        (
+            "access.ssh",
+            String::new(),
+            vec![
+                ("etc/ssh/sshd_config", "Include /etc/ssh/d/*.conf\nPasswordAuthentication no\nPermitRootLogin no\nKbdInteractiveAuthentication no\n".into()),
+                ("etc/ssh/d/00-big.conf", big.clone()),
+            ],
+            "access.ssh.no_password_auth",
+            "00-big.conf",
+        ),
+        (
+            "access.sudoers",
+            String::new(),
+            vec![("etc/sudoers", "root ALL=(ALL) ALL\n@include /etc/sudoers.d/missing\n".into())],
+            "access.sudoers.no_nopasswd",
+            "missing",
+        ),
+        (
+            "access.sudoers",
+            String::new(),
+            vec![("etc/sudoers", format!("root ALL=(ALL) ALL\n{big}"))],
+            "access.sudoers.all_only_to_groups",
+            "exceeds",
+        ),
+        (
+            "access.accounts",
+            String::new(),
+            vec![
+                ("etc/passwd", "root:x:0:0:root:/root:/bin/bash\ntoor:x:0\n".into()),
+                ("etc/shadow", "root:!:19000:0:90:7:::\n".into()),
+                ("etc/group", "root:x:0:\n".into()),
+            ],
+            "access.accounts.only_root_uid0",
+            "/etc/passwd:2",
+        ),
+        (
+            "encryption.tls",
+            tls_opts,
+            vec![],
+            "encryption.tls.key_size",
+            "handshake failed",
+        ),
+        (
+            "encryption.disks",
+            String::new(),
+            vec![("proc/mounts", format!("/dev/sda1 / ext4 rw 0 0\n{big}"))],
+            "encryption.disks.data_encrypted",
+            "/proc/mounts",
+        ),
+        (
+            "logging.journald",
+            String::new(),
+            vec![("etc/systemd/journald.conf", format!("[Journal]\nStorage=persistent\n{big}"))],
+            "logging.journald.retention",
+            "journald.conf",
+        ),
+        (
+            "logging.syslog",
+            String::new(),
+            vec![("etc/rsyslog.conf", format!("*.* @@(o)logs.example:6514\n{big}"))],
+            "logging.syslog.forwarding_encrypted",
+            "rsyslog.conf",
+        ),
+        (
+            "logging.auditd",
+            String::new(),
+            vec![("etc/audit/audit.rules", format!("-w /etc/passwd -p wa\n{big}"))],
+            "logging.auditd.identity_and_privilege",
+            "audit.rules",
+        ),
+    ];
+    let catalog = evident::controls::Catalog::builtin();
+    let mut errs = Vec::new();
+    let checks = evident::checks::CheckSet::builtin(&catalog, &mut errs);
+    assert!(errs.is_empty(), "{errs:#?}");
+    let mut failures = Vec::new();
+    for (kind, options, files, check, reason) in &cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let owned: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        write_tree(dir.path(), &owned);
+        std::fs::create_dir_all(dir.path().join("proc")).expect("mkdir");
+        let obs = collect_with(kind, dir.path(), options, 4096);
+        let results = checks.evaluate(
+            kind,
+            kind,
+            obs.as_ref().map_err(String::as_str),
+            0,
+            &catalog,
+        );
+        let Some(r) = results.iter().find(|r| r.id == *check) else {
+            failures.push(format!("{kind}: no check {check}"));
+            continue;
+        };
+        if r.status != evident::checks::Status::Error || !r.message.contains(reason) {
+            failures.push(format!(
+                "{kind}: {check} is {:?} ({}); incomplete = {:?}",
+                r.status,
+                r.message,
+                obs.as_ref().map(|o| o["incomplete"].clone())
+            ));
+        }
+    }
+    println!(
+        "incomplete inputs: {} cases, {} turned the dependent check to error",
+        cases.len(),
+        cases.len() - failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}

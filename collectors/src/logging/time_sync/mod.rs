@@ -198,6 +198,19 @@ fn finish(obs: &mut Value) {
     };
     obs["synchronized"] = json!(synced);
     obs["source"] = json!(source);
+    // A time source that did not answer may be the one that says "not synchronised".
+    let failed: Vec<String> = ["chrony", "timedatectl"]
+        .iter()
+        .filter_map(|k| obs[*k]["error"].as_str().map(|e| format!("{k}: {e}")))
+        .collect();
+    if !failed.is_empty() {
+        if !obs["incomplete"].is_object() {
+            obs["incomplete"] = json!({});
+        }
+        for field in ["synchronized", "offset_us"] {
+            obs["incomplete"][field] = json!(failed);
+        }
+    }
     obs["offset_us"] = obs["chrony"]["offset_us"].clone();
 }
 
