@@ -688,3 +688,129 @@ fn incomplete_input_turns_dependent_checks_to_error() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// The files `systemd-analyze cat-config --root=ROOT <name>` says systemd reads, in order,
+/// as host paths.
+fn cat_config(root: &Path, name: &str) -> Vec<String> {
+    let out = Command::new("systemd-analyze")
+        .arg("cat-config")
+        .arg(format!("--root={}", root.display()))
+        .arg(name)
+        .output()
+        .expect("systemd-analyze");
+    let prefix = root.display().to_string();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter_map(|p| p.strip_prefix(&prefix))
+        .map(String::from)
+        .collect()
+}
+
+/// Trees of a systemd config file `<base>` (`systemd/journald.conf`): `{}` in a path stands
+/// for it.
+const SYSTEMD_CASES: &[Case] = &[
+    ("vendor main file only", &[("usr/lib/{}", "[X]\n")]),
+    (
+        "/etc main file masks the vendor one",
+        &[("usr/lib/{}", "[X]\n"), ("etc/{}", "[X]\n")],
+    ),
+    (
+        "/run main file beats /usr/lib, loses to /etc",
+        &[("usr/lib/{}", "[X]\n"), ("run/{}", "[X]\n")],
+    ),
+    (
+        "drop-ins sorted by name across directories",
+        &[
+            ("etc/{}.d/20-b.conf", "[X]\n"),
+            ("usr/lib/{}.d/10-a.conf", "[X]\n"),
+            ("run/{}.d/30-c.conf", "[X]\n"),
+        ],
+    ),
+    (
+        "/etc drop-in masks the same name in /run and /usr/lib",
+        &[
+            ("etc/{}.d/10-a.conf", "[X]\n"),
+            ("run/{}.d/10-a.conf", "[X]\n"),
+            ("usr/lib/{}.d/10-a.conf", "[X]\n"),
+        ],
+    ),
+    (
+        "/run drop-in masks /usr/local/lib",
+        &[
+            ("run/{}.d/10-a.conf", "[X]\n"),
+            ("usr/local/lib/{}.d/10-a.conf", "[X]\n"),
+        ],
+    ),
+    (
+        "only *.conf drop-ins",
+        &[
+            ("etc/{}.d/10-a.conf", "[X]\n"),
+            ("etc/{}.d/20-b.conf.bak", "[X]\n"),
+            ("etc/{}.d/README", "x\n"),
+        ],
+    ),
+    (
+        "main file plus drop-ins",
+        &[
+            ("etc/{}", "[X]\n"),
+            ("usr/local/lib/{}.d/50-x.conf", "[X]\n"),
+        ],
+    ),
+];
+
+fn systemd_table(kind: &str, base: &str, files_of: impl Fn(&Value) -> Vec<String>) {
+    if !oracle_available("systemd-analyze") {
+        return;
+    }
+    let mut agreed = 0;
+    let mut disagreements = Vec::new();
+    for (name, files) in SYSTEMD_CASES {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let owned: Vec<(String, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.replace("{}", base), *t))
+            .collect();
+        let refs: Vec<(&str, &str)> = owned.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+        write_tree(root, &refs);
+        std::fs::create_dir_all(root.join("proc")).expect("mkdir");
+        let tool = cat_config(root, base);
+        let ours = files_of(&collect(kind, root));
+        if ours == tool {
+            agreed += 1;
+        } else {
+            disagreements.push(format!(
+                "{name}: evident {ours:?}, systemd-analyze {tool:?}"
+            ));
+        }
+    }
+    println!(
+        "{kind} ({base}): {} cases run, {agreed} agreed (systemd-analyze cat-config --root)",
+        SYSTEMD_CASES.len()
+    );
+    assert!(SYSTEMD_CASES.len() >= 6);
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn logging_journald_reads_what_systemd_reads() {
+    systemd_table("logging.journald", "systemd/journald.conf", |obs| {
+        strings(&obs["config_files"])
+    });
+}
+
+#[test]
+fn logging_time_sync_reads_the_timesyncd_files_systemd_reads() {
+    systemd_table("logging.time_sync", "systemd/timesyncd.conf", |obs| {
+        strings(&obs["timesyncd_config_files"])
+    });
+}

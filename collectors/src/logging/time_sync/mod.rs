@@ -110,13 +110,20 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         Ok(Some(_))
     );
     let mut servers = Vec::new();
-    for f in [
+    let mut sources: Vec<String> = [
         "/etc/chrony.conf",
         "/etc/chrony/chrony.conf",
         "/etc/ntp.conf",
         "/etc/ntpsec/ntp.conf",
-        "/etc/systemd/timesyncd.conf",
-    ] {
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // timesyncd: main file and drop-ins with systemd's precedence.
+    let timesyncd = super::systemd_config_files(ctx, "systemd/timesyncd.conf");
+    sources.extend(timesyncd.iter().cloned());
+    for f in &sources {
+        let f = f.as_str();
         if let Some(Some(t)) = errors.take(f, crate::read::host_text(ctx, f)) {
             for line in t.lines() {
                 let l = line.split('#').next().unwrap_or_default().trim();
@@ -144,6 +151,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "timedatectl": null,
         "chrony": null,
         "servers": servers,
+        "timesyncd_config_files": timesyncd,
         "policy": {"max_offset_ms": config.max_offset_ms},
     });
     errors.finish_into(&mut obs, &["policy", "daemons"]);
