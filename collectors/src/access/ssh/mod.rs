@@ -199,7 +199,7 @@ impl sshd::Loader for HostLoader<'_> {
 }
 
 /// glob(3) over the host root with glob(7) character classes, sorted, at most `cap` paths.
-fn host_glob(ctx: &Context, pattern: &str, cap: usize) -> Vec<String> {
+pub(crate) fn host_glob(ctx: &Context, pattern: &str, cap: usize) -> Vec<String> {
     use crate::parse::glob;
     let mut current = vec![String::new()];
     for part in pattern.split('/').filter(|p| !p.is_empty()) {
