@@ -814,3 +814,128 @@ fn logging_time_sync_reads_the_timesyncd_files_systemd_reads() {
         strings(&obs["timesyncd_config_files"])
     });
 }
+
+/// Whether `openssl s_client` completes a handshake offering only `flag` (`-tls1`).
+fn s_client_accepts(port: u16, flag: &str) -> bool {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo | timeout 5 openssl s_client -connect 127.0.0.1:{port} {flag} -cipher DEFAULT@SECLEVEL=0 2>&1"
+        ))
+        .output()
+        .expect("s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .any(|l| l.trim_start().starts_with("Protocol") && !l.contains("(NONE)"))
+        && !text.contains("Cipher is (NONE)")
+}
+
+#[test]
+fn encryption_tls_legacy_acceptance_agrees_with_s_client() {
+    if !oracle_available("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, crt) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl req");
+    assert!(st.status.success());
+    let sec0 = "DEFAULT@SECLEVEL=0";
+    let cases: &[(&str, &[&str])] = &[
+        ("OpenSSL defaults", &[]),
+        ("seclevel 0, all versions", &["-cipher", sec0]),
+        ("seclevel 0, no TLS 1.0", &["-cipher", sec0, "-no_tls1"]),
+        ("seclevel 0, no TLS 1.1", &["-cipher", sec0, "-no_tls1_1"]),
+        ("TLS 1.0 only", &["-cipher", sec0, "-tls1"]),
+        ("TLS 1.1 only", &["-cipher", sec0, "-tls1_1"]),
+        ("TLS 1.2 only", &["-cipher", sec0, "-tls1_2"]),
+        ("TLS 1.3 only", &["-tls1_3"]),
+        (
+            "seclevel 0, min TLS 1.2",
+            &["-cipher", sec0, "-min_protocol", "TLSv1.2"],
+        ),
+        (
+            "seclevel 0, min TLS 1.1",
+            &["-cipher", sec0, "-min_protocol", "TLSv1.1"],
+        ),
+        (
+            "seclevel 0, max TLS 1.1",
+            &["-cipher", sec0, "-max_protocol", "TLSv1.1"],
+        ),
+    ];
+    let mut agreed = 0;
+    let mut disagreements = Vec::new();
+    let mut answers = Vec::new();
+    for (name, extra) in cases {
+        let port = evident_tests::services::free_port();
+        let accept = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "s_server",
+            "-accept",
+            &accept,
+            "-cert",
+            crt.to_str().expect("utf8"),
+            "-key",
+            key.to_str().expect("utf8"),
+            "-quiet",
+        ];
+        args.extend_from_slice(extra);
+        let _server = evident_tests::services::Server::start(
+            Path::new("openssl"),
+            &args,
+            port,
+            "openssl s_server",
+        );
+        let tool = (
+            s_client_accepts(port, "-tls1"),
+            s_client_accepts(port, "-tls1_1"),
+        );
+        answers.push(tool);
+        let root = tempfile::tempdir().expect("tempdir");
+        let obs = collect_with(
+            "encryption.tls",
+            root.path(),
+            &format!("endpoints = [\"127.0.0.1:{port}\"]\ncert_files = []\ntimeout_ms = 3000\n"),
+            1 << 20,
+        )
+        .expect("collect");
+        let legacy = &obs["endpoints"][0]["legacy_accepted"];
+        let ours = (legacy["TLSv1.0"] == true, legacy["TLSv1.1"] == true);
+        if ours == tool {
+            agreed += 1;
+        } else {
+            disagreements.push(format!(
+                "{name}: (TLS 1.0, TLS 1.1) accepted: evident {ours:?} ({legacy}), s_client {tool:?}"
+            ));
+        }
+    }
+    println!(
+        "encryption.tls (legacy protocols): {} cases run, {agreed} agreed (openssl s_server / s_client)",
+        cases.len()
+    );
+    assert!(cases.len() >= 10);
+    // The table holds servers that accept each legacy version and servers that refuse it.
+    for pick in [|a: &(bool, bool)| a.0, |a: &(bool, bool)| a.1] {
+        assert!(
+            answers.iter().any(pick) && !answers.iter().all(pick),
+            "{answers:?}"
+        );
+    }
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
