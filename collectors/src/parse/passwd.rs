@@ -304,4 +304,13 @@ svc:!!:19000::::::
             prop_assert!(!json.contains(&hash[3..]));
         }
     }
+
+    #[test]
+    fn empty_shell_is_bin_sh_and_names_keep_their_blanks() {
+        let (u, bad) = passwd("svc:x:998:998::/srv:\n root:x:0:0::/root:/bin/bash\n");
+        assert!(bad.is_empty());
+        assert_eq!(u[0].shell, "/bin/sh");
+        // " root" is not root: the uid-0 check must see the name as written.
+        assert_eq!(u[1].name, " root");
+    }
 }
