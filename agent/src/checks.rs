@@ -4,6 +4,12 @@
 //! (`collectors/src/<domain>/<name>/checks.toml`, compiled in and listed by its registration); users add files (`agent.check_files`) and override or disable single checks by `id`
 //! under `[[checks]]` in their config. An expression sees the observation as `obs` and the
 //! current Unix time in seconds as `now`, and must return a bool.
+//!
+//! Never a silent pass: an observation may name the inputs it could not read completely
+//! under `incomplete` (field of the observation -> reasons, `"*"` for all of it). A check
+//! that reads such a field is `error` with the reason, whatever its expression says. The
+//! fields a check reads are its `reads` list, or, when not given, every `obs.<field>` its
+//! expression names (an expression using `obs` any other way reads everything).
 
 use crate::config::{Diagnostic, Source};
 use crate::controls::Catalog;
@@ -48,6 +54,8 @@ pub struct CheckDef {
     pub message: Option<String>,
     /// `false` disables the check.
     pub enabled: Option<bool>,
+    /// Observation fields it depends on (default: the `obs.<field>`s of its expression).
+    pub reads: Option<Vec<String>>,
 }
 
 /// A compiled check.
@@ -72,6 +80,10 @@ pub struct Check {
     /// Where `collector` was last set (file and line), for the error when it names no
     /// collector.
     pub collector_at: Diagnostic,
+    /// Observation fields it depends on; `None` means all of them.
+    pub reads: Option<Vec<String>>,
+    /// Whether `reads` was given explicitly (an override of `expr` then keeps it).
+    reads_declared: bool,
 }
 
 /// Result of one check on one observation.
@@ -210,8 +222,15 @@ impl CheckSet {
                 existing.collector_at = at(".collector", None, String::new());
             }
             if let Some((expr, p)) = program {
+                if !existing.reads_declared {
+                    existing.reads = reads_of(&expr);
+                }
                 existing.expr = expr;
                 existing.program = p;
+            }
+            if let Some(r) = &d.reads {
+                existing.reads = Some(r.clone());
+                existing.reads_declared = true;
             }
             if let Some(s) = d.severity {
                 existing.severity = s;
@@ -233,7 +252,13 @@ impl CheckSet {
             errs.push(at("", None, "a new check needs `title`, `collector` and `expr` (or its id is misspelt: no such check to override)".into()));
             return;
         };
+        let reads = match &d.reads {
+            Some(r) => Some(r.clone()),
+            None => reads_of(&expr),
+        };
         self.checks.push(Check {
+            reads,
+            reads_declared: d.reads.is_some(),
             id: d.id.clone(),
             title: title.clone(),
             collector: collector.clone(),
@@ -299,7 +324,10 @@ impl CheckSet {
         self.for_collector(id, kind)
             .map(|check| {
                 let (status, message) = match &ctx {
-                    Ok(Ok(ctx)) => check.run_in(ctx),
+                    Ok(Ok(ctx)) => match observation {
+                        Ok(obs) => check.guard(obs, check.run_in(ctx)),
+                        Err(e) => (Status::Error, format!("no observation: {e}")),
+                    },
                     Ok(Err(e)) => (Status::Error, e.clone()),
                     Err(e) => (Status::Error, format!("no observation: {e}")),
                 };
@@ -354,13 +382,138 @@ fn context(obs: &serde_json::Value, now: i64) -> Result<cel::Context<'static, 's
     Ok(ctx)
 }
 
+/// The top-level observation fields an expression reads (`obs.<field>`), or `None` (all of
+/// them) when it uses `obs` in any other way (`obs[...]`, `has(obs)`, `obs` alone).
+fn reads_of(expr: &str) -> Option<Vec<String>> {
+    let bytes = expr.as_bytes();
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut fields = Vec::new();
+    let mut i = 0;
+    let mut in_str: Option<u8> = None;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if let Some(q) = in_str {
+            if b == b'\\' {
+                i += 2;
+                continue;
+            }
+            if b == q {
+                in_str = None;
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' || b == b'\'' {
+            in_str = Some(b);
+            i += 1;
+            continue;
+        }
+        let starts_word = i == 0 || !(ident(bytes[i - 1]) || bytes[i - 1] == b'.');
+        if starts_word
+            && expr[i..].starts_with("obs")
+            && !bytes.get(i + 3).is_some_and(|&c| ident(c))
+        {
+            let mut j = i + 3;
+            while bytes.get(j).is_some_and(|c| c.is_ascii_whitespace()) {
+                j += 1;
+            }
+            if bytes.get(j) != Some(&b'.') {
+                return None;
+            }
+            j += 1;
+            while bytes.get(j).is_some_and(|c| c.is_ascii_whitespace()) {
+                j += 1;
+            }
+            let start = j;
+            while bytes.get(j).is_some_and(|&c| ident(c)) {
+                j += 1;
+            }
+            if start == j {
+                return None;
+            }
+            let f = expr[start..j].to_string();
+            if !fields.contains(&f) {
+                fields.push(f);
+            }
+            i = j;
+            continue;
+        }
+        i += 1;
+    }
+    Some(fields)
+}
+
+/// Whether an input marked incomplete (`a.b`) covers a field a check reads (`a`, `a.b.c`).
+fn overlaps(marked: &str, read: &str) -> bool {
+    let within = |long: &str, short: &str| {
+        long == short
+            || (long.starts_with(short) && long.as_bytes().get(short.len()) == Some(&b'.'))
+    };
+    within(marked, read) || within(read, marked)
+}
+
 impl Check {
+    /// The reasons why inputs this check reads are incomplete (`field: reason`), from the
+    /// observation's `incomplete` map; empty when everything it reads is complete.
+    pub fn incomplete_inputs(&self, obs: &serde_json::Value) -> Vec<String> {
+        let Some(marked) = obs.get("incomplete").and_then(serde_json::Value::as_object) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (field, reasons) in marked {
+            let hit = field == "*"
+                || match &self.reads {
+                    None => true,
+                    Some(reads) => reads.iter().any(|r| overlaps(field, r)),
+                };
+            if !hit {
+                continue;
+            }
+            let reasons: Vec<String> = match reasons {
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|r| r.as_str().map_or_else(|| r.to_string(), String::from))
+                    .collect(),
+                serde_json::Value::String(s) => vec![s.clone()],
+                other => vec![other.to_string()],
+            };
+            if reasons.is_empty() {
+                out.push(format!("{field}: incomplete"));
+            }
+            for r in reasons {
+                out.push(format!("{field}: {r}"));
+            }
+        }
+        out
+    }
+
     /// Evaluates the expression on an observation.
     pub fn run(&self, obs: &serde_json::Value, now: i64) -> (Status, String) {
         match context(obs, now) {
-            Ok(ctx) => self.run_in(&ctx),
+            Ok(ctx) => self.guard(obs, self.run_in(&ctx)),
             Err(e) => (Status::Error, e),
         }
+    }
+
+    /// Turns a result on incomplete input into an error that names the gaps (and what the
+    /// expression said on the part that was read).
+    fn guard(&self, obs: &serde_json::Value, result: (Status, String)) -> (Status, String) {
+        let gaps = self.incomplete_inputs(obs);
+        if gaps.is_empty() {
+            return result;
+        }
+        let was = match result.0 {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Error => "error",
+        };
+        (
+            Status::Error,
+            format!(
+                "input incomplete, so the check cannot be judged: {} (on what was read it would be {was})",
+                gaps.join("; ")
+            ),
+        )
     }
 
     fn run_in(&self, ctx: &cel::Context<'_, '_>) -> (Status, String) {
@@ -491,5 +644,72 @@ mod tests {
             s.for_collector("system.inventory", "system.inventory")
                 .all(|c| c.id != "system.inventory.machine_identity")
         );
+    }
+
+    #[test]
+    fn reads_are_derived_from_the_expression() {
+        assert_eq!(
+            reads_of("obs.a.b > 1 && obs . c.all(x, x == 'obs.d') && size(obs.a) > 0"),
+            Some(vec!["a".to_string(), "c".to_string()])
+        );
+        assert_eq!(reads_of("now > 0"), Some(vec![]));
+        assert_eq!(reads_of("obs['a'] == 1"), None);
+        assert_eq!(reads_of("has(obs.a) || obs == {}"), None);
+        assert_eq!(reads_of("jobs.x == 1 && x.obs == 2"), Some(vec![]));
+    }
+
+    #[test]
+    fn a_check_on_incomplete_input_is_an_error_never_a_pass() {
+        let (s, errs) = set(
+            "[[checks]]\nid = \"t.n\"\ntitle = \"n is small\"\ncollector = \"t\"\nexpr = \"obs.n.v < 10\"\n\n[[checks]]\nid = \"t.m\"\ntitle = \"m\"\ncollector = \"t\"\nexpr = \"obs.m == 1\"\n\n[[checks]]\nid = \"t.declared\"\ntitle = \"d\"\ncollector = \"t\"\nexpr = \"obs.m == 1\"\nreads = [\"m\", \"n\"]\n",
+        );
+        assert!(errs.is_empty(), "{errs:#?}");
+        let c = Catalog::builtin();
+        let status = |obs: serde_json::Value| {
+            s.evaluate("t", "t", Ok(&obs), 0, &c)
+                .into_iter()
+                .map(|r| (r.id, r.status, r.message))
+                .collect::<Vec<_>>()
+        };
+        // Complete input: judged by the expression.
+        let r = status(json!({"n": {"v": 3}, "m": 1, "incomplete": {}}));
+        assert!(r.iter().all(|x| x.1 == Status::Pass), "{r:?}");
+        // `n.v` is incomplete: the checks reading `n` turn to error, the other still passes.
+        let r = status(
+            json!({"n": {"v": 3}, "m": 1, "incomplete": {"n.v": ["/etc/x: exceeds the limit"]}}),
+        );
+        assert_eq!(r[0].1, Status::Error, "{r:?}");
+        assert!(
+            r[0].2.contains("n.v: /etc/x: exceeds the limit"),
+            "{}",
+            r[0].2
+        );
+        assert!(r[0].2.contains("would be pass"), "{}", r[0].2);
+        assert_eq!(r[1].1, Status::Pass, "{r:?}");
+        assert_eq!(r[2].1, Status::Error, "declared reads count: {r:?}");
+        // A failing expression on incomplete input is an error too (the gap may hide more).
+        let r = status(json!({"n": {"v": 30}, "m": 1, "incomplete": {"n": "include missing"}}));
+        assert_eq!(r[0].1, Status::Error);
+        assert!(r[0].2.contains("would be fail"), "{}", r[0].2);
+        // "*" marks the whole observation.
+        let r = status(json!({"n": {"v": 3}, "m": 1, "incomplete": {"*": ["handshake failed"]}}));
+        assert!(r.iter().all(|x| x.1 == Status::Error), "{r:?}");
+        // Check::run applies the same rule.
+        let check = &s.all().iter().find(|c| c.id == "t.n").expect("check");
+        let obs = json!({"n": {"v": 3}, "incomplete": {"n": ["x"]}});
+        assert_eq!(check.run(&obs, 0).0, Status::Error);
+    }
+
+    #[test]
+    fn overriding_an_expression_rederives_its_reads() {
+        let (s, errs) =
+            set("[[checks]]\nid = \"access.ssh.strong_algorithms\"\nexpr = \"obs.installed\"\n");
+        assert!(errs.is_empty(), "{errs:#?}");
+        let check = s
+            .all()
+            .iter()
+            .find(|c| c.id == "access.ssh.strong_algorithms")
+            .expect("check");
+        assert_eq!(check.reads, Some(vec!["installed".to_string()]));
     }
 }

@@ -8,9 +8,14 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 /// Problems met while observing, recorded in the observation as `errors` (path, kind,
-/// message): a collector goes on past an unreadable or hostile file.
+/// message): a collector goes on past an unreadable or hostile file. The second part is the
+/// observation's `incomplete` map (field -> reasons): the fields an error left incomplete,
+/// which turn every check reading them to `error` (never a silent pass).
 #[derive(Debug, Default)]
-pub struct Errors(pub Vec<Value>);
+pub struct Errors(
+    pub Vec<Value>,
+    pub std::collections::BTreeMap<String, Vec<String>>,
+);
 
 impl Errors {
     /// Records an error about `what` (a host path or a command).
@@ -39,6 +44,69 @@ impl Errors {
     /// The recorded errors as JSON.
     pub fn into_value(self) -> Value {
         Value::Array(self.0)
+    }
+
+    /// How many errors are recorded so far (a mark for [`Errors::incomplete_since`]).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Marks `fields` of the observation incomplete because of every error recorded since
+    /// `mark` (a [`Errors::len`]).
+    pub fn incomplete_since(&mut self, mark: usize, fields: &[&str]) {
+        let reasons: Vec<String> = self
+            .0
+            .iter()
+            .skip(mark)
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e["path"].as_str().unwrap_or_default(),
+                    e["message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        for r in reasons {
+            self.mark(fields, r);
+        }
+    }
+
+    /// Marks `fields` of the observation incomplete for a reason.
+    pub fn mark(&mut self, fields: &[&str], reason: impl Into<String>) {
+        let reason = reason.into();
+        for f in fields {
+            let list = self.1.entry(f.to_string()).or_default();
+            if !list.contains(&reason) && list.len() < 20 {
+                list.push(reason.clone());
+            }
+        }
+    }
+
+    /// Puts the errors and the `incomplete` map in `obs`, marking every top-level field but
+    /// `except` incomplete for each error recorded (for collectors whose every judged field
+    /// derives from all the files they read).
+    pub fn finish_into(mut self, obs: &mut Value, except: &[&str]) {
+        let fields: Vec<String> = obs
+            .as_object()
+            .map(|o| {
+                o.keys()
+                    .filter(|k| {
+                        !except.contains(&k.as_str()) && *k != "errors" && *k != "incomplete"
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        self.incomplete_since(0, &refs);
+        let (errs, incomplete) = self.finish();
+        obs["errors"] = errs;
+        obs["incomplete"] = incomplete;
+    }
+
+    /// The errors and the `incomplete` map, to put in the observation.
+    pub fn finish(self) -> (Value, Value) {
+        (Value::Array(self.0), json!(self.1))
     }
 }
 

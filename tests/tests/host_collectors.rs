@@ -367,7 +367,7 @@ fn hardened_host_passes_every_check() {
             }
         }
     }
-    assert_eq!(total, 39, "every host check ran");
+    assert_eq!(total, 40, "every host check ran");
     assert!(failures.is_empty(), "hardened host: {failures:#?}");
 
     // Spot-check the facts behind the passes.

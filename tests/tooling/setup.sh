@@ -45,3 +45,15 @@ else
   rm -rf "$TOOLS/target"
   touch "$TOOLS/.s3s-fs-$S3S_VERSION"
 fi
+
+# Oracles of the differential tests (tests/tests/differential.rs): sshd -T (openssh-server),
+# visudo and cvtsudoers (sudo), openssl, systemd-analyze (systemd), unshare (util-linux).
+if command -v sshd > /dev/null && command -v cvtsudoers > /dev/null && command -v openssl > /dev/null \
+  && command -v systemd-analyze > /dev/null && command -v unshare > /dev/null; then
+  echo "test tooling: differential-test oracles are installed"
+else
+  echo "test tooling: installing the differential-test oracles (openssh-server, sudo, openssl, systemd)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends openssh-server sudo openssl systemd util-linux > /dev/null
+fi

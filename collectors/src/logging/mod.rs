@@ -57,3 +57,31 @@ pub(crate) fn newest_mtime(
     }
     newest
 }
+
+/// The files systemd reads for one of its own configuration files (`systemd/journald.conf`),
+/// in the order it applies them, as `systemd-analyze cat-config` lists them: the main file
+/// from the first of /etc, /run, /usr/local/lib, /usr/lib that has it (the others are
+/// ignored), then the `*.conf` drop-ins of `<name>.d/` in all four, sorted by file name, a
+/// name in a higher directory (/etc first) masking the same name in the lower ones.
+pub(crate) fn systemd_config_files(ctx: &Context, name: &str) -> Vec<String> {
+    const DIRS: [&str; 4] = ["/etc", "/run", "/usr/local/lib", "/usr/lib"];
+    let mut files = Vec::new();
+    if let Some(main) = DIRS
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| matches!(crate::read::host_file(ctx, p), Ok(Some(f)) if f.is_file()))
+    {
+        files.push(main);
+    }
+    let mut dropins: std::collections::BTreeMap<String, String> = Default::default();
+    for dir in DIRS.iter().rev() {
+        let d = format!("{dir}/{name}.d");
+        if let Ok(Some((names, _))) = crate::read::host_dir(ctx, &d, 1000) {
+            for n in names.into_iter().filter(|n| n.ends_with(".conf")) {
+                dropins.insert(n.clone(), format!("{d}/{n}"));
+            }
+        }
+    }
+    files.extend(dropins.into_values());
+    files
+}

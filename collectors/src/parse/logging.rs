@@ -255,24 +255,37 @@ pub fn audit_rules(text: &str, into: &mut AuditRules) {
                 }
                 continue;
             }
+            Some("-D") => {
+                // Deletes every rule loaded so far (in this file or an earlier one).
+                into.rule_count = 0;
+                into.watched_paths.clear();
+                into.syscalls.clear();
+                continue;
+            }
             Some(
-                "-D"
-                | "-b"
-                | "-f"
-                | "-r"
-                | "--backlog_wait_time"
-                | "--loginuid-immutable"
-                | "-i"
-                | "-c",
+                "-b" | "-f" | "-r" | "--backlog_wait_time" | "--loginuid-immutable" | "-i" | "-c",
             ) => continue,
             _ => {}
         }
         into.rule_count += 1;
+        // A watch only records changes when its permissions include `w` (the default,
+        // without `-p` / `-F perm=`, is all of rwxa).
+        let perms = words
+            .iter()
+            .zip(words.iter().skip(1))
+            .find_map(|(a, b)| match *a {
+                "-p" => Some(b.to_string()),
+                "-F" => b.strip_prefix("perm=").map(String::from),
+                _ => None,
+            });
+        let writes = perms.as_ref().is_none_or(|p| p.contains('w'));
         let mut it = words.iter().peekable();
         while let Some(w) = it.next() {
             match *w {
                 "-w" => {
-                    if let Some(p) = it.next() {
+                    if let Some(p) = it.next()
+                        && writes
+                    {
                         into.watched_paths.push(p.to_string());
                     }
                 }
@@ -284,6 +297,7 @@ pub fn audit_rules(text: &str, into: &mut AuditRules) {
                 "-F" => {
                     if let Some(f) = it.next()
                         && let Some(p) = f.strip_prefix("path=").or_else(|| f.strip_prefix("dir="))
+                        && writes
                     {
                         into.watched_paths.push(p.to_string());
                     }
@@ -411,5 +425,18 @@ mail.* -/var/log/mail.log
             audit_rules(&text, &mut AuditRules::default());
             let _ = chrony_tracking(&text);
         }
+    }
+
+    #[test]
+    fn audit_watches_need_write_and_d_deletes_earlier_rules() {
+        let mut r = AuditRules::default();
+        audit_rules(
+            "-w /etc/passwd -p r -k x\n-w /etc/shadow -p wa\n-w /etc/group\n",
+            &mut r,
+        );
+        assert_eq!(r.watched_paths, ["/etc/group", "/etc/shadow"]);
+        audit_rules("-D\n-w /etc/sudoers -p wa\n", &mut r);
+        assert_eq!(r.watched_paths, ["/etc/sudoers"]);
+        assert_eq!(r.rule_count, 1);
     }
 }

@@ -3,6 +3,7 @@
 //! reads files itself (the ones that follow includes take a loader), so each is unit-tested
 //! on real-world samples and fuzzed with proptest.
 
+pub mod glob;
 pub mod keyval;
 pub mod logging;
 pub mod passwd;

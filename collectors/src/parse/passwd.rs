@@ -110,7 +110,12 @@ pub fn passwd(text: &str) -> (Vec<User>, Vec<BadLine>) {
             uid,
             gid,
             home: f[5].to_string(),
-            shell: f[6].to_string(),
+            // passwd(5): an empty shell field means /bin/sh.
+            shell: if f[6].is_empty() {
+                "/bin/sh".to_string()
+            } else {
+                f[6].to_string()
+            },
             passwd_field: field_status(f[1]),
         });
     }
@@ -298,5 +303,14 @@ svc:!!:19000::::::
             let json = serde_json::to_string(&s).unwrap_or_default();
             prop_assert!(!json.contains(&hash[3..]));
         }
+    }
+
+    #[test]
+    fn empty_shell_is_bin_sh_and_names_keep_their_blanks() {
+        let (u, bad) = passwd("svc:x:998:998::/srv:\n root:x:0:0::/root:/bin/bash\n");
+        assert!(bad.is_empty());
+        assert_eq!(u[0].shell, "/bin/sh");
+        // " root" is not root: the uid-0 check must see the name as written.
+        assert_eq!(u[1].name, " root");
     }
 }

@@ -118,6 +118,20 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     for b in bad {
         errors.note(&format!("/etc/passwd:{}", b.line), "invalid", b.reason);
     }
+    // A passwd line not understood may be any account (a second uid 0, a login shell).
+    errors.incomplete_since(
+        0,
+        &[
+            "accounts",
+            "account_count",
+            "uid0_accounts",
+            "duplicate_uids",
+            "duplicate_names",
+            "login_accounts",
+            "admin_group_members",
+        ],
+    );
+    let mark = errors.len();
     let groups = match errors.take("/etc/group", crate::read::host_text(ctx, "/etc/group")) {
         Some(Some(t)) => {
             let (g, bad) = passwd::group(&t);
@@ -142,6 +156,8 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         }
         None => None,
     };
+    errors.incomplete_since(mark, &["accounts", "admin_group_members"]);
+    let mark = errors.len();
     let login_defs = errors
         .take(
             "/etc/login.defs",
@@ -149,6 +165,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         )
         .flatten()
         .map(|t| keyval::login_defs(&t));
+    errors.incomplete_since(mark, &["login_defs"]);
 
     // Admin group membership: supplementary members and primary-gid members.
     let mut admins: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -248,6 +265,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     };
     let text = |k: &str| defs.and_then(|d| d.get(k)).cloned();
 
+    let (errs, incomplete) = errors.finish();
     Ok(json!({
         "accounts": accounts,
         "account_count": users.len(),
@@ -269,7 +287,8 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "max_password_age_days": config.max_password_age_days,
             "admin_groups": config.admin_groups,
         },
-        "errors": errors.into_value(),
+        "errors": errs,
+        "incomplete": incomplete,
     }))
 }
 

@@ -152,6 +152,7 @@ impl Collector for Ssh {
             if self.config.sshd_t && crate::util::commands_allowed(ctx) && obs["installed"] == true
             {
                 obs["sshd_t"] = sshd_t(ctx).await;
+                apply_sshd_t(&mut obs);
             }
             Ok(obs)
         })
@@ -188,8 +189,124 @@ impl sshd::Loader for HostLoader<'_> {
         crate::read::host_text(self.0, path).map_err(|e| e.to_string())
     }
     fn glob(&mut self, pattern: &str) -> Vec<String> {
-        crate::read::host_glob(self.0, pattern, 1000).unwrap_or_default()
+        host_glob(self.0, pattern, 1000)
     }
+}
+
+/// glob(3) over the host root with glob(7) character classes, sorted, at most `cap` paths.
+pub(crate) fn host_glob(ctx: &Context, pattern: &str, cap: usize) -> Vec<String> {
+    use crate::parse::glob;
+    let mut current = vec![String::new()];
+    for part in pattern.split('/').filter(|p| !p.is_empty()) {
+        let mut next = Vec::new();
+        for base in &current {
+            if glob::is_pattern(part) {
+                let dir = if base.is_empty() { "/" } else { base.as_str() };
+                if let Ok(Some((names, _))) = crate::read::host_dir(ctx, dir, 100_000) {
+                    next.extend(
+                        names
+                            .into_iter()
+                            .filter(|n| glob::matches(part, n))
+                            .map(|n| format!("{base}/{n}")),
+                    );
+                }
+            } else {
+                next.push(format!("{base}/{part}"));
+            }
+            if next.len() > cap {
+                break;
+            }
+        }
+        current = next;
+    }
+    let mut out: Vec<String> = current
+        .into_iter()
+        .filter(|p| !p.is_empty() && matches!(crate::read::host_file(ctx, p), Ok(Some(_))))
+        .collect();
+    out.sort();
+    out.truncate(cap);
+    out
+}
+
+/// OpenSSH 9.2's compiled-in algorithm lists (`sshd -T` with the keyword unset), offered
+/// when sshd_config does not set the keyword or changes it with `+`, `-` or `^`.
+const DEFAULT_ALGORITHMS: &[(&str, &[&str])] = &[
+    (
+        "ciphers",
+        &[
+            "chacha20-poly1305@openssh.com",
+            "aes128-ctr",
+            "aes192-ctr",
+            "aes256-ctr",
+            "aes128-gcm@openssh.com",
+            "aes256-gcm@openssh.com",
+        ],
+    ),
+    (
+        "macs",
+        &[
+            "umac-64-etm@openssh.com",
+            "umac-128-etm@openssh.com",
+            "hmac-sha2-256-etm@openssh.com",
+            "hmac-sha2-512-etm@openssh.com",
+            "hmac-sha1-etm@openssh.com",
+            "umac-64@openssh.com",
+            "umac-128@openssh.com",
+            "hmac-sha2-256",
+            "hmac-sha2-512",
+            "hmac-sha1",
+        ],
+    ),
+    (
+        "kexalgorithms",
+        &[
+            "sntrup761x25519-sha512",
+            "sntrup761x25519-sha512@openssh.com",
+            "curve25519-sha256",
+            "curve25519-sha256@libssh.org",
+            "ecdh-sha2-nistp256",
+            "ecdh-sha2-nistp384",
+            "ecdh-sha2-nistp521",
+            "diffie-hellman-group-exchange-sha256",
+            "diffie-hellman-group16-sha512",
+            "diffie-hellman-group18-sha512",
+            "diffie-hellman-group14-sha256",
+        ],
+    ),
+];
+
+/// Replaces the parsed effective view with what `sshd -T` says (the checks read
+/// `effective` and `algorithms`), and records where the two disagree.
+fn apply_sshd_t(obs: &mut Value) {
+    let Some(t) = obs["sshd_t"]["settings"].as_object().cloned() else {
+        return;
+    };
+    let mut differences = Vec::new();
+    if let Some(eff) = obs["effective"].as_object_mut() {
+        for (k, v) in eff.iter_mut() {
+            if let Some(tv) = t.get(k).and_then(Value::as_str) {
+                let tv = tv.to_ascii_lowercase();
+                if v.as_str() != Some(tv.as_str()) {
+                    differences.push(json!({"keyword": k, "parsed": v.clone(), "sshd_t": tv}));
+                    *v = Value::from(tv);
+                }
+            }
+        }
+    }
+    if let Some(alg) = obs["algorithms"].as_object_mut() {
+        for (k, _) in DEFAULT_ALGORITHMS {
+            if let Some(tv) = t.get(*k).and_then(Value::as_str) {
+                let list: Vec<Value> = tv.split(',').map(|a| Value::from(a.trim())).collect();
+                if alg.get(*k).and_then(Value::as_array) != Some(&list) {
+                    differences
+                        .push(json!({"keyword": k, "parsed": alg[*k].clone(), "sshd_t": tv}));
+                    alg.insert(k.to_string(), Value::Array(list));
+                }
+            }
+        }
+    }
+    obs["effective_source"] = json!("sshd -T");
+    obs["differences"] = Value::Array(differences);
 }
 
 /// OpenSSH's defaults for the keywords the checks read (portable OpenSSH 9).
@@ -234,9 +351,22 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     } else {
         sshd::Config::default()
     };
+    let mark = errors.len();
     for e in &parsed.errors {
         errors.note(&config.config_path, "config", e.clone());
     }
+    // A file of the configuration not read may hold the first (winning) value of any keyword.
+    errors.incomplete_since(
+        mark,
+        &[
+            "settings",
+            "matches",
+            "match_overrides",
+            "effective",
+            "algorithms",
+            "authorized_keys",
+        ],
+    );
     let mut effective = Map::new();
     for (k, v) in DEFAULTS {
         let value = match parsed.settings.get(*k) {
@@ -268,17 +398,19 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "hostkeyalgorithms",
         "pubkeyacceptedalgorithms",
     ] {
-        let (list, modifier) = parsed
-            .settings
-            .get(k)
-            .and_then(Value::as_str)
-            .map(sshd::algorithms)
-            .unwrap_or_default();
+        let configured = parsed.settings.get(k).and_then(Value::as_str);
+        let (list, modifier) = configured.map(sshd::algorithms).unwrap_or_default();
+        let list = match DEFAULT_ALGORITHMS.iter().find(|(d, _)| *d == k) {
+            Some((_, default)) => sshd::effective_algorithms(configured, default),
+            None => list,
+        };
         algorithms.insert(k.to_string(), json!(list));
+        algorithms.insert(format!("{k}_configured"), json!(configured));
         algorithms.insert(format!("{k}_modifier"), json!(modifier.map(String::from)));
     }
 
     // Host public keys.
+    let mark = errors.len();
     let mut host_keys = Vec::new();
     for path in crate::read::host_glob(ctx, "/etc/ssh/ssh_host_*_key.pub", 64).unwrap_or_default() {
         match crate::read::host_text(ctx, &path) {
@@ -296,7 +428,10 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         }
     }
 
+    errors.incomplete_since(mark, &["host_keys"]);
+
     // authorized_keys of every account.
+    let mark = errors.len();
     let mut authorized = Vec::new();
     let akf = effective
         .get("authorizedkeysfile")
@@ -324,11 +459,12 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             }
             let mut seen = std::collections::BTreeSet::new();
             for u in users.iter().take(config.max_accounts) {
-                for pattern in akf.split_whitespace() {
+                for pattern in sshd::words(&akf) {
                     if pattern.eq_ignore_ascii_case("none") {
                         continue;
                     }
                     let expanded = pattern
+                        .as_str()
                         .replace("%%", "\u{0}")
                         .replace("%h", &u.home)
                         .replace("%u", &u.name)
@@ -373,6 +509,8 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         Err(e) => errors.push("/etc/passwd", &e),
     }
 
+    errors.incomplete_since(mark, &["authorized_keys", "root_authorized_keys"]);
+    let (errs, incomplete) = errors.finish();
     Ok(json!({
         "installed": installed,
         "files": parsed.files,
@@ -386,7 +524,10 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "authorized_key_count": authorized.len(),
         "root_authorized_keys": authorized.iter().filter(|k| k["uid"] == 0).count(),
         "sshd_t": null,
+        "effective_source": "parsed",
+        "differences": [],
         "policy": policy,
-        "errors": errors.into_value(),
+        "errors": errs,
+        "incomplete": incomplete,
     }))
 }

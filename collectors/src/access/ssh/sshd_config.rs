@@ -108,13 +108,38 @@ pub fn split_line(line: &str) -> Option<(String, String)> {
     if let Some(r) = rest.strip_prefix('=') {
         rest = r.trim_start();
     }
-    let value = rest.trim();
-    let value = if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
-        &value[1..value.len() - 1]
-    } else {
-        value
-    };
-    Some((key.to_string(), value.to_string()))
+    Some((key.to_string(), words(rest.trim()).join(" ")))
+}
+
+/// Splits a value into words as sshd does: blanks separate, double quotes group (so
+/// `"a" "b"` is two words, `"a b"` one).
+pub fn words(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in value.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(cur);
+    }
+    out
 }
 
 fn set(map: &mut BTreeMap<String, Value>, key: String, value: String) {
@@ -171,7 +196,7 @@ fn visit(
                     } else {
                         format!("/etc/ssh/{pattern}")
                     };
-                    let found = if pattern.contains(['*', '?']) {
+                    let found = if crate::parse::glob::is_pattern(&pattern) {
                         loader.glob(&pattern)
                     } else {
                         vec![pattern.clone()]
@@ -203,6 +228,41 @@ fn visit(
         *current = outer;
     }
     stack.pop();
+}
+
+/// The algorithm list sshd offers for a keyword set to `value` (or unset: `None`), given its
+/// compiled-in `default` list: a plain list replaces it, `+` appends, `^` prepends, `-`
+/// removes the names matching its patterns (`*`, `?`).
+pub fn effective_algorithms(value: Option<&str>, default: &[&str]) -> Vec<String> {
+    let defaults = || default.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return defaults();
+    };
+    let (list, modifier) = algorithms(v);
+    match modifier {
+        Some('+') => {
+            let mut out = defaults();
+            out.extend(list.into_iter().filter(|a| !default.contains(&a.as_str())));
+            out
+        }
+        Some('^') => {
+            let rest: Vec<String> = defaults()
+                .into_iter()
+                .filter(|a| !list.contains(a))
+                .collect();
+            let mut out = list;
+            out.extend(rest);
+            out
+        }
+        Some('-') => {
+            let patterns: Vec<&str> = v[1..].split(',').map(str::trim).collect();
+            defaults()
+                .into_iter()
+                .filter(|a| !patterns.iter().any(|p| crate::read::wildcard(p, a)))
+                .collect()
+        }
+        _ => list,
+    }
 }
 
 /// Splits an algorithm list (`Ciphers`, `MACs`, `KexAlgorithms`, ...) into names. A leading

@@ -105,9 +105,31 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         }));
     }
     let policy = sudoers::walk(&config.path, &mut HostLoader(ctx));
+    let mark = errors.len();
     for e in &policy.errors {
         errors.note(&config.path, "include", e.clone());
     }
+    for at in &policy.unparsed {
+        errors.note(
+            at,
+            "unparsed",
+            "a line sudo may read differently was not understood",
+        );
+    }
+    // Every judged field comes from the whole policy: any file not read or line not
+    // understood leaves all of them incomplete.
+    errors.incomplete_since(
+        mark,
+        &[
+            "rules",
+            "defaults",
+            "aliases",
+            "nopasswd_rules",
+            "no_authenticate",
+            "all_grants",
+            "global",
+        ],
+    );
     let global = |name: &str| {
         // The last global setting wins.
         policy
@@ -139,6 +161,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         .filter(|r| r.all_commands)
         .map(rule_ref)
         .collect();
+    let (errs, incomplete) = errors.finish();
     Ok(json!({
         "installed": true,
         "files": policy.files,
@@ -157,6 +180,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "syslog_disabled": global("syslog").is_some_and(|d| !d.enabled),
         },
         "policy": {"nopasswd_allowed": config.nopasswd_allowed},
-        "errors": errors.into_value(),
+        "errors": errs,
+        "incomplete": incomplete,
     }))
 }

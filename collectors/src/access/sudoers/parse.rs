@@ -81,28 +81,25 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
         if buf.is_empty() {
             start = i + 1;
         }
-        let raw = raw.trim_end_matches('\r');
-        if let Some(part) = raw.strip_suffix('\\') {
+        // The comment goes first: a backslash at the end of a comment continues nothing.
+        let line = strip_comment(raw.trim_end_matches('\r'));
+        if let Some(part) = line.strip_suffix('\\') {
             buf.push_str(part);
             buf.push(' ');
             continue;
         }
-        buf.push_str(raw);
-        let line = strip_comment(&std::mem::take(&mut buf));
+        buf.push_str(&line);
+        let line = std::mem::take(&mut buf);
         if !line.trim().is_empty() {
             out.push((start, line.trim().to_string()));
         }
     }
     if !buf.trim().is_empty() {
-        let line = strip_comment(&buf);
-        if !line.trim().is_empty() {
-            out.push((start, line.trim().to_string()));
-        }
+        out.push((start, buf.trim().to_string()));
     }
     out
 }
 
-/// `#include`/`#includedir` are directives; `#123` is a uid; other `#` start a comment.
 fn strip_comment(line: &str) -> String {
     let t = line.trim_start();
     if t.starts_with("#include") {
@@ -294,69 +291,143 @@ const TAGS: &[&str] = &[
     "NOINTERCEPT",
 ];
 
-fn rule(file: &str, line: usize, text: &str) -> Option<Rule> {
-    let eq = text.find('=')?;
-    let (left, right) = (&text[..eq], &text[eq + 1..]);
-    // "alice, bob  ALL" -> users "alice,bob", hosts "ALL"
-    let compact = left.split(',').map(str::trim).collect::<Vec<_>>().join(",");
-    let mut parts = compact.split_whitespace();
-    let users = parts.next()?;
-    let hosts = parts.collect::<Vec<_>>().join("");
-    if hosts.is_empty() {
+/// Splits a user specification after its user list into `Host_List = Cmnd_Spec_List` groups
+/// at the `:` separators (not a tag's colon, not inside a runas `(a:b)`, not escaped).
+fn host_groups(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut depth, mut esc, mut quoted) = (0usize, false, false);
+    for c in s.chars() {
+        if esc {
+            cur.push(c);
+            esc = false;
+            continue;
+        }
+        match c {
+            '\\' => esc = true, // kept (pushed below) for the later splits
+            '"' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth = depth.saturating_sub(1),
+            ':' if !quoted && depth == 0 => {
+                let before = cur.trim_end_matches(|ch: char| ch.is_ascii_uppercase() || ch == '_');
+                if !TAGS.contains(&&cur[before.len()..]) {
+                    out.push(std::mem::take(&mut cur));
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out
+}
+
+/// The user list at the start of a user specification (blanks around its commas allowed,
+/// `\ ` escapes a blank) and the rest of the line.
+fn user_list(text: &str) -> Option<(String, &str)> {
+    let t = text.trim_start();
+    let b = t.as_bytes();
+    let mut i = 0;
+    let mut users = String::new();
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\\'
+            && let Some(next) = t[i + 1..].chars().next()
+        {
+            users.push('\\');
+            users.push(next);
+            i += 1 + next.len_utf8();
+            continue;
+        }
+        if c.is_ascii_whitespace() {
+            let mut j = i;
+            while j < b.len() && b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if users.ends_with(',') || b.get(j) == Some(&b',') {
+                i = j;
+                continue;
+            }
+            break;
+        }
+        let ch = t[i..].chars().next()?;
+        users.push(ch);
+        i += ch.len_utf8();
+    }
+    if users.is_empty() || i >= b.len() {
         return None;
     }
-    let mut rest = right.trim();
-    let mut runas = "root".to_string();
-    if let Some(r) = rest.strip_prefix('(') {
-        let close = r.find(')')?;
-        runas = r[..close].trim().to_string();
-        rest = r[close + 1..].trim();
-    }
+    Some((users, &t[i..]))
+}
+
+fn rule(file: &str, line: usize, text: &str) -> Option<Rule> {
+    // "alice, bob  ALL = ..." -> users "alice,bob", then the host groups.
+    let (users, after_users) = user_list(text)?;
+    let mut hosts_all = Vec::new();
+    let mut runas: Option<String> = None;
     let mut tags = Vec::new();
     let mut commands = Vec::new();
-    // A rule may continue with ": host = cmnds"; keep the commands, hosts are recorded once.
-    for (i, chunk) in split_unquoted(rest, ',').into_iter().enumerate() {
-        let mut c = chunk.as_str();
-        if i > 0
-            && let Some(p) = c.find(" = ").or_else(|| c.find('='))
-            && c[..p].contains(':')
-        {
-            c = c[p + 1..].trim();
+    let mut nopasswd = false;
+    for group in host_groups(after_users) {
+        let (hosts, specs) = group.split_once('=')?;
+        let hosts: Vec<String> = split_unquoted(hosts, ',');
+        if hosts.is_empty() {
+            return None;
         }
-        // Options such as ROLE=, TYPE=, CWD=, CHROOT=, NOTBEFORE=, NOTAFTER=, TIMEOUT=.
-        while let Some((word, after)) = c.split_once(char::is_whitespace)
-            && word.contains('=')
-            && word
-                .split('=')
-                .next()
-                .is_some_and(|k| k.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
-        {
-            c = after.trim_start();
-        }
-        while let Some((tag, after)) = c.split_once(':') {
-            let tag = tag.trim();
-            if TAGS.contains(&tag) {
-                tags.push(tag.to_string());
-                c = after.trim_start();
-            } else {
-                break;
+        hosts_all.extend(hosts);
+        // Tags carry from one command to the next within a Cmnd_Spec_List.
+        let mut no_auth = false;
+        for chunk in split_unquoted(specs, ',') {
+            let mut c = chunk.as_str().trim();
+            if let Some(r) = c.strip_prefix('(') {
+                let close = r.find(')')?;
+                runas.get_or_insert_with(|| r[..close].trim().to_string());
+                c = r[close + 1..].trim();
             }
-        }
-        let c = c.trim();
-        if !c.is_empty() {
+            // Options such as ROLE=, TYPE=, CWD=, CHROOT=, NOTBEFORE=, NOTAFTER=, TIMEOUT=.
+            while let Some((word, after)) = c.split_once(char::is_whitespace)
+                && word.contains('=')
+                && word
+                    .split('=')
+                    .next()
+                    .is_some_and(|k| k.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
+            {
+                c = after.trim_start();
+            }
+            while let Some((tag, after)) = c.split_once(':') {
+                let tag = tag.trim();
+                if TAGS.contains(&tag) {
+                    match tag {
+                        "NOPASSWD" => no_auth = true,
+                        "PASSWD" => no_auth = false,
+                        _ => {}
+                    }
+                    tags.push(tag.to_string());
+                    c = after.trim_start();
+                } else {
+                    break;
+                }
+            }
+            let c = c.trim();
+            if c.is_empty() {
+                return None;
+            }
+            nopasswd |= no_auth;
             commands.push(c.to_string());
         }
     }
+    let runas = runas.unwrap_or_else(|| "root".to_string());
+    let hosts = hosts_all.join(",");
     if commands.is_empty() {
         return None;
     }
-    let nopasswd = tags.iter().any(|t| t == "NOPASSWD");
     let all_commands = commands.iter().any(|c| c == "ALL");
     tags.dedup();
     Some(Rule {
         file: file.to_string(),
         line,
-        principals: users.split(',').map(String::from).collect(),
+        principals: split_unquoted(&users, ','),
         hosts: hosts.split(',').map(String::from).collect(),
         runas,
         tags,
@@ -421,17 +492,24 @@ pub fn walk(main: &str, loader: &mut dyn Loader) -> Policy {
     let mut policy = Policy::default();
     let mut stack = Vec::new();
     visit(main, loader, &mut policy, &mut stack, true);
-    // Cmnd_Alias containing ALL makes a rule an ALL grant.
-    let all_aliases: Vec<String> = policy
+    // Cmnd_Alias containing ALL, directly or through other aliases, makes a rule an ALL grant.
+    let cmnd = policy
         .aliases
         .get("Cmnd_Alias")
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| v.iter().any(|c| c == "ALL"))
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
+        .cloned()
         .unwrap_or_default();
+    let mut all_aliases: Vec<String> = Vec::new();
+    loop {
+        let before = all_aliases.len();
+        for (k, v) in &cmnd {
+            if !all_aliases.contains(k) && v.iter().any(|c| c == "ALL" || all_aliases.contains(c)) {
+                all_aliases.push(k.clone());
+            }
+        }
+        if all_aliases.len() == before {
+            break;
+        }
+    }
     for r in &mut policy.rules {
         if r.commands.iter().any(|c| all_aliases.contains(c)) {
             r.all_commands = true;

@@ -315,7 +315,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         .filter(|m| m["data"] == true && m["encrypted"] != true)
         .map(|m| &m["mount_point"])
         .collect();
-    Ok(json!({
+    let mut obs = json!({
         "mounts": out_mounts,
         "data_mount_count": data_count,
         "unencrypted_data_mounts": unencrypted_data,
@@ -325,8 +325,9 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "data_fs_types": config.data_fs_types,
             "exclude_mount_points": config.exclude_mount_points,
         },
-        "errors": errors.into_value(),
-    }))
+    });
+    errors.finish_into(&mut obs, &["policy"]);
+    Ok(obs)
 }
 
 #[cfg(test)]

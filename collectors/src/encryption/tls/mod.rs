@@ -90,6 +90,14 @@ struct Config {
     /// Connect plus handshake time limit per endpoint, in milliseconds.
     #[serde(default = "default_timeout")]
     timeout_ms: u64,
+    /// Also offer each endpoint TLS 1.0 and TLS 1.1 alone and record whether it accepts them
+    /// (`legacy_accepted`): the negotiated version only shows the best one.
+    #[serde(default = "default_probe_legacy")]
+    probe_legacy: bool,
+}
+
+fn default_probe_legacy() -> bool {
+    true
 }
 
 fn default_globs() -> Vec<String> {
@@ -359,6 +367,95 @@ fn split_host(address: &str) -> Option<(String, u16)> {
 }
 
 /// Connects and completes a handshake; returns (protocol, cipher suite, chain).
+/// Whether the server accepts a ClientHello offering only `version` (0x0301 TLS 1.0,
+/// 0x0302 TLS 1.1) with the usual legacy cipher suites: `Ok(true)` when it answers with a
+/// ServerHello of that version, `Ok(false)` on an alert, a close or another version. rustls
+/// cannot speak these versions, so the probe writes the hello itself and reads only the
+/// first record header and the ServerHello version (no key exchange follows).
+fn accepts_legacy(
+    address: &str,
+    sni: &str,
+    version: u16,
+    timeout: Duration,
+) -> Result<bool, String> {
+    use std::io::{Read, Write};
+    let (host, port) = split_host(address).ok_or("address must be host:port")?;
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let [vh, vl] = version.to_be_bytes();
+    // ECDHE/RSA with AES-CBC-SHA: what TLS 1.0/1.1 servers offer.
+    let suites: [u16; 8] = [
+        0xc014, 0xc013, 0xc00a, 0xc009, 0x0035, 0x002f, 0x000a, 0x0039,
+    ];
+    let mut ext = Vec::new();
+    let name = sni.as_bytes();
+    if !name.is_empty() && name.len() < 256 && sni.parse::<std::net::IpAddr>().is_err() {
+        let n = name.len() as u16;
+        ext.extend_from_slice(&[0, 0]);
+        ext.extend_from_slice(&(n + 5).to_be_bytes());
+        ext.extend_from_slice(&(n + 3).to_be_bytes());
+        ext.push(0);
+        ext.extend_from_slice(&n.to_be_bytes());
+        ext.extend_from_slice(name);
+    }
+    // supported_groups (x25519, P-256, P-384) and ec_point_formats (uncompressed).
+    ext.extend_from_slice(&[0, 10, 0, 8, 0, 6, 0, 29, 0, 23, 0, 24]);
+    ext.extend_from_slice(&[0, 11, 0, 2, 1, 0]);
+    // renegotiation_info (empty).
+    ext.extend_from_slice(&[0xff, 0x01, 0, 1, 0]);
+    let mut body = vec![vh, vl];
+    let seed = Instant::now().elapsed().as_nanos().to_be_bytes();
+    body.extend((0..32).map(|i| seed[i % seed.len()] ^ (i as u8).wrapping_mul(151)));
+    body.push(0); // no session id
+    body.extend_from_slice(&((suites.len() * 2) as u16).to_be_bytes());
+    for c in suites {
+        body.extend_from_slice(&c.to_be_bytes());
+    }
+    body.extend_from_slice(&[1, 0]); // null compression only
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut record = vec![0x16, 3, 1];
+    record.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    record.extend_from_slice(&hs);
+    let started = Instant::now();
+    let mut sock =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    let left = timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(1));
+    sock.set_read_timeout(Some(left))
+        .map_err(|e| e.to_string())?;
+    sock.set_write_timeout(Some(left))
+        .map_err(|e| e.to_string())?;
+    sock.write_all(&record).map_err(|e| format!("write: {e}"))?;
+    // Record header (5) + handshake header (4) + server_version (2).
+    let mut head = [0u8; 11];
+    let mut got = 0;
+    while got < head.len() {
+        match sock.read(&mut head[got..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => got += n,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return Err(format!("no answer within {timeout:?}"));
+            }
+            Err(_) => return Ok(false), // reset: refused
+        }
+        if got >= 1 && head[0] != 0x16 {
+            return Ok(false); // an alert
+        }
+    }
+    Ok(head[5] == 2 && head[9] == vh && head[10] == vl)
+}
+
 fn handshake(
     address: &str,
     sni: &str,
@@ -453,6 +550,17 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "chain": [], "chain_valid": false, "chain_error": null, "hostname_match": false,
             "self_signed": false,
         });
+        if config.probe_legacy {
+            let mut legacy = serde_json::Map::new();
+            for (name, v) in [("TLSv1.0", 0x0301u16), ("TLSv1.1", 0x0302)] {
+                let r = accepts_legacy(&address, &sni, v, timeout);
+                if let Err(msg) = &r {
+                    errors.mark(&["endpoints"], format!("{address}: {name} probe: {msg}"));
+                }
+                legacy.insert(name.into(), r.map_or(Value::Null, Value::from));
+            }
+            e["legacy_accepted"] = Value::Object(legacy);
+        }
         match handshake(&address, &sni, timeout, &provider) {
             Ok((protocol, suite, chain)) => {
                 let described: Vec<Value> = chain.iter().map(|c| describe(c)).collect();
@@ -475,7 +583,14 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
                 }
                 e["chain"] = json!(described);
             }
-            Err(msg) => e["error"] = json!(msg),
+            Err(msg) => {
+                // No certificate seen: checks over certificates must not pass on nothing.
+                errors.mark(
+                    &["certificates"],
+                    format!("{address}: handshake failed before the certificate was seen: {msg}"),
+                );
+                e["error"] = json!(msg);
+            }
         }
         endpoints.push(e);
     }
@@ -485,6 +600,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             Ok(Some(b)) => b,
             Ok(None) => continue,
             Err(e) => {
+                errors.mark(&["certificates", "files"], format!("{f}: {e}"));
                 errors.push(f, &e);
                 continue;
             }
@@ -527,7 +643,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             c["days_left"] = json!((na - now).div_euclid(86400));
         }
     }
-    Ok(json!({
+    let mut obs = json!({
         "endpoints": endpoints,
         "files": file_out,
         "certificates": certificates,
@@ -538,6 +654,9 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "min_ec_bits": config.min_ec_bits,
             "allowed_protocols": config.allowed_protocols,
         },
-        "errors": errors.into_value(),
-    }))
+    });
+    let (errs, incomplete) = errors.finish();
+    obs["errors"] = errs;
+    obs["incomplete"] = incomplete;
+    Ok(obs)
 }

@@ -120,7 +120,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     let newest = newest_mtime(ctx, &["/var/log/audit"], 0, &mut errors);
     let now = crate::util::now();
     let c = |k: &str| conf.as_ref().and_then(|m| m.get(k)).cloned();
-    Ok(json!({
+    let mut obs = json!({
         "installed": installed,
         "running": running,
         "rule_files": read_files,
@@ -142,6 +142,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "newest_log_mtime": newest,
         "newest_log_age_seconds": newest.map(|t| now - t),
         "policy": {"max_silence_hours": config.max_silence_hours},
-        "errors": errors.into_value(),
-    }))
+    });
+    errors.finish_into(&mut obs, &["policy", "installed", "running"]);
+    Ok(obs)
 }

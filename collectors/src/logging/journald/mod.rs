@@ -98,23 +98,10 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             files.push(path.to_string());
         }
     };
-    read("/usr/lib/systemd/journald.conf", &mut ini, &mut errors);
-    read("/etc/systemd/journald.conf", &mut ini, &mut errors);
-    // Drop-ins from all directories, ordered by file name (as systemd does).
-    let mut dropins: BTreeMap<String, String> = BTreeMap::new();
-    for dir in [
-        "/usr/lib/systemd/journald.conf.d",
-        "/etc/systemd/journald.conf.d",
-        "/run/systemd/journald.conf.d",
-    ] {
-        if let Ok(Some((names, _))) = crate::read::host_dir(ctx, dir, 1000) {
-            for n in names.into_iter().filter(|n| n.ends_with(".conf")) {
-                dropins.insert(n.clone(), format!("{dir}/{n}"));
-            }
-        }
-    }
-    for path in dropins.values() {
-        read(path, &mut ini, &mut errors);
+    // systemd's precedence: one main file (/etc masks the vendor one), then drop-ins by
+    // name, /etc masking /run masking /usr/local/lib masking /usr/lib.
+    for path in super::systemd_config_files(ctx, "systemd/journald.conf") {
+        read(&path, &mut ini, &mut errors);
     }
     let journal = ini.get("Journal").cloned().unwrap_or_default();
     let get = |k: &str| journal.get(k).cloned();
@@ -131,7 +118,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         &mut errors,
     );
     let now = crate::util::now();
-    Ok(json!({
+    let mut obs = json!({
         "installed": installed,
         "running": running,
         "config_files": files,
@@ -151,6 +138,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "min_retention_days": config.min_retention_days,
             "max_silence_hours": config.max_silence_hours,
         },
-        "errors": errors.into_value(),
-    }))
+    });
+    errors.finish_into(&mut obs, &["policy", "installed", "running"]);
+    Ok(obs)
 }

@@ -105,13 +105,20 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         Ok(Some(_))
     );
     let mut servers = Vec::new();
-    for f in [
+    let mut sources: Vec<String> = [
         "/etc/chrony.conf",
         "/etc/chrony/chrony.conf",
         "/etc/ntp.conf",
         "/etc/ntpsec/ntp.conf",
-        "/etc/systemd/timesyncd.conf",
-    ] {
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // timesyncd: main file and drop-ins with systemd's precedence.
+    let timesyncd = super::systemd_config_files(ctx, "systemd/timesyncd.conf");
+    sources.extend(timesyncd.iter().cloned());
+    for f in &sources {
+        let f = f.as_str();
         if let Some(Some(t)) = errors.take(f, crate::read::host_text(ctx, f)) {
             for line in t.lines() {
                 let l = line.split('#').next().unwrap_or_default().trim();
@@ -133,15 +140,17 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     }
     servers.sort();
     servers.dedup();
-    Ok(json!({
+    let mut obs = json!({
         "daemons": daemons,
         "timesyncd_synchronized_flag": flag,
         "timedatectl": null,
         "chrony": null,
         "servers": servers,
+        "timesyncd_config_files": timesyncd,
         "policy": {"max_offset_ms": config.max_offset_ms},
-        "errors": errors.into_value(),
-    }))
+    });
+    errors.finish_into(&mut obs, &["policy", "daemons"]);
+    Ok(obs)
 }
 
 async fn commands(ctx: &Context, obs: &mut Value) {
@@ -192,6 +201,19 @@ fn finish(obs: &mut Value) {
     };
     obs["synchronized"] = json!(synced);
     obs["source"] = json!(source);
+    // A time source that did not answer may be the one that says "not synchronised".
+    let failed: Vec<String> = ["chrony", "timedatectl"]
+        .iter()
+        .filter_map(|k| obs[*k]["error"].as_str().map(|e| format!("{k}: {e}")))
+        .collect();
+    if !failed.is_empty() {
+        if !obs["incomplete"].is_object() {
+            obs["incomplete"] = json!({});
+        }
+        for field in ["synchronized", "offset_us"] {
+            obs["incomplete"][field] = json!(failed);
+        }
+    }
     obs["offset_us"] = obs["chrony"]["offset_us"].clone();
 }
 

@@ -1,0 +1,941 @@
+//! Differential tests: crafted configuration trees run through Evident's collectors AND the
+//! real program whose behaviour they describe; the expected answer of every case is what
+//! the program says, never what the author expects.
+//!
+//! access.ssh: `sshd -T -f /etc/ssh/sshd_config` (OpenSSH from Debian's openssh-server) in a
+//! private mount namespace (`unshare -m`) where the case's tree is bind-mounted over /etc/ssh
+//! (so absolute and relative `Include`s resolve as on a real host) and /run is a private
+//! tmpfs; the machine's own /etc is never touched.
+//!
+//! Each table prints `<collector>: N cases run, M agreed`; any disagreement fails the test
+//! with the case, the field, Evident's answer and the tool's.
+
+use evident_tests::in_ci;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs one collector in-process on a fixture host root with its default options.
+fn collect(kind: &str, root: &Path) -> Value {
+    let reg = evident_collectors::registration(kind).expect("registered");
+    let c = (reg.build)(toml::Spanned::new(
+        0..0,
+        toml::de::DeValue::Table(Default::default()),
+    ))
+    .expect("default options");
+    let ctx = evident_collectors::Context {
+        host_root: root.to_path_buf(),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(c.collect(&ctx)).expect("collect")
+}
+
+/// Whether the oracles can run here: root (for `unshare -m`) and the program installed.
+/// Under CI=true a missing oracle is a failure.
+fn oracle_available(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program} && command -v unshare")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if found && root {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "CI=true but {program} (tests/tooling/setup.sh) or root for unshare is missing"
+    );
+    eprintln!("SKIPPED: {program} or root missing; run tests/tooling/setup.sh as root");
+    false
+}
+
+fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, text).expect("write");
+    }
+}
+
+/// `sshd -T` on the tree, with the tree at /etc/ssh in a private mount namespace.
+fn sshd_t(root: &Path) -> Result<BTreeMap<String, String>, String> {
+    let etc_ssh = root.join("etc/ssh");
+    let script = format!(
+        "mount --bind '{}' /etc/ssh && mount -t tmpfs tmpfs /run && mkdir /run/sshd && exec sshd -T -f /etc/ssh/sshd_config",
+        etc_ssh.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let mut map = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some((k, v)) = line.split_once(' ') {
+            map.entry(k.to_string())
+                .or_insert_with(|| v.trim().to_string());
+        }
+    }
+    Ok(map)
+}
+
+/// Evident's answer for one `sshd -T` keyword.
+fn evident_ssh(obs: &Value, key: &str) -> String {
+    match key {
+        "ciphers" | "macs" | "kexalgorithms" => obs["algorithms"][key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default(),
+        _ => {
+            let v = obs["effective"][key].as_str().unwrap_or_default();
+            // Two names of one value: sshd -T prints the old one.
+            if v == "prohibit-password" {
+                "without-password".into()
+            } else {
+                v.to_string()
+            }
+        }
+    }
+}
+
+const SSH_KEYS: &[&str] = &[
+    "permitrootlogin",
+    "passwordauthentication",
+    "kbdinteractiveauthentication",
+    "usepam",
+    "permitemptypasswords",
+    "pubkeyauthentication",
+    "maxauthtries",
+    "authorizedkeysfile",
+    "ciphers",
+    "macs",
+    "kexalgorithms",
+];
+
+type Case = (&'static str, &'static [(&'static str, &'static str)]);
+
+const SSH_CASES: &[Case] = &[
+    ("defaults only", &[("etc/ssh/sshd_config", "")]),
+    (
+        "hardened",
+        &[(
+            "etc/ssh/sshd_config",
+            "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+        )],
+    ),
+    (
+        "first value wins",
+        &[(
+            "etc/ssh/sshd_config",
+            "PasswordAuthentication no\nPasswordAuthentication yes\nMaxAuthTries 3\nMaxAuthTries 9\n",
+        )],
+    ),
+    (
+        "drop-in before main wins",
+        &[
+            (
+                "etc/ssh/sshd_config",
+                "Include /etc/ssh/sshd_config.d/*.conf\nPasswordAuthentication no\n",
+            ),
+            (
+                "etc/ssh/sshd_config.d/50-cloud.conf",
+                "PasswordAuthentication yes\n",
+            ),
+        ],
+    ),
+    (
+        "include glob with a character class",
+        &[
+            (
+                "etc/ssh/sshd_config",
+                "Include /etc/ssh/d/[0-9]*.conf\nPermitRootLogin no\n",
+            ),
+            ("etc/ssh/d/10-root.conf", "PermitRootLogin yes\n"),
+            ("etc/ssh/d/a-ignored.conf", "PasswordAuthentication no\n"),
+        ],
+    ),
+    (
+        "relative include under /etc/ssh",
+        &[
+            ("etc/ssh/sshd_config", "Include extra.conf\n"),
+            (
+                "etc/ssh/extra.conf",
+                "PubkeyAuthentication no\nPermitEmptyPasswords yes\n",
+            ),
+        ],
+    ),
+    (
+        "ciphers appended",
+        &[("etc/ssh/sshd_config", "Ciphers +aes128-cbc,3des-cbc\n")],
+    ),
+    (
+        "ciphers removed by pattern",
+        &[("etc/ssh/sshd_config", "Ciphers -chacha20*,aes1*\n")],
+    ),
+    (
+        "ciphers prepended",
+        &[("etc/ssh/sshd_config", "Ciphers ^aes256-cbc\n")],
+    ),
+    (
+        "macs without sha1 or umac-64",
+        &[("etc/ssh/sshd_config", "MACs -*sha1*,umac-64*\n")],
+    ),
+    (
+        "explicit kex list",
+        &[(
+            "etc/ssh/sshd_config",
+            "KexAlgorithms curve25519-sha256,diffie-hellman-group14-sha1\n",
+        )],
+    ),
+    (
+        "quoted multi-value AuthorizedKeysFile",
+        &[(
+            "etc/ssh/sshd_config",
+            "AuthorizedKeysFile \"/etc/ssh/keys/%u\" \".ssh/authorized_keys\"\n",
+        )],
+    ),
+    (
+        "old keyword name",
+        &[(
+            "etc/ssh/sshd_config",
+            "ChallengeResponseAuthentication no\nUsePAM yes\n",
+        )],
+    ),
+    (
+        "equals sign and case",
+        &[(
+            "etc/ssh/sshd_config",
+            "passwordauthentication=no\nPERMITROOTLOGIN   yes\nMaxAuthTries=4\n",
+        )],
+    ),
+    (
+        "settings after Match belong to the Match",
+        &[(
+            "etc/ssh/sshd_config",
+            "Match User bob\n  PasswordAuthentication no\n  PermitRootLogin yes\n",
+        )],
+    ),
+    (
+        "comments",
+        &[(
+            "etc/ssh/sshd_config",
+            "#PermitRootLogin yes\nPasswordAuthentication no # trailing\n   # indented\nUsePAM yes\n",
+        )],
+    ),
+    (
+        "quoted single value",
+        &[("etc/ssh/sshd_config", "PermitRootLogin \"no\"\n")],
+    ),
+    (
+        "match in an include ends with the file",
+        &[
+            (
+                "etc/ssh/sshd_config",
+                "Include /etc/ssh/m.conf\nPasswordAuthentication no\n",
+            ),
+            (
+                "etc/ssh/m.conf",
+                "Match Address 10.0.0.0/8\n  PermitRootLogin yes\n",
+            ),
+        ],
+    ),
+];
+
+#[test]
+fn access_ssh_agrees_with_sshd_t() {
+    if !oracle_available("sshd") {
+        return;
+    }
+    let keys = tempfile::tempdir().expect("tempdir");
+    let hk = keys.path().join("hk");
+    let kg = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&hk)
+        .status()
+        .expect("ssh-keygen");
+    assert!(kg.success());
+    let mut agreed = 0;
+    let mut disagreements = Vec::new();
+    for (name, files) in SSH_CASES {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        write_tree(root, files);
+        // The oracle needs a host key; Evident reads only ssh_host_*_key.pub, so it is unseen.
+        std::fs::copy(&hk, root.join("etc/ssh/hk")).expect("copy key");
+        let main = root.join("etc/ssh/sshd_config");
+        let text = std::fs::read_to_string(&main).expect("read");
+        std::fs::write(&main, format!("HostKey /etc/ssh/hk\n{text}")).expect("write");
+        let tool = match sshd_t(root) {
+            Ok(t) => t,
+            Err(e) => panic!("{name}: sshd -T failed: {e}"),
+        };
+        let obs = collect("access.ssh", root);
+        let mut ok = true;
+        for key in SSH_KEYS {
+            let theirs = tool.get(*key).cloned().unwrap_or_default();
+            let ours = evident_ssh(&obs, key);
+            if ours != theirs {
+                ok = false;
+                disagreements.push(format!(
+                    "{name}: {key}: evident {ours:?}, sshd -T {theirs:?}"
+                ));
+            }
+        }
+        agreed += usize::from(ok);
+    }
+    println!(
+        "access.ssh: {} cases run, {agreed} agreed (sshd -T)",
+        SSH_CASES.len()
+    );
+    assert!(SSH_CASES.len() >= 15);
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
+
+/// visudo and cvtsudoers on the tree, with its /etc/sudoers and /etc/sudoers.d bind-mounted
+/// over the real ones in a private mount namespace: (visudo accepted it, cvtsudoers JSON).
+fn sudo_oracle(root: &Path) -> (bool, Value) {
+    let script = format!(
+        "mount --bind '{0}/etc/sudoers' /etc/sudoers && mount --bind '{0}/etc/sudoers.d' /etc/sudoers.d && if visudo -c -q -f /etc/sudoers >/dev/null 2>&1; then echo OK; else echo BAD; fi && cvtsudoers -f json /etc/sudoers 2>/dev/null || true",
+        root.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let json = serde_json::from_str(rest).unwrap_or(Value::Null);
+    (first.trim() == "OK", json)
+}
+
+/// A sudoers principal as Evident writes it (`alice`, `%admin`, `#0`, `ADMINS`).
+fn principal(member: &Value) -> Option<String> {
+    let obj = member.as_object()?;
+    let (k, v) = obj.iter().next()?;
+    let v = v.as_str().map_or_else(|| v.to_string(), String::from);
+    Some(match k.as_str() {
+        "usergroup" => format!("%{v}"),
+        "userid" => format!("#{v}"),
+        _ => v,
+    })
+}
+
+/// Whether a command list grants ALL, directly or through (nested) command aliases.
+fn grants_all(commands: &Value, aliases: &Value, depth: usize) -> bool {
+    commands.as_array().into_iter().flatten().any(|c| {
+        if c["negated"] == true {
+            return false;
+        }
+        c["command"] == "ALL"
+            || (depth < 16
+                && c["cmndalias"]
+                    .as_str()
+                    .is_some_and(|a| grants_all(&aliases[a], aliases, depth + 1)))
+    })
+}
+
+/// The tool's answer: (principals with a NOPASSWD grant, principals granted ALL).
+fn sudo_answer(json: &Value) -> (Vec<String>, Vec<String>) {
+    let aliases = &json["Command_Aliases"];
+    let (mut nopasswd, mut all) = (Vec::new(), Vec::new());
+    for spec in json["User_Specs"].as_array().into_iter().flatten() {
+        let users: Vec<String> = spec["User_List"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(principal)
+            .collect();
+        for c in spec["Cmnd_Specs"].as_array().into_iter().flatten() {
+            let no_auth = c["Options"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["authenticate"] == false);
+            if no_auth {
+                nopasswd.extend(users.iter().cloned());
+            }
+            if grants_all(&c["Commands"], aliases, 0) {
+                all.extend(users.iter().cloned());
+            }
+        }
+    }
+    for v in [&mut nopasswd, &mut all] {
+        v.sort();
+        v.dedup();
+    }
+    (nopasswd, all)
+}
+
+fn principals_of(list: &Value) -> Vec<String> {
+    let mut v: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["principals"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p.as_str().map(String::from))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+const SUDO_CASES: &[Case] = &[
+    ("root only", &[("etc/sudoers", "root ALL=(ALL:ALL) ALL\n")]),
+    (
+        "group NOPASSWD in includedir",
+        &[
+            (
+                "etc/sudoers",
+                "root ALL=(ALL) ALL\n@includedir /etc/sudoers.d\n",
+            ),
+            ("etc/sudoers.d/admins", "%admin ALL=(ALL) NOPASSWD: ALL\n"),
+        ],
+    ),
+    (
+        "includedir skips names with a dot or ~",
+        &[
+            ("etc/sudoers", "@includedir /etc/sudoers.d\n"),
+            ("etc/sudoers.d/x.bak", "eve ALL=(ALL) NOPASSWD: ALL\n"),
+            ("etc/sudoers.d/y~", "mallory ALL=(ALL) NOPASSWD: ALL\n"),
+            ("etc/sudoers.d/ok", "bob ALL=(ALL) /bin/ls\n"),
+        ],
+    ),
+    (
+        "several runas specs in one entry",
+        &[(
+            "etc/sudoers",
+            "alice ALL=(root) /bin/ls, (ALL) NOPASSWD: ALL\n",
+        )],
+    ),
+    (
+        "host separator",
+        &[(
+            "etc/sudoers",
+            "bob host1 = NOPASSWD: /bin/a : host2 = ALL\n",
+        )],
+    ),
+    (
+        "nested Cmnd_Alias reaching ALL",
+        &[(
+            "etc/sudoers",
+            "Cmnd_Alias A = ALL\nCmnd_Alias B = A, /bin/b\ncarol ALL = B\n",
+        )],
+    ),
+    (
+        "comment line ending in a backslash",
+        &[(
+            "etc/sudoers",
+            "# a comment \\\ndave ALL=(ALL) NOPASSWD: ALL\n",
+        )],
+    ),
+    (
+        "line continuation",
+        &[("etc/sudoers", "erin ALL=(ALL) \\\n    NOPASSWD: ALL\n")],
+    ),
+    (
+        "escaped space in a command",
+        &[(
+            "etc/sudoers",
+            "frank ALL = /usr/bin/my\\ tool, NOPASSWD: /bin/x\n",
+        )],
+    ),
+    (
+        "tag carried to the next command",
+        &[(
+            "etc/sudoers",
+            "gina ALL = NOPASSWD: /bin/a, /bin/b, PASSWD: ALL\n",
+        )],
+    ),
+    (
+        "user alias",
+        &[(
+            "etc/sudoers",
+            "User_Alias OPS = hank, %ops\nOPS ALL = NOPASSWD: ALL\n",
+        )],
+    ),
+    (
+        "include relative to the including file",
+        &[
+            ("etc/sudoers", "@include sudoers.d/extra\n"),
+            ("etc/sudoers.d/extra", "ivy ALL = ALL\n"),
+        ],
+    ),
+    (
+        "old #includedir syntax",
+        &[
+            ("etc/sudoers", "#includedir /etc/sudoers.d\n"),
+            ("etc/sudoers.d/j", "jack ALL=(ALL) NOPASSWD:ALL\n"),
+        ],
+    ),
+    (
+        "syntax error",
+        &[(
+            "etc/sudoers",
+            "kate ALL=(ALL NOPASSWD: ALL\nroot ALL=(ALL) ALL\n",
+        )],
+    ),
+];
+
+#[test]
+fn access_sudoers_agrees_with_visudo_and_cvtsudoers() {
+    if !oracle_available("cvtsudoers") || !oracle_available("visudo") {
+        return;
+    }
+    let mut agreed = 0;
+    let mut disagreements = Vec::new();
+    for (name, files) in SUDO_CASES {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc/sudoers.d")).expect("mkdir");
+        write_tree(root, files);
+        let (valid, json) = sudo_oracle(root);
+        let obs = collect("access.sudoers", root);
+        let mut ok = true;
+        // sudo refuses to run on a policy visudo rejects; Evident must not judge one.
+        let incomplete = obs["incomplete"]
+            .as_object()
+            .is_some_and(|m| m.contains_key("rules"));
+        if incomplete == valid {
+            ok = false;
+            disagreements.push(format!(
+                "{name}: visudo accepts: {valid}, evident marks the rules incomplete: {incomplete} ({})",
+                obs["errors"]
+            ));
+        }
+        if valid {
+            let (nopasswd, all) = sudo_answer(&json);
+            let ours = (
+                principals_of(&obs["nopasswd_rules"]),
+                principals_of(&obs["all_grants"]),
+            );
+            if ours != (nopasswd.clone(), all.clone()) {
+                ok = false;
+                disagreements.push(format!(
+                    "{name}: (NOPASSWD, ALL) principals: evident {ours:?}, cvtsudoers {:?}",
+                    (nopasswd, all)
+                ));
+            }
+        }
+        agreed += usize::from(ok);
+    }
+    println!(
+        "access.sudoers: {} cases run, {agreed} agreed (visudo -c, cvtsudoers -f json)",
+        SUDO_CASES.len()
+    );
+    assert!(SUDO_CASES.len() >= 12);
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
+
+/// Runs a collector with options (TOML) and a per-file size limit.
+/// A collection that fails as a whole is an `Err` with its message.
+fn collect_with(
+    kind: &str,
+    root: &Path,
+    options: &str,
+    max_file_bytes: u64,
+) -> Result<Value, String> {
+    let reg = evident_collectors::registration(kind).expect("registered");
+    let table = toml::de::DeTable::parse(options).expect("options");
+    let opts = toml::Spanned::new(table.span(), toml::de::DeValue::Table(table.into_inner()));
+    let c = (reg.build)(opts).expect("options");
+    let ctx = evident_collectors::Context {
+        host_root: root.to_path_buf(),
+        max_file_bytes,
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(c.collect(&ctx)).map_err(|e| e.to_string())
+}
+
+/// Never a silent pass, per host collector: one input made incomplete (a file over the size
+/// limit, a missing include, a line that does not parse, a handshake that fails before the
+/// certificate) turns the checks that read it to `error`, naming the input.
+#[test]
+fn incomplete_input_turns_dependent_checks_to_error() {
+    let big = format!("# {}\n", "x".repeat(8192));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port(); // closed again: nothing listens there
+    let tls_opts = format!("endpoints = [\"127.0.0.1:{port}\"]\ntimeout_ms = 500\n");
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(&str, String, Vec<(&str, String)>, &str, &str)> = vec![
+        (
+            "access.ssh",
+            String::new(),
+            vec![
+                ("etc/ssh/sshd_config", "Include /etc/ssh/d/*.conf\nPasswordAuthentication no\nPermitRootLogin no\nKbdInteractiveAuthentication no\n".into()),
+                ("etc/ssh/d/00-big.conf", big.clone()),
+            ],
+            "access.ssh.no_password_auth",
+            "00-big.conf",
+        ),
+        (
+            "access.sudoers",
+            String::new(),
+            vec![("etc/sudoers", "root ALL=(ALL) ALL\n@include /etc/sudoers.d/missing\n".into())],
+            "access.sudoers.no_nopasswd",
+            "missing",
+        ),
+        (
+            "access.sudoers",
+            String::new(),
+            vec![("etc/sudoers", format!("root ALL=(ALL) ALL\n{big}"))],
+            "access.sudoers.all_only_to_groups",
+            "exceeds",
+        ),
+        (
+            "access.accounts",
+            String::new(),
+            vec![
+                ("etc/passwd", "root:x:0:0:root:/root:/bin/bash\ntoor:x:0\n".into()),
+                ("etc/shadow", "root:!:19000:0:90:7:::\n".into()),
+                ("etc/group", "root:x:0:\n".into()),
+            ],
+            "access.accounts.only_root_uid0",
+            "/etc/passwd:2",
+        ),
+        (
+            "encryption.tls",
+            tls_opts,
+            vec![],
+            "encryption.tls.key_size",
+            "handshake failed",
+        ),
+        (
+            "encryption.disks",
+            String::new(),
+            vec![("proc/mounts", format!("/dev/sda1 / ext4 rw 0 0\n{big}"))],
+            "encryption.disks.data_encrypted",
+            "/proc/mounts",
+        ),
+        (
+            "logging.journald",
+            String::new(),
+            vec![("etc/systemd/journald.conf", format!("[Journal]\nStorage=persistent\n{big}"))],
+            "logging.journald.retention",
+            "journald.conf",
+        ),
+        (
+            "logging.syslog",
+            String::new(),
+            vec![("etc/rsyslog.conf", format!("*.* @@(o)logs.example:6514\n{big}"))],
+            "logging.syslog.forwarding_encrypted",
+            "rsyslog.conf",
+        ),
+        (
+            "logging.auditd",
+            String::new(),
+            vec![("etc/audit/audit.rules", format!("-w /etc/passwd -p wa\n{big}"))],
+            "logging.auditd.identity_and_privilege",
+            "audit.rules",
+        ),
+    ];
+    let catalog = evident::controls::Catalog::builtin();
+    let mut errs = Vec::new();
+    let checks = evident::checks::CheckSet::builtin(&catalog, &mut errs);
+    assert!(errs.is_empty(), "{errs:#?}");
+    let mut failures = Vec::new();
+    for (kind, options, files, check, reason) in &cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let owned: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        write_tree(dir.path(), &owned);
+        std::fs::create_dir_all(dir.path().join("proc")).expect("mkdir");
+        let obs = collect_with(kind, dir.path(), options, 4096);
+        let results = checks.evaluate(
+            kind,
+            kind,
+            obs.as_ref().map_err(String::as_str),
+            0,
+            &catalog,
+        );
+        let Some(r) = results.iter().find(|r| r.id == *check) else {
+            failures.push(format!("{kind}: no check {check}"));
+            continue;
+        };
+        if r.status != evident::checks::Status::Error || !r.message.contains(reason) {
+            failures.push(format!(
+                "{kind}: {check} is {:?} ({}); incomplete = {:?}",
+                r.status,
+                r.message,
+                obs.as_ref().map(|o| o["incomplete"].clone())
+            ));
+        }
+    }
+    println!(
+        "incomplete inputs: {} cases, {} turned the dependent check to error",
+        cases.len(),
+        cases.len() - failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The files `systemd-analyze cat-config --root=ROOT <name>` says systemd reads, in order,
+/// as host paths.
+fn cat_config(root: &Path, name: &str) -> Vec<String> {
+    let out = Command::new("systemd-analyze")
+        .arg("cat-config")
+        .arg(format!("--root={}", root.display()))
+        .arg(name)
+        .output()
+        .expect("systemd-analyze");
+    let prefix = root.display().to_string();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter_map(|p| p.strip_prefix(&prefix))
+        .map(String::from)
+        .collect()
+}
+
+/// Trees of a systemd config file `<base>` (`systemd/journald.conf`): `{}` in a path stands
+/// for it.
+const SYSTEMD_CASES: &[Case] = &[
+    ("vendor main file only", &[("usr/lib/{}", "[X]\n")]),
+    (
+        "/etc main file masks the vendor one",
+        &[("usr/lib/{}", "[X]\n"), ("etc/{}", "[X]\n")],
+    ),
+    (
+        "/run main file beats /usr/lib, loses to /etc",
+        &[("usr/lib/{}", "[X]\n"), ("run/{}", "[X]\n")],
+    ),
+    (
+        "drop-ins sorted by name across directories",
+        &[
+            ("etc/{}.d/20-b.conf", "[X]\n"),
+            ("usr/lib/{}.d/10-a.conf", "[X]\n"),
+            ("run/{}.d/30-c.conf", "[X]\n"),
+        ],
+    ),
+    (
+        "/etc drop-in masks the same name in /run and /usr/lib",
+        &[
+            ("etc/{}.d/10-a.conf", "[X]\n"),
+            ("run/{}.d/10-a.conf", "[X]\n"),
+            ("usr/lib/{}.d/10-a.conf", "[X]\n"),
+        ],
+    ),
+    (
+        "/run drop-in masks /usr/local/lib",
+        &[
+            ("run/{}.d/10-a.conf", "[X]\n"),
+            ("usr/local/lib/{}.d/10-a.conf", "[X]\n"),
+        ],
+    ),
+    (
+        "only *.conf drop-ins",
+        &[
+            ("etc/{}.d/10-a.conf", "[X]\n"),
+            ("etc/{}.d/20-b.conf.bak", "[X]\n"),
+            ("etc/{}.d/README", "x\n"),
+        ],
+    ),
+    (
+        "main file plus drop-ins",
+        &[
+            ("etc/{}", "[X]\n"),
+            ("usr/local/lib/{}.d/50-x.conf", "[X]\n"),
+        ],
+    ),
+];
+
+fn systemd_table(kind: &str, base: &str, files_of: impl Fn(&Value) -> Vec<String>) {
+    if !oracle_available("systemd-analyze") {
+        return;
+    }
+    let mut agreed = 0;
+    let mut disagreements = Vec::new();
+    for (name, files) in SYSTEMD_CASES {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let owned: Vec<(String, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.replace("{}", base), *t))
+            .collect();
+        let refs: Vec<(&str, &str)> = owned.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+        write_tree(root, &refs);
+        std::fs::create_dir_all(root.join("proc")).expect("mkdir");
+        let tool = cat_config(root, base);
+        let ours = files_of(&collect(kind, root));
+        if ours == tool {
+            agreed += 1;
+        } else {
+            disagreements.push(format!(
+                "{name}: evident {ours:?}, systemd-analyze {tool:?}"
+            ));
+        }
+    }
+    println!(
+        "{kind} ({base}): {} cases run, {agreed} agreed (systemd-analyze cat-config --root)",
+        SYSTEMD_CASES.len()
+    );
+    assert!(SYSTEMD_CASES.len() >= 6);
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn logging_journald_reads_what_systemd_reads() {
+    systemd_table("logging.journald", "systemd/journald.conf", |obs| {
+        strings(&obs["config_files"])
+    });
+}
+
+#[test]
+fn logging_time_sync_reads_the_timesyncd_files_systemd_reads() {
+    systemd_table("logging.time_sync", "systemd/timesyncd.conf", |obs| {
+        strings(&obs["timesyncd_config_files"])
+    });
+}
+
+/// Whether `openssl s_client` completes a handshake offering only `flag` (`-tls1`).
+fn s_client_accepts(port: u16, flag: &str) -> bool {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo | timeout 5 openssl s_client -connect 127.0.0.1:{port} {flag} -cipher DEFAULT@SECLEVEL=0 2>&1"
+        ))
+        .output()
+        .expect("s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .any(|l| l.trim_start().starts_with("Protocol") && !l.contains("(NONE)"))
+        && !text.contains("Cipher is (NONE)")
+}
+
+#[test]
+fn encryption_tls_legacy_acceptance_agrees_with_s_client() {
+    if !oracle_available("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, crt) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl req");
+    assert!(st.status.success());
+    let sec0 = "DEFAULT@SECLEVEL=0";
+    let cases: &[(&str, &[&str])] = &[
+        ("OpenSSL defaults", &[]),
+        ("seclevel 0, all versions", &["-cipher", sec0]),
+        ("seclevel 0, no TLS 1.0", &["-cipher", sec0, "-no_tls1"]),
+        ("seclevel 0, no TLS 1.1", &["-cipher", sec0, "-no_tls1_1"]),
+        ("TLS 1.0 only", &["-cipher", sec0, "-tls1"]),
+        ("TLS 1.1 only", &["-cipher", sec0, "-tls1_1"]),
+        ("TLS 1.2 only", &["-cipher", sec0, "-tls1_2"]),
+        ("TLS 1.3 only", &["-tls1_3"]),
+        (
+            "seclevel 0, min TLS 1.2",
+            &["-cipher", sec0, "-min_protocol", "TLSv1.2"],
+        ),
+        (
+            "seclevel 0, min TLS 1.1",
+            &["-cipher", sec0, "-min_protocol", "TLSv1.1"],
+        ),
+        (
+            "seclevel 0, max TLS 1.1",
+            &["-cipher", sec0, "-max_protocol", "TLSv1.1"],
+        ),
+    ];
+    let mut agreed = 0;
+    let mut disagreements = Vec::new();
+    let mut answers = Vec::new();
+    for (name, extra) in cases {
+        let port = evident_tests::services::free_port();
+        let accept = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "s_server",
+            "-accept",
+            &accept,
+            "-cert",
+            crt.to_str().expect("utf8"),
+            "-key",
+            key.to_str().expect("utf8"),
+            "-quiet",
+        ];
+        args.extend_from_slice(extra);
+        let _server = evident_tests::services::Server::start(
+            Path::new("openssl"),
+            &args,
+            port,
+            "openssl s_server",
+        );
+        let tool = (
+            s_client_accepts(port, "-tls1"),
+            s_client_accepts(port, "-tls1_1"),
+        );
+        answers.push(tool);
+        let root = tempfile::tempdir().expect("tempdir");
+        let obs = collect_with(
+            "encryption.tls",
+            root.path(),
+            &format!("endpoints = [\"127.0.0.1:{port}\"]\ncert_files = []\ntimeout_ms = 3000\n"),
+            1 << 20,
+        )
+        .expect("collect");
+        let legacy = &obs["endpoints"][0]["legacy_accepted"];
+        let ours = (legacy["TLSv1.0"] == true, legacy["TLSv1.1"] == true);
+        if ours == tool {
+            agreed += 1;
+        } else {
+            disagreements.push(format!(
+                "{name}: (TLS 1.0, TLS 1.1) accepted: evident {ours:?} ({legacy}), s_client {tool:?}"
+            ));
+        }
+    }
+    println!(
+        "encryption.tls (legacy protocols): {} cases run, {agreed} agreed (openssl s_server / s_client)",
+        cases.len()
+    );
+    assert!(cases.len() >= 10);
+    // The table holds servers that accept each legacy version and servers that refuse it.
+    for pick in [|a: &(bool, bool)| a.0, |a: &(bool, bool)| a.1] {
+        assert!(
+            answers.iter().any(pick) && !answers.iter().all(pick),
+            "{answers:?}"
+        );
+    }
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
