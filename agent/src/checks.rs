@@ -154,7 +154,7 @@ impl CheckSet {
     /// Loads a user check file (new checks or overrides).
     pub fn load_file(&mut self, path: &Path, catalog: &Catalog, errs: &mut Vec<Diagnostic>) {
         let name = path.display().to_string();
-        match std::fs::read_to_string(path) {
+        match crate::config::read_config_file(path) {
             Ok(text) => self.load_text(&Source::new(name, &text), catalog, errs),
             Err(e) => errs.push(Diagnostic {
                 file: name,

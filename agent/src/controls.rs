@@ -188,7 +188,7 @@ impl Catalog {
     /// Loads a user catalog file.
     pub fn load_file(&mut self, path: &Path, errs: &mut Vec<Diagnostic>) {
         let name = path.display().to_string();
-        match std::fs::read_to_string(path) {
+        match crate::config::read_config_file(path) {
             Ok(text) => self.load_text(&Source::new(name, &text), errs),
             Err(e) => errs.push(Diagnostic {
                 file: name,

@@ -22,13 +22,21 @@ use tokio::sync::mpsc;
 
 /// Stable splay of a collector in `[0, jitter)`.
 pub fn splay(agent_id: &str, collector: &str, jitter: Duration) -> Duration {
-    let ms = jitter.as_millis() as u64;
+    let ms = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
     if ms == 0 {
         return Duration::ZERO;
     }
     let h = sha256_hex(format!("{agent_id}/{collector}").as_bytes());
     let n = u64::from_str_radix(&h[..16], 16).unwrap_or(0);
     Duration::from_millis(n % ms)
+}
+
+/// `t + d`, or the end of chrono's calendar when that overflows (a schedule never panics).
+pub fn later(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// When a collector should next run, given its last run (from the chain state).
@@ -38,7 +46,6 @@ pub fn next_due(
     now: DateTime<Utc>,
     splay: Duration,
 ) -> DateTime<Utc> {
-    let splay = chrono::Duration::from_std(splay).unwrap_or_default();
     let Some(last) = last_run else {
         // Never ran: run now, so a new installation has evidence at once.
         return now;
@@ -47,14 +54,14 @@ pub fn next_due(
         // Intervals are spaced from the last run; the splay only spreads cron slots.
         crate::schedule::Schedule::Every(_) => entry.schedule.next_after(last),
         crate::schedule::Schedule::Cron { .. } => {
-            entry.schedule.next_after(last).map(|t| t + splay)
+            entry.schedule.next_after(last).map(|t| later(t, splay))
         }
     };
     match next {
         // Missed while down (or due): once, now.
         Some(t) if t <= now => now,
         Some(t) => t,
-        None => now + chrono::Duration::days(365),
+        None => later(now, Duration::from_secs(365 * 86400)),
     }
 }
 
@@ -172,7 +179,7 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
         }
         if now >= next_checkpoint {
             let interval = agent.config.agent.checkpoint_interval.0;
-            let next = now + chrono::Duration::from_std(interval).unwrap_or_default();
+            let next = later(now, interval);
             agent.checkpoint(Some(
                 next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ))?;
@@ -194,8 +201,7 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
             } else {
                 // Exponential backoff with jitter, capped at 5 minutes.
                 let jitter = splay(&agent.state().agent_id, &format!("{now}"), ship_backoff / 2);
-                ship_at =
-                    now + chrono::Duration::from_std(ship_backoff + jitter).unwrap_or_default();
+                ship_at = later(now, ship_backoff.saturating_add(jitter));
                 ship_backoff = (ship_backoff * 2).min(Duration::from_secs(300));
             }
             let (records, bytes) = agent.spool_depth();
@@ -205,7 +211,7 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
             && now >= next_watchdog
         {
             notify("WATCHDOG=1");
-            next_watchdog = now + chrono::Duration::from_std(w).unwrap_or_default();
+            next_watchdog = later(now, w);
         }
 
         let mut wake = next_checkpoint;
@@ -260,7 +266,10 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
     notify("STOPPING=1");
     tracing::info!(running = running.len(), "stopping: draining");
     let grace = agent.config.agent.shutdown_grace.0;
-    let deadline = tokio::time::Instant::now() + grace;
+    let start = tokio::time::Instant::now();
+    let deadline = start
+        .checked_add(grace)
+        .unwrap_or(start + config::MAX_DURATION);
     while !running.is_empty() {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(raw)) => {
@@ -275,7 +284,7 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
         let raw = Raw {
             id,
             collected_at: crate::pipeline::now_rfc3339(),
-            duration_ms: grace.as_millis() as u64,
+            duration_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
             result: Err(crate::evidence::record::ErrorInfo {
                 kind: "interrupted".into(),
                 message: "the agent was stopped before this collection finished".into(),
@@ -399,6 +408,18 @@ mod tests {
         );
         // Never ran: now.
         assert_eq!(next_due(&e, None, now, Duration::ZERO), now);
+    }
+
+    #[test]
+    fn huge_durations_never_overflow_the_calendar() {
+        let now = Utc::now();
+        assert_eq!(
+            later(now, Duration::from_secs(u64::MAX)),
+            DateTime::<Utc>::MAX_UTC
+        );
+        let e = entry(Schedule::Every(Duration::from_secs(u64::MAX / 2)));
+        assert!(next_due(&e, Some(now), now, Duration::from_secs(u64::MAX)) > now);
+        assert!(until(DateTime::<Utc>::MAX_UTC) > Duration::from_secs(86400 * 365 * 1000));
     }
 
     #[test]

@@ -39,6 +39,20 @@ pub fn write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// Whether a file name is one of [`write`]'s temporary names (`.NAME.PID.N.tmp`): a file a
+/// killed writer left behind, never a record.
+pub fn is_temp_name(name: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    let mut parts = inner.rsplitn(3, '.');
+    let (Some(n), Some(pid), Some(base)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(n) && digits(pid) && !base.is_empty()
+}
+
 /// Like [`write`], but never replaces an existing file (fails with `AlreadyExists`).
 pub fn write_new(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     if path.exists() {
@@ -91,6 +105,10 @@ mod tests {
         write(&p, b"two", 0o600).expect("rewrite");
         assert_eq!(fs::read(&p).expect("read"), b"two");
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+        assert!(is_temp_name(".state.json.4242.7.tmp"));
+        assert!(!is_temp_name("state.json"));
+        assert!(!is_temp_name(".state.json.tmp"));
+        assert!(!is_temp_name(".x.12a.3.tmp"));
         assert_eq!(
             write_new(&p, b"three", 0o600).expect_err("exists").kind(),
             io::ErrorKind::AlreadyExists

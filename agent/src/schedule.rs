@@ -9,6 +9,10 @@ use chrono::{DateTime, Utc};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// A crontab expression must fire at least once within this many days from now (five years,
+/// so February 29 is accepted).
+const FIRE_WITHIN_DAYS: i64 = 5 * 365 + 2;
+
 /// A collector's schedule.
 #[derive(Debug, Clone)]
 pub enum Schedule {
@@ -43,6 +47,17 @@ impl Schedule {
         );
         let schedule = cron::Schedule::from_str(&translated)
             .map_err(|e| format!("invalid crontab expression `{expr}`: {e}"))?;
+        // `0 0 30 2 *` parses but never fires: a collector that would never run is an error.
+        let now = Utc::now();
+        let horizon = now
+            .checked_add_signed(chrono::Duration::days(FIRE_WITHIN_DAYS))
+            .unwrap_or(now);
+        if schedule.after(&now).next().is_none_or(|t| t > horizon) {
+            return Err(format!(
+                "crontab expression `{expr}` never fires in the next {} years (a day that does not exist?)",
+                FIRE_WITHIN_DAYS / 365
+            ));
+        }
         Ok(Schedule::Cron {
             source: expr.to_string(),
             schedule: Box::new(schedule),
@@ -53,7 +68,9 @@ impl Schedule {
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Schedule::Cron { schedule, .. } => schedule.after(&after).next(),
-            Schedule::Every(d) => chrono::Duration::from_std(*d).ok().map(|d| after + d),
+            Schedule::Every(d) => chrono::Duration::from_std(*d)
+                .ok()
+                .and_then(|d| after.checked_add_signed(d)),
         }
     }
 
@@ -141,6 +158,7 @@ fn weekday_names(field: &str) -> Result<String, String> {
 /// Parses a duration such as `90s`, `15m`, `1h30m`, `500ms` or `2d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration `{s}` (use e.g. 30s, 15m, 1h30m, 500ms, 2d)");
+    let too_long = || format!("duration `{s}` is too long");
     let s = s.trim();
     if s.is_empty() {
         return Err(bad());
@@ -154,20 +172,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(bad());
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            "d" => Duration::from_secs(n.saturating_mul(86400)),
+            "ms" => Some(Duration::from_millis(n)),
+            "s" => Some(Duration::from_secs(n)),
+            "m" => n.checked_mul(60).map(Duration::from_secs),
+            "h" => n.checked_mul(3600).map(Duration::from_secs),
+            "d" => n.checked_mul(86400).map(Duration::from_secs),
             _ => return Err(bad()),
-        };
-        total = total.saturating_add(unit);
+        }
+        .ok_or_else(too_long)?;
+        total = total.checked_add(unit).ok_or_else(too_long)?;
         rest = &rest[unit_len..];
     }
     Ok(total)
@@ -285,6 +304,30 @@ mod tests {
         assert!(parse_duration("15").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+        assert!(parse_duration("1000000000000000d").is_err());
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+    }
+}
+
+#[cfg(test)]
+mod never_fires {
+    use super::*;
+
+    #[test]
+    fn a_day_that_never_comes_is_refused_and_leap_days_are_not() {
+        for expr in ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6,9,11 *"] {
+            let e = Schedule::cron(expr).expect_err(expr);
+            assert!(e.contains("never fires"), "{expr}: {e}");
+        }
+        assert!(Schedule::cron("0 0 29 2 *").is_ok());
+    }
+
+    #[test]
+    fn an_interval_past_the_calendar_has_no_next_run_instead_of_panicking() {
+        let s = Schedule::Every(Duration::from_secs(u64::MAX / 4));
+        assert_eq!(s.next_after(Utc::now()), None);
+        let s = Schedule::Every(Duration::from_secs(86400 * 365 * 300_000));
+        assert_eq!(s.next_after(Utc::now()), None);
     }
 }

@@ -49,7 +49,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportConfig {
-    /// Evidence older than this (per host and collector) is stale.
+    /// Evidence older than this (per host and collector) is stale (1s to 3660d).
+    #[serde(deserialize_with = "dur_in::<_, SEC, DECADE>")]
     pub default_cadence: Dur,
     /// Other cadences for some controls.
     pub cadence: Vec<Cadence>,
@@ -70,7 +71,8 @@ impl Default for ReportConfig {
 pub struct Cadence {
     /// Qualified control IDs.
     pub controls: Vec<String>,
-    /// Expected cadence, e.g. `7d`.
+    /// Expected cadence, e.g. `7d` (1s to 3660d).
+    #[serde(deserialize_with = "dur_in::<_, SEC, DECADE>")]
     pub every: Dur,
 }
 
@@ -138,10 +140,119 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s)
-            .map(Dur)
-            .map_err(serde::de::Error::custom)
+        let d = parse_duration(&s).map_err(serde::de::Error::custom)?;
+        if d > MAX_DURATION {
+            return Err(serde::de::Error::custom(format!(
+                "`{s}` is longer than the longest duration accepted (3660d)"
+            )));
+        }
+        Ok(Dur(d))
     }
+}
+
+const SEC: u64 = 1000;
+const HOUR: u64 = 3600 * SEC;
+const DAY: u64 = 24 * HOUR;
+const YEAR: u64 = 366 * DAY;
+const DECADE: u64 = 3660 * DAY;
+const GIB: u64 = 1 << 30;
+const PIB: u64 = 1 << 50;
+
+/// The longest duration any setting accepts: everything the daemon adds to a time stays far
+/// inside the calendar chrono can represent.
+pub const MAX_DURATION: Duration = Duration::from_millis(DECADE);
+
+fn range_error<E: serde::de::Error>(min: &str, max: &str) -> E {
+    E::custom(format!("must be between {min} and {max}"))
+}
+
+fn check_dur<E: serde::de::Error>(d: Dur, min_ms: u64, max_ms: u64) -> Result<Dur, E> {
+    let (min, max) = (Duration::from_millis(min_ms), Duration::from_millis(max_ms));
+    if d.0 < min || d.0 > max {
+        return Err(range_error(
+            &crate::schedule::format_duration(min),
+            &crate::schedule::format_duration(max),
+        ));
+    }
+    Ok(d)
+}
+
+/// A duration between `MIN` and `MAX` milliseconds.
+fn dur_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+    d: D,
+) -> Result<Dur, D::Error> {
+    check_dur(Dur::deserialize(d)?, MIN, MAX)
+}
+
+/// An optional duration between `MIN` and `MAX` milliseconds.
+fn opt_dur_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+    d: D,
+) -> Result<Option<Dur>, D::Error> {
+    check_dur(Dur::deserialize(d)?, MIN, MAX).map(Some)
+}
+
+fn u64_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+    d: D,
+) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    if !(MIN..=MAX).contains(&n) {
+        return Err(range_error(&MIN.to_string(), &MAX.to_string()));
+    }
+    Ok(n)
+}
+
+fn u32_in<'de, D: Deserializer<'de>, const MIN: u32, const MAX: u32>(
+    d: D,
+) -> Result<u32, D::Error> {
+    let n = u32::deserialize(d)?;
+    if !(MIN..=MAX).contains(&n) {
+        return Err(range_error(&MIN.to_string(), &MAX.to_string()));
+    }
+    Ok(n)
+}
+
+fn usize_in<'de, D: Deserializer<'de>, const MIN: usize, const MAX: usize>(
+    d: D,
+) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if !(MIN..=MAX).contains(&n) {
+        return Err(range_error(&MIN.to_string(), &MAX.to_string()));
+    }
+    Ok(n)
+}
+
+fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    let p = PathBuf::deserialize(d)?;
+    if p.as_os_str().is_empty() {
+        return Err(serde::de::Error::custom("must not be empty"));
+    }
+    Ok(p)
+}
+
+/// A host name as recorded: 1 to 253 characters of letters, digits, `.`, `-`, `_`.
+fn host_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty()
+        || s.len() > 253
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+    {
+        return Err(serde::de::Error::custom(
+            "must be 1 to 253 characters of letters, digits, `.`, `-`, `_`",
+        ));
+    }
+    Ok(Some(s))
+}
+
+/// The largest config, catalog or check file read.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads a file the config names (the config itself, catalogs, check files): it must be a
+/// regular file (a FIFO, device or directory is refused without blocking) of at most
+/// [`MAX_CONFIG_BYTES`], in UTF-8.
+pub fn read_config_file(path: &Path) -> Result<String, String> {
+    evident_collectors::read::text(path, MAX_CONFIG_BYTES).map_err(|e| e.to_string())
 }
 
 /// `[agent]`: where the agent keeps its state and what it observes.
@@ -149,10 +260,13 @@ impl<'de> Deserialize<'de> for Dur {
 #[serde(deny_unknown_fields, default)]
 pub struct Agent {
     /// Chain head, spool, agent id and (by default) the signing key live here.
+    #[serde(deserialize_with = "non_empty_path")]
     pub state_dir: PathBuf,
     /// Root of the observed host's filesystem (`/host` in a DaemonSet).
+    #[serde(deserialize_with = "non_empty_path")]
     pub host_root: PathBuf,
     /// Host name recorded in evidence; default: the kernel's host name.
+    #[serde(default, deserialize_with = "host_name")]
     pub hostname: Option<String>,
     /// Frameworks whose control IDs are recorded (others are dropped from records).
     pub frameworks: Vec<String>,
@@ -160,15 +274,19 @@ pub struct Agent {
     pub catalogs: Vec<PathBuf>,
     /// Extra check files (TOML files of `[[checks]]`, in the format of a collector's `checks.toml`).
     pub check_files: Vec<PathBuf>,
-    /// The daemon writes a signed checkpoint at least this often.
+    /// The daemon writes a signed checkpoint at least this often (1s to 366d).
+    #[serde(deserialize_with = "dur_in::<_, SEC, YEAR>")]
     pub checkpoint_interval: Dur,
-    /// Size limit for any one file a collector reads.
+    /// Size limit for any one file a collector reads (1 byte to 1 GiB).
+    #[serde(deserialize_with = "u64_in::<_, 1, GIB>")]
     pub max_file_bytes: u64,
     /// On SIGTERM, running collections get this long to finish before they are recorded as
-    /// interrupted.
+    /// interrupted (0s to 1h).
+    #[serde(deserialize_with = "dur_in::<_, 0, HOUR>")]
     pub shutdown_grace: Dur,
     /// Spool size limit in bytes. When unshipped evidence reaches it, collection pauses (a
-    /// signed gap record says so); nothing unshipped is ever deleted.
+    /// signed gap record says so); nothing unshipped is ever deleted (1 KiB to 1 PiB).
+    #[serde(deserialize_with = "u64_in::<_, 1024, PIB>")]
     pub spool_max_bytes: u64,
 }
 
@@ -268,11 +386,16 @@ struct CollectorCommon {
     /// Crontab schedule (5 fields, or 6 with seconds; UTC), e.g. `*/15 * * * *`. Default,
     /// when neither this nor `interval` is given: every hour.
     schedule: Option<Spanned<String>>,
-    /// Fixed interval instead of a schedule (at least `1s`), e.g. `15m`.
+    /// Fixed interval instead of a schedule (1s to 366d), e.g. `15m`.
+    #[serde(default, deserialize_with = "opt_dur_in::<_, SEC, YEAR>")]
     interval: Option<Dur>,
-    /// Random delay added to each run, stable per agent and collector (default: none).
+    /// Random delay added to each run, stable per agent and collector (default: none; at
+    /// most 366d).
+    #[serde(default, deserialize_with = "opt_dur_in::<_, 0, YEAR>")]
     jitter: Option<Dur>,
-    /// Time limit of one collection (default: `60s`); an overrun is recorded as an error.
+    /// Time limit of one collection (default: `60s`; 1s to 1d); an overrun is recorded as an
+    /// error.
+    #[serde(default, deserialize_with = "opt_dur_in::<_, SEC, DAY>")]
     timeout: Option<Dur>,
     /// Control IDs this entry evidences, replacing the collector's default controls.
     /// Required for `exec`.
@@ -353,8 +476,11 @@ pub struct S3Sink {
     /// Static secret (never recorded in evidence).
     #[serde(default)]
     pub secret_access_key: Option<String>,
-    /// Uploads in flight at once.
-    #[serde(default = "default_concurrency")]
+    /// Uploads in flight at once (1 to 1024).
+    #[serde(
+        default = "default_concurrency",
+        deserialize_with = "usize_in::<_, 1, 1024>"
+    )]
     pub concurrency: usize,
 }
 
@@ -364,7 +490,8 @@ pub struct S3Sink {
 pub struct ObjectLock {
     /// `COMPLIANCE` (nobody can shorten it) or `GOVERNANCE`.
     pub mode: LockMode,
-    /// Retention from upload, in days.
+    /// Retention from upload, in days (1 to 36500).
+    #[serde(deserialize_with = "u32_in::<_, 1, 36500>")]
     pub retain_days: u32,
 }
 
@@ -400,11 +527,17 @@ pub struct HttpSink {
     /// PEM private key of the client certificate.
     #[serde(default)]
     pub client_key: Option<PathBuf>,
-    /// Time limit of one request.
-    #[serde(default = "default_http_timeout")]
+    /// Time limit of one request (1s to 1h).
+    #[serde(
+        default = "default_http_timeout",
+        deserialize_with = "dur_in::<_, SEC, HOUR>"
+    )]
     pub timeout: Dur,
-    /// Requests in flight at once.
-    #[serde(default = "default_concurrency")]
+    /// Requests in flight at once (1 to 1024).
+    #[serde(
+        default = "default_concurrency",
+        deserialize_with = "usize_in::<_, 1, 1024>"
+    )]
     pub concurrency: usize,
 }
 
@@ -461,6 +594,7 @@ fn sse<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
 #[serde(deny_unknown_fields)]
 pub struct FileSink {
     /// The store directory.
+    #[serde(deserialize_with = "non_empty_path")]
     pub path: PathBuf,
 }
 
@@ -521,7 +655,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, Diagnostics> {
         None => from_str("(built-in defaults)", &DEFAULT_CONFIG, None),
         Some(p) => {
             let name = p.display().to_string();
-            let text = std::fs::read_to_string(&p).map_err(|e| {
+            let text = read_config_file(&p).map_err(|e| {
                 Diagnostics(vec![Diagnostic {
                     file: name.clone(),
                     line: 0,
@@ -837,14 +971,6 @@ fn build_collectors(
                     None
                 }
             },
-            (None, Some(Dur(d))) if d < Duration::from_secs(1) => {
-                errs.push(src.at(
-                    Some(span.clone()),
-                    &format!("{path}.interval"),
-                    "must be at least 1s",
-                ));
-                None
-            }
             (None, Some(Dur(d))) => Some(Schedule::Every(d)),
             (None, None) => Some(Schedule::Every(Duration::from_secs(3600))),
         };
