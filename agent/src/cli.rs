@@ -64,6 +64,9 @@ enum Command {
         /// Fail when an agent's newest checkpoint is older than this (e.g. 1h, 2d).
         #[arg(long, value_parser = parse_duration)]
         max_age: Option<std::time::Duration>,
+        /// Trust policy (TOML, see docs/trust.md): only enrolled agent keys are believed.
+        #[arg(long)]
+        trust: Option<PathBuf>,
     },
     /// Readiness per control from a verified store: JSON, HTML dashboard, Prometheus or OSCAL.
     Report {
@@ -91,6 +94,9 @@ enum Command {
         /// Region of the bucket.
         #[arg(long)]
         region: Option<String>,
+        /// Trust policy (TOML, see docs/trust.md): records by keys it does not enroll never count.
+        #[arg(long)]
+        trust: Option<PathBuf>,
     },
     /// Records for one control, from the store's index (fast; `verify` for proof).
     Query {
@@ -356,10 +362,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             region,
             json,
             max_age,
+            trust,
         } => {
             let opts = verify::Options {
                 max_age: *max_age,
                 progress: true,
+                trust: usage!(load_trust(trust.as_deref())),
                 ..Default::default()
             };
             let started = std::time::Instant::now();
@@ -387,8 +395,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             endpoint,
             region,
+            trust,
         } => {
             let config = config_or_exit!(cli);
+            let trust = usage!(load_trust(trust.as_deref()));
             if !["json", "html", "prometheus", "oscal"].contains(&format.as_str()) {
                 eprintln!("evident: --format must be json, html, prometheus or oscal");
                 return Ok(ExitCode::from(2));
@@ -408,6 +418,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 &dir,
                 &verify::Options {
                     progress: true,
+                    trust,
                     ..Default::default()
                 },
             ) {
@@ -654,6 +665,14 @@ fn when(
         .transpose()
 }
 
+/// Loads the `--trust` policy, if one was given.
+fn load_trust(
+    path: Option<&Path>,
+) -> Result<Option<std::sync::Arc<crate::evidence::trust::Policy>>, String> {
+    path.map(|p| crate::evidence::trust::Policy::load(p).map(std::sync::Arc::new))
+        .transpose()
+}
+
 fn print_verify(r: &verify::Report, store: &Path, elapsed: std::time::Duration) {
     for p in &r.problems {
         println!("PROBLEM {}: {}", p.key, p.message);
@@ -675,6 +694,14 @@ fn print_verify(r: &verify::Report, store: &Path, elapsed: std::time::Duration) 
                 c.host, c.collector, c.runs, gap, c.last
             );
         }
+    }
+    if r.anchored {
+        println!(
+            "trust: keys anchored by the trust policy; {} record(s) refused as untrusted",
+            r.untrusted
+        );
+    } else {
+        println!("trust: NOT ANCHORED: keys trusted on first sight (no --trust policy)");
     }
     let verdict = if r.sound() {
         "SOUND".to_string()

@@ -5,4 +5,5 @@ pub mod chain;
 pub mod envelope;
 pub mod keys;
 pub mod record;
+pub mod trust;
 pub mod verify;

@@ -61,6 +61,10 @@ pub struct Report {
     pub checkpoints: usize,
     /// Public keys loaded.
     pub keys: usize,
+    /// Whether a trust policy anchored the keys; `false` means keys were trusted on first sight.
+    pub anchored: bool,
+    /// Records refused by the trust policy (not counted as valid).
+    pub untrusted: usize,
     /// Problems; empty means sound.
     pub problems: Vec<Problem>,
     /// Observations that are not problems (e.g. records not yet sealed by a checkpoint).
@@ -88,12 +92,16 @@ pub struct Options {
     pub progress: bool,
     /// Worker threads (default: all cores).
     pub threads: Option<usize>,
+    /// The auditor's trust policy; `None` trusts published keys on first sight.
+    pub trust: Option<std::sync::Arc<crate::evidence::trust::Policy>>,
 }
 
 struct Checked {
     key: String,
     digest: String,
     summary: Option<Summary>,
+    /// keyid of the signature that verified.
+    signer: String,
 }
 
 fn rel(root: &Path, p: &Path) -> String {
@@ -173,6 +181,8 @@ struct Scratch {
     payload: Vec<u8>,
     pae: Vec<u8>,
     sig: Vec<u8>,
+    /// keyid of the last signature that verified.
+    signer: String,
 }
 
 /// Checks one envelope; returns its summary only when it is fully valid.
@@ -242,6 +252,8 @@ fn check_with(
                 let decoded = b64.decode_vec(s.sig.as_bytes(), &mut scratch.sig).is_ok();
                 if decoded && k.verify(&scratch.pae, &scratch.sig) {
                     valid = true;
+                    scratch.signer.clear();
+                    scratch.signer.push_str(&s.keyid);
                 } else {
                     bad(format!("bad signature by key {}", s.keyid));
                     return (digest, None);
@@ -420,6 +432,11 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
                         out.push(Checked {
                             key: key.clone(),
                             digest,
+                            signer: if summary.is_some() {
+                                std::mem::take(&mut scratch.signer)
+                            } else {
+                                String::new()
+                            },
                             summary,
                         });
                         done.fetch_add(1, Ordering::Relaxed);
@@ -450,6 +467,40 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
     for (c, p) in results {
         checked.extend(c);
         problems.extend(p);
+    }
+    if checked.len() < report.records {
+        problems.push(Problem {
+            key: "records/".into(),
+            message: format!(
+                "{} record(s) were not checked: a verify worker failed",
+                report.records - checked.len()
+            ),
+        });
+    }
+    // Trust: who signed.
+    if let Some(policy) = &opts.trust {
+        report.anchored = true;
+        for c in &mut checked {
+            let Some(s) = &c.summary else { continue };
+            if let Some(why) =
+                policy.refuse(&c.signer, &s.agent.id, &s.host.hostname, &s.collected_at)
+            {
+                problems.push(Problem {
+                    key: c.key.clone(),
+                    message: format!("untrusted: {why}"),
+                });
+                report.untrusted += 1;
+                c.summary = None;
+            }
+        }
+    } else {
+        let mut ids: Vec<&str> = keys.keys().map(|k| k.as_str()).collect();
+        ids.sort();
+        report.notes.push(format!(
+            "no trust policy: {} key(s) trusted on first sight (anyone who can write keys/ can add one): {}",
+            ids.len(),
+            ids.join(", ")
+        ));
     }
 
     tracing::debug!(
@@ -715,6 +766,13 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "verify: gaps computed"
     );
+    for p in &mut problems {
+        p.key = escape_control(&p.key);
+        p.message = escape_control(&p.message);
+    }
+    for n in &mut report.notes {
+        *n = escape_control(n);
+    }
     problems.sort();
     problems.dedup();
     report.problems = problems;
@@ -735,6 +793,43 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
     })
 }
 
+/// The first 12 characters of an id (never splits a character).
 fn short(id: &str) -> &str {
-    &id[..12.min(id.len())]
+    id.char_indices().nth(12).map_or(id, |(i, _)| &id[..i])
+}
+
+/// Store-controlled text with control characters escaped, so a hostile store cannot hide
+/// output lines with terminal escapes.
+pub fn escape_control(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids_never_split_a_character() {
+        assert_eq!(short("ééééééééééééééé"), "éééééééééééé");
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_control("host\u{1b}[2K"), "host\\u{1b}[2K");
+        assert_eq!(escape_control("a\nb"), "a\\u{a}b");
+        assert_eq!(escape_control("plain"), "plain");
+    }
 }

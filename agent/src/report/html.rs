@@ -96,6 +96,7 @@ pub fn render(r: &Report) -> String {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Evident audit readiness — {store}</title><style>{STYLE}</style></head>
 <body><header><h1>Audit readiness</h1><p id="meta"></p></header>
+{trust}
 <main>
 <noscript><p>This page draws its tables with JavaScript; the same data is in the JSON report (<code>evident report --format json</code>).</p></noscript>
 <section class="cards" id="cards"></section>
@@ -112,5 +113,13 @@ pub fn render(r: &Report) -> String {
 </body></html>
 "#,
         store = escape(&r.store),
+        trust = if r.anchored {
+            format!(
+                r#"<p id="trust" class="anchored" style="margin:0;padding:8px 24px;background:#d7f5df;color:#116329">Agent keys anchored by the auditor's trust policy; {} record(s) by untrusted keys rejected and not counted.</p>"#,
+                r.untrusted
+            )
+        } else {
+            r#"<p id="trust" class="not-anchored" style="margin:0;padding:8px 24px;background:#ffd8d3;color:#a40e26;font-weight:600">NOT ANCHORED: no trust policy was given, so every key published in the store was trusted on first sight. Anyone who can write to the store could have added evidence. Run with --trust POLICY.</p>"#.to_string()
+        },
     )
 }

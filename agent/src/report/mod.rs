@@ -76,6 +76,10 @@ pub struct Report {
     pub hosts: Vec<String>,
     /// Verified observation records in the window.
     pub records: usize,
+    /// Whether a trust policy anchored the agent keys (`false`: keys trusted on first sight).
+    pub anchored: bool,
+    /// Records refused by the trust policy (rejected, never counted).
+    pub untrusted: usize,
 }
 
 /// Totals of one framework.
@@ -514,6 +518,8 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
         waivers,
         hosts: hosts.into_iter().collect(),
         records: in_window.len(),
+        anchored: verified.report.anchored,
+        untrusted: verified.report.untrusted,
     }
 }
 

@@ -1,0 +1,259 @@
+//! Trust policy (`--trust FILE`, TOML): which agent keys an auditor believes.
+//!
+//! Without a policy every key published under `keys/` is trusted on first sight. With one, a
+//! record counts only when its signing key is enrolled in the policy, bound to the record's
+//! agent id and host, valid at the record's `collected_at`, and not revoked before it.
+//!
+//! ```toml
+//! [[agents]]
+//! keyid = "<hex sha256 of the SPKI DER>"
+//! agent_id = "<agent id>"
+//! hosts = ["web-*.prod.example", "db1"]
+//! valid_from = "2026-01-01T00:00:00Z"   # optional
+//! valid_until = "2027-02-05T00:00:00Z"  # optional
+//!
+//! [[revoked]]
+//! keyid = "<hex>"
+//! at = "2026-06-01T00:00:00Z"            # records collected at or after this are refused
+//! ```
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::path::Path;
+
+/// An auditor's trust policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Enrolled agent keys.
+    #[serde(default)]
+    pub agents: Vec<Enrolled>,
+    /// Revoked keys.
+    #[serde(default)]
+    pub revoked: Vec<Revoked>,
+}
+
+/// One enrolled agent key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrolled {
+    /// hex(sha256(SPKI DER)) of the agent's public key.
+    pub keyid: String,
+    /// The agent id this key may sign for.
+    pub agent_id: String,
+    /// Host names this key may sign for (`*` matches any run of characters).
+    pub hosts: Vec<String>,
+    /// Records collected before this time are refused.
+    #[serde(default, deserialize_with = "opt_time")]
+    pub valid_from: Option<DateTime<Utc>>,
+    /// Records collected after this time are refused.
+    #[serde(default, deserialize_with = "opt_time")]
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// A revoked key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revoked {
+    /// hex(sha256(SPKI DER)).
+    pub keyid: String,
+    /// Revocation time: records collected at or after it are refused.
+    #[serde(deserialize_with = "time")]
+    pub at: DateTime<Utc>,
+}
+
+impl Policy {
+    /// Reads and parses a policy file.
+    pub fn load(path: &Path) -> Result<Policy, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read trust policy: {e}", path.display()))?;
+        Policy::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses a policy and checks it is usable.
+    pub fn parse(text: &str) -> Result<Policy, String> {
+        let p: Policy = toml::from_str(text).map_err(|e| format!("not a trust policy: {e}"))?;
+        for a in &p.agents {
+            if a.keyid.len() != 64 || !a.keyid.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "agents: keyid `{}` is not 64 hex digits",
+                    a.keyid.escape_default()
+                ));
+            }
+            if a.hosts.is_empty() {
+                return Err(format!("agents: key {} lists no hosts", a.keyid));
+            }
+        }
+        if p.agents.is_empty() {
+            return Err("the policy enrolls no agent key ([[agents]])".into());
+        }
+        Ok(p)
+    }
+
+    /// Why a record signed by `keyid` for `agent` on `host` at `collected_at` is not trusted,
+    /// or `None` when it is.
+    pub fn refuse(
+        &self,
+        keyid: &str,
+        agent: &str,
+        host: &str,
+        collected_at: &str,
+    ) -> Option<String> {
+        let at = match DateTime::parse_from_rfc3339(collected_at) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(_) => return Some("collected_at is not an RFC 3339 time".into()),
+        };
+        if let Some(r) = self
+            .revoked
+            .iter()
+            .find(|r| r.keyid.eq_ignore_ascii_case(keyid) && at >= r.at)
+        {
+            return Some(format!(
+                "signed by key {keyid}, revoked at {}, for a record collected at {collected_at}",
+                r.at.to_rfc3339()
+            ));
+        }
+        let enrolled: Vec<&Enrolled> = self
+            .agents
+            .iter()
+            .filter(|a| a.keyid.eq_ignore_ascii_case(keyid))
+            .collect();
+        if enrolled.is_empty() {
+            return Some(format!(
+                "signed by key {keyid}, which the trust policy does not enroll"
+            ));
+        }
+        let mut why = Vec::new();
+        for a in enrolled {
+            if a.agent_id != agent {
+                why.push(format!("key {keyid} is enrolled for another agent id"));
+            } else if !a.hosts.iter().any(|h| matches(h, host)) {
+                why.push(format!("key {keyid} is not enrolled for host {host}"));
+            } else if a.valid_from.is_some_and(|f| at < f) {
+                why.push(format!("key {keyid} is not yet valid at {collected_at}"));
+            } else if a.valid_until.is_some_and(|u| at > u) {
+                why.push(format!("key {keyid} expired before {collected_at}"));
+            } else {
+                return None;
+            }
+        }
+        Some(why.join("; "))
+    }
+}
+
+fn time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let s = String::deserialize(d)?;
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| serde::de::Error::custom(format!("`{s}` is not an RFC 3339 time: {e}")))
+}
+
+fn opt_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    time(d).map(Some)
+}
+
+/// Glob match with `*` (any run of characters), case-insensitive (host names).
+fn matches(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let n: Vec<char> = name.to_ascii_lowercase().chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const OTHER: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn policy() -> Policy {
+        Policy::parse(&format!(
+            r#"
+[[agents]]
+keyid = "{K}"
+agent_id = "agent-1"
+hosts = ["web-*.prod", "db1"]
+valid_from = "2026-01-01T00:00:00Z"
+valid_until = "2026-12-31T00:00:00Z"
+
+[[revoked]]
+keyid = "{K}"
+at = "2026-06-01T00:00:00Z"
+"#
+        ))
+        .expect("policy")
+    }
+
+    #[test]
+    fn enrolled_key_within_its_binding_is_trusted() {
+        let p = policy();
+        assert_eq!(
+            p.refuse(K, "agent-1", "web-3.prod", "2026-03-01T00:00:00Z"),
+            None
+        );
+        assert_eq!(p.refuse(K, "agent-1", "DB1", "2026-03-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn every_broken_binding_is_refused() {
+        let p = policy();
+        let t = "2026-03-01T00:00:00Z";
+        assert!(
+            p.refuse(OTHER, "agent-1", "db1", t)
+                .is_some_and(|m| m.contains("does not enroll"))
+        );
+        assert!(
+            p.refuse(K, "agent-2", "db1", t)
+                .is_some_and(|m| m.contains("another agent"))
+        );
+        assert!(
+            p.refuse(K, "agent-1", "db2", t)
+                .is_some_and(|m| m.contains("host db2"))
+        );
+        assert!(
+            p.refuse(K, "agent-1", "db1", "2025-12-31T23:59:59Z")
+                .is_some_and(|m| m.contains("not yet valid"))
+        );
+        assert!(
+            p.refuse(K, "agent-1", "db1", "2026-06-01T00:00:00Z")
+                .is_some_and(|m| m.contains("revoked"))
+        );
+        assert!(p.refuse(K, "agent-1", "db1", "yesterday").is_some());
+    }
+
+    #[test]
+    fn bad_policies_are_clear_errors() {
+        assert!(Policy::parse("").is_err_and(|e| e.contains("enrolls no agent")));
+        assert!(
+            Policy::parse("[[agents]]\nkeyid = \"zz\"\nagent_id = \"a\"\nhosts = [\"h\"]")
+                .is_err_and(|e| e.contains("64 hex"))
+        );
+        assert!(Policy::parse("colour = 1").is_err());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(matches("*", "anything"));
+        assert!(matches("web-*.prod", "web-12.prod"));
+        assert!(!matches("web-*.prod", "web-12.prod.evil"));
+        assert!(matches("a*b*c", "axxbyyc"));
+        assert!(!matches("db1", "db10"));
+    }
+}
