@@ -151,7 +151,7 @@ impl Collector for Ssh {
             let mut obs = blocking(move || observe(&ctx2, &config)).await?;
             if self.config.sshd_t && crate::util::commands_allowed(ctx) && obs["installed"] == true
             {
-                obs["sshd_t"] = sshd_t(ctx).await;
+                obs["sshd_t"] = sshd_t(ctx, &self.config.config_path).await;
                 apply_sshd_t(&mut obs);
             }
             Ok(obs)
@@ -159,14 +159,15 @@ impl Collector for Ssh {
     }
 }
 
-async fn sshd_t(ctx: &Context) -> Value {
+async fn sshd_t(ctx: &Context, config_path: &str) -> Value {
     let Some(sshd) =
         crate::util::has_program(ctx, &["/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd"])
     else {
         return json!({"available": false});
     };
     let limit = Duration::from_secs(5).min(ctx.timeout);
-    match crate::util::run(&[&sshd, "-T"], limit, 256 * 1024).await {
+    // The same file the parser read (sshd's own default otherwise).
+    match crate::util::run(&[&sshd, "-T", "-f", config_path], limit, 256 * 1024).await {
         Ok(out) => {
             let mut settings = Map::new();
             for line in out.lines() {
