@@ -232,11 +232,15 @@ mod tests {
         for reg in REGISTRY {
             assert!(kinds.insert(reg.kind), "{} registered twice", reg.kind);
             if !reg.checks.text.is_empty() {
-                let on_disk = std::fs::read_to_string(root.join(reg.checks.file))
-                    .unwrap_or_else(|e| panic!("{}: {e}", reg.checks.file));
-                assert_eq!(on_disk, reg.checks.text, "{}", reg.checks.file);
+                // The path named in diagnostics is the collector's own folder's file.
                 let folder = reg.kind.replace('.', "/");
-                assert!(reg.checks.file.contains(&folder), "{}", reg.checks.file);
+                assert_eq!(
+                    reg.checks.file,
+                    format!("collectors/src/{folder}/checks.toml"),
+                    "{}",
+                    reg.kind
+                );
+                assert!(root.join(reg.checks.file).is_file(), "{}", reg.checks.file);
             }
             assert!(
                 reg.default <= !reg.multiple,
@@ -244,7 +248,5 @@ mod tests {
                 reg.kind
             );
         }
-        assert!(default_kinds().count() >= 10);
-        assert!(host_kinds().all(|k| registration(k).is_some()));
     }
 }

@@ -222,38 +222,45 @@ pub fn unix_secs(t: SystemTime) -> i64 {
     }
 }
 
-/// Expands a host glob (`*` and `?` within one component, no `**`) to existing host paths,
-/// sorted, at most `cap` of them.
+/// Expands a host glob (glob(7) per component: `*`, `?`, character classes; no `**`) to
+/// existing host paths, sorted. An unreadable directory on the way, or more than `cap`
+/// matches, is an error: a partial expansion would look like a complete one.
 pub fn host_glob(ctx: &Context, pattern: &str, cap: usize) -> Result<Vec<String>, CollectError> {
+    use crate::parse::glob;
+    let too_many = || CollectError::Invalid(format!("{pattern}: more than {cap} matches"));
     let mut current = vec![String::new()];
-    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
-    for part in parts {
+    for part in pattern.split('/').filter(|p| !p.is_empty()) {
         let mut next = Vec::new();
         for base in &current {
-            if part.contains(['*', '?', '[']) {
+            if glob::is_pattern(part) {
                 let dir = if base.is_empty() { "/" } else { base.as_str() };
-                if let Ok(Some((names, _))) = host_dir(ctx, dir, 100_000) {
-                    for n in names {
-                        if !n.starts_with('.') && wildcard(part, &n) {
-                            next.push(format!("{base}/{n}"));
-                        }
+                if let Some((names, truncated)) = host_dir(ctx, dir, cap.saturating_mul(4))? {
+                    if truncated {
+                        return Err(too_many());
                     }
+                    next.extend(
+                        names
+                            .into_iter()
+                            .filter(|n| glob::matches(part, n))
+                            .map(|n| format!("{base}/{n}")),
+                    );
                 }
             } else {
                 next.push(format!("{base}/{part}"));
             }
             if next.len() > cap {
-                break;
+                return Err(too_many());
             }
         }
         current = next;
     }
-    let mut out: Vec<String> = current
-        .into_iter()
-        .filter(|p| !p.is_empty() && matches!(host_file(ctx, p), Ok(Some(_))))
-        .collect();
+    let mut out = Vec::new();
+    for p in current.into_iter().filter(|p| !p.is_empty()) {
+        if host_file(ctx, &p)?.is_some() {
+            out.push(p);
+        }
+    }
     out.sort();
-    out.truncate(cap);
     Ok(out)
 }
 

@@ -543,3 +543,22 @@ pub fn mlflow_fake(mode: &str) -> Option<Server> {
         "mlflow_fake.py",
     ))
 }
+
+/// A local TLS server (`openssl s_server -quiet` with `extra` arguments) on 127.0.0.1; its
+/// port is `server.port`.
+pub fn tls_server(openssl: &Path, cert: &Path, key: &Path, extra: &[&str]) -> Server {
+    let port = free_port();
+    let accept = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "s_server",
+        "-accept",
+        &accept,
+        "-cert",
+        cert.to_str().expect("utf8"),
+        "-key",
+        key.to_str().expect("utf8"),
+        "-quiet",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(openssl, &args, port, "openssl s_server")
+}

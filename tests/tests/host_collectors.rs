@@ -7,7 +7,7 @@
 //! TLS endpoints are local `openssl s_server` processes on 127.0.0.1 with certificates the
 //! test makes with `openssl req` (only loopback addresses, ever).
 
-use evident_tests::services::{Server, free_port};
+use evident_tests::services::Server;
 use evident_tests::{Run, copy_dir, evident, in_ci, predicate, records, statement};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -140,24 +140,6 @@ fn cert(
     (key, crt)
 }
 
-/// A local TLS server (openssl s_server) on 127.0.0.1.
-fn tls_server(openssl: &Path, cert: &Path, key: &Path, extra: &[&str]) -> Server {
-    let port = free_port();
-    let accept = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "s_server",
-        "-accept",
-        &accept,
-        "-cert",
-        cert.to_str().expect("utf8"),
-        "-key",
-        key.to_str().expect("utf8"),
-        "-quiet",
-    ];
-    args.extend_from_slice(extra);
-    Server::start(openssl, &args, port, "openssl s_server")
-}
-
 /// A LUKS2 header (binary part plus JSON area) for the fixture's /dev/sda2.
 fn luks2_header() -> Vec<u8> {
     let mut h = vec![0u8; 4096];
@@ -233,7 +215,7 @@ fn hardened() -> Host {
             let ssl = root.join("etc/ssl/evident");
             std::fs::create_dir_all(&ssl).expect("ssl");
             std::fs::copy(&crt, ssl.join("server.pem")).expect("copy cert");
-            let server = tls_server(&o, &crt, &key, &[]);
+            let server = evident_tests::services::tls_server(&o, &crt, &key, &[]);
             let opts = format!(
                 "endpoints = [{{ address = \"127.0.0.1:{}\", sni = \"localhost\" }}]\ncert_files = [\"/etc/ssl/evident/*.pem\", \"/etc/ssl/private/*\"]\nca_file = \"{}\"\ntimeout_ms = 5000\n",
                 server.port,
@@ -294,7 +276,7 @@ fn weak() -> Host {
             let ssl = root.join("etc/ssl/evident");
             std::fs::create_dir_all(&ssl).expect("ssl");
             std::fs::copy(&legacy, ssl.join("legacy.pem")).expect("copy cert");
-            let server = tls_server(&o, &crt, &key, &["-tls1_2"]);
+            let server = evident_tests::services::tls_server(&o, &crt, &key, &["-tls1_2"]);
             let opts = format!(
                 "endpoints = [{{ address = \"127.0.0.1:{}\", sni = \"localhost\" }}]\ncert_files = [\"/etc/ssl/evident/*.pem\"]\nallowed_protocols = [\"TLSv1.3\"]\ntimeout_ms = 5000\n",
                 server.port

@@ -189,44 +189,9 @@ impl sshd::Loader for HostLoader<'_> {
     fn read(&mut self, path: &str) -> Result<Option<String>, String> {
         crate::read::host_text(self.0, path).map_err(|e| e.to_string())
     }
-    fn glob(&mut self, pattern: &str) -> Vec<String> {
-        host_glob(self.0, pattern, 1000)
+    fn glob(&mut self, pattern: &str) -> Result<Vec<String>, String> {
+        crate::read::host_glob(self.0, pattern, 1000).map_err(|e| e.to_string())
     }
-}
-
-/// glob(3) over the host root with glob(7) character classes, sorted, at most `cap` paths.
-pub(crate) fn host_glob(ctx: &Context, pattern: &str, cap: usize) -> Vec<String> {
-    use crate::parse::glob;
-    let mut current = vec![String::new()];
-    for part in pattern.split('/').filter(|p| !p.is_empty()) {
-        let mut next = Vec::new();
-        for base in &current {
-            if glob::is_pattern(part) {
-                let dir = if base.is_empty() { "/" } else { base.as_str() };
-                if let Ok(Some((names, _))) = crate::read::host_dir(ctx, dir, 100_000) {
-                    next.extend(
-                        names
-                            .into_iter()
-                            .filter(|n| glob::matches(part, n))
-                            .map(|n| format!("{base}/{n}")),
-                    );
-                }
-            } else {
-                next.push(format!("{base}/{part}"));
-            }
-            if next.len() > cap {
-                break;
-            }
-        }
-        current = next;
-    }
-    let mut out: Vec<String> = current
-        .into_iter()
-        .filter(|p| !p.is_empty() && matches!(crate::read::host_file(ctx, p), Ok(Some(_))))
-        .collect();
-    out.sort();
-    out.truncate(cap);
-    out
 }
 
 /// OpenSSH 9.2's compiled-in algorithm lists (`sshd -T` with the keyword unset), offered
@@ -279,6 +244,28 @@ const DEFAULT_ALGORITHMS: &[(&str, &[&str])] = &[
 /// Replaces the parsed effective view with what `sshd -T` says (the checks read
 /// `effective` and `algorithms`), and records where the two disagree.
 fn apply_sshd_t(obs: &mut Value) {
+    if let Some(err) = obs["sshd_t"].get("error").cloned() {
+        // sshd refused or could not evaluate the configuration: what it really does is
+        // unknown, so the checks on the effective view cannot pass on the parsed one.
+        let message = err["message"].as_str().unwrap_or_default().to_string();
+        let reason = format!("sshd -T failed: {message}");
+        if !obs["incomplete"].is_object() {
+            obs["incomplete"] = json!({});
+        }
+        for field in ["effective", "algorithms", "match_overrides"] {
+            let list = &mut obs["incomplete"][field];
+            if !list.is_array() {
+                *list = json!([]);
+            }
+            if let Some(a) = list.as_array_mut() {
+                a.push(Value::from(reason.clone()));
+            }
+        }
+        if let Some(errors) = obs["errors"].as_array_mut() {
+            errors.push(json!({"path": "sshd -T", "kind": err["kind"], "message": message}));
+        }
+        return;
+    }
     let Some(t) = obs["sshd_t"]["settings"].as_object().cloned() else {
         return;
     };
@@ -343,16 +330,22 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "weak_macs": config.weak_macs,
         "weak_kex": config.weak_kex,
     });
-    let installed = matches!(
-        crate::read::host_file(ctx, &config.config_path),
-        Ok(Some(_))
-    );
+    let mark = errors.len();
+    // A config file that cannot even be resolved is not "sshd absent": record it and leave
+    // every judged field (`installed` too) incomplete.
+    let installed = match crate::read::host_file(ctx, &config.config_path) {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            errors.push(&config.config_path, &e);
+            errors.mark(&["installed"], e.to_string());
+            false
+        }
+    };
     let parsed = if installed {
         sshd::parse(&config.config_path, &mut HostLoader(ctx))
     } else {
         sshd::Config::default()
     };
-    let mark = errors.len();
     for e in &parsed.errors {
         errors.note(&config.config_path, "config", e.clone());
     }
@@ -413,7 +406,13 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     // Host public keys.
     let mark = errors.len();
     let mut host_keys = Vec::new();
-    for path in crate::read::host_glob(ctx, "/etc/ssh/ssh_host_*_key.pub", 64).unwrap_or_default() {
+    let host_key_files = errors
+        .take(
+            "/etc/ssh/ssh_host_*_key.pub",
+            crate::read::host_glob(ctx, "/etc/ssh/ssh_host_*_key.pub", 64),
+        )
+        .unwrap_or_default();
+    for path in host_key_files {
         match crate::read::host_text(ctx, &path) {
             Ok(Some(t)) => {
                 let (keys, bad) = ssh_keys::authorized_keys(&t);
@@ -531,4 +530,29 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "errors": errs,
         "incomplete": incomplete,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_sshd_t_leaves_the_effective_view_incomplete() {
+        let mut obs = json!({
+            "effective": {"passwordauthentication": "no"},
+            "algorithms": {},
+            "incomplete": {},
+            "errors": [],
+            "sshd_t": {"available": true, "error": {"kind": "command", "message": "exit status 255: Bad configuration option"}},
+        });
+        apply_sshd_t(&mut obs);
+        assert!(
+            obs["incomplete"]["effective"][0]
+                .as_str()
+                .is_some_and(|r| r.contains("Bad configuration option")),
+            "{obs}"
+        );
+        assert_eq!(obs["errors"][0]["path"], "sshd -T");
+        assert_eq!(obs["effective"]["passwordauthentication"], "no");
+    }
 }

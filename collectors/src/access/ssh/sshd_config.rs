@@ -65,7 +65,7 @@ pub trait Loader {
     /// A file's text; `Ok(None)` when missing.
     fn read(&mut self, path: &str) -> Result<Option<String>, String>;
     /// Paths matching a glob, sorted.
-    fn glob(&mut self, pattern: &str) -> Vec<String>;
+    fn glob(&mut self, pattern: &str) -> Result<Vec<String>, String>;
 }
 
 const MAX_DEPTH: usize = 16;
@@ -197,7 +197,13 @@ fn visit(
                         format!("/etc/ssh/{pattern}")
                     };
                     let found = if crate::parse::glob::is_pattern(&pattern) {
-                        loader.glob(&pattern)
+                        match loader.glob(&pattern) {
+                            Ok(found) => found,
+                            Err(e) => {
+                                cfg.errors.push(format!("Include {pattern}: {e}"));
+                                Vec::new()
+                            }
+                        }
                     } else {
                         vec![pattern.clone()]
                     };
@@ -297,19 +303,19 @@ mod tests {
         fn read(&mut self, path: &str) -> Result<Option<String>, String> {
             Ok(self.0.get(path).cloned())
         }
-        fn glob(&mut self, pattern: &str) -> Vec<String> {
+        fn glob(&mut self, pattern: &str) -> Result<Vec<String>, String> {
             let (dir, pat) = pattern.rsplit_once('/').unwrap_or(("", pattern));
             let mut v: Vec<String> = self
                 .0
                 .keys()
                 .filter(|k| {
                     k.rsplit_once('/')
-                        .is_some_and(|(d, n)| d == dir && crate::read::wildcard(pat, n))
+                        .is_some_and(|(d, n)| d == dir && crate::parse::glob::matches(pat, n))
                 })
                 .cloned()
                 .collect();
             v.sort();
-            v
+            Ok(v)
         }
     }
 

@@ -95,13 +95,30 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         .flatten()
         .is_some();
     if !installed {
+        // Absent, or not even resolvable: in the second case nothing about the policy is
+        // known, so every judged field is incomplete.
+        errors.incomplete_since(
+            0,
+            &[
+                "installed",
+                "rules",
+                "defaults",
+                "aliases",
+                "nopasswd_rules",
+                "no_authenticate",
+                "all_grants",
+                "global",
+            ],
+        );
+        let (errs, incomplete) = errors.finish();
         return Ok(json!({
             "installed": false,
             "files": [], "rules": [], "defaults": [], "aliases": {},
             "nopasswd_rules": [], "no_authenticate": [], "all_grants": [],
             "global": {"use_pty": false, "logfile": null, "log_input": false, "log_output": false},
             "policy": {"nopasswd_allowed": config.nopasswd_allowed},
-            "errors": errors.into_value(),
+            "errors": errs,
+            "incomplete": incomplete,
         }));
     }
     let policy = sudoers::walk(&config.path, &mut HostLoader(ctx));

@@ -498,20 +498,26 @@ pub fn walk(main: &str, loader: &mut dyn Loader) -> Policy {
         .get("Cmnd_Alias")
         .cloned()
         .unwrap_or_default();
-    let mut all_aliases: Vec<String> = Vec::new();
-    loop {
-        let before = all_aliases.len();
-        for (k, v) in &cmnd {
-            if !all_aliases.contains(k) && v.iter().any(|c| c == "ALL" || all_aliases.contains(c)) {
-                all_aliases.push(k.clone());
-            }
+    // Worklist over "member -> aliases listing it": linear in the policy's size, so a hostile
+    // chain of many thousand nested aliases cannot stall the collector.
+    let mut listed_in: std::collections::HashMap<&str, Vec<&str>> = Default::default();
+    for (k, v) in &cmnd {
+        for member in v {
+            listed_in
+                .entry(member.as_str())
+                .or_default()
+                .push(k.as_str());
         }
-        if all_aliases.len() == before {
-            break;
+    }
+    let mut all_aliases: std::collections::HashSet<&str> = Default::default();
+    let mut queue: Vec<&str> = listed_in.get("ALL").cloned().unwrap_or_default();
+    while let Some(alias) = queue.pop() {
+        if all_aliases.insert(alias) {
+            queue.extend(listed_in.get(alias).into_iter().flatten().copied());
         }
     }
     for r in &mut policy.rules {
-        if r.commands.iter().any(|c| all_aliases.contains(c)) {
+        if r.commands.iter().any(|c| all_aliases.contains(c.as_str())) {
             r.all_commands = true;
         }
     }
@@ -636,6 +642,30 @@ ops ALL = EVERYTHING
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect())
+    }
+
+    #[test]
+    fn a_long_chain_of_nested_aliases_reaches_all() {
+        // C0 = C1, C1 = C2, ... C19999 = ALL, written newest first: each alias reaches ALL
+        // only through the next one.
+        let n = 20_000;
+        let mut text = String::from("alice ALL = C0\n");
+        for i in 0..n {
+            let next = if i + 1 == n {
+                "ALL".to_string()
+            } else {
+                format!("C{}", i + 1)
+            };
+            text.push_str(&format!("Cmnd_Alias C{i} = {next}\n"));
+        }
+        let mut m = mem(&[("/etc/sudoers", text.as_str())]);
+        let p = walk("/etc/sudoers", &mut m);
+        let r = p
+            .rules
+            .iter()
+            .find(|r| r.principals == ["alice"])
+            .expect("rule");
+        assert!(r.all_commands, "C0 reaches ALL through {n} aliases");
     }
 
     #[test]

@@ -293,8 +293,15 @@ fn observe(ctx: &Context, config: &Config) -> Value {
     let mut errors = Errors::default();
     let mut dirs = Vec::new();
     for pattern in &config.paths {
-        if let Some(found) = errors.take(pattern, read::host_glob(ctx, pattern, config.max_models))
-        {
+        if let Some(found) = errors.take(
+            pattern,
+            // More matches than models are read: the surplus is counted as `truncated` below.
+            read::host_glob(
+                ctx,
+                pattern,
+                config.max_models.saturating_add(1).max(10_000),
+            ),
+        ) {
             dirs.extend(found.into_iter().filter(|d| read::host_is_dir(ctx, d)));
         }
     }

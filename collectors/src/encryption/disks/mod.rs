@@ -230,7 +230,21 @@ fn describe(
 
 fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> {
     let mut errors = Errors::default();
+    // What decides whether a device is encrypted (the device-mapper tree) makes every
+    // judged field incomplete when it cannot be read; an unreadable LUKS header (any agent
+    // not running as root) only leaves that header's details out.
     let devs = devices(ctx, &mut errors);
+    errors.incomplete_since(
+        0,
+        &[
+            "mounts",
+            "data_mount_count",
+            "unencrypted_data_mounts",
+            "swaps",
+            "device_mapper",
+        ],
+    );
+    let mut header_errors = Errors::default();
     let mut headers = BTreeMap::new();
     let mounts_text = match crate::read::host_text(ctx, "/proc/mounts") {
         Ok(Some(t)) => t,
@@ -251,7 +265,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             &devs,
             dev.as_deref(),
             &mut headers,
-            &mut errors,
+            &mut header_errors,
         );
         let data = m.source.starts_with("/dev/")
             && config.data_fs_types.contains(&m.fs_type)
@@ -262,9 +276,11 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         v["data"] = json!(data);
         out_mounts.push(v);
     }
+    let before_swaps = errors.len();
     let swaps_text = errors
         .take("/proc/swaps", crate::read::host_text(ctx, "/proc/swaps"))
         .flatten();
+    errors.incomplete_since(before_swaps, &["swaps"]);
     let mut out_swaps = Vec::new();
     for s in swaps_text.map(|t| storage::swaps(&t)).unwrap_or_default() {
         let in_memory = s.source.starts_with("/dev/zram");
@@ -288,7 +304,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
                 &devs,
                 dev.as_deref(),
                 &mut headers,
-                &mut errors,
+                &mut header_errors,
             )
         };
         v["source"] = json!(s.source);
@@ -326,7 +342,10 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "exclude_mount_points": config.exclude_mount_points,
         },
     });
-    errors.finish_into(&mut obs, &["policy"]);
+    errors.0.extend(header_errors.0);
+    let (errs, incomplete) = errors.finish();
+    obs["errors"] = errs;
+    obs["incomplete"] = incomplete;
     Ok(obs)
 }
 

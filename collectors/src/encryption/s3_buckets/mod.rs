@@ -65,7 +65,8 @@ struct Config {
     /// Static secret (never recorded).
     #[serde(default)]
     secret_access_key: Option<String>,
-    /// At most this many buckets are inspected (the rest are counted as `skipped`).
+    /// At most this many buckets are inspected; with more, `skipped` is at least one (the
+    /// listing stops past the limit) and the per-bucket checks are errors.
     #[serde(default = "default_max_buckets")]
     max_buckets: usize,
     /// Buckets inspected at once.
@@ -320,7 +321,38 @@ async fn observe(config: Arc<Config>) -> Result<Observation, CollectError> {
     let public = failing(&|b| b["policy"]["public_allow"] == true);
     let not_tls_only = failing(&|b| b["policy"]["tls_only"] != true);
     let with_denied = failing(&|b| b["denied"].as_array().is_some_and(|d| !d.is_empty()));
+    // Checks over every bucket cannot pass on a listing that failed or was cut short.
+    let mut reasons = Vec::new();
+    if !list_error.is_null() {
+        reasons.push(format!(
+            "ListBuckets failed: {}",
+            list_error["message"].as_str().unwrap_or_default()
+        ));
+    }
+    if skipped > 0 {
+        reasons.push(format!(
+            "more than max_buckets ({}) buckets: only {} inspected",
+            config.max_buckets,
+            buckets.len()
+        ));
+    }
+    let judged = [
+        "buckets",
+        "unencrypted",
+        "unversioned",
+        "public",
+        "not_tls_only",
+    ];
+    let incomplete: serde_json::Map<String, Value> = if reasons.is_empty() {
+        serde_json::Map::new()
+    } else {
+        judged
+            .iter()
+            .map(|f| (f.to_string(), json!(reasons)))
+            .collect()
+    };
     Ok(json!({
+        "incomplete": incomplete,
         "endpoint": config.endpoint,
         "region": config.region,
         "configured_buckets": config.buckets,

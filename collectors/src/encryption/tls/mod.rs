@@ -91,7 +91,8 @@ struct Config {
     #[serde(default = "default_timeout")]
     timeout_ms: u64,
     /// Also offer each endpoint TLS 1.0 and TLS 1.1 alone and record whether it accepts them
-    /// (`legacy_accepted`): the negotiated version only shows the best one.
+    /// (`legacy_protocols`): the negotiated version only shows the best one. Off, the
+    /// `no_legacy_protocols` check is an error (not probed is not evidenced).
     #[serde(default = "default_probe_legacy")]
     probe_legacy: bool,
 }
@@ -366,7 +367,6 @@ fn split_host(address: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
-/// Connects and completes a handshake; returns (protocol, cipher suite, chain).
 /// Whether the server accepts a ClientHello offering only `version` (0x0301 TLS 1.0,
 /// 0x0302 TLS 1.1) with the usual legacy cipher suites: `Ok(true)` when it answers with a
 /// ServerHello of that version, `Ok(false)` on an alert, a close or another version. rustls
@@ -407,7 +407,11 @@ fn accepts_legacy(
     // renegotiation_info (empty).
     ext.extend_from_slice(&[0xff, 0x01, 0, 1, 0]);
     let mut body = vec![vh, vl];
-    let seed = Instant::now().elapsed().as_nanos().to_be_bytes();
+    // The client random needs no secrecy here (no key exchange follows): the clock will do.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+        .to_be_bytes();
     body.extend((0..32).map(|i| seed[i % seed.len()] ^ (i as u8).wrapping_mul(151)));
     body.push(0); // no session id
     body.extend_from_slice(&((suites.len() * 2) as u16).to_be_bytes());
@@ -426,18 +430,22 @@ fn accepts_legacy(
     let started = Instant::now();
     let mut sock =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
-    let left = timeout
-        .saturating_sub(started.elapsed())
-        .max(Duration::from_millis(1));
-    sock.set_read_timeout(Some(left))
-        .map_err(|e| e.to_string())?;
-    sock.set_write_timeout(Some(left))
+    // Every read and write gets only what is left of `timeout`, so a server answering a
+    // byte at a time cannot stretch the probe.
+    let left = || {
+        let rest = timeout.saturating_sub(started.elapsed());
+        (!rest.is_zero()).then_some(rest)
+    };
+    let expired = || format!("no answer within {timeout:?}");
+    sock.set_write_timeout(Some(left().ok_or_else(expired)?))
         .map_err(|e| e.to_string())?;
     sock.write_all(&record).map_err(|e| format!("write: {e}"))?;
     // Record header (5) + handshake header (4) + server_version (2).
     let mut head = [0u8; 11];
     let mut got = 0;
     while got < head.len() {
+        sock.set_read_timeout(Some(left().ok_or_else(expired)?))
+            .map_err(|e| e.to_string())?;
         match sock.read(&mut head[got..]) {
             Ok(0) => return Ok(false),
             Ok(n) => got += n,
@@ -445,7 +453,7 @@ fn accepts_legacy(
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut =>
             {
-                return Err(format!("no answer within {timeout:?}"));
+                return Err(expired());
             }
             Err(_) => return Ok(false), // reset: refused
         }
@@ -456,6 +464,7 @@ fn accepts_legacy(
     Ok(head[5] == 2 && head[9] == vh && head[10] == vl)
 }
 
+/// Connects and completes a handshake; returns (protocol, cipher suite, chain).
 fn handshake(
     address: &str,
     sni: &str,
@@ -523,7 +532,10 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         for g in &config.cert_files {
             match crate::read::host_glob(ctx, g, 1000) {
                 Ok(found) => v.extend(found),
-                Err(e) => errors.push(g, &e),
+                Err(e) => {
+                    errors.mark(&["certificates", "files"], format!("{g}: {e}"));
+                    errors.push(g, &e);
+                }
             }
         }
         v.sort();
@@ -538,6 +550,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     let timeout = Duration::from_millis(config.timeout_ms).min(ctx.timeout);
     let mut certificates = Vec::new();
     let mut endpoints = Vec::new();
+    let mut legacy_protocols = Vec::new();
     for ep in &config.endpoints {
         let (address, sni) = match ep {
             Endpoint::Plain(a) => (a.clone(), None),
@@ -550,18 +563,28 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "chain": [], "chain_valid": false, "chain_error": null, "hostname_match": false,
             "self_signed": false,
         });
-        if config.probe_legacy {
-            let mut legacy = serde_json::Map::new();
-            for (name, v) in [("TLSv1.0", 0x0301u16), ("TLSv1.1", 0x0302)] {
-                let r = accepts_legacy(&address, &sni, v, timeout);
-                if let Err(msg) = &r {
-                    errors.mark(&["endpoints"], format!("{address}: {name} probe: {msg}"));
-                }
-                legacy.insert(name.into(), r.map_or(Value::Null, Value::from));
+        let shaken = handshake(&address, &sni, timeout, &provider);
+        // Legacy protocols, probed apart (rustls cannot speak them); not when the endpoint
+        // could not even be reached (each probe would wait the whole timeout again).
+        let unreachable = shaken
+            .as_ref()
+            .err()
+            .filter(|m| m.starts_with("connect:") || m.starts_with("cannot resolve"));
+        let mut legacy = serde_json::Map::new();
+        legacy.insert("address".into(), Value::from(address.clone()));
+        for (name, v) in [("TLSv1.0", 0x0301u16), ("TLSv1.1", 0x0302)] {
+            let r = match (config.probe_legacy, unreachable) {
+                (false, _) => Err("not probed (probe_legacy = false)".to_string()),
+                (true, Some(m)) => Err(format!("not probed: {m}")),
+                (true, None) => accepts_legacy(&address, &sni, v, timeout),
+            };
+            if let Err(msg) = &r {
+                errors.mark(&["legacy_protocols"], format!("{address}: {name}: {msg}"));
             }
-            e["legacy_accepted"] = Value::Object(legacy);
+            legacy.insert(name.into(), r.map_or(Value::Null, Value::from));
         }
-        match handshake(&address, &sni, timeout, &provider) {
+        legacy_protocols.push(Value::Object(legacy));
+        match shaken {
             Ok((protocol, suite, chain)) => {
                 let described: Vec<Value> = chain.iter().map(|c| describe(c)).collect();
                 let chain_error = verify_chain(&chain, &anchors, &provider);
@@ -645,6 +668,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     }
     let mut obs = json!({
         "endpoints": endpoints,
+        "legacy_protocols": legacy_protocols,
         "files": file_out,
         "certificates": certificates,
         "trust_roots": roots_info,

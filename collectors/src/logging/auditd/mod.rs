@@ -70,9 +70,13 @@ impl Collector for Auditd {
 
 fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> {
     let mut errors = Errors::default();
+    let before_proc = errors.len();
     let procs = errors
         .take("/proc", crate::util::processes(ctx))
         .unwrap_or_default();
+    // Without the process list, whether the daemon runs is unknown (finish_into leaves
+    // `running` out of the fields every file error marks).
+    errors.incomplete_since(before_proc, &["running"]);
     let running = procs.iter().any(|p| p == "auditd");
     let installed = crate::util::has_program(ctx, &["/sbin/auditd", "/usr/sbin/auditd"]).is_some()
         || crate::read::host_is_dir(ctx, "/etc/audit");

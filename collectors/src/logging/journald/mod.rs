@@ -84,9 +84,13 @@ const BINARIES: &[&str] = &[
 fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> {
     let mut errors = Errors::default();
     let installed = crate::util::has_program(ctx, BINARIES).is_some();
+    let before_proc = errors.len();
     let procs = errors
         .take("/proc", crate::util::processes(ctx))
         .unwrap_or_default();
+    // Without the process list, whether the daemon runs is unknown (finish_into leaves
+    // `running` out of the fields every file error marks).
+    errors.incomplete_since(before_proc, &["running"]);
     let running = procs
         .iter()
         .any(|p| p == "systemd-journal" || p == "systemd-journald");

@@ -107,37 +107,71 @@ fn include_patterns(line: &str, base: &str) -> Option<String> {
     })
 }
 
-/// The main file and, in order, the files it includes (only those it includes: a
-/// drop-in directory nobody includes is not read by the daemon either). Bounded in depth
-/// and number of files.
-fn conf_files(ctx: &Context, main: &str, base: &str) -> Vec<String> {
-    fn visit(ctx: &Context, path: &str, base: &str, depth: usize, out: &mut Vec<String>) {
-        if depth > 8 || out.len() >= 1000 || out.iter().any(|p| p == path) {
-            return;
-        }
-        let Ok(Some(text)) = crate::read::host_text(ctx, path) else {
-            if matches!(crate::read::host_file(ctx, path), Ok(Some(_))) {
-                out.push(path.to_string()); // the caller records why it is unreadable
-            }
+/// The main file and, in order, the files it includes, each with its text (only those it
+/// includes: a drop-in directory nobody includes is not read by the daemon either). The walk
+/// is the include tree shared with sshd and sudoers (loops, depth and file count bounded); an
+/// include that is missing or unreadable, or a glob that cannot be expanded, is recorded in
+/// `errors`. A missing main file is not an error (that daemon is not configured).
+fn conf_files(ctx: &Context, main: &str, base: &str, errors: &mut Errors) -> Vec<(String, String)> {
+    struct Walk<'a> {
+        ctx: &'a Context,
+        base: &'a str,
+        stack: Vec<String>,
+        files: Vec<String>,
+        problems: Vec<String>,
+        out: Vec<(String, String)>,
+    }
+    fn visit(w: &mut Walk<'_>, path: &str, required: bool) {
+        let limits = crate::parse::IncludeLimits {
+            depth: 8,
+            files: 1000,
+        };
+        let ctx = w.ctx;
+        let Some(text) = crate::parse::enter_include(
+            path,
+            required,
+            |p| crate::read::host_text(ctx, p).map_err(|e| format!("{p}: {e}")),
+            &limits,
+            &mut w.stack,
+            &mut w.files,
+            &mut w.problems,
+        ) else {
             return;
         };
-        out.push(path.to_string());
-        for line in text.lines() {
-            if let Some(pattern) = include_patterns(line, base) {
-                let found = if crate::parse::glob::is_pattern(&pattern) {
-                    crate::access::ssh::host_glob(ctx, &pattern, 1000)
-                } else {
-                    vec![pattern]
-                };
-                for f in found {
-                    visit(ctx, &f, base, depth + 1, out);
+        let includes: Vec<String> = text
+            .lines()
+            .filter_map(|line| include_patterns(line, w.base))
+            .collect();
+        w.out.push((path.to_string(), text));
+        for pattern in includes {
+            if crate::parse::glob::is_pattern(&pattern) {
+                match crate::read::host_glob(ctx, &pattern, 1000) {
+                    Ok(found) => {
+                        for f in found {
+                            visit(w, &f, false);
+                        }
+                    }
+                    Err(e) => w.problems.push(format!("{pattern}: {e}")),
                 }
+            } else {
+                visit(w, &pattern, true);
             }
         }
+        w.stack.pop();
     }
-    let mut out = Vec::new();
-    visit(ctx, main, base, 0, &mut out);
-    out
+    let mut w = Walk {
+        ctx,
+        base,
+        stack: Vec::new(),
+        files: Vec::new(),
+        problems: Vec::new(),
+        out: Vec::new(),
+    };
+    visit(&mut w, main, false);
+    for p in w.problems {
+        errors.note(main, "include", p);
+    }
+    w.out
 }
 
 fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> {
@@ -145,6 +179,8 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     let procs = errors
         .take("/proc", crate::util::processes(ctx))
         .unwrap_or_default();
+    // Each source marks only the fields it feeds.
+    errors.incomplete_since(0, &["daemons", "journald_running"]);
     let daemons: Vec<&str> = ["rsyslogd", "syslog-ng", "syslogd", "rs:main Q:Reg"]
         .into_iter()
         .filter(|d| procs.iter().any(|p| p == d))
@@ -153,26 +189,37 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     let mut files = Vec::new();
     let mut targets = Vec::new();
     let mut tls_default = false;
-    for f in conf_files(ctx, "/etc/rsyslog.conf", "/etc") {
-        if let Some(Some(t)) = errors.take(&f, crate::read::host_text(ctx, &f)) {
-            let (found, tls) = parse::rsyslog_targets(&f, &t);
-            tls_default |= tls;
-            targets.extend(found);
-            files.push(f);
-        }
+    let before_config = errors.len();
+    for (f, t) in conf_files(ctx, "/etc/rsyslog.conf", "/etc", &mut errors) {
+        let (found, tls) = parse::rsyslog_targets(&f, &t);
+        tls_default |= tls;
+        targets.extend(found);
+        files.push(f);
     }
     if tls_default {
         for t in targets.iter_mut().filter(|t| t.protocol == "tcp") {
             t.tls = true;
         }
     }
-    for f in conf_files(ctx, "/etc/syslog-ng/syslog-ng.conf", "/etc/syslog-ng") {
-        if let Some(Some(t)) = errors.take(&f, crate::read::host_text(ctx, &f)) {
-            targets.extend(parse::syslog_ng_targets(&f, &t));
-            files.push(f);
-        }
+    for (f, t) in conf_files(
+        ctx,
+        "/etc/syslog-ng/syslog-ng.conf",
+        "/etc/syslog-ng",
+        &mut errors,
+    ) {
+        targets.extend(parse::syslog_ng_targets(&f, &t));
+        files.push(f);
     }
+    errors.incomplete_since(
+        before_config,
+        &["config_files", "forwarding", "forwarding_count"],
+    );
+    let before_logs = errors.len();
     let newest = newest_mtime(ctx, &["/var/log"], 1, &mut errors);
+    errors.incomplete_since(
+        before_logs,
+        &["newest_file_mtime", "newest_file_age_seconds"],
+    );
     let now = crate::util::now();
     let mut obs = json!({
         "daemons": daemons,
@@ -187,7 +234,9 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "require_forwarding": config.require_forwarding,
         },
     });
-    errors.finish_into(&mut obs, &["policy", "daemons", "journald_running"]);
+    let (errs, incomplete) = errors.finish();
+    obs["errors"] = errs;
+    obs["incomplete"] = incomplete;
     Ok(obs)
 }
 
@@ -227,19 +276,40 @@ mod tests {
             host_root: dir.path().to_path_buf(),
             ..Default::default()
         };
+        let paths = |errors: &mut Errors| -> Vec<String> {
+            conf_files(&ctx, "/etc/rsyslog.conf", "/etc", errors)
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect()
+        };
+        let mut errors = Errors::default();
         // Not included: not read (rsyslogd does not read it either).
-        assert_eq!(
-            conf_files(&ctx, "/etc/rsyslog.conf", "/etc"),
-            ["/etc/rsyslog.conf"]
-        );
+        assert_eq!(paths(&mut errors), ["/etc/rsyslog.conf"]);
         std::fs::write(
             etc.join("rsyslog.conf"),
             "$IncludeConfig /etc/rsyslog.d/*.conf\n",
         )
         .expect("write");
         assert_eq!(
-            conf_files(&ctx, "/etc/rsyslog.conf", "/etc"),
+            paths(&mut errors),
             ["/etc/rsyslog.conf", "/etc/rsyslog.d/fwd.conf"]
         );
+        assert!(errors.0.is_empty(), "{:?}", errors.0);
+        // A named include that is missing, and an include loop, are recorded errors.
+        std::fs::write(
+            etc.join("rsyslog.conf"),
+            "$IncludeConfig /etc/rsyslog.d/*.conf\n$IncludeConfig /etc/missing.conf\n",
+        )
+        .expect("write");
+        std::fs::write(
+            etc.join("rsyslog.d/fwd.conf"),
+            "$IncludeConfig /etc/rsyslog.conf\n",
+        )
+        .expect("write");
+        let mut errors = Errors::default();
+        paths(&mut errors);
+        let text = serde_json::to_string(&errors.0).expect("json");
+        assert!(text.contains("/etc/missing.conf: not found"), "{text}");
+        assert!(text.contains("include loop"), "{text}");
     }
 }

@@ -85,9 +85,13 @@ const DAEMONS: &[&str] = &["chronyd", "ntpd", "ntpsec", "openntpd", "systemd-tim
 
 fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> {
     let mut errors = Errors::default();
+    let before_proc = errors.len();
     let procs = errors
         .take("/proc", crate::util::processes(ctx))
         .unwrap_or_default();
+    // Without the process list, whether the daemon runs is unknown (finish_into leaves
+    // `daemons` out of the fields every file error marks).
+    errors.incomplete_since(before_proc, &["daemons"]);
     let daemons: Vec<&str> = DAEMONS
         .iter()
         .copied()

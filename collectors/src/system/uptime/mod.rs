@@ -86,6 +86,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         }
         None => None,
     };
+    errors.incomplete_since(0, &["uptime_seconds"]);
     let now = crate::util::now();
     let booted_at = uptime_seconds
         .and_then(|s| i64::try_from(s).ok())
@@ -100,11 +101,13 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         .filter(|s| s.len() <= 64 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
     let mut flags = Vec::new();
     for flag in ["/run/reboot-required", "/var/run/reboot-required"] {
+        let before = errors.len();
         if let Some(Some(_)) = errors.take(flag, crate::read::host_file(ctx, flag)) {
             flags.push(flag);
         }
+        // An unreadable flag cannot tell that no reboot is pending.
+        errors.incomplete_since(before, &["reboot_required"]);
     }
-    flags.dedup();
     let packages: Vec<String> = errors
         .take(
             "/run/reboot-required.pkgs",
@@ -120,7 +123,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
                 .collect()
         })
         .unwrap_or_default();
-    Ok(json!({
+    let mut obs = json!({
         "uptime_seconds": uptime_seconds,
         "booted_at_unix": booted_at,
         "boot_id": boot_id,
@@ -128,8 +131,11 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "reboot_required_flags": flags,
         "reboot_required_packages": packages,
         "policy": {"max_uptime_days": config.max_uptime_days},
-        "errors": errors.into_value(),
-    }))
+    });
+    let (errs, incomplete) = errors.finish();
+    obs["errors"] = errs;
+    obs["incomplete"] = incomplete;
+    Ok(obs)
 }
 
 #[cfg(test)]
@@ -217,5 +223,26 @@ mod tests {
         .expect("observe");
         assert!(obs["uptime_seconds"].is_null());
         assert!(obs["errors"].to_string().contains("/proc/uptime"), "{obs}");
+        assert!(obs["incomplete"]["uptime_seconds"].is_array(), "{obs}");
+    }
+
+    #[test]
+    fn an_unreadable_reboot_flag_leaves_reboot_required_incomplete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "proc/uptime", "10.0 1.0\n");
+        std::fs::create_dir_all(dir.path().join("run")).expect("run");
+        // A symlink loop: the resolver refuses it, so the flag's absence is unknown.
+        std::os::unix::fs::symlink("reboot-required", dir.path().join("run/reboot-required"))
+            .expect("symlink");
+        let obs = observe(
+            &ctx(dir.path()),
+            &Config {
+                max_uptime_days: 90,
+            },
+        )
+        .expect("observe");
+        assert_eq!(obs["reboot_required"], false);
+        assert!(obs["incomplete"]["reboot_required"].is_array(), "{obs}");
+        assert!(obs["incomplete"].get("uptime_seconds").is_none(), "{obs}");
     }
 }
