@@ -41,7 +41,7 @@ pub struct Enrolled {
     pub keyid: String,
     /// The agent id this key may sign for.
     pub agent_id: String,
-    /// Host names this key may sign for (`*` matches any run of characters).
+    /// Host names this key may sign for (`*` matches any run of characters, `?` one).
     pub hosts: Vec<String>,
     /// Records collected before this time are refused.
     #[serde(default, deserialize_with = "opt_time")]
@@ -65,7 +65,8 @@ pub struct Revoked {
 impl Policy {
     /// Reads and parses a policy file.
     pub fn load(path: &Path) -> Result<Policy, String> {
-        let text = std::fs::read_to_string(path)
+        // Bounded, and only a regular file (a FIFO or /dev/zero is refused, never waited on).
+        let text = crate::config::read_config_file(path)
             .map_err(|e| format!("{}: cannot read trust policy: {e}", path.display()))?;
         Policy::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
@@ -152,28 +153,10 @@ fn opt_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Ut
     time(d).map(Some)
 }
 
-/// Glob match with `*` (any run of characters), case-insensitive (host names).
+/// Host pattern match: the shared shell wildcard (`*` any run, `?` one character),
+/// case-insensitive (host names).
 fn matches(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
-    let n: Vec<char> = name.to_ascii_lowercase().chars().collect();
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == n[ni] {
-            pi += 1;
-            ni += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+    evident_collectors::read::wildcard(&pattern.to_ascii_lowercase(), &name.to_ascii_lowercase())
 }
 
 #[cfg(test)]
