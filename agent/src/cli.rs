@@ -20,16 +20,39 @@ struct Cli {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, global = true, default_value = "warn", env = "EVIDENT_LOG")]
     log_level: String,
-    /// Log format: text or json (one JSON object per line).
+    /// Log format: text, or json (one JSON object per line).
     #[arg(
         long,
         global = true,
-        default_value = "text",
+        value_enum,
+        default_value_t = LogFormat::Text,
         env = "EVIDENT_LOG_FORMAT"
     )]
-    log_format: String,
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `report --format`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    /// The readiness report as JSON.
+    Json,
+    /// A self-contained HTML dashboard.
+    Html,
+    /// Prometheus text exposition (for a textfile collector).
+    Prometheus,
+    /// An OSCAL 1.1.2 assessment-results document.
+    Oscal,
 }
 
 #[derive(Subcommand)]
@@ -82,9 +105,9 @@ enum Command {
         /// State at this date (end of day) or time; default now.
         #[arg(long)]
         at: Option<String>,
-        /// json, html, prometheus or oscal.
-        #[arg(long, default_value = "json")]
-        format: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
         /// Write to this file instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -196,7 +219,7 @@ pub fn main() -> ExitCode {
         Command::Run { once: false } if cli.log_level == "warn" => "info",
         _ => cli.log_level.as_str(),
     };
-    init_logging(default_level, cli.log_format == "json");
+    init_logging(default_level, cli.log_format == LogFormat::Json);
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -399,10 +422,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = config_or_exit!(cli);
             let trust = usage!(load_trust(trust.as_deref()));
-            if !["json", "html", "prometheus", "oscal"].contains(&format.as_str()) {
-                eprintln!("evident: --format must be json, html, prometheus or oscal");
-                return Ok(ExitCode::from(2));
-            }
             if let Some(f) = framework
                 && !config.catalog.has_framework(f)
             {
@@ -435,11 +454,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 store: store.clone(),
             };
             let report = crate::report::build(&config, &verified, &opts);
-            let text = match format.as_str() {
-                "html" => crate::report::html::render(&report),
-                "prometheus" => crate::report::prometheus::render(&report),
-                "oscal" => serde_json::to_string_pretty(&crate::report::oscal::render(&report))?,
-                _ => serde_json::to_string_pretty(&report)?,
+            let text = match format {
+                ReportFormat::Html => crate::report::html::render(&report),
+                ReportFormat::Prometheus => crate::report::prometheus::render(&report),
+                ReportFormat::Oscal => {
+                    serde_json::to_string_pretty(&crate::report::oscal::render(&report))?
+                }
+                ReportFormat::Json => serde_json::to_string_pretty(&report)?,
             };
             match out {
                 Some(path) => {

@@ -1,7 +1,6 @@
 //! Host identity recorded in every record: host name, an app-specific machine id, OS, kernel,
 //! and pod/namespace/node when running in Kubernetes (from the downward API environment).
 
-use crate::evidence::keys::hex;
 use crate::evidence::record::Host;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,7 +31,7 @@ pub fn app_specific_id(machine_id: &str) -> Option<String> {
     id.copy_from_slice(&tag.as_ref()[..16]);
     id[6] = (id[6] & 0x0f) | 0x40;
     id[8] = (id[8] & 0x3f) | 0x80;
-    Some(hex(&id))
+    Some(hex::encode(id))
 }
 
 /// Where Kubernetes mounts the pod's service-account token.

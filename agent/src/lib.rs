@@ -9,8 +9,9 @@ pub mod cli;
 pub mod config;
 pub mod controls;
 pub mod daemon;
-pub mod durable;
 pub mod evidence;
+/// Durable file writes (shared with the collectors).
+pub use evident_collectors::base::durable;
 pub mod health;
 pub mod host;
 pub mod metrics;

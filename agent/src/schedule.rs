@@ -155,56 +155,28 @@ fn weekday_names(field: &str) -> Result<String, String> {
     Ok(names.join(","))
 }
 
-/// Parses a duration such as `90s`, `15m`, `1h30m`, `500ms` or `2d`.
+/// Parses a duration such as `90s`, `15m`, `1h30m`, `500ms` or `2d` (humantime's grammar;
+/// a value too large for a duration is an error, never a wrap-around).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration `{s}` (use e.g. 30s, 15m, 1h30m, 500ms, 2d)");
-    let too_long = || format!("duration `{s}` is too long");
-    let s = s.trim();
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Some(Duration::from_millis(n)),
-            "s" => Some(Duration::from_secs(n)),
-            "m" => n.checked_mul(60).map(Duration::from_secs),
-            "h" => n.checked_mul(3600).map(Duration::from_secs),
-            "d" => n.checked_mul(86400).map(Duration::from_secs),
-            _ => return Err(bad()),
-        }
-        .ok_or_else(too_long)?;
-        total = total.checked_add(unit).ok_or_else(too_long)?;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration `{s}` (use e.g. 30s, 15m, 1h30m, 500ms, 2d): {e}"))
 }
 
-/// Formats a duration the way [`parse_duration`] reads it.
+/// Formats a duration the way [`parse_duration`] reads it (`1h30m`, `366d`, `500ms`).
+///
+/// Kept by hand: humantime's formatter counts months of 30.44 days and years of 365.25, so
+/// `366d` would read `1year 18h`; config limits and schedules are whole days.
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
     if d.subsec_millis() != 0 && s < 60 {
         return format!("{}ms", d.as_millis());
     }
     let (days, h, m, sec) = (s / 86400, s % 86400 / 3600, s % 3600 / 60, s % 60);
-    let mut out = String::new();
-    for (n, u) in [(days, "d"), (h, "h"), (m, "m"), (sec, "s")] {
-        if n > 0 {
-            out.push_str(&format!("{n}{u}"));
-        }
-    }
+    let out: String = [(days, "d"), (h, "h"), (m, "m"), (sec, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
     if out.is_empty() {
         "0s".to_string()
     } else {
@@ -303,10 +275,11 @@ mod tests {
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172800)));
         assert!(parse_duration("15").is_err());
         assert!(parse_duration("m").is_err());
-        assert!(parse_duration("5 minutes").is_err());
+        assert_eq!(parse_duration("5 minutes"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("99999999999999999999d").is_err());
         assert!(parse_duration("1000000000000000d").is_err());
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_secs(366 * 86400)), "366d");
     }
 }
 

@@ -157,5 +157,5 @@ pub fn random_id() -> String {
     let mut b = [0u8; 16];
     // SystemRandom only fails if the OS has no entropy source at all.
     let _ = aws_lc_rs::rand::fill(&mut b);
-    super::keys::hex(&b)
+    hex::encode(b)
 }

@@ -6,20 +6,11 @@
 use super::{ControlReport, Readiness, Report};
 use serde_json::{Value, json};
 
+/// A random (version 4) UUID, from the one crypto stack's random generator.
 fn uuid() -> String {
     let mut b = [0u8; 16];
     let _ = aws_lc_rs::rand::fill(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = crate::evidence::keys::hex(&b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
 }
 
 /// OSCAL control id: `ISO27001:2022/A.8.24` -> `iso27001-2022_a.8.24` (token-safe).

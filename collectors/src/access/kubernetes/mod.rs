@@ -26,6 +26,7 @@
 //! secret data (Secrets are never read, only names referenced by pod specs), environment
 //! variable values, annotations.
 
+use crate::base::http::BodyError;
 use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -190,24 +191,19 @@ impl Api {
         let mut resp = req
             .send()
             .await
-            .map_err(|e| CallError::Failed("connect".into(), describe(&e)))?;
+            .map_err(|e| CallError::Failed("connect".into(), crate::base::http::error_chain(&e)))?;
         let status = resp.status().as_u16();
-        let mut bytes = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    if (bytes.len() + c.len()) as u64 > self.max_bytes {
-                        return Err(CallError::Failed(
-                            "too_large".into(),
-                            format!("answer exceeds the limit of {} bytes", self.max_bytes),
-                        ));
-                    }
-                    bytes.extend_from_slice(&c);
+        let bytes = crate::base::http::read_body(&mut resp, self.max_bytes)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge(max) => CallError::Failed(
+                    "too_large".into(),
+                    format!("answer exceeds the limit of {max} bytes"),
+                ),
+                BodyError::Read(e) => {
+                    CallError::Failed("read".into(), crate::base::http::error_chain(&e))
                 }
-                Ok(None) => break,
-                Err(e) => return Err(CallError::Failed("read".into(), describe(&e))),
-            }
-        }
+            })?;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let message = value["message"].as_str().unwrap_or_default().to_string();
         match status {
@@ -234,7 +230,7 @@ impl Api {
             let mut url = format!("{path}?limit={page_size}");
             if let Some(t) = &token {
                 url.push_str("&continue=");
-                url.push_str(&encode(t));
+                url.push_str(&crate::base::http::query_value(t));
             }
             let mut page = self.call(reqwest::Method::GET, &url, None).await?;
             if let Some(Value::Array(a)) = page.get_mut("items").map(Value::take) {
@@ -250,30 +246,6 @@ impl Api {
         }
         Ok((items, true))
     }
-}
-
-/// Percent-encodes a query value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
 }
 
 /// Denied calls and errors met on the way.
@@ -492,7 +464,12 @@ fn connect(config: &Config) -> Result<(Api, String, bool), CollectError> {
         .timeout(timeout)
         .no_proxy()
         .build()
-        .map_err(|e| CollectError::Invalid(format!("HTTP client: {}", describe(&e))))?;
+        .map_err(|e| {
+            CollectError::Invalid(format!(
+                "HTTP client: {}",
+                crate::base::http::error_chain(&e)
+            ))
+        })?;
     Ok((
         Api {
             base,
@@ -934,10 +911,5 @@ mod tests {
         assert!(!wildcard_rule(
             &json!({"verbs": ["*"], "resources": ["pods"]})
         ));
-    }
-
-    #[test]
-    fn query_values_are_encoded() {
-        assert_eq!(encode("a b/c=="), "a%20b%2Fc%3D%3D");
     }
 }

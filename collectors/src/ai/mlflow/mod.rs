@@ -24,6 +24,7 @@
 //! Never collects: tokens, passwords (read at collection time, sent only as HTTP auth, never
 //! recorded), run parameters, artifacts, user credentials in URIs (removed from every URI).
 
+use crate::base::http::BodyError;
 use crate::util::now;
 use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
@@ -280,18 +281,6 @@ fn userinfo(uri: &str) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn read_secret(path: &Path) -> Result<String, CollectError> {
     let text = crate::read::text(path, 64 * 1024)?;
     Ok(text.lines().next().unwrap_or_default().trim().to_string())
@@ -349,7 +338,7 @@ impl Api<'_> {
         }
         let q: Vec<String> = query
             .iter()
-            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+            .map(|(k, v)| format!("{k}={}", crate::base::http::query_value(v)))
             .collect();
         let url = format!("{}/api/2.0/mlflow/{path}?{}", self.base, q.join("&"));
         let shown = format!("GET /api/2.0/mlflow/{path}");
@@ -368,28 +357,15 @@ impl Api<'_> {
                 .await
                 .map_err(|e| request_error(&shown, &e, limit))?;
             let status = resp.status();
-            if let Some(len) = resp.content_length()
-                && len > max
-            {
-                return Err(CollectError::TooLarge {
-                    what: format!("response to {shown}"),
-                    limit: max,
-                });
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp
-                .chunk()
+            let body = crate::base::http::read_body(&mut resp, max)
                 .await
-                .map_err(|e| request_error(&shown, &e, limit))?
-            {
-                if (body.len() + chunk.len()) as u64 > max {
-                    return Err(CollectError::TooLarge {
+                .map_err(|e| match e {
+                    BodyError::TooLarge(limit) => CollectError::TooLarge {
                         what: format!("response to {shown}"),
-                        limit: max,
-                    });
-                }
-                body.extend_from_slice(&chunk);
-            }
+                        limit,
+                    },
+                    BodyError::Read(e) => request_error(&shown, &e, limit),
+                })?;
             if !status.is_success() {
                 let text = String::from_utf8_lossy(&body);
                 let reason: String = text
@@ -419,21 +395,10 @@ fn request_error(shown: &str, e: &reqwest::Error, limit: Duration) -> CollectErr
     if e.is_timeout() {
         CollectError::Timeout(limit)
     } else if e.is_connect() {
-        CollectError::Unavailable(format!("{shown}: {}", error_chain(e)))
+        CollectError::Unavailable(format!("{shown}: {}", crate::base::http::error_chain(e)))
     } else {
-        CollectError::Invalid(format!("{shown}: {}", error_chain(e)))
+        CollectError::Invalid(format!("{shown}: {}", crate::base::http::error_chain(e)))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 fn client(s: &ServerConfig, config: &Config) -> Result<reqwest::Client, CollectError> {
@@ -1000,25 +965,16 @@ pub fn diff(old: &Value, new: &Value) -> Vec<Value> {
 
 fn server_hash(uri: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, uri.as_bytes());
-    d.as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&d.as_ref()[..12])
 }
 
 /// Writes a file durably: temp file, fsync, rename, fsync of the directory.
+/// The state file, written durably in a private directory.
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        crate::base::durable::create_dir_private(dir)?;
     }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::base::durable::write(path, bytes, 0o600)
 }
 
 fn history(ctx: &Context, uri: &str, models: &[Value]) -> History {

@@ -260,10 +260,6 @@ pub fn card(text: &str) -> Value {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// SHA-256 of a file in 1 MiB chunks, at most `limit` bytes (else `Ok(None)`).
 fn sha256(path: &std::path::Path, limit: u64) -> Result<Option<String>, CollectError> {
     let io = |e: std::io::Error| CollectError::Io {
@@ -286,7 +282,7 @@ fn sha256(path: &std::path::Path, limit: u64) -> Result<Option<String>, CollectE
         }
         ctx.update(&buf[..n]);
     }
-    Ok(Some(hex(ctx.finish().as_ref())))
+    Ok(Some(hex::encode(ctx.finish().as_ref())))
 }
 
 fn observe(ctx: &Context, config: &Config) -> Value {

@@ -327,7 +327,7 @@ fn describe(der: &[u8]) -> Value {
         "signature_algorithm": sig_name,
         "ca": ca,
         "self_signed": cert.subject().as_raw() == cert.issuer().as_raw(),
-        "sha256": digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "sha256": hex::encode(digest.as_ref()),
     })
 }
 

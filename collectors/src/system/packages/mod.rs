@@ -92,11 +92,7 @@ fn digest(list: &[Package]) -> String {
     for p in list {
         ctx.update(format!("{} {} {}\n", p.name, p.version, p.arch).as_bytes());
     }
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(ctx.finish().as_ref())
 }
 
 fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> {
