@@ -339,16 +339,8 @@ fn listen_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::net::Socke
     })
 }
 
-/// Signature algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Algorithm {
-    /// Ed25519 (default).
-    #[default]
-    Ed25519,
-    /// ECDSA over P-256 with SHA-256 (what KMS-backed signing uses).
-    EcdsaP256,
-}
+/// Signature algorithm (defined with the keys).
+pub use crate::evidence::keys::Algorithm;
 
 /// `[signing]`.
 #[derive(Debug, Clone, Default, Deserialize)]

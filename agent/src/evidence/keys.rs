@@ -4,7 +4,6 @@
 //! hex SHA-256 of its SPKI DER, which standard DSSE verifiers (securesystemslib, cosign with
 //! a PEM key) can compute on their own.
 
-use crate::config::Algorithm;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey};
@@ -12,6 +11,17 @@ use base64::Engine;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{PrivatePkcs8KeyDer, SubjectPublicKeyInfoDer};
 use std::path::Path;
+
+/// Signature algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// Ed25519 (default).
+    #[default]
+    Ed25519,
+    /// ECDSA over P-256 with SHA-256 (what KMS-backed signing uses).
+    EcdsaP256,
+}
 
 /// Key problems (always naming the path where there is one).
 #[derive(Debug, thiserror::Error)]

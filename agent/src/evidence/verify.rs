@@ -335,7 +335,7 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         .flatten()
     {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !crate::sinks::file::STORE_ENTRIES.contains(&name.as_str()) && !name.starts_with('.') {
+        if !store::STORE_ENTRIES.contains(&name.as_str()) && !name.starts_with('.') {
             problems.push(Problem {
                 key: name,
                 message: "foreign file: not part of an Evident store".into(),

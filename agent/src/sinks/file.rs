@@ -11,8 +11,7 @@ pub struct FileSink {
     root: PathBuf,
 }
 
-/// Top-level entries an Evident store may hold.
-pub const STORE_ENTRIES: &[&str] = &["records", "index", "keys", "heads", "README.txt"];
+pub use crate::store::STORE_ENTRIES;
 
 impl FileSink {
     /// A store directory. Nothing is touched until the first write, so a store that is not
