@@ -17,6 +17,7 @@ pub mod base;
 pub mod encryption;
 pub mod exec;
 pub mod logging;
+pub mod monitoring;
 pub mod parse;
 pub mod read;
 pub mod system;
@@ -198,6 +199,7 @@ pub const REGISTRY: &[Registration] = &[
     ai::mlflow::REGISTRATION,
     ai::model_cards::REGISTRATION,
     ai::inventory::REGISTRATION,
+    monitoring::prometheus::REGISTRATION,
     exec::REGISTRATION,
 ];
 

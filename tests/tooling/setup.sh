@@ -5,6 +5,7 @@
 #     verifier), moto's S3 server and boto3 (a second S3 client), and MLflow (a real
 #     tracking server for the AI registry tests; ~3 min and ~850 MB on first install)
 #   - Chromium (Debian package) for the dashboard's browser test
+#   - prometheus and prometheus-alertmanager (Debian) for the monitoring collector's test
 #   - s3s-fs (a second, independent S3-compatible server with real SigV4) under
 #     $EVIDENT_TOOLS/bin, built from crates.io
 # Under CI=true any failure here fails the run (set -e); tests never skip silently there.
@@ -56,4 +57,14 @@ else
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends openssh-server sudo openssl systemd util-linux > /dev/null
+fi
+
+# Monitoring servers of tests/tests/monitoring.rs (started on 127.0.0.1 by the test itself).
+if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/prometheus-alertmanager ]; then
+  echo "test tooling: prometheus and prometheus-alertmanager are installed"
+else
+  echo "test tooling: installing prometheus and prometheus-alertmanager (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager > /dev/null
 fi
