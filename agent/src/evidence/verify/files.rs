@@ -1,0 +1,63 @@
+//! Reading a store directory: listing without following symlinks, bounded reads.
+
+use super::Problem;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Largest envelope `verify` reads (a hostile store cannot make it run out of memory).
+pub(super) const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// `p` relative to the store root, as a store key.
+pub(super) fn rel(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Lists the regular files under `dir`; anything else is a problem.
+pub(super) fn walk(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>, root: &Path) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(Problem {
+                key: rel(root, dir),
+                message: format!("cannot list: {e}"),
+            });
+            return;
+        }
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => walk(&p, out, problems, root),
+            Ok(t) if t.is_file() => out.push(p),
+            _ => problems.push(Problem {
+                key: rel(root, &p),
+                message: "not a regular file (symlink or special file) in the store".into(),
+            }),
+        }
+    }
+}
+
+/// Reads a file, refusing files over [`MAX_RECORD_BYTES`].
+pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    read_into(path, &mut buf)?;
+    Ok(buf)
+}
+
+/// Reads a file into a reused buffer, refusing files over [`MAX_RECORD_BYTES`].
+pub(super) fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), String> {
+    buf.clear();
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    f.take(MAX_RECORD_BYTES + 1)
+        .read_to_end(buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() as u64 > MAX_RECORD_BYTES {
+        return Err(format!(
+            "larger than {MAX_RECORD_BYTES} bytes: not an Evident record"
+        ));
+    }
+    Ok(())
+}
