@@ -85,7 +85,7 @@ const README: &str = "This directory is an Evident evidence store.\n\
 records/  signed DSSE envelopes (in-toto Statement v1), content-addressed, partitioned by date and host\n\
 index/    JSON lines listing every record (key, digest, collector, controls, check status)\n\
 keys/     public keys of the agents that signed the records\n\
-heads/    the latest signed checkpoint of each agent\n\
+heads/    the latest signed checkpoint of each agent, and every published checkpoint (never replaced)\n\
 Check it with: evident verify <this directory>\n";
 
 impl Sink for FileSink {
@@ -127,6 +127,17 @@ impl Sink for FileSink {
 
     fn put_head<'a>(&'a self, head: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
+            let s = &head.summary;
+            // The immutable head first: written once, an existing one must hold these bytes.
+            self.write(
+                &self.root.join(store::checkpoint_head_key(
+                    &s.agent.id,
+                    &s.chain,
+                    s.sequence,
+                )),
+                &head.bytes,
+                false,
+            )?;
             let path = self.root.join(store::head_key(&head.summary.agent.id));
             if let Ok(existing) = std::fs::read(&path)
                 && let Ok(current) = Outgoing::from_bytes(existing)

@@ -1,7 +1,9 @@
-//! Reading a store directory: listing without following symlinks, bounded reads.
+//! Reading a store directory: no symlink is followed anywhere (entries are classified with
+//! `lstat`; a symlink or special file is a problem), reads are bounded.
 
 use super::Problem;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Largest envelope `verify` reads (a hostile store cannot make it run out of memory).
@@ -50,7 +52,16 @@ pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
 /// Reads a file into a reused buffer, refusing files over [`MAX_RECORD_BYTES`].
 pub(super) fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), String> {
     buf.clear();
+    let link = std::fs::symlink_metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !link.file_type().is_file() {
+        return Err("not a regular file (symlink or special file) in the store".into());
+    }
     let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    // The file opened is the one listed (not a symlink swapped in since).
+    let opened = f.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if (opened.dev(), opened.ino()) != (link.dev(), link.ino()) {
+        return Err("replaced while being read (symlink or rename race)".into());
+    }
     f.take(MAX_RECORD_BYTES + 1)
         .read_to_end(buf)
         .map_err(|e| format!("cannot read: {e}"))?;
@@ -60,4 +71,28 @@ pub(super) fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The top-level store directory `name` under `root`, if it is there as a real directory (a
+/// symlink or a file in its place is a problem).
+pub(super) fn store_dir(root: &Path, name: &str, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    let p = root.join(name);
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.file_type().is_dir() => Some(p),
+        Ok(_) => {
+            problems.push(Problem {
+                key: name.to_string(),
+                message: "not a directory (symlink, file or special file) in the store".into(),
+            });
+            None
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            problems.push(Problem {
+                key: name.to_string(),
+                message: format!("cannot read: {e}"),
+            });
+            None
+        }
+    }
 }

@@ -1,19 +1,70 @@
-//! The index: every line must point at a record that exists, with the record's digest.
+//! The index: every line points at a record that exists, lies in that record's partition
+//! and agent file, and says what the record says (digest, agent, chain, sequence, kind,
+//! collector, host, time, controls, worst status, each check's status). Every valid record
+//! is listed.
 
 use super::Problem;
 use super::files::{read_bounded, rel, walk};
 use super::records::Checked;
-use crate::store::IndexEntry;
-use std::collections::HashMap;
+use crate::store::{self, IndexEntry, Summary};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-/// Checks every index file against the records.
-pub(super) fn check(root: &Path, by_key: &HashMap<&str, &Checked>, problems: &mut Vec<Problem>) {
-    if !root.join("index").is_dir() {
-        return;
+/// A value as JSON (how the index line shows it).
+fn show<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// The fields of an index line that differ from its record.
+fn differences(e: &IndexEntry, c: &Checked, s: &Summary) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = |name: &str, index: String, record: String| {
+        if index != record {
+            out.push(format!(
+                "{name} is {index} in the index but {record} in the record"
+            ));
+        }
+    };
+    if !c.digest.is_empty() {
+        field("digest", show(&e.digest), show(&c.digest));
     }
+    field("agent", show(&e.agent), show(&s.agent.id));
+    field("chain", show(&e.chain), show(&s.chain));
+    field("sequence", show(&e.sequence), show(&s.sequence));
+    field("kind", show(&e.kind), show(&s.kind));
+    field(
+        "collector",
+        show(&e.collector.as_deref()),
+        show(&s.collector.as_ref().map(|c| c.id.as_str())),
+    );
+    field("host", show(&e.host), show(&s.host.hostname));
+    field("collected_at", show(&e.collected_at), show(&s.collected_at));
+    field("controls", show(&e.controls), show(&s.controls));
+    field("status", show(&e.status), show(&s.status()));
+    let checks: std::collections::BTreeMap<&str, &crate::checks::Status> = s
+        .checks
+        .iter()
+        .map(|c| (c.id.as_str(), &c.status))
+        .collect();
+    let listed: std::collections::BTreeMap<&str, &crate::checks::Status> =
+        e.checks.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    field("checks", show(&listed), show(&checks));
+    out
+}
+
+/// Checks every index file against the records, and that every valid record is indexed.
+pub(super) fn check(
+    root: &Path,
+    dir: Option<&Path>,
+    checked: &[Checked],
+    by_key: &HashMap<&str, &Checked>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut listed: HashSet<String> = HashSet::new();
     let mut index_files = Vec::new();
-    walk(&root.join("index"), &mut index_files, problems, root);
+    if let Some(dir) = dir {
+        walk(dir, &mut index_files, problems, root);
+    }
     for p in index_files {
         let ikey = rel(root, &p);
         if !ikey.ends_with(".jsonl") {
@@ -33,33 +84,71 @@ pub(super) fn check(root: &Path, by_key: &HashMap<&str, &Checked>, problems: &mu
                 continue;
             }
         };
+        let file = ikey.rsplit('/').next().unwrap_or("");
         for (n, line) in text
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            match serde_json::from_str::<IndexEntry>(line) {
-                Ok(entry) => match by_key.get(entry.key.as_str()) {
-                    None => problems.push(Problem {
+            let at = format!("{ikey}:{}", n + 1);
+            let entry = match serde_json::from_str::<IndexEntry>(line) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    problems.push(Problem {
+                        key: ikey.clone(),
+                        message: format!("line {}: not an index entry: {e}", n + 1),
+                    });
+                    continue;
+                }
+            };
+            let Some(c) = by_key.get(entry.key.as_str()) else {
+                problems.push(Problem {
+                    key: entry.key.clone(),
+                    message: format!("record listed in the index ({at}) is missing"),
+                });
+                continue;
+            };
+            listed.insert(entry.key.clone());
+            let Some(s) = &c.summary else {
+                // Not a valid record: its own problem is reported; the digest still counts.
+                if !c.digest.is_empty() && c.digest != entry.digest {
+                    problems.push(Problem {
                         key: entry.key.clone(),
-                        message: format!(
-                            "record listed in the index ({ikey}:{}) is missing",
-                            n + 1
-                        ),
-                    }),
-                    Some(c) if c.digest != entry.digest && !c.digest.is_empty() => {
-                        problems.push(Problem {
-                            key: entry.key.clone(),
-                            message: format!("digest differs from the index ({ikey}:{})", n + 1),
-                        })
-                    }
-                    _ => {}
-                },
-                Err(e) => problems.push(Problem {
-                    key: ikey.clone(),
-                    message: format!("line {}: not an index entry: {e}", n + 1),
-                }),
+                        message: format!("digest differs from the index ({at})"),
+                    });
+                }
+                continue;
+            };
+            let diff = differences(&entry, c, s);
+            if !diff.is_empty() {
+                problems.push(Problem {
+                    key: entry.key.clone(),
+                    message: format!(
+                        "index line {at} differs from the record: {}",
+                        diff.join("; ")
+                    ),
+                });
             }
+            let partition = format!("index/{}/", store::partition(s));
+            if !ikey.starts_with(&partition)
+                || !file.starts_with(&format!("{}-", store::segment(&s.agent.id)))
+            {
+                problems.push(Problem {
+                    key: entry.key.clone(),
+                    message: format!(
+                        "listed in {ikey}, not in an index file of its partition and agent ({partition}{}-...)",
+                        store::segment(&s.agent.id)
+                    ),
+                });
+            }
+        }
+    }
+    for c in checked {
+        if c.summary.is_some() && !listed.contains(&c.key) {
+            problems.push(Problem {
+                key: c.key.clone(),
+                message: "not in the index: `evident query` does not find this record".into(),
+            });
         }
     }
 }

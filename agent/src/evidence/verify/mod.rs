@@ -1,10 +1,24 @@
-//! `evident verify`: checks a store offline with nothing but the store itself.
+//! `evident verify`: checks a store offline with nothing but the store itself (and, with
+//! `--trust`, the auditor's policy).
 //!
-//! Every envelope: content address, DSSE signature against the published keys, payload
-//! schema, partition. Every chain: starts at 0 with a `chain_start`, no gap, no duplicate,
-//! every `previous` link; the published head (latest checkpoint) is present, so a cut-off
-//! tail is found. Every index line points at a record that exists. Signature checks run on
-//! all cores.
+//! - Files ([`files`]): no symlink is followed; anything but store files is a problem.
+//! - Every envelope ([`records`]): content address, DSSE signature against the published
+//!   keys, payload schema, ids (charset and length, see [`store::valid_id`]), partition.
+//!   Signature checks run on all cores; a failed worker is a problem.
+//! - Every chain ([`chains`]): starts at 0 with a `chain_start`, no gap, no duplicate, every
+//!   `previous` link; checkpoint claims (`records`, each collector's `last_sequence`,
+//!   `next_due`) hold; a `chain_start` naming a previous chain matches its last record, and
+//!   a later chain of an agent that names none is a problem. `--max-age` applies to each
+//!   agent's newest chain.
+//! - Every head ([`heads`]), the mutable pointer and the immutable per-checkpoint heads:
+//!   each is a checkpoint present in the store, so a tail cut is found while any head
+//!   beyond it remains; a head whose chain is gone, and a rolled-back pointer, are problems.
+//! - The index ([`index`]): every field of every line equals the record; every valid
+//!   record is listed.
+//! - Hosts: two agents writing records for one host are a problem unless a trust policy
+//!   enrolled both for it.
+//! - For `s3://` stores, what the version listing found (delete markers, overwritten
+//!   objects) comes in [`Options::listing`].
 
 mod chains;
 mod files;
@@ -72,6 +86,30 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Per collector and host: runs and the longest gap between them.
     pub collectors: Vec<CollectorGap>,
+    /// Hosts whose records come from more than one agent.
+    pub host_conflicts: Vec<HostConflict>,
+}
+
+/// A host claimed by more than one agent (each with its own key): a forged agent, or a
+/// reinstalled host. A problem unless the trust policy enrolled every one of them for it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HostConflict {
+    /// The host name.
+    pub host: String,
+    /// The agent ids with valid records for it.
+    pub agents: Vec<String>,
+    /// Whether the trust policy enrolled each of them for this host.
+    pub enrolled: bool,
+}
+
+/// What listing the store found outside the files themselves (`verify s3://`: delete
+/// markers, overwritten objects, no versioning).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Problems (keys relative to the store root).
+    pub problems: Vec<Problem>,
+    /// Notes.
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -95,6 +133,8 @@ pub struct Options {
     pub threads: Option<usize>,
     /// The auditor's trust policy; `None` trusts published keys on first sight.
     pub trust: Option<std::sync::Arc<crate::evidence::trust::Policy>>,
+    /// What listing the store found (the S3 version listing).
+    pub listing: Listing,
 }
 
 /// A record that passed every per-record check.
@@ -147,14 +187,26 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
                 key: name,
                 message: "foreign file: not part of an Evident store".into(),
             });
+        } else if e.file_type().is_ok_and(|t| t.is_symlink()) {
+            problems.push(Problem {
+                key: name,
+                message: "a symlink in the store (never followed)".into(),
+            });
         }
     }
+    let dir = |name: &str, problems: &mut Vec<Problem>| files::store_dir(root, name, problems);
+    let (keys_dir, records_dir, heads_dir, index_dir) = (
+        dir("keys", &mut problems),
+        dir("records", &mut problems),
+        dir("heads", &mut problems),
+        dir("index", &mut problems),
+    );
 
     // Keys.
     let mut keys = HashMap::new();
     let mut key_files = Vec::new();
-    if root.join("keys").is_dir() {
-        walk(&root.join("keys"), &mut key_files, &mut problems, root);
+    if let Some(d) = &keys_dir {
+        walk(d, &mut key_files, &mut problems, root);
     }
     for p in key_files {
         let key = rel(root, &p);
@@ -188,8 +240,8 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
     );
     // Records, checked in parallel.
     let mut files = Vec::new();
-    if root.join("records").is_dir() {
-        walk(&root.join("records"), &mut files, &mut problems, root);
+    if let Some(d) = &records_dir {
+        walk(d, &mut files, &mut problems, root);
     }
     let mut record_files = Vec::with_capacity(files.len());
     for p in files {
@@ -267,15 +319,32 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         .map(|(a, _)| a)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
-    let heads = heads::load(root, &keys, &mut problems);
-    let broken_chains = chains::check(&chains, &heads, opts, &mut report, &mut problems);
+    let mut broken_chains = chains::check(&chains, opts, &mut report, &mut problems);
+    let heads = heads::load(root, heads_dir.as_deref(), &keys, &mut problems);
+    heads::check(
+        &heads,
+        &chains,
+        &mut problems,
+        &mut report.notes,
+        &mut broken_chains,
+    );
 
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "verify: chains checked"
     );
     // Index.
-    index::check(root, &by_key, &mut problems);
+    index::check(root, index_dir.as_deref(), &checked, &by_key, &mut problems);
+    host_conflicts(&checked, &mut report, &mut problems);
+    for c in report.host_conflicts.iter().filter(|c| !c.enrolled) {
+        for (agent, chain) in chains.keys() {
+            if c.agents.contains(agent) {
+                broken_chains.insert((agent.clone(), chain.clone()));
+            }
+        }
+    }
+    problems.extend(opts.listing.problems.iter().cloned());
+    report.notes.extend(opts.listing.notes.iter().cloned());
 
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
@@ -340,6 +409,42 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         records,
         broken_chains,
     })
+}
+
+/// Hosts with valid records from more than one agent.
+fn host_conflicts(checked: &[Checked], report: &mut Report, problems: &mut Vec<Problem>) {
+    let mut agents: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for s in checked.iter().filter_map(|c| c.summary.as_ref()) {
+        agents
+            .entry(s.host.hostname.as_str())
+            .or_default()
+            .insert(s.agent.id.as_str());
+    }
+    for (host, ids) in agents.into_iter().filter(|(_, ids)| ids.len() > 1) {
+        let list: Vec<String> = ids.iter().map(|a| a.to_string()).collect();
+        let shown = ids.iter().map(|a| short(a)).collect::<Vec<_>>().join(", ");
+        // With a policy every record left was signed by a key enrolled for this host.
+        let enrolled = report.anchored;
+        if enrolled {
+            report.notes.push(format!(
+                "host {host} is claimed by {} agents ({shown}), each enrolled for it by the trust policy",
+                ids.len()
+            ));
+        } else {
+            problems.push(Problem {
+                key: format!("host={host}"),
+                message: format!(
+                    "host claimed by {} agents ({shown}), each with its own key: a forged agent, or a reinstalled host; bind agents to hosts with a trust policy (--trust)",
+                    ids.len()
+                ),
+            });
+        }
+        report.host_conflicts.push(HostConflict {
+            host: host.to_string(),
+            agents: list,
+            enrolled,
+        });
+    }
 }
 
 /// The first 12 characters of an id (never splits a character).

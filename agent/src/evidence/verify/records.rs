@@ -111,6 +111,13 @@ fn check_with(
     let mut valid = false;
     let mut unknown = Vec::new();
     for s in &env.signatures {
+        if !store::valid_keyid(&s.keyid) {
+            bad(format!(
+                "signature keyid `{}` is not 64 lowercase hex digits",
+                super::short(&s.keyid)
+            ));
+            return (digest, None);
+        }
         match keys.get(s.keyid.as_ref()) {
             Some(k) => {
                 scratch.sig.clear();
@@ -145,6 +152,10 @@ fn check_with(
             return (digest, None);
         }
     };
+    if let Some(why) = invalid_ids(&summary) {
+        bad(why);
+        return (digest, None);
+    }
     let expected = store::record_key(&summary, &digest);
     if expected != key {
         bad(format!(
@@ -153,6 +164,45 @@ fn check_with(
         return (digest, None);
     }
     (digest, Some(summary))
+}
+
+/// Why the ids of a record are not acceptable (see [`store::valid_id`]).
+pub(super) fn invalid_ids(s: &Summary) -> Option<String> {
+    let shown = |v: &str| super::short(v).to_string();
+    if !store::valid_id(&s.agent.id) {
+        return Some(format!(
+            "agent id `{}` is not 1-{} characters of [A-Za-z0-9_-]",
+            shown(&s.agent.id),
+            store::MAX_ID_LEN
+        ));
+    }
+    if !store::valid_id(&s.chain) {
+        return Some(format!(
+            "chain id `{}` is not 1-{} characters of [A-Za-z0-9_-]",
+            shown(&s.chain),
+            store::MAX_ID_LEN
+        ));
+    }
+    if !store::valid_hostname(&s.host.hostname) {
+        return Some(format!(
+            "host name `{}` is not 1-{} characters of [A-Za-z0-9._-] (not starting with . or -)",
+            shown(&s.host.hostname),
+            store::MAX_HOSTNAME_LEN
+        ));
+    }
+    if let Some(prev) = s
+        .chain_start
+        .as_ref()
+        .and_then(|c| c.previous_chain.as_deref())
+        && !store::valid_id(prev)
+    {
+        return Some(format!(
+            "previous chain id `{}` is not 1-{} characters of [A-Za-z0-9_-]",
+            shown(prev),
+            store::MAX_ID_LEN
+        ));
+    }
+    None
 }
 
 /// Checks every record file on `threads` workers; a worker that fails is a problem, never
