@@ -373,14 +373,16 @@ fn write_once(rel: &str) -> bool {
         || rel.strip_prefix("heads/").is_some_and(|r| r.contains('/'))
 }
 
-/// Lists every version under `prefix` (ListObjectVersions); `Err` when the server does not
-/// list versions.
+/// Lists every version under `prefix` (ListObjectVersions), and how many versions have no
+/// version id (written while versioning was off); `Err` when the server does not list
+/// versions.
 async fn list_versions(
     client: &Client,
     bucket: &str,
     prefix: &str,
-) -> Result<std::collections::BTreeMap<String, Versions>, String> {
+) -> Result<(std::collections::BTreeMap<String, Versions>, usize), String> {
     let mut out: std::collections::BTreeMap<String, Versions> = Default::default();
+    let mut unversioned = 0;
     let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
     loop {
         let page = client
@@ -396,6 +398,9 @@ async fn list_versions(
             let Some(k) = v.key() else { continue };
             let e = out.entry(k.to_string()).or_default();
             let etag = v.e_tag().unwrap_or("").to_string();
+            if v.version_id().is_none_or(|id| id == "null") {
+                unversioned += 1;
+            }
             if v.is_latest() == Some(true) {
                 e.current = Some((etag, v.size().unwrap_or(0)));
             } else {
@@ -412,7 +417,7 @@ async fn list_versions(
             }
         }
         if page.is_truncated() != Some(true) {
-            return Ok(out);
+            return Ok((out, unversioned));
         }
         key_marker = page.next_key_marker().map(str::to_string);
         version_marker = page.next_version_id_marker().map(str::to_string);
@@ -465,18 +470,27 @@ pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<Mirrored,
     };
     let bucket = &config.bucket;
     let mut found = Mirrored::default();
-    match client.get_bucket_versioning().bucket(bucket).send().await {
-        Ok(v) if v.status() == Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled) => {}
-        Ok(_) => found.notes.push(format!(
-            "s3://{bucket} has no versioning enabled: a deleted or overwritten object leaves no trace (enable versioning and Object Lock)"
-        )),
-        Err(e) => found.notes.push(format!(
-            "s3://{bucket}: versioning status not readable ({}): deleted objects may leave no trace",
-            describe(&e)
-        )),
-    }
+    let versioning = client
+        .get_bucket_versioning()
+        .bucket(bucket)
+        .send()
+        .await
+        .map(|v| v.status() == Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled));
     let listing = match list_versions(&client, bucket, &prefix).await {
-        Ok(l) => l,
+        Ok((l, unversioned)) => {
+            // Objects without a version id were written while versioning was off; the
+            // listing is the fallback when the status cannot be read.
+            match (versioning, unversioned) {
+                (Ok(false), _) | (Err(_), 1..) => found.notes.push(format!(
+                    "s3://{bucket} has no versioning enabled: a deleted or overwritten object leaves no trace (enable versioning and Object Lock)"
+                )),
+                (Ok(true), 1..) => found.notes.push(format!(
+                    "s3://{bucket}/{prefix}: {unversioned} object(s) were written before versioning was enabled: their deletion or overwrite would leave no trace"
+                )),
+                _ => {}
+            }
+            l
+        }
         Err(e) => {
             found.notes.push(format!(
                 "s3://{bucket}/{prefix}: object versions not listed ({e}): delete markers and overwritten objects cannot be seen"
