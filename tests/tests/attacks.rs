@@ -727,6 +727,20 @@ fn delete_marker_over_a_locked_record_and_overwrites_are_problems_on_s3() {
         &[rel, "deleted: a delete marker hides 1 version(s)"],
     );
 
+    // The immutable head deleted the same way: the delete marker shows.
+    let immutable = heads
+        .iter()
+        .find(|k| k.trim_start_matches("prod/heads/").contains('/'))
+        .expect("immutable head");
+    s3py(&endpoint, &["delete", "locked", immutable]);
+    assert_problem(
+        &verify_s3(dir.path(), &endpoint, "locked"),
+        &[
+            immutable.trim_start_matches("prod/"),
+            "deleted: a delete marker hides 1 version(s)",
+        ],
+    );
+
     // A record overwritten with other bytes (a new version over the locked one).
     let forged = dir.path().join("forged.json");
     fs::write(&forged, b"{}").expect("write");
