@@ -3,7 +3,7 @@
 
 use super::Problem;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Largest envelope `verify` reads (a hostile store cannot make it run out of memory).
@@ -52,15 +52,19 @@ pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
 /// Reads a file into a reused buffer, refusing files over [`MAX_RECORD_BYTES`].
 pub(super) fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), String> {
     buf.clear();
-    let link = std::fs::symlink_metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if !link.file_type().is_file() {
+    // Never through a symlink (O_NOFOLLOW), never blocking on a FIFO swapped in since the
+    // listing (O_NONBLOCK); only a regular file is read.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => "a symlink in the store (never followed)".to_string(),
+            _ => format!("cannot read: {e}"),
+        })?;
+    let meta = f.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.file_type().is_file() {
         return Err("not a regular file (symlink or special file) in the store".into());
-    }
-    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
-    // The file opened is the one listed (not a symlink swapped in since).
-    let opened = f.metadata().map_err(|e| format!("cannot read: {e}"))?;
-    if (opened.dev(), opened.ino()) != (link.dev(), link.ino()) {
-        return Err("replaced while being read (symlink or rename race)".into());
     }
     f.take(MAX_RECORD_BYTES + 1)
         .read_to_end(buf)

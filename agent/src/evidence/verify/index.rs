@@ -109,7 +109,7 @@ pub(super) fn check(
     by_key: &HashMap<&str, &Checked>,
     problems: &mut Vec<Problem>,
 ) {
-    let mut listed: HashSet<String> = HashSet::new();
+    let mut listed: HashSet<&str> = HashSet::with_capacity(checked.len());
     let mut index_files = Vec::new();
     if let Some(dir) = dir {
         walk(dir, &mut index_files, problems, root);
@@ -133,13 +133,13 @@ pub(super) fn check(
                 continue;
             }
         };
-        let file = ikey.rsplit('/').next().unwrap_or("");
+        let (ikey_dir, file) = ikey.rsplit_once('/').unwrap_or(("", &ikey));
         for (n, line) in text
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            let at = format!("{ikey}:{}", n + 1);
+            let at = || format!("{ikey}:{}", n + 1);
             let entry = match serde_json::from_str::<IndexEntry>(line) {
                 Ok(entry) => entry,
                 Err(e) => {
@@ -153,17 +153,17 @@ pub(super) fn check(
             let Some(c) = by_key.get(entry.key.as_str()) else {
                 problems.push(Problem {
                     key: entry.key.clone(),
-                    message: format!("record listed in the index ({at}) is missing"),
+                    message: format!("record listed in the index ({}) is missing", at()),
                 });
                 continue;
             };
-            listed.insert(entry.key.clone());
+            listed.insert(c.key.as_str());
             let Some(s) = &c.summary else {
                 // Not a valid record: its own problem is reported; the digest still counts.
                 if !c.digest.is_empty() && c.digest != entry.digest {
                     problems.push(Problem {
                         key: entry.key.clone(),
-                        message: format!("digest differs from the index ({at})"),
+                        message: format!("digest differs from the index ({})", at()),
                     });
                 }
                 continue;
@@ -173,15 +173,25 @@ pub(super) fn check(
                 problems.push(Problem {
                     key: entry.key.clone(),
                     message: format!(
-                        "index line {at} differs from the record: {}",
+                        "index line {} differs from the record: {}",
+                        at(),
                         diff.join("; ")
                     ),
                 });
             }
-            let partition = format!("index/{}/", store::partition(s));
-            if !ikey.starts_with(&partition)
-                || !file.starts_with(&format!("{}-", store::segment(&s.agent.id)))
+            // The record's key is `records/<partition>/<name>` (checked), and a valid agent
+            // id is its own path segment: no allocation per line.
+            let record_dir = c
+                .key
+                .strip_prefix("records/")
+                .and_then(|k| k.rsplit_once('/'))
+                .map(|(d, _)| d);
+            if ikey_dir.strip_prefix("index/") != record_dir
+                || file
+                    .strip_prefix(s.agent.id.as_str())
+                    .is_none_or(|r| !r.starts_with('-'))
             {
+                let partition = format!("index/{}/", store::partition(s));
                 problems.push(Problem {
                     key: entry.key.clone(),
                     message: format!(
@@ -193,7 +203,7 @@ pub(super) fn check(
         }
     }
     for c in checked {
-        if c.summary.is_some() && !listed.contains(&c.key) {
+        if c.summary.is_some() && !listed.contains(c.key.as_str()) {
             problems.push(Problem {
                 key: c.key.clone(),
                 message: "not in the index: `evident query` does not find this record".into(),
