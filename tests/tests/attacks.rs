@@ -170,14 +170,14 @@ fn head_whose_chain_has_no_records_left_is_a_problem() {
         &r,
         &[
             "the published head is checkpoint seq 6",
-            "the store holds no record of this chain (the chain was removed)",
+            "the store holds no valid record of this chain (the chain was removed)",
         ],
     );
     assert_problem(
         &r,
         &[
             "the immutable head is checkpoint seq 2",
-            "no record of this chain",
+            "no valid record of this chain",
         ],
     );
 }

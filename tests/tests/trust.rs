@@ -102,12 +102,31 @@ fn forged_agent_for_a_real_host_is_refused_with_a_policy() {
         .expect("problems")
         .iter()
         .filter(|p| {
-            p["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("which the trust policy does not enroll"))
+            p["key"].as_str().is_some_and(|k| k.starts_with("records/"))
+                && p["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("which the trust policy does not enroll"))
         })
         .count();
     assert_eq!(untrusted, total - real_records, "{}", r.stdout);
+    // The forger's heads are untrusted too, not compared with chains that do not count.
+    assert!(!r.stdout.contains("chain was removed"), "{}", r.stdout);
+    let untrusted_heads = v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter(|p| {
+            p["key"].as_str().is_some_and(|k| k.starts_with("heads/"))
+                && p["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("untrusted: "))
+        })
+        .count();
+    assert_eq!(
+        untrusted_heads, 2,
+        "pointer and immutable head: {}",
+        r.stdout
+    );
 
     // The report never counts them and says it is anchored.
     fs::write(dir.path().join("evident.toml"), "").expect("config");
@@ -197,9 +216,21 @@ fn revoked_key_and_wrong_binding_are_problems() {
         let r = evident(dir.path(), &["verify", &s, "--trust", &trust]);
         assert_eq!(r.code, 1, "{why}: {}", r.all());
         assert_eq!(
-            r.stdout.lines().filter(|l| l.contains(why)).count(),
+            r.stdout
+                .lines()
+                .filter(|l| l.starts_with("PROBLEM records/") && l.contains(why))
+                .count(),
             n,
             "{why}: every record refused: {}",
+            r.all()
+        );
+        assert_eq!(
+            r.stdout
+                .lines()
+                .filter(|l| l.starts_with("PROBLEM heads/") && l.contains(why))
+                .count(),
+            2,
+            "{why}: both heads (pointer and immutable) refused: {}",
             r.all()
         );
     }

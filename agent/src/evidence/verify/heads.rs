@@ -7,7 +7,7 @@
 
 use super::chains::Chains;
 use super::files::{read_bounded, rel, walk};
-use super::records::{check_envelope, invalid_ids};
+use super::records::check_envelope;
 use super::{Problem, short};
 use crate::evidence::keys::VerifyingKey;
 use crate::evidence::record::Kind;
@@ -33,11 +33,13 @@ pub(super) struct Head {
     pub(super) collected_at: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
-/// Reads and checks every file under `heads/`.
+/// Reads and checks every file under `heads/`; a head signed by a key the trust policy
+/// refuses is a problem and is not compared with the chains.
 pub(super) fn load(
     root: &Path,
     dir: Option<&Path>,
     keys: &HashMap<String, VerifyingKey>,
+    trust: Option<&crate::evidence::trust::Policy>,
     problems: &mut Vec<Problem>,
 ) -> Vec<Head> {
     let mut heads = Vec::new();
@@ -62,7 +64,7 @@ pub(super) fn load(
         };
         // Check the head's signature by checking it as if stored under its own key.
         let mut head_problems = Vec::new();
-        let (_, summary) = check_envelope(&o.key, &bytes, keys, &mut head_problems);
+        let (summary, signer) = check_envelope(&o.key, &bytes, keys, &mut head_problems);
         let Some(s) = summary else {
             problems.push(Problem {
                 key,
@@ -74,8 +76,13 @@ pub(super) fn load(
             });
             continue;
         };
-        if let Some(why) = invalid_ids(&s) {
-            problems.push(Problem { key, message: why });
+        if let Some(why) = trust.and_then(|policy| {
+            policy.refuse(&signer, &s.agent.id, &s.host.hostname, &s.collected_at)
+        }) {
+            problems.push(Problem {
+                key,
+                message: format!("untrusted: {why}"),
+            });
             continue;
         }
         let pointer = key == store::head_key(&s.agent.id);
@@ -118,7 +125,7 @@ pub(super) fn check(
         };
         let message = match chains.get(&(h.agent.clone(), h.chain.clone())) {
             None => Some(format!(
-                "{label}: {what} is checkpoint seq {}, but the store holds no record of this chain (the chain was removed)",
+                "{label}: {what} is checkpoint seq {}, but the store holds no valid record of this chain (the chain was removed)",
                 h.sequence
             )),
             Some(seqs) => {

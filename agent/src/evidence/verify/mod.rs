@@ -320,7 +320,13 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     let mut broken_chains = chains::check(&chains, opts, &mut report, &mut problems);
-    let heads = heads::load(root, heads_dir.as_deref(), &keys, &mut problems);
+    let heads = heads::load(
+        root,
+        heads_dir.as_deref(),
+        &keys,
+        opts.trust.as_deref(),
+        &mut problems,
+    );
     heads::check(
         &heads,
         &chains,

@@ -50,14 +50,17 @@ struct Scratch {
     signer: String,
 }
 
-/// Checks one envelope; returns its summary only when it is fully valid.
+/// Checks one envelope; returns its summary (only when it is fully valid) and the keyid of
+/// the signature that verified.
 pub(super) fn check_envelope(
     key: &str,
     bytes: &[u8],
     keys: &HashMap<String, VerifyingKey>,
     problems: &mut Vec<Problem>,
-) -> (String, Option<Summary>) {
-    check_with(key, bytes, keys, problems, &mut Scratch::default())
+) -> (Option<Summary>, String) {
+    let mut scratch = Scratch::default();
+    let (_, summary) = check_with(key, bytes, keys, problems, &mut scratch);
+    (summary, scratch.signer)
 }
 
 fn check_with(
