@@ -3,8 +3,9 @@
 //! For a 4 KB observation on this machine: sign per second (Ed25519 and ECDSA P-256),
 //! sign + durable spool per second (the real `Agent::append`: chain, sign, write temp,
 //! fsync, rename, fsync dir), and `verify` per second on one thread and on all cores over a
-//! generated store. `BENCH_RECORDS` sets the store size (default 50000); `BENCH_STORE_DIR`
-//! keeps that store for timing `evident verify` on it.
+//! generated store (records, index, a final checkpoint and its heads, as the agent writes
+//! them). `BENCH_RECORDS` sets the store size (default 50000); `BENCH_STORE_DIR` keeps that
+//! store for timing `evident verify` on it.
 //!
 //! Run: `cargo bench -p evident --bench evidence`
 
@@ -114,9 +115,35 @@ fn main() {
     );
     let t = Instant::now();
     let mut previous = None;
-    for seq in 0..records {
-        let Ok(env) = Envelope::sign(&predicate(seq, previous.clone(), &obs).to_payload(), &key)
-        else {
+    let mut batch = Vec::new();
+    let write = |key: &str, bytes: &[u8]| {
+        let path = store_dir.join(key);
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let _ = std::fs::write(&path, bytes);
+    };
+    // The records, their index (in batches, as the agent ships), and a final checkpoint
+    // with true claims published as the pointer and immutable head.
+    for seq in 0..=records {
+        let mut p = predicate(seq, previous.clone(), &obs);
+        if seq == records {
+            p.kind = evident::evidence::record::Kind::Checkpoint;
+            p.collector = None;
+            p.observation = None;
+            p.checkpoint = Some(evident::evidence::record::Checkpoint {
+                records: seq,
+                collectors: std::collections::BTreeMap::from([(
+                    "access.accounts".to_string(),
+                    evident::evidence::record::CollectorRun {
+                        last_sequence: seq.checked_sub(1),
+                        ..Default::default()
+                    },
+                )]),
+                next_due: None,
+            });
+        }
+        let Ok(env) = Envelope::sign(&p.to_payload(), &key) else {
             return;
         };
         let bytes = env.to_bytes();
@@ -124,12 +151,23 @@ fn main() {
         let Ok(out) = store::Outgoing::from_bytes(bytes) else {
             return;
         };
-        let path = store_dir.join(store::record_key(&out.summary, &digest));
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
+        write(&out.key, &out.bytes);
+        if seq == records {
+            let s = &out.summary;
+            write(&store::head_key(&s.agent.id), &out.bytes);
+            write(
+                &store::checkpoint_head_key(&s.agent.id, &s.chain, s.sequence),
+                &out.bytes,
+            );
         }
-        let _ = std::fs::write(&path, &out.bytes);
         previous = Some(digest);
+        batch.push(out);
+        if batch.len() == 1000 || seq == records {
+            for (k, body) in store::index_files(&batch) {
+                write(&k, &body);
+            }
+            batch.clear();
+        }
     }
     println!(
         "generated a {records}-record store in {:.1}s",

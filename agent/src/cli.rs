@@ -387,7 +387,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             max_age,
             trust,
         } => {
-            let opts = verify::Options {
+            let mut opts = verify::Options {
                 max_age: *max_age,
                 progress: true,
                 trust: usage!(load_trust(trust.as_deref())),
@@ -395,8 +395,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let started = std::time::Instant::now();
             // An S3 store is mirrored to a private temporary directory and verified exactly
-            // as a directory copy would be.
-            let (_mirror, dir) = usage!(open_store(store, endpoint, region, ""));
+            // as a directory copy would be, plus what its version listing shows.
+            let (_mirror, dir, listing) = usage!(open_store(store, endpoint, region, ""));
+            opts.listing = listing;
             let report = usage!(verify::verify_dir(&dir, &opts));
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -432,12 +433,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let (since, at) = (usage!(when(since, false)), usage!(when(at, true)));
-            let (_mirror, dir) = usage!(open_store(store, endpoint, region, ""));
+            let (_mirror, dir, listing) = usage!(open_store(store, endpoint, region, ""));
             let verified = match verify::verify_full(
                 &dir,
                 &verify::Options {
                     progress: true,
                     trust,
+                    listing,
                     ..Default::default()
                 },
             ) {
@@ -494,7 +496,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             region,
         } => {
             let (since, at) = (usage!(when(since, false)), usage!(when(at, true)));
-            let (_mirror, dir) = usage!(open_store(store, endpoint, region, "index"));
+            let (_mirror, dir, _) = usage!(open_store(store, endpoint, region, "index"));
             let q = crate::query::Query {
                 control: control.clone(),
                 host: host.clone(),
@@ -637,15 +639,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// A directory for a STORE argument: the directory itself, or a private temporary copy of
-/// `s3://bucket/prefix` (only `sub`, e.g. `index`, when given), removed when dropped.
+/// `s3://bucket/prefix` (only `sub`, e.g. `index`, when given), removed when dropped, with
+/// what the bucket's version listing found (delete markers, overwritten objects).
 fn open_store(
     store: &str,
     endpoint: &Option<String>,
     region: &Option<String>,
     sub: &str,
-) -> Result<(Option<tempfile::TempDir>, PathBuf), String> {
+) -> Result<(Option<tempfile::TempDir>, PathBuf, verify::Listing), String> {
     let Some(rest) = store.strip_prefix("s3://") else {
-        return Ok((None, PathBuf::from(store)));
+        return Ok((None, PathBuf::from(store), verify::Listing::default()));
     };
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let mirror = tempfile::Builder::new()
@@ -672,9 +675,13 @@ fn open_store(
         mirror.path().join(sub)
     };
     let rt = runtime().map_err(|e| e.to_string())?;
-    rt.block_on(crate::sinks::s3::mirror(&cfg, &dest))?;
+    let found = rt.block_on(crate::sinks::s3::mirror(&cfg, &dest))?;
     let root = mirror.path().to_path_buf();
-    Ok((Some(mirror), root))
+    let listing = verify::Listing {
+        problems: found.problems,
+        notes: found.notes,
+    };
+    Ok((Some(mirror), root, listing))
 }
 
 fn when(
@@ -700,6 +707,19 @@ fn print_verify(r: &verify::Report, store: &Path, elapsed: std::time::Duration) 
     }
     for n in &r.notes {
         println!("note: {n}");
+    }
+    for c in &r.host_conflicts {
+        println!(
+            "WARNING host {} is claimed by {} agents: {}{}",
+            verify::escape_control(&c.host),
+            c.agents.len(),
+            verify::escape_control(&c.agents.join(", ")),
+            if c.enrolled {
+                " (each enrolled for it by the trust policy)"
+            } else {
+                " (not anchored: a forged agent, or a reinstalled host)"
+            }
+        );
     }
     if !r.collectors.is_empty() {
         println!(

@@ -4,16 +4,18 @@
 //! records/date=YYYY-MM-DD/host=H/T<HHMMSS>Z-<what>-<digest12>.dsse.json   each envelope, once
 //! index/date=YYYY-MM-DD/host=H/<agent>-<first>-<last>.jsonl              one line per record
 //! keys/<keyid>.pub.pem                                                    public keys
-//! heads/<agent>.dsse.json                                                 latest checkpoint
+//! heads/<agent>.dsse.json                                                 latest checkpoint (a pointer)
+//! heads/<agent>/<chain>-<seq>.dsse.json                                   each published checkpoint, once
 //! ```
 //!
-//! Keys are content-addressed (the digest is the SHA-256 of the stored envelope bytes) and
+//! Ids are checked before they name anything ([`valid_id`], [`valid_hostname`],
+//! [`valid_keyid`]). Keys are content-addressed (the digest is the SHA-256 of the stored envelope bytes) and
 //! Hive-partitioned, so Athena, Trino, Spark or DuckDB can query the index as it lies.
 
 use crate::checks::Status;
 use crate::evidence::envelope::Envelope;
 use crate::evidence::keys::sha256_hex;
-use crate::evidence::record::{Checkpoint, Kind};
+use crate::evidence::record::{ChainStart, Checkpoint, Kind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -52,6 +54,9 @@ pub struct Summary {
     /// Checkpoint content.
     #[serde(default)]
     pub checkpoint: Option<Checkpoint>,
+    /// Chain start content.
+    #[serde(default)]
+    pub chain_start: Option<ChainStart>,
 }
 
 /// `agent.id`.
@@ -199,6 +204,46 @@ pub fn head_key(agent: &str) -> String {
     format!("heads/{}.dsse.json", segment(agent))
 }
 
+/// The immutable head of one checkpoint (written once, never replaced).
+pub fn checkpoint_head_key(agent: &str, chain: &str, sequence: u64) -> String {
+    format!(
+        "heads/{}/{}-{sequence:012}.dsse.json",
+        segment(agent),
+        segment(chain)
+    )
+}
+
+/// Longest agent or chain id.
+pub const MAX_ID_LEN: usize = 64;
+/// Longest host name (DNS).
+pub const MAX_HOSTNAME_LEN: usize = 253;
+
+/// An agent or chain id: 1 to [`MAX_ID_LEN`] characters of `[A-Za-z0-9_-]` (the agent makes
+/// 32 lowercase hex digits).
+pub fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_ID_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A host name: 1 to [`MAX_HOSTNAME_LEN`] characters of `[A-Za-z0-9._-]`, not starting with
+/// `.` or `-` (so it is its own partition segment, unchanged).
+pub fn valid_hostname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_HOSTNAME_LEN
+        && !s.starts_with(['.', '-'])
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A keyid: 64 lowercase hex digits (SHA-256 of the key's SPKI DER).
+pub fn valid_keyid(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Index file for a batch of records in one partition.
 pub fn index_key(partition: &str, agent: &str, first: u64, last: u64) -> String {
     format!(
@@ -326,5 +371,22 @@ mod tests {
         assert_eq!(segment("web-1.example.com"), "web-1.example.com");
         assert_eq!(segment(""), "_");
         assert_eq!(segment("a/b"), "a_b");
+    }
+
+    #[test]
+    fn ids_have_a_documented_charset_and_length() {
+        assert!(valid_id("0123456789abcdef0123456789abcdef"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("../x"));
+        assert!(!valid_id("é"));
+        assert!(!valid_id(&"a".repeat(65)));
+        assert!(valid_hostname("web-1.prod.example"));
+        assert!(!valid_hostname("web 1"));
+        assert!(!valid_hostname(".."));
+        assert!(!valid_hostname("-x"));
+        assert!(!valid_hostname("a\u{1b}[2K"));
+        assert!(valid_keyid(&"ab".repeat(32)));
+        assert!(!valid_keyid(&"AB".repeat(32)));
+        assert!(!valid_keyid("abc"));
     }
 }

@@ -1,6 +1,6 @@
 //! Generates stores for report tests and benches: several hosts (each its own agent, key and
 //! chain), days and collectors, with chosen failures and gaps, signed and laid out exactly
-//! as the agent does (records, index, keys, heads).
+//! as the agent does (records, index, keys, heads: the pointer and the immutable head).
 
 use chrono::{DateTime, Duration, Utc};
 use evident::checks::{CheckResult, Severity, Status};
@@ -8,7 +8,7 @@ use evident::config::Algorithm;
 use evident::evidence::envelope::Envelope;
 use evident::evidence::keys::SigningKey;
 use evident::evidence::record::{
-    AgentInfo, ChainStart, Checkpoint, CollectorInfo, Host, Kind, Predicate,
+    AgentInfo, ChainStart, Checkpoint, CollectorInfo, CollectorRun, Host, Kind, Predicate,
 };
 use evident::store::{self, Outgoing};
 use std::path::Path;
@@ -165,6 +165,7 @@ pub fn generate(
             gap: None,
         };
         let start = end - Duration::days(i64::from(days) - 1);
+        let mut runs: std::collections::BTreeMap<String, CollectorRun> = Default::default();
         let mut p = base(Kind::ChainStart, start - Duration::minutes(1));
         p.chain_start = Some(ChainStart {
             reason: "generated".into(),
@@ -205,12 +206,21 @@ pub fn generate(
                     },
                     controls: c.check_controls.iter().map(|s| s.to_string()).collect(),
                 }];
+                let when = p.collected_at.clone();
                 emit(p, &mut batch);
+                runs.insert(
+                    c.id.to_string(),
+                    CollectorRun {
+                        last_run: Some(when.clone()),
+                        last_success: Some(when),
+                        last_sequence: batch.last().map(|o| o.summary.sequence),
+                    },
+                );
             }
             let mut p = base(Kind::Checkpoint, at + Duration::seconds(30));
             p.checkpoint = Some(Checkpoint {
                 records: 0,
-                collectors: Default::default(),
+                collectors: runs.clone(),
                 next_due: None,
             });
             emit(p, &mut batch);
@@ -226,9 +236,15 @@ pub fn generate(
             .rev()
             .find(|o| o.summary.kind == Kind::Checkpoint)
         {
-            let path = root.join(store::head_key(&agent));
-            std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-            std::fs::write(path, &head.bytes).expect("head");
+            let s = &head.summary;
+            for key in [
+                store::head_key(&agent),
+                store::checkpoint_head_key(&agent, &s.chain, s.sequence),
+            ] {
+                let path = root.join(key);
+                std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+                std::fs::write(path, &head.bytes).expect("head");
+            }
         }
     }
     written

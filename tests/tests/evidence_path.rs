@@ -362,7 +362,8 @@ fn bad_state_and_keys_are_clear_errors_that_overwrite_nothing() {
         b"{ not json",
         "corrupt state must not be overwritten"
     );
-    // A deliberate reset is a signed record, and the store stays sound.
+    // A deliberate reset is a signed record. The corrupt state no longer names the chain
+    // it replaces, so verify says the link to the earlier history is missing (and only that).
     let r = evident(
         dir.path(),
         &["chain", "reset", "--reason", "state file corrupted by test"],
@@ -371,8 +372,15 @@ fn bad_state_and_keys_are_clear_errors_that_overwrite_nothing() {
     assert_eq!(once(dir.path()).code, 0);
     let store = dir.path().join("evidence");
     let v = verify(&store);
-    assert_eq!(v.code, 0, "{}", v.all());
+    assert_eq!(v.code, 1, "{}", v.all());
     assert!(v.stdout.contains("2 chain(s)"), "{}", v.stdout);
+    assert!(
+        v.stdout.contains("1 PROBLEM(S)")
+            && v.stdout
+                .contains("names no previous chain, but this agent has an earlier chain"),
+        "{}",
+        v.stdout
+    );
     let reset = records(&store)
         .into_iter()
         .map(|p| predicate(&p))

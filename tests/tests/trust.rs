@@ -57,10 +57,20 @@ fn forged_agent_for_a_real_host_is_refused_with_a_policy() {
     assert!(total > real_records);
     let s = store.display().to_string();
 
-    // Without a policy: integrity holds, and the output says plainly that nothing anchors it.
+    // Without a policy: integrity holds, the output says plainly that nothing anchors it,
+    // and the second agent claiming the host is a problem.
     let r = evident(dir.path(), &["verify", &s]);
-    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stdout.contains("NOT ANCHORED"), "{}", r.all());
+    assert!(
+        r.stdout.contains("1 PROBLEM(S)")
+            && r.stdout
+                .contains(&format!("PROBLEM host={host}: host claimed by 2 agents"))
+            && r.stdout
+                .contains(&format!("WARNING host {host} is claimed by 2 agents")),
+        "{}",
+        r.all()
+    );
     assert!(
         r.stdout.contains("2 key(s) trusted on first sight") && r.stdout.contains(&keyid),
         "{}",
@@ -69,6 +79,12 @@ fn forged_agent_for_a_real_host_is_refused_with_a_policy() {
     let j = evident(dir.path(), &["verify", &s, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&j.stdout).expect("json");
     assert_eq!(v["anchored"], false);
+    assert_eq!(v["host_conflicts"][0]["host"], host.as_str());
+    assert_eq!(v["host_conflicts"][0]["enrolled"], false);
+    assert_eq!(
+        v["host_conflicts"][0]["agents"].as_array().map(Vec::len),
+        Some(2)
+    );
 
     // With the auditor's policy enrolling only the real agent's key.
     let trust = policy(
@@ -86,12 +102,31 @@ fn forged_agent_for_a_real_host_is_refused_with_a_policy() {
         .expect("problems")
         .iter()
         .filter(|p| {
-            p["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("which the trust policy does not enroll"))
+            p["key"].as_str().is_some_and(|k| k.starts_with("records/"))
+                && p["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("which the trust policy does not enroll"))
         })
         .count();
     assert_eq!(untrusted, total - real_records, "{}", r.stdout);
+    // The forger's heads are untrusted too, not compared with chains that do not count.
+    assert!(!r.stdout.contains("chain was removed"), "{}", r.stdout);
+    let untrusted_heads = v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter(|p| {
+            p["key"].as_str().is_some_and(|k| k.starts_with("heads/"))
+                && p["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("untrusted: "))
+        })
+        .count();
+    assert_eq!(
+        untrusted_heads, 2,
+        "pointer and immutable head: {}",
+        r.stdout
+    );
 
     // The report never counts them and says it is anchored.
     fs::write(dir.path().join("evident.toml"), "").expect("config");
@@ -112,6 +147,11 @@ fn forged_agent_for_a_real_host_is_refused_with_a_policy() {
     assert_eq!(v["anchored"], true);
     assert_eq!(v["untrusted"], (total - real_records) as u64);
     assert_eq!(v["rejected"]["records"], (total - real_records) as u64);
+    assert_eq!(
+        v["host_conflicts"],
+        serde_json::json!([]),
+        "the forger does not count"
+    );
     let html = evident(
         dir.path(),
         &[
@@ -128,6 +168,12 @@ fn forged_agent_for_a_real_host_is_refused_with_a_policy() {
     assert!(
         html.stdout.contains("NOT ANCHORED"),
         "no banner without a policy"
+    );
+    assert!(
+        html.stdout.contains(&format!(
+            "class=\"host-conflict\" style=\"margin:0;padding:8px 24px;background:#ffd8d3;color:#a40e26;font-weight:600\">Host {host} is claimed by 2 agents"
+        )),
+        "a red line for the host claimed twice"
     );
 }
 
@@ -170,9 +216,21 @@ fn revoked_key_and_wrong_binding_are_problems() {
         let r = evident(dir.path(), &["verify", &s, "--trust", &trust]);
         assert_eq!(r.code, 1, "{why}: {}", r.all());
         assert_eq!(
-            r.stdout.lines().filter(|l| l.contains(why)).count(),
+            r.stdout
+                .lines()
+                .filter(|l| l.starts_with("PROBLEM records/") && l.contains(why))
+                .count(),
             n,
             "{why}: every record refused: {}",
+            r.all()
+        );
+        assert_eq!(
+            r.stdout
+                .lines()
+                .filter(|l| l.starts_with("PROBLEM heads/") && l.contains(why))
+                .count(),
+            2,
+            "{why}: both heads (pointer and immutable) refused: {}",
             r.all()
         );
     }

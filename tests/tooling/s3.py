@@ -7,6 +7,7 @@ Usage: s3.py ENDPOINT COMMAND ARGS...
   put BUCKET KEY FILE                -> overwrite an object
   checksum BUCKET KEY                -> the stored x-amz-checksum-sha256 (or "none")
   delete-versions BUCKET KEY         -> tries to delete every version; prints "denied N" / "deleted N"
+  delete BUCKET KEY                  -> a plain DeleteObject (no version id: a delete marker when versioned)
   create-buckets PREFIX N [--configured]
                                      -> creates PREFIX-00000 .. PREFIX-(N-1); with
                                         --configured, every second one gets SSE-S3,
@@ -82,6 +83,8 @@ def run(s3, cmd, args) -> int:
             except ClientError:
                 denied += 1
         print(f"denied {denied} deleted {deleted}")
+    elif cmd == "delete":
+        s3.delete_object(Bucket=args[0], Key=args[1])
     elif cmd == "create-buckets":
         for i in range(int(args[1])):
             name = f"{args[0]}-{i:05d}"

@@ -232,14 +232,10 @@ fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> 
 /// A host name as recorded: 1 to 253 characters of letters, digits, `.`, `-`, `_`.
 fn host_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let s = String::deserialize(d)?;
-    if s.is_empty()
-        || s.len() > 253
-        || !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
-    {
+    // The charset `verify` accepts (crate::store::valid_hostname).
+    if !crate::store::valid_hostname(&s) {
         return Err(serde::de::Error::custom(
-            "must be 1 to 253 characters of letters, digits, `.`, `-`, `_`",
+            "must be 1 to 253 characters of letters, digits, `.`, `-`, `_`, not starting with `.` or `-`",
         ));
     }
     Ok(Some(s))

@@ -96,7 +96,7 @@ pub fn render(r: &Report) -> String {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Evident audit readiness — {store}</title><style>{STYLE}</style></head>
 <body><header><h1>Audit readiness</h1><p id="meta"></p></header>
-{trust}
+{trust}{conflicts}
 <main>
 <noscript><p>This page draws its tables with JavaScript; the same data is in the JSON report (<code>evident report --format json</code>).</p></noscript>
 <section class="cards" id="cards"></section>
@@ -113,6 +113,21 @@ pub fn render(r: &Report) -> String {
 </body></html>
 "#,
         store = escape(&r.store),
+        conflicts = r
+            .host_conflicts
+            .iter()
+            .map(|c| format!(
+                r#"<p class="host-conflict" style="margin:0;padding:8px 24px;background:#ffd8d3;color:#a40e26;font-weight:600">Host {} is claimed by {} agents ({}){}</p>"#,
+                escape(&c.host),
+                c.agents.len(),
+                escape(&c.agents.join(", ")),
+                if c.enrolled {
+                    ", each enrolled for it by the trust policy."
+                } else {
+                    ": a forged agent with its own key, or a reinstalled host. Its evidence does not count as a sound chain; bind agents to hosts with --trust POLICY."
+                }
+            ))
+            .collect::<String>(),
         trust = if r.anchored {
             format!(
                 r#"<p id="trust" class="anchored" style="margin:0;padding:8px 24px;background:#d7f5df;color:#116329">Agent keys anchored by the auditor's trust policy; {} record(s) by untrusted keys rejected and not counted.</p>"#,

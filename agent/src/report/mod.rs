@@ -80,6 +80,9 @@ pub struct Report {
     pub anchored: bool,
     /// Records refused by the trust policy (rejected, never counted).
     pub untrusted: usize,
+    /// Hosts whose records come from more than one agent (a forged agent, or a reinstalled
+    /// host); unless the trust policy enrolled each of them, their chains count as broken.
+    pub host_conflicts: Vec<crate::evidence::verify::HostConflict>,
 }
 
 /// Totals of one framework.
@@ -520,6 +523,7 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
         records: in_window.len(),
         anchored: verified.report.anchored,
         untrusted: verified.report.untrusted,
+        host_conflicts: verified.report.host_conflicts.clone(),
     }
 }
 

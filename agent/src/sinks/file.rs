@@ -11,8 +11,6 @@ pub struct FileSink {
     root: PathBuf,
 }
 
-pub use crate::store::STORE_ENTRIES;
-
 impl FileSink {
     /// A store directory. Nothing is touched until the first write, so a store that is not
     /// there yet (a mount still coming up) delays shipping, never collection.
@@ -39,7 +37,7 @@ impl FileSink {
         })?;
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !STORE_ENTRIES.contains(&name.as_str()) && !name.starts_with('.') {
+            if !store::STORE_ENTRIES.contains(&name.as_str()) && !name.starts_with('.') {
                 return Err(self.fail(format!(
                     "{} is not part of an Evident store; point the sink at an empty directory or an existing store",
                     e.path().display()
@@ -84,7 +82,7 @@ const README: &str = "This directory is an Evident evidence store.\n\
 records/  signed DSSE envelopes (in-toto Statement v1), content-addressed, partitioned by date and host\n\
 index/    JSON lines listing every record (key, digest, collector, controls, check status)\n\
 keys/     public keys of the agents that signed the records\n\
-heads/    the latest signed checkpoint of each agent\n\
+heads/    the latest signed checkpoint of each agent, and every published checkpoint (never replaced)\n\
 Check it with: evident verify <this directory>\n";
 
 impl Sink for FileSink {
@@ -126,6 +124,17 @@ impl Sink for FileSink {
 
     fn put_head<'a>(&'a self, head: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
+            let s = &head.summary;
+            // The immutable head first: written once, an existing one must hold these bytes.
+            self.write(
+                &self.root.join(store::checkpoint_head_key(
+                    &s.agent.id,
+                    &s.chain,
+                    s.sequence,
+                )),
+                &head.bytes,
+                false,
+            )?;
             let path = self.root.join(store::head_key(&head.summary.agent.id));
             if let Ok(existing) = std::fs::read(&path)
                 && let Ok(current) = Outgoing::from_bytes(existing)

@@ -311,6 +311,22 @@ impl Sink for S3Sink {
     fn put_head<'a>(&'a self, head: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let client = self.client().await.clone();
+            let s = &head.summary;
+            // The immutable head first (If-None-Match, Object Lock), then the pointer.
+            put(
+                client.clone(),
+                self.config.clone(),
+                self.key(&store::checkpoint_head_key(
+                    &s.agent.id,
+                    &s.chain,
+                    s.sequence,
+                )),
+                head.bytes.clone(),
+                true,
+                "application/vnd.dsse.envelope.v1+json",
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
             put(
                 client,
                 self.config.clone(),
@@ -325,10 +341,124 @@ impl Sink for S3Sink {
     }
 }
 
-/// Downloads every object under `s3://bucket/prefix` into `dest` (keys relative to the
-/// prefix), for `evident verify s3://...`. Objects over 64 MiB are not downloaded (verify
-/// reports them missing or foreign).
-pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<usize, String> {
+/// What mirroring a bucket found besides the current objects.
+#[derive(Debug, Default)]
+pub struct Mirrored {
+    /// Objects downloaded.
+    pub objects: usize,
+    /// Delete markers and overwritten write-once objects (keys relative to the prefix).
+    pub problems: Vec<crate::evidence::verify::Problem>,
+    /// What the listing could not show (no versioning, versions not listed).
+    pub notes: Vec<String>,
+}
+
+/// What the version listing holds for one key.
+#[derive(Default)]
+struct Versions {
+    /// ETag and size of the current version (None when the latest is a delete marker).
+    current: Option<(String, i64)>,
+    /// ETags of non-current versions.
+    older: Vec<String>,
+    /// The latest version is a delete marker.
+    deleted: bool,
+    /// Delete markers that are not the latest version.
+    older_markers: usize,
+}
+
+/// Keys written once (records, keys, per-checkpoint heads): any other version of them is a
+/// problem. The head pointer and index files are rewritten by design.
+fn write_once(rel: &str) -> bool {
+    rel.starts_with("records/")
+        || rel.starts_with("keys/")
+        || rel.strip_prefix("heads/").is_some_and(|r| r.contains('/'))
+}
+
+/// Lists every version under `prefix` (ListObjectVersions), and how many versions have no
+/// version id (written while versioning was off); `Err` when the server does not list
+/// versions.
+async fn list_versions(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<(std::collections::BTreeMap<String, Versions>, usize), String> {
+    let mut out: std::collections::BTreeMap<String, Versions> = Default::default();
+    let mut unversioned = 0;
+    let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+    loop {
+        let page = client
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        for v in page.versions() {
+            let Some(k) = v.key() else { continue };
+            let e = out.entry(k.to_string()).or_default();
+            let etag = v.e_tag().unwrap_or("").to_string();
+            if v.version_id().is_none_or(|id| id == "null") {
+                unversioned += 1;
+            }
+            if v.is_latest() == Some(true) {
+                e.current = Some((etag, v.size().unwrap_or(0)));
+            } else {
+                e.older.push(etag);
+            }
+        }
+        for m in page.delete_markers() {
+            let Some(k) = m.key() else { continue };
+            let e = out.entry(k.to_string()).or_default();
+            if m.is_latest() == Some(true) {
+                e.deleted = true;
+            } else {
+                e.older_markers += 1;
+            }
+        }
+        if page.is_truncated() != Some(true) {
+            return Ok((out, unversioned));
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+        if key_marker.is_none() {
+            return Err("truncated version listing without a next marker".into());
+        }
+    }
+}
+
+/// Lists current objects only (ListObjectsV2).
+async fn list_current(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<std::collections::BTreeMap<String, Versions>, String> {
+    let mut out: std::collections::BTreeMap<String, Versions> = Default::default();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| describe(&e))?;
+        for o in page.contents() {
+            if let Some(k) = o.key() {
+                out.entry(k.to_string()).or_default().current =
+                    Some((o.e_tag().unwrap_or("").to_string(), o.size().unwrap_or(0)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Downloads every current object under `s3://bucket/prefix` into `dest` (keys relative to
+/// the prefix), for `evident verify s3://...`. The listing is of object versions: a delete
+/// marker over any object, and an earlier version with other content or an earlier delete
+/// of a write-once object (record, key, per-checkpoint head), are problems. Objects over
+/// 64 MiB, or whose key is not a store path, are not downloaded and are problems.
+pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<Mirrored, String> {
+    use crate::evidence::verify::Problem;
     let client = client(config).await;
     let prefix = {
         let p = config.prefix.trim_matches('/');
@@ -338,31 +468,100 @@ pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<usize, St
             format!("{p}/")
         }
     };
-    let mut keys = Vec::new();
-    let mut pages = client
-        .list_objects_v2()
-        .bucket(&config.bucket)
-        .prefix(&prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| format!("listing s3://{}/{prefix}: {}", config.bucket, describe(&e)))?;
-        for o in page.contents() {
-            if let Some(k) = o.key() {
-                keys.push((k.to_string(), o.size().unwrap_or(0)));
+    let bucket = &config.bucket;
+    let mut found = Mirrored::default();
+    let versioning = client
+        .get_bucket_versioning()
+        .bucket(bucket)
+        .send()
+        .await
+        .map(|v| v.status() == Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled));
+    let listing = match list_versions(&client, bucket, &prefix).await {
+        Ok((l, unversioned)) => {
+            // Objects without a version id were written while versioning was off; the
+            // listing is the fallback when the status cannot be read.
+            match (versioning, unversioned) {
+                (Ok(false), _) | (Err(_), 1..) => found.notes.push(format!(
+                    "s3://{bucket} has no versioning enabled: a deleted or overwritten object leaves no trace (enable versioning and Object Lock)"
+                )),
+                (Ok(true), 1..) => found.notes.push(format!(
+                    "s3://{bucket}/{prefix}: {unversioned} object(s) were written before versioning was enabled: their deletion or overwrite would leave no trace"
+                )),
+                _ => {}
             }
+            l
+        }
+        Err(e) => {
+            found.notes.push(format!(
+                "s3://{bucket}/{prefix}: object versions not listed ({e}): delete markers and overwritten objects cannot be seen"
+            ));
+            list_current(&client, bucket, &prefix)
+                .await
+                .map_err(|e| format!("listing s3://{bucket}/{prefix}: {e}"))?
+        }
+    };
+    let mut keys = Vec::new();
+    for (key, v) in listing {
+        let rel = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
+        if v.deleted {
+            found.problems.push(Problem {
+                key: rel.clone(),
+                message: format!(
+                    "deleted: a delete marker hides {} version(s) of this object (an unversioned DeleteObject; on an Object Lock bucket the locked version is still there)",
+                    v.older.len()
+                ),
+            });
+        }
+        if write_once(&rel) {
+            let current = v.current.as_ref().map(|(etag, _)| etag.as_str());
+            let other = v
+                .older
+                .iter()
+                .filter(|e| current.is_some_and(|c| c != e.as_str()))
+                .count();
+            if other > 0 {
+                found.problems.push(Problem {
+                    key: rel.clone(),
+                    message: format!(
+                        "overwritten: {other} earlier version(s) with other content (written-once evidence was replaced)"
+                    ),
+                });
+            }
+            if v.older_markers > 0 && v.current.is_some() {
+                found.problems.push(Problem {
+                    key: rel.clone(),
+                    message: format!(
+                        "deleted and written again: {} earlier delete marker(s)",
+                        v.older_markers
+                    ),
+                });
+            }
+        }
+        if let Some((_, size)) = v.current {
+            keys.push((key, rel, size));
         }
     }
     let limit = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
     let mut jobs = tokio::task::JoinSet::new();
-    let mut n = 0;
-    for (key, size) in keys {
-        let rel = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
-        if rel.is_empty()
-            || rel.split('/').any(|p| p == ".." || p.is_empty())
-            || size > 64 * 1024 * 1024
+    for (key, rel, size) in keys {
+        if rel.is_empty() {
+            continue;
+        }
+        if rel
+            .split('/')
+            .any(|p| p == ".." || p == "." || p.is_empty())
         {
+            found.problems.push(Problem {
+                key: rel,
+                message: "foreign object: its key is not a store path (not downloaded)".into(),
+            });
+            continue;
+        }
+        if size > 64 * 1024 * 1024 {
+            found.problems.push(Problem {
+                key: rel,
+                message: "larger than 64 MiB: not an Evident object (not downloaded)".into(),
+            });
             continue;
         }
         let client = client.clone();
@@ -373,7 +572,7 @@ pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<usize, St
             .map_err(|e| e.to_string())?;
         let path = dest.join(&rel);
         let bucket = config.bucket.clone();
-        n += 1;
+        found.objects += 1;
         jobs.spawn(async move {
             let _permit = permit;
             let obj = client
@@ -398,5 +597,5 @@ pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<usize, St
     while let Some(r) = jobs.join_next().await {
         r.map_err(|e| e.to_string())??;
     }
-    Ok(n)
+    Ok(found)
 }

@@ -1,0 +1,102 @@
+//! Reading a store directory: no symlink is followed anywhere (entries are classified with
+//! `lstat`; a symlink or special file is a problem), reads are bounded.
+
+use super::Problem;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Largest envelope `verify` reads (a hostile store cannot make it run out of memory).
+pub(super) const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// `p` relative to the store root, as a store key.
+pub(super) fn rel(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Lists the regular files under `dir`; anything else is a problem.
+pub(super) fn walk(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>, root: &Path) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(Problem {
+                key: rel(root, dir),
+                message: format!("cannot list: {e}"),
+            });
+            return;
+        }
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => walk(&p, out, problems, root),
+            Ok(t) if t.is_file() => out.push(p),
+            _ => problems.push(Problem {
+                key: rel(root, &p),
+                message: "not a regular file (symlink or special file) in the store".into(),
+            }),
+        }
+    }
+}
+
+/// Reads a file, refusing files over [`MAX_RECORD_BYTES`].
+pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    read_into(path, &mut buf)?;
+    Ok(buf)
+}
+
+/// Reads a file into a reused buffer, refusing files over [`MAX_RECORD_BYTES`].
+pub(super) fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), String> {
+    buf.clear();
+    // Never through a symlink (O_NOFOLLOW), never blocking on a FIFO swapped in since the
+    // listing (O_NONBLOCK); only a regular file is read.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => "a symlink in the store (never followed)".to_string(),
+            _ => format!("cannot read: {e}"),
+        })?;
+    let meta = f.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Err("not a regular file (symlink or special file) in the store".into());
+    }
+    f.take(MAX_RECORD_BYTES + 1)
+        .read_to_end(buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() as u64 > MAX_RECORD_BYTES {
+        return Err(format!(
+            "larger than {MAX_RECORD_BYTES} bytes: not an Evident record"
+        ));
+    }
+    Ok(())
+}
+
+/// The top-level store directory `name` under `root`, if it is there as a real directory (a
+/// symlink or a file in its place is a problem).
+pub(super) fn store_dir(root: &Path, name: &str, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    let p = root.join(name);
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.file_type().is_dir() => Some(p),
+        Ok(_) => {
+            problems.push(Problem {
+                key: name.to_string(),
+                message: "not a directory (symlink, file or special file) in the store".into(),
+            });
+            None
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            problems.push(Problem {
+                key: name.to_string(),
+                message: format!("cannot read: {e}"),
+            });
+            None
+        }
+    }
+}

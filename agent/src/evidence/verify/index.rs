@@ -1,0 +1,213 @@
+//! The index: every line points at a record that exists, lies in that record's partition
+//! and agent file, and says what the record says (digest, agent, chain, sequence, kind,
+//! collector, host, time, controls, worst status, each check's status). Every valid record
+//! is listed.
+
+use super::Problem;
+use super::files::{read_bounded, rel, walk};
+use super::records::Checked;
+use crate::store::{self, IndexEntry, Summary};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// A value as JSON (how the index line shows it).
+fn show<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// The fields of an index line that differ from its record (values are formatted only
+/// when they differ).
+fn differences(e: &IndexEntry, c: &Checked, s: &Summary) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field =
+        |name: &str, same: bool, index: &dyn Fn() -> String, record: &dyn Fn() -> String| {
+            if !same {
+                out.push(format!(
+                    "{name} is {} in the index but {} in the record",
+                    index(),
+                    record()
+                ));
+            }
+        };
+    field(
+        "digest",
+        c.digest.is_empty() || e.digest == c.digest,
+        &|| show(&e.digest),
+        &|| show(&c.digest),
+    );
+    field("agent", e.agent == s.agent.id, &|| show(&e.agent), &|| {
+        show(&s.agent.id)
+    });
+    field("chain", e.chain == s.chain, &|| show(&e.chain), &|| {
+        show(&s.chain)
+    });
+    field(
+        "sequence",
+        e.sequence == s.sequence,
+        &|| show(&e.sequence),
+        &|| show(&s.sequence),
+    );
+    field("kind", e.kind == s.kind, &|| show(&e.kind), &|| {
+        show(&s.kind)
+    });
+    let collector = s.collector.as_ref().map(|c| c.id.as_str());
+    field(
+        "collector",
+        e.collector.as_deref() == collector,
+        &|| show(&e.collector),
+        &|| show(&collector),
+    );
+    field(
+        "host",
+        e.host == s.host.hostname,
+        &|| show(&e.host),
+        &|| show(&s.host.hostname),
+    );
+    field(
+        "collected_at",
+        e.collected_at == s.collected_at,
+        &|| show(&e.collected_at),
+        &|| show(&s.collected_at),
+    );
+    field(
+        "controls",
+        e.controls == s.controls,
+        &|| show(&e.controls),
+        &|| show(&s.controls),
+    );
+    let status = s.status();
+    field("status", e.status == status, &|| show(&e.status), &|| {
+        show(&status)
+    });
+    let record_checks = || {
+        s.checks
+            .iter()
+            .map(|c| (c.id.as_str(), &c.status))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    // Fast path; a record naming one check twice is compared as the index was made.
+    let same_checks = (e.checks.len() == s.checks.len()
+        && s.checks
+            .iter()
+            .all(|c| e.checks.get(&c.id) == Some(&c.status)))
+        || record_checks()
+            == e.checks
+                .iter()
+                .map(|(k, v)| (k.as_str(), v))
+                .collect::<std::collections::BTreeMap<_, _>>();
+    field("checks", same_checks, &|| show(&e.checks), &|| {
+        show(&record_checks())
+    });
+    out
+}
+
+/// Checks every index file against the records, and that every valid record is indexed.
+pub(super) fn check(
+    root: &Path,
+    dir: Option<&Path>,
+    checked: &[Checked],
+    by_key: &HashMap<&str, &Checked>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut listed: HashSet<&str> = HashSet::with_capacity(checked.len());
+    let mut index_files = Vec::new();
+    if let Some(dir) = dir {
+        walk(dir, &mut index_files, problems, root);
+    }
+    for p in index_files {
+        let ikey = rel(root, &p);
+        if !ikey.ends_with(".jsonl") {
+            problems.push(Problem {
+                key: ikey,
+                message: "foreign file: not an index file".into(),
+            });
+            continue;
+        }
+        let text = match read_bounded(&p).map(|b| String::from_utf8_lossy(&b).into_owned()) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(Problem {
+                    key: ikey,
+                    message: e,
+                });
+                continue;
+            }
+        };
+        let (ikey_dir, file) = ikey.rsplit_once('/').unwrap_or(("", &ikey));
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let at = || format!("{ikey}:{}", n + 1);
+            let entry = match serde_json::from_str::<IndexEntry>(line) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    problems.push(Problem {
+                        key: ikey.clone(),
+                        message: format!("line {}: not an index entry: {e}", n + 1),
+                    });
+                    continue;
+                }
+            };
+            let Some(c) = by_key.get(entry.key.as_str()) else {
+                problems.push(Problem {
+                    key: entry.key.clone(),
+                    message: format!("record listed in the index ({}) is missing", at()),
+                });
+                continue;
+            };
+            listed.insert(c.key.as_str());
+            let Some(s) = &c.summary else {
+                // Not a valid record: its own problem is reported; the digest still counts.
+                if !c.digest.is_empty() && c.digest != entry.digest {
+                    problems.push(Problem {
+                        key: entry.key.clone(),
+                        message: format!("digest differs from the index ({})", at()),
+                    });
+                }
+                continue;
+            };
+            let diff = differences(&entry, c, s);
+            if !diff.is_empty() {
+                problems.push(Problem {
+                    key: entry.key.clone(),
+                    message: format!(
+                        "index line {} differs from the record: {}",
+                        at(),
+                        diff.join("; ")
+                    ),
+                });
+            }
+            // The record's key is `records/<partition>/<name>` (checked), and a valid agent
+            // id is its own path segment: no allocation per line.
+            let record_dir = c
+                .key
+                .strip_prefix("records/")
+                .and_then(|k| k.rsplit_once('/'))
+                .map(|(d, _)| d);
+            if ikey_dir.strip_prefix("index/") != record_dir
+                || file
+                    .strip_prefix(s.agent.id.as_str())
+                    .is_none_or(|r| !r.starts_with('-'))
+            {
+                let partition = format!("index/{}/", store::partition(s));
+                problems.push(Problem {
+                    key: entry.key.clone(),
+                    message: format!(
+                        "listed in {ikey}, not in an index file of its partition and agent ({partition}{}-...)",
+                        store::segment(&s.agent.id)
+                    ),
+                });
+            }
+        }
+    }
+    for c in checked {
+        if c.summary.is_some() && !listed.contains(c.key.as_str()) {
+            problems.push(Problem {
+                key: c.key.clone(),
+                message: "not in the index: `evident query` does not find this record".into(),
+            });
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! `evident verify`: checks a store offline with nothing but the store itself (and, with
+//! `--trust`, the auditor's policy).
+//!
+//! - Files ([`files`]): no symlink is followed; anything but store files is a problem.
+//! - Every envelope ([`records`]): content address, DSSE signature against the published
+//!   keys, payload schema, ids (charset and length, see [`store::valid_id`]), partition.
+//!   Signature checks run on all cores; a failed worker is a problem.
+//! - Every chain ([`chains`]): starts at 0 with a `chain_start`, no gap, no duplicate, every
+//!   `previous` link; checkpoint claims (`records`, each collector's `last_sequence`,
+//!   `next_due`) hold; a `chain_start` naming a previous chain matches its last record, and
+//!   a later chain of an agent that names none is a problem. `--max-age` applies to each
+//!   agent's newest chain.
+//! - Every head ([`heads`]), the mutable pointer and the immutable per-checkpoint heads:
+//!   each is a checkpoint present in the store, so a tail cut is found while any head
+//!   beyond it remains; a head whose chain is gone, and a rolled-back pointer, are problems.
+//! - The index ([`index`]): every field of every line equals the record; every valid
+//!   record is listed.
+//! - Hosts: two agents writing records for one host are a problem unless a trust policy
+//!   enrolled both for it.
+//! - For `s3://` stores, what the version listing found (delete markers, overwritten
+//!   objects) comes in [`Options::listing`].
+
+mod chains;
+mod files;
+mod heads;
+mod index;
+mod records;
+
+use crate::evidence::keys::VerifyingKey;
+use crate::evidence::record::Kind;
+use crate::store::{self, Summary};
+use files::{read_bounded, rel, walk};
+use records::Checked;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// A problem found in the store.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// The record key (or store path) concerned.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Longest gap between consecutive runs of a collector on a host.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectorGap {
+    /// Host.
+    pub host: String,
+    /// Collector id.
+    pub collector: String,
+    /// Records seen.
+    pub runs: usize,
+    /// First record time.
+    pub first: String,
+    /// Last record time.
+    pub last: String,
+    /// Longest gap between two consecutive runs, in seconds.
+    pub longest_gap_seconds: i64,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// Envelopes read.
+    pub records: usize,
+    /// Envelopes that passed every per-record check.
+    pub valid: usize,
+    /// Distinct agents.
+    pub agents: usize,
+    /// Distinct chains.
+    pub chains: usize,
+    /// Checkpoints among the valid records.
+    pub checkpoints: usize,
+    /// Public keys loaded.
+    pub keys: usize,
+    /// Whether a trust policy anchored the keys; `false` means keys were trusted on first sight.
+    pub anchored: bool,
+    /// Records refused by the trust policy (not counted as valid).
+    pub untrusted: usize,
+    /// Problems; empty means sound.
+    pub problems: Vec<Problem>,
+    /// Observations that are not problems (e.g. records not yet sealed by a checkpoint).
+    pub notes: Vec<String>,
+    /// Per collector and host: runs and the longest gap between them.
+    pub collectors: Vec<CollectorGap>,
+    /// Hosts whose records come from more than one agent.
+    pub host_conflicts: Vec<HostConflict>,
+}
+
+/// A host claimed by more than one agent (each with its own key): a forged agent, or a
+/// reinstalled host. A problem unless the trust policy enrolled every one of them for it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HostConflict {
+    /// The host name.
+    pub host: String,
+    /// The agent ids with valid records for it.
+    pub agents: Vec<String>,
+    /// Whether the trust policy enrolled each of them for this host.
+    pub enrolled: bool,
+}
+
+/// What listing the store found outside the files themselves (`verify s3://`: delete
+/// markers, overwritten objects, no versioning).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Problems (keys relative to the store root).
+    pub problems: Vec<Problem>,
+    /// Notes.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// True when no problem was found.
+    pub fn sound(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Options.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A checkpoint older than this (relative to `now`) is a problem: the agent stopped or
+    /// the newest records were removed.
+    pub max_age: Option<std::time::Duration>,
+    /// Reference time for `max_age` (default: now).
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Show progress on stderr when it is a terminal.
+    pub progress: bool,
+    /// Worker threads (default: all cores).
+    pub threads: Option<usize>,
+    /// The auditor's trust policy; `None` trusts published keys on first sight.
+    pub trust: Option<std::sync::Arc<crate::evidence::trust::Policy>>,
+    /// What listing the store found (the S3 version listing).
+    pub listing: Listing,
+}
+
+/// A record that passed every per-record check.
+#[derive(Debug, Clone)]
+pub struct VerifiedRecord {
+    /// Store key.
+    pub key: String,
+    /// sha256 of the envelope.
+    pub digest: String,
+    /// What the payload says.
+    pub summary: Summary,
+}
+
+/// The full outcome: the report, the valid records, and the chains with problems.
+#[derive(Debug, Default)]
+pub struct Verified {
+    /// The report.
+    pub report: Report,
+    /// Every valid record.
+    pub records: Vec<VerifiedRecord>,
+    /// `(agent, chain)` pairs with a chain-level problem (gap, broken link, cut-off tail...).
+    pub broken_chains: std::collections::BTreeSet<(String, String)>,
+}
+
+/// Verifies a directory store.
+pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
+    verify_full(root, opts).map(|v| v.report)
+}
+
+/// Verifies a directory store and keeps the valid records (for `report`).
+pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
+    if !root.is_dir() {
+        return Err(format!(
+            "{}: not a directory (an Evident store is a directory with records/, index/, keys/)",
+            root.display()
+        ));
+    }
+    let mut report = Report::default();
+    let clock = std::time::Instant::now();
+    let mut problems = Vec::new();
+
+    // Top level: only store entries.
+    for e in std::fs::read_dir(root)
+        .map_err(|e| format!("{}: cannot read: {e}", root.display()))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !store::STORE_ENTRIES.contains(&name.as_str()) && !name.starts_with('.') {
+            problems.push(Problem {
+                key: name,
+                message: "foreign file: not part of an Evident store".into(),
+            });
+        } else if e.file_type().is_ok_and(|t| t.is_symlink()) {
+            problems.push(Problem {
+                key: name,
+                message: "a symlink in the store (never followed)".into(),
+            });
+        }
+    }
+    let dir = |name: &str, problems: &mut Vec<Problem>| files::store_dir(root, name, problems);
+    let (keys_dir, records_dir, heads_dir, index_dir) = (
+        dir("keys", &mut problems),
+        dir("records", &mut problems),
+        dir("heads", &mut problems),
+        dir("index", &mut problems),
+    );
+
+    // Keys.
+    let mut keys = HashMap::new();
+    let mut key_files = Vec::new();
+    if let Some(d) = &keys_dir {
+        walk(d, &mut key_files, &mut problems, root);
+    }
+    for p in key_files {
+        let key = rel(root, &p);
+        match read_bounded(&p)
+            .and_then(|b| VerifyingKey::from_pem(&b, &key).map_err(|e| e.to_string()))
+        {
+            Ok(k) if key == store::key_key(k.keyid()) => {
+                keys.insert(k.keyid().to_string(), k);
+            }
+            Ok(k) => problems.push(Problem {
+                key,
+                message: format!(
+                    "public key file name does not match its keyid {}",
+                    k.keyid()
+                ),
+            }),
+            Err(e) => problems.push(Problem { key, message: e }),
+        }
+    }
+    report.keys = keys.len();
+    if keys.is_empty() {
+        problems.push(Problem {
+            key: "keys/".into(),
+            message: "no public key published: no signature can be checked".into(),
+        });
+    }
+
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "verify: keys loaded, files listed"
+    );
+    // Records, checked in parallel.
+    let mut files = Vec::new();
+    if let Some(d) = &records_dir {
+        walk(d, &mut files, &mut problems, root);
+    }
+    let mut record_files = Vec::with_capacity(files.len());
+    for p in files {
+        let key = rel(root, &p);
+        if key.ends_with(".dsse.json") {
+            record_files.push((key, p));
+        } else if !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            problems.push(Problem {
+                key,
+                message: "foreign file: not an Evident record".into(),
+            });
+        }
+    }
+    report.records = record_files.len();
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let mut checked =
+        records::check_all(&record_files, &keys, threads, opts.progress, &mut problems);
+    // Trust: who signed.
+    if let Some(policy) = &opts.trust {
+        report.anchored = true;
+        for c in &mut checked {
+            let Some(s) = &c.summary else { continue };
+            if let Some(why) =
+                policy.refuse(&c.signer, &s.agent.id, &s.host.hostname, &s.collected_at)
+            {
+                problems.push(Problem {
+                    key: c.key.clone(),
+                    message: format!("untrusted: {why}"),
+                });
+                report.untrusted += 1;
+                c.summary = None;
+            }
+        }
+    } else {
+        let mut ids: Vec<&str> = keys.keys().map(|k| k.as_str()).collect();
+        ids.sort();
+        report.notes.push(format!(
+            "no trust policy: {} key(s) trusted on first sight (anyone who can write keys/ can add one): {}",
+            ids.len(),
+            ids.join(", ")
+        ));
+    }
+
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "verify: records checked"
+    );
+    // Chains.
+    let mut chains: BTreeMap<(String, String), BTreeMap<u64, Vec<&Checked>>> = BTreeMap::new();
+    let mut by_key: HashMap<&str, &Checked> = HashMap::new();
+    for c in &checked {
+        by_key.insert(c.key.as_str(), c);
+        if let Some(s) = &c.summary {
+            report.valid += 1;
+            if s.kind == Kind::Checkpoint {
+                report.checkpoints += 1;
+            }
+            chains
+                .entry((s.agent.id.clone(), s.chain.clone()))
+                .or_default()
+                .entry(s.sequence)
+                .or_default()
+                .push(c);
+        }
+    }
+    report.chains = chains.len();
+    report.agents = chains
+        .keys()
+        .map(|(a, _)| a)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut broken_chains = chains::check(&chains, opts, &mut report, &mut problems);
+    let heads = heads::load(
+        root,
+        heads_dir.as_deref(),
+        &keys,
+        opts.trust.as_deref(),
+        &mut problems,
+    );
+    heads::check(
+        &heads,
+        &chains,
+        &mut problems,
+        &mut report.notes,
+        &mut broken_chains,
+    );
+
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "verify: chains checked"
+    );
+    // Index.
+    index::check(root, index_dir.as_deref(), &checked, &by_key, &mut problems);
+    host_conflicts(&checked, &mut report, &mut problems);
+    for c in report.host_conflicts.iter().filter(|c| !c.enrolled) {
+        for (agent, chain) in chains.keys() {
+            if c.agents.contains(agent) {
+                broken_chains.insert((agent.clone(), chain.clone()));
+            }
+        }
+    }
+    problems.extend(opts.listing.problems.iter().cloned());
+    report.notes.extend(opts.listing.notes.iter().cloned());
+
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "verify: index checked"
+    );
+    // Per-collector runs and gaps.
+    let mut runs: BTreeMap<(String, String), Vec<chrono::DateTime<chrono::FixedOffset>>> =
+        BTreeMap::new();
+    for c in &checked {
+        if let Some(s) = &c.summary
+            && let Some(col) = &s.collector
+            && let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.collected_at)
+        {
+            runs.entry((s.host.hostname.clone(), col.id.clone()))
+                .or_default()
+                .push(t);
+        }
+    }
+    for ((host, collector), mut times) in runs {
+        times.sort();
+        let longest = times
+            .windows(2)
+            .map(|w| (w[1] - w[0]).num_seconds())
+            .max()
+            .unwrap_or(0);
+        report.collectors.push(CollectorGap {
+            host,
+            collector,
+            runs: times.len(),
+            first: times.first().map(|t| t.to_rfc3339()).unwrap_or_default(),
+            last: times.last().map(|t| t.to_rfc3339()).unwrap_or_default(),
+            longest_gap_seconds: longest,
+        });
+    }
+
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "verify: gaps computed"
+    );
+    for p in &mut problems {
+        p.key = escape_control(&p.key);
+        p.message = escape_control(&p.message);
+    }
+    for n in &mut report.notes {
+        *n = escape_control(n);
+    }
+    problems.sort();
+    problems.dedup();
+    report.problems = problems;
+    let records = checked
+        .into_iter()
+        .filter_map(|c| {
+            c.summary.map(|summary| VerifiedRecord {
+                key: c.key,
+                digest: c.digest,
+                summary,
+            })
+        })
+        .collect();
+    Ok(Verified {
+        report,
+        records,
+        broken_chains,
+    })
+}
+
+/// Hosts with valid records from more than one agent.
+fn host_conflicts(checked: &[Checked], report: &mut Report, problems: &mut Vec<Problem>) {
+    let mut agents: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for s in checked.iter().filter_map(|c| c.summary.as_ref()) {
+        agents
+            .entry(s.host.hostname.as_str())
+            .or_default()
+            .insert(s.agent.id.as_str());
+    }
+    for (host, ids) in agents.into_iter().filter(|(_, ids)| ids.len() > 1) {
+        let list: Vec<String> = ids.iter().map(|a| a.to_string()).collect();
+        let shown = ids.iter().map(|a| short(a)).collect::<Vec<_>>().join(", ");
+        // With a policy every record left was signed by a key enrolled for this host.
+        let enrolled = report.anchored;
+        if enrolled {
+            report.notes.push(format!(
+                "host {host} is claimed by {} agents ({shown}), each enrolled for it by the trust policy",
+                ids.len()
+            ));
+        } else {
+            problems.push(Problem {
+                key: format!("host={host}"),
+                message: format!(
+                    "host claimed by {} agents ({shown}), each with its own key: a forged agent, or a reinstalled host; bind agents to hosts with a trust policy (--trust)",
+                    ids.len()
+                ),
+            });
+        }
+        report.host_conflicts.push(HostConflict {
+            host: host.to_string(),
+            agents: list,
+            enrolled,
+        });
+    }
+}
+
+/// The first 12 characters of an id (never splits a character).
+fn short(id: &str) -> &str {
+    id.char_indices().nth(12).map_or(id, |(i, _)| &id[..i])
+}
+
+/// Store-controlled text with control characters escaped, so a hostile store cannot hide
+/// output lines with terminal escapes.
+pub fn escape_control(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids_never_split_a_character() {
+        assert_eq!(short("ééééééééééééééé"), "éééééééééééé");
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_control("host\u{1b}[2K"), "host\\u{1b}[2K");
+        assert_eq!(escape_control("a\nb"), "a\\u{a}b");
+        assert_eq!(escape_control("plain"), "plain");
+    }
+}
