@@ -49,6 +49,9 @@ pub struct Summary {
     /// Checkpoint content.
     #[serde(default)]
     pub checkpoint: Option<Checkpoint>,
+    /// Key rotation content (`key_rotation` records).
+    #[serde(default)]
+    pub key_rotation: Option<crate::evidence::record::KeyRotation>,
 }
 
 /// `agent.id`.
@@ -129,6 +132,7 @@ impl Summary {
             (None, Kind::ChainStart) => "chain-start".into(),
             (None, Kind::Observation) => "observation".into(),
             (None, Kind::Gap) => "gap".into(),
+            (None, Kind::KeyRotation) => "key-rotation".into(),
         }
     }
 

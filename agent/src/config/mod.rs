@@ -359,6 +359,10 @@ pub struct Signing {
     pub key: Option<PathBuf>,
     /// Algorithm of a generated key (an existing key's own algorithm always wins).
     pub algorithm: Algorithm,
+    /// Key certificate (`evident trust enroll`) for this agent's key, published to the store
+    /// as `keys/<keyid>.cert.dsse.json`; it must certify this key, agent id and host name.
+    /// Default: none (the auditor enrolls the key in the trust policy instead).
+    pub certificate: Option<PathBuf>,
 }
 
 impl Config {

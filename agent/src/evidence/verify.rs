@@ -349,8 +349,13 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
     if root.join("keys").is_dir() {
         walk(&root.join("keys"), &mut key_files, &mut problems, root);
     }
+    let mut certs = Vec::new();
     for p in key_files {
         let key = rel(root, &p);
+        if key.ends_with(".cert.dsse.json") {
+            certs.push((key, read_bounded(&p)));
+            continue;
+        }
         match read_bounded(&p)
             .and_then(|b| VerifyingKey::from_pem(&b, &key).map_err(|e| e.to_string()))
         {
@@ -477,8 +482,23 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
             ),
         });
     }
-    // Trust: who signed.
-    if let Some(policy) = &opts.trust {
+    // Key certificates and key continuity (continuity.rs); then trust: who signed.
+    let signed = checked.iter().filter_map(|c| {
+        Some(crate::evidence::continuity::Signed {
+            key: &c.key,
+            signer: &c.signer,
+            summary: c.summary.as_ref()?,
+        })
+    });
+    let keyed =
+        crate::evidence::continuity::check(&certs, signed, opts.trust.as_deref(), &mut problems);
+    for c in checked
+        .iter_mut()
+        .filter(|c| keyed.rejected.contains(&c.key))
+    {
+        c.summary = None;
+    }
+    if let Some(policy) = &keyed.policy {
         report.anchored = true;
         for c in &mut checked {
             let Some(s) = &c.summary else { continue };
@@ -572,7 +592,7 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         }
     }
     let now = opts.now.unwrap_or_else(chrono::Utc::now);
-    let mut broken_chains = std::collections::BTreeSet::new();
+    let mut broken_chains = keyed.broken;
     for ((agent, chain), seqs) in &chains {
         let problems_before = problems.len();
         let label = format!("agent {} chain {}", short(agent), short(chain));
