@@ -109,11 +109,13 @@ fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         return Err(io("not a regular file: a private key must be one".into()));
     }
     let mode = meta.permissions().mode() & 0o777;
-    // The one layout where group access is needed: a Kubernetes Secret mounted for a
-    // non-root container is owned by root with the pod's fsGroup (the agent's own group).
+    // The one layout where group read is needed: a Kubernetes Secret mounted for a non-root
+    // container is owned by root with the pod's fsGroup (the agent's own group), mode 0440.
+    // An agent running as root never needs it (mount the Secret 0400).
     let group_is_ours = {
         use std::os::unix::fs::MetadataExt;
-        meta.uid() == 0 && effective_gid() == Some(meta.gid())
+        let (uid, gid) = own_ids();
+        meta.uid() == 0 && uid.is_some_and(|u| u != 0) && gid == Some(meta.gid())
     };
     let refused = if group_is_ours { 0o027 } else { 0o077 };
     if mode & refused != 0 {
@@ -136,11 +138,17 @@ fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     Ok(buf)
 }
 
-/// The process's effective group id (from /proc/self/status: no unsafe code).
-fn effective_gid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Gid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
+/// The process's effective user and group ids (from /proc/self/status: no unsafe code).
+fn own_ids() -> (Option<u32>, Option<u32>) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse().ok())
+    };
+    (field("Uid:"), field("Gid:"))
 }
 
 /// `O_NONBLOCK` on Linux (all architectures Evident builds for use 0o4000).
@@ -366,6 +374,21 @@ mod tests {
     }
 
     #[test]
+    fn a_key_other_users_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("signing.pem");
+        SigningKey::load_or_generate(&p, Algorithm::Ed25519).expect("gen");
+        for mode in [0o644, 0o604, 0o660, 0o606] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let e = SigningKey::load(&p).err().expect("refused").to_string();
+            assert!(e.contains(&format!("chmod 600 {}", p.display())), "{e}");
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+        assert!(SigningKey::load(&p).is_ok());
+    }
+
+    #[test]
     fn corrupt_key_is_a_clear_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("signing.pem");
@@ -374,7 +397,13 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
         )
         .expect("write");
+        std::fs::set_permissions(
+            &p,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        )
+        .expect("chmod");
         let e = SigningKey::load(&p).err().expect("must fail").to_string();
+        assert!(e.contains("PKCS#8"), "{e}");
         assert!(e.starts_with(&p.display().to_string()), "{e}");
     }
 }
