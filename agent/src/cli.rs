@@ -714,8 +714,8 @@ fn print_verify(r: &verify::Report, store: &Path, elapsed: std::time::Duration) 
     }
     if r.anchored {
         println!(
-            "trust: keys anchored by the trust policy; {} record(s) refused as untrusted",
-            r.untrusted
+            "trust: keys anchored by the trust policy ({} key certificate(s) verified against its roots); {} record(s) refused as untrusted",
+            r.certified, r.untrusted
         );
     } else {
         println!("trust: NOT ANCHORED: keys trusted on first sight (no --trust policy)");

@@ -203,6 +203,8 @@ pub struct Agent {
     unreported: Option<u64>,
     /// The key certificate published beside the key (`[signing] certificate`).
     certificate: Option<Vec<u8>>,
+    /// Held while the agent is open: one process writes a state directory's chain.
+    _lock: std::fs::File,
 }
 
 fn base_predicate(kind: Kind, agent_id: &str, host: &Host) -> Predicate {
@@ -246,6 +248,7 @@ impl Agent {
         let state_dir = config.agent.state_dir.clone();
         crate::durable::create_dir_private(&state_dir)
             .with_context(|| format!("{}: cannot create state directory", state_dir.display()))?;
+        let lock = rotation::lock_state(&state_dir)?;
         let key_path = config.key_path();
         rotation::refuse_new_key(&state_dir, &key_path, reset.is_some())?;
         let (key, key_created) = SigningKey::load_or_generate(&key_path, config.signing.algorithm)?;
@@ -323,6 +326,7 @@ impl Agent {
         let key = rotation::settle_key(&mut state, key, &key_path)?;
         let certificate = rotation::load_certificate(&config, &key, &agent_id, &host)?;
         let mut agent = Agent {
+            _lock: lock,
             certificate,
             config,
             key,

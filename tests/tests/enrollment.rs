@@ -602,3 +602,28 @@ fn unsafe_missing_or_swapped_keys_are_refused() {
     assert_eq!(v.code, 0, "{}", v.text);
     assert_eq!(v.json["keys"], 2, "{}", v.text);
 }
+
+#[test]
+fn a_rotation_beside_the_running_daemon_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let a = install(&dir.path().join("agent"), &store, false);
+    let config = a.dir.join("agent.toml");
+    let text = fs::read_to_string(&config).expect("config");
+    fs::write(&config, format!("{text}\n[health]\nlisten = \"\"\n")).expect("config");
+    let mut daemon = evident_tests::spawn(&a.dir, &["run", "--config", "agent.toml"]);
+    let started = std::time::Instant::now();
+    while records(&store).is_empty() && started.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = evident(&a.dir, &["key", "rotate", "--config", "agent.toml"]);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("another evident process"), "{}", r.all());
+    // Once the daemon is gone (even killed), the rotation goes ahead.
+    let r = evident(&a.dir, &["key", "rotate", "--config", "agent.toml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let v = verify(dir.path(), &store, None);
+    assert_eq!(v.code, 0, "{}", v.text);
+}

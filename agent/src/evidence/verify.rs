@@ -65,6 +65,8 @@ pub struct Report {
     pub anchored: bool,
     /// Records refused by the trust policy (not counted as valid).
     pub untrusted: usize,
+    /// Key certificates that verified against the trust policy's roots.
+    pub certified: usize,
     /// Problems; empty means sound.
     pub problems: Vec<Problem>,
     /// Observations that are not problems (e.g. records not yet sealed by a checkpoint).
@@ -498,6 +500,7 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
     {
         c.summary = None;
     }
+    report.certified = keyed.certified;
     if let Some(policy) = &keyed.policy {
         report.anchored = true;
         for c in &mut checked {

@@ -32,6 +32,31 @@ fn retired_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("published-keys")
 }
 
+/// Locks the state directory (`<state_dir>/lock`, released when the process ends, even by
+/// kill -9): a second process (`key rotate`, `chain reset` or `run --once` beside the
+/// daemon) would otherwise fork the chain or sign with a retired key.
+pub fn lock_state(state_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state_dir.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open the state lock", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "{}: another evident process (the daemon?) is using this state directory; stop it first (e.g. `systemctl stop evident`), then retry",
+            state_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("{}: cannot lock the state directory", path.display()))
+        }
+    }
+}
+
 /// Refuses to generate a key when this agent already has chain state (a key that vanished
 /// would otherwise be replaced silently and the chain continued by a stranger's key).
 pub fn refuse_new_key(state_dir: &Path, key_path: &Path, reset: bool) -> anyhow::Result<()> {
@@ -310,6 +335,15 @@ impl Agent {
         let state_dir = &config.agent.state_dir;
         crate::durable::create_dir_private(state_dir)
             .with_context(|| format!("{}: cannot create state directory", state_dir.display()))?;
+        // Only a fresh install is written to; an installed agent's identity is only read
+        // (while its daemon runs, too).
+        let installed =
+            state_dir.join("agent-id").exists() && state_dir.join("chain.json").exists();
+        let _lock = if installed {
+            None
+        } else {
+            Some(lock_state(state_dir)?)
+        };
         let key_path = config.key_path();
         refuse_new_key(state_dir, &key_path, false)?;
         let (key, key_created) = SigningKey::load_or_generate(&key_path, config.signing.algorithm)?;
