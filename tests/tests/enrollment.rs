@@ -627,3 +627,71 @@ fn a_rotation_beside_the_running_daemon_is_refused() {
     let v = verify(dir.path(), &store, None);
     assert_eq!(v.code, 0, "{}", v.text);
 }
+
+/// The Kubernetes Secret layout for a non-root agent (root-owned, group = the pod's fsGroup,
+/// 0440) is the one group access accepted; world-readable, or a group that is only a
+/// supplementary one, is refused. Needs root (to run the agent as another user) and setpriv.
+#[test]
+fn a_kubernetes_secret_mount_for_a_non_root_agent_is_accepted() {
+    use std::os::unix::fs::chown;
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let setpriv = Path::new("/usr/bin/setpriv").exists();
+    if !root || !setpriv {
+        eprintln!("SKIP: needs root and setpriv to run the agent as uid 65532");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (_, made) = keypair(dir.path(), "gen");
+    let secret = dir.path().join("secret");
+    fs::create_dir(&secret).expect("dir");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let key = secret.join("signing.pem");
+    fs::copy(made.join("signing.pem"), &key).expect("copy");
+    let state = dir.path().join("state");
+    fs::create_dir(&state).expect("dir");
+    chown(&state, Some(65532), Some(65532)).expect("chown");
+    fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n\n[signing]\nkey = \"{}\"\n",
+            state.display(),
+            key.display()
+        ),
+    )
+    .expect("config");
+    let show = |mode: u32, group: u32, extra_groups: &str| {
+        chown(&key, Some(0), Some(group)).expect("chown");
+        fs::set_permissions(&key, fs::Permissions::from_mode(mode)).expect("chmod");
+        let out = std::process::Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65532", "--regid=65532"])
+            .arg(if extra_groups.is_empty() {
+                "--clear-groups".to_string()
+            } else {
+                format!("--groups={extra_groups}")
+            })
+            .arg(evident_tests::bin())
+            .args(["key", "show", "--config", "c.toml"])
+            .current_dir(dir.path())
+            .env_remove("EVIDENT_CONFIG")
+            .output()
+            .expect("setpriv");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = show(0o440, 65532, "");
+    assert_eq!(code, 0, "root:fsGroup 0440 is the Secret layout: {err}");
+    let (code, err) = show(0o444, 65532, "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    let (code, err) = show(0o440, 65533, "65533");
+    assert_eq!(
+        code, 1,
+        "a supplementary group is not the agent's own: {err}"
+    );
+}
