@@ -52,6 +52,7 @@ pub fn predicate(seq: u64, previous: Option<String>, obs: &serde_json::Value) ->
             previous_sequence: None,
         }),
         gap: None,
+        key_rotation: None,
     }
 }
 

@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod trust;
+
 /// Continuous compliance evidence: signed, chained snapshots mapped to ISO/IEC 27001:2022
 /// and ISO/IEC 42001:2023 controls.
 #[derive(Parser)]
@@ -176,6 +178,16 @@ enum Command {
         #[command(subcommand)]
         command: ChainCommand,
     },
+    /// Org root key and key certificates (enrollment, offline; see docs/trust.md).
+    Trust {
+        #[command(subcommand)]
+        command: trust::TrustCommand,
+    },
+    /// This agent's signing key: show it for enrollment, or rotate it.
+    Key {
+        #[command(subcommand)]
+        command: trust::KeyCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -276,7 +288,7 @@ macro_rules! config_or_exit {
 
 /// The async runtime: two worker threads at most. Shipping signs and sends many requests
 /// at once (4x the S3 drain rate of a single thread here); an idle agent costs the same.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(2);
@@ -622,6 +634,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Trust { command } => trust::trust(command),
+        Command::Key { command } => {
+            let config = config_or_exit!(cli);
+            trust::key(command, config)
+        }
         Command::Chain {
             command: ChainCommand::Reset { reason },
         } => {
@@ -738,8 +755,8 @@ fn print_verify(r: &verify::Report, store: &Path, elapsed: std::time::Duration) 
     }
     if r.anchored {
         println!(
-            "trust: keys anchored by the trust policy; {} record(s) refused as untrusted",
-            r.untrusted
+            "trust: keys anchored by the trust policy ({} key certificate(s) verified against its roots); {} record(s) refused as untrusted",
+            r.certified, r.untrusted
         );
     } else {
         println!("trust: NOT ANCHORED: keys trusted on first sight (no --trust policy)");

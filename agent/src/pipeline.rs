@@ -17,6 +17,8 @@ use chrono::{SecondsFormat, Utc};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+mod rotation;
+
 /// Agent version recorded in evidence.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -199,6 +201,10 @@ pub struct Agent {
     dirty: bool,
     /// First sequence written by `open` (a chain start), reported with the first run.
     unreported: Option<u64>,
+    /// The key certificate published beside the key (`[signing] certificate`).
+    certificate: Option<Vec<u8>>,
+    /// Held while the agent is open: one process writes a state directory's chain.
+    _lock: std::fs::File,
 }
 
 fn base_predicate(kind: Kind, agent_id: &str, host: &Host) -> Predicate {
@@ -222,6 +228,7 @@ fn base_predicate(kind: Kind, agent_id: &str, host: &Host) -> Predicate {
         checkpoint: None,
         chain_start: None,
         gap: None,
+        key_rotation: None,
     }
 }
 
@@ -241,7 +248,9 @@ impl Agent {
         let state_dir = config.agent.state_dir.clone();
         crate::durable::create_dir_private(&state_dir)
             .with_context(|| format!("{}: cannot create state directory", state_dir.display()))?;
+        let lock = rotation::lock_state(&state_dir)?;
         let key_path = config.key_path();
+        rotation::refuse_new_key(&state_dir, &key_path, reset.is_some())?;
         let (key, key_created) = SigningKey::load_or_generate(&key_path, config.signing.algorithm)?;
         let spool = Spool::open(&state_dir)
             .with_context(|| format!("{}: cannot open spool", state_dir.display()))?;
@@ -280,6 +289,7 @@ impl Agent {
             collectors: BTreeMap::new(),
             paused_since: None,
             skipped_while_paused: 0,
+            keyid: None,
         };
         let loaded = files.load();
         enum Next {
@@ -287,7 +297,7 @@ impl Agent {
             Reset(Option<ChainState>),
             Recover,
         }
-        let (state, next) = if reset.is_some() {
+        let (mut state, next) = if reset.is_some() {
             (fresh, Next::Reset(loaded.ok().flatten()))
         } else {
             match loaded? {
@@ -297,6 +307,10 @@ impl Agent {
                         message: format!("it belongs to agent {}, not {agent_id}", state.agent_id),
                     }
                     .into());
+                }
+                // Prepared by `evident key show` (enrollment before the first run).
+                Some(state) if state.next_sequence == 0 => {
+                    (state, Next::Start("first run of this agent", None))
                 }
                 Some(state) => (state, Next::Recover),
                 None if id_existed => {
@@ -309,7 +323,11 @@ impl Agent {
                 None => (fresh, Next::Start("first run of this agent", None)),
             }
         };
+        let key = rotation::settle_key(&mut state, key, &key_path)?;
+        let certificate = rotation::load_certificate(&config, &key, &agent_id, &host)?;
         let mut agent = Agent {
+            _lock: lock,
+            certificate,
             config,
             key,
             host,
@@ -608,7 +626,7 @@ impl Agent {
         // Spooled records are the only durable copy of the head until the state is saved.
         self.save_state()?;
         let mut report = ShipReport::default();
-        let keys = vec![(self.key.keyid().to_string(), self.key.public_pem())];
+        let keys = self.published_keys();
         let pending = self.spool.pending()?;
         let mut cache: BTreeMap<u64, Outgoing> = BTreeMap::new();
         for sink in &self.sinks {

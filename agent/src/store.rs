@@ -57,6 +57,9 @@ pub struct Summary {
     /// Chain start content.
     #[serde(default)]
     pub chain_start: Option<ChainStart>,
+    /// Key rotation content (`key_rotation` records).
+    #[serde(default)]
+    pub key_rotation: Option<crate::evidence::record::KeyRotation>,
 }
 
 /// `agent.id`.
@@ -137,6 +140,7 @@ impl Summary {
             (None, Kind::ChainStart) => "chain-start".into(),
             (None, Kind::Observation) => "observation".into(),
             (None, Kind::Gap) => "gap".into(),
+            (None, Kind::KeyRotation) => "key-rotation".into(),
         }
     }
 

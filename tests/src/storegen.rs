@@ -163,6 +163,7 @@ pub fn generate(
             checkpoint: None,
             chain_start: None,
             gap: None,
+            key_rotation: None,
         };
         let start = end - Duration::days(i64::from(days) - 1);
         let mut runs: std::collections::BTreeMap<String, CollectorRun> = Default::default();

@@ -263,7 +263,7 @@ impl Forge {
         let (key, der) = SigningKey::generate(Algorithm::Ed25519).expect("key");
         Forge {
             key,
-            der,
+            der: der.to_vec(),
             agent: agent.into(),
             chain: chain.into(),
             host: host.into(),
@@ -313,6 +313,7 @@ impl Forge {
             checkpoint: None,
             chain_start: None,
             gap: None,
+            key_rotation: None,
         }
     }
 

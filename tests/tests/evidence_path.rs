@@ -402,6 +402,12 @@ fn bad_state_and_keys_are_clear_errors_that_overwrite_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir_all(dir.path().join(".evident")).expect("mkdir");
     fs::write(dir.path().join(".evident/signing.pem"), b"garbage").expect("key");
+    // Owner-only, as a key must be (a key others can read is refused first).
+    fs::set_permissions(
+        dir.path().join(".evident/signing.pem"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
     let r = once(dir.path());
     assert_ne!(r.code, 0);
     assert!(

@@ -342,11 +342,16 @@ pub use crate::evidence::keys::Algorithm;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Signing {
-    /// PKCS#8 PEM private key; generated (mode 0600) on first use if missing.
-    /// Default: `<state_dir>/signing.pem`.
+    /// PKCS#8 PEM private key; generated (mode 0600) on first use if missing, never while
+    /// the agent has chain state (`evident key rotate` changes keys). A key file its group
+    /// or other users can read is refused. Default: `<state_dir>/signing.pem`.
     pub key: Option<PathBuf>,
     /// Algorithm of a generated key (an existing key's own algorithm always wins).
     pub algorithm: Algorithm,
+    /// Key certificate (`evident trust enroll`) for this agent's key, published to the store
+    /// as `keys/<keyid>.cert.dsse.json`; it must certify this key, agent id and host name.
+    /// Default: none (the auditor enrolls the key in the trust policy instead).
+    pub certificate: Option<PathBuf>,
 }
 
 impl Config {

@@ -34,6 +34,9 @@ pub struct ChainState {
     /// Collections skipped while paused.
     #[serde(default)]
     pub skipped_while_paused: u64,
+    /// keyid of the key that signs this chain (changed only by `evident key rotate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
 }
 
 /// Chain state problems.

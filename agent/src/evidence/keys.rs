@@ -3,6 +3,12 @@
 //! Private keys are PKCS#8 PEM (mode 0600); public keys are SPKI PEM. A key's `keyid` is the
 //! hex SHA-256 of its SPKI DER, which standard DSSE verifiers (securesystemslib, cosign with
 //! a PEM key) can compute on their own.
+//!
+//! A private key file that its group or other users may access is refused (like OpenSSH's
+//! "UNPROTECTED PRIVATE KEY FILE"). Key bytes never outlive their use: the file contents,
+//! PEM text and PKCS#8 DER Evident handles are zeroized on drop (`zeroize`), and the parsed
+//! keys are aws-lc `EVP_PKEY`s, whose memory aws-lc cleanses when it frees them
+//! (`OPENSSL_free` calls `OPENSSL_cleanse`).
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -11,6 +17,7 @@ use base64::Engine;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{PrivatePkcs8KeyDer, SubjectPublicKeyInfoDer};
 use std::path::Path;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Signature algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -74,9 +81,83 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
+/// Largest private key file read (a PEM key is a few hundred bytes).
+const MAX_KEY_BYTES: u64 = 64 * 1024;
+
+/// Reads a private key file's bytes (zeroized on drop): a regular file, bounded, accessible
+/// only by its owner. The mode is checked on the opened file, so a swap after the check
+/// cannot slip another file in.
+fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    use std::io::Read;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let p = path.display().to_string();
+    let io = |m: String| KeyError::Io {
+        path: p.clone(),
+        message: m,
+    };
+    // O_NONBLOCK: a FIFO in the key's place is refused below, never waited on.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_nonblock())
+        .open(path)
+        .map_err(|e| io(format!("cannot read private key: {e}")))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| io(format!("cannot read private key: {e}")))?;
+    if !meta.is_file() {
+        return Err(io("not a regular file: a private key must be one".into()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    // The one layout where group read is needed: a Kubernetes Secret mounted for a non-root
+    // container is owned by root with the pod's fsGroup (the agent's own group), mode 0440.
+    // An agent running as root never needs it (mount the Secret 0400).
+    let group_is_ours = {
+        use std::os::unix::fs::MetadataExt;
+        let (uid, gid) = own_ids();
+        meta.uid() == 0 && uid.is_some_and(|u| u != 0) && gid == Some(meta.gid())
+    };
+    let refused = if group_is_ours { 0o027 } else { 0o077 };
+    if mode & refused != 0 {
+        return Err(KeyError::Invalid {
+            path: p.clone(),
+            message: format!(
+                "private key is readable or writable by other users (mode {mode:04o}); refusing to use it. Fix: chmod 600 {p}"
+            ),
+        });
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(1024));
+    f.take(MAX_KEY_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| io(format!("cannot read private key: {e}")))?;
+    if buf.len() as u64 > MAX_KEY_BYTES {
+        return Err(io(format!(
+            "larger than {MAX_KEY_BYTES} bytes: not a private key"
+        )));
+    }
+    Ok(buf)
+}
+
+/// The process's effective user and group ids (from /proc/self/status: no unsafe code).
+fn own_ids() -> (Option<u32>, Option<u32>) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse().ok())
+    };
+    (field("Uid:"), field("Gid:"))
+}
+
+/// `O_NONBLOCK` on Linux (all architectures Evident builds for use 0o4000).
+const fn libc_nonblock() -> i32 {
+    0o4000
+}
+
 impl SigningKey {
-    /// Generates a new key; returns it with its PKCS#8 DER.
-    pub fn generate(alg: Algorithm) -> Result<(SigningKey, Vec<u8>), KeyError> {
+    /// Generates a new key; returns it with its PKCS#8 DER (zeroized when dropped).
+    pub fn generate(alg: Algorithm) -> Result<(SigningKey, Zeroizing<Vec<u8>>), KeyError> {
         let fail = |m: &str| KeyError::Invalid {
             path: "(new key)".into(),
             message: m.into(),
@@ -91,7 +172,7 @@ impl SigningKey {
                     .map_err(|_| fail("key generation failed"))?
             }
         };
-        let der = der.as_ref().to_vec();
+        let der = Zeroizing::new(der.as_ref().to_vec());
         Ok((SigningKey::from_pkcs8(&der, "(new key)")?, der))
     }
 
@@ -125,18 +206,33 @@ impl SigningKey {
         })
     }
 
-    /// Reads a PKCS#8 PEM private key file.
+    /// Reads a PKCS#8 PEM private key file: a regular file of at most 64 KiB that only its
+    /// owner may access (a group- or world-accessible key is refused: `chmod 600` fixes it).
     pub fn load(path: &Path) -> Result<SigningKey, KeyError> {
+        SigningKey::load_with_der(path).map(|(k, _)| k)
+    }
+
+    /// [`SigningKey::load`], also returning the PKCS#8 DER (zeroized when dropped).
+    pub fn load_with_der(path: &Path) -> Result<(SigningKey, Zeroizing<Vec<u8>>), KeyError> {
         let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| KeyError::Io {
-            path: p.clone(),
-            message: format!("cannot read signing key: {e}"),
-        })?;
-        let der = PrivatePkcs8KeyDer::from_pem_slice(&bytes).map_err(|e| KeyError::Invalid {
-            path: p.clone(),
-            message: format!("not a PKCS#8 PEM private key ({e})"),
-        })?;
-        SigningKey::from_pkcs8(der.secret_pkcs8_der(), &p)
+        let bytes = read_private(path)?;
+        let mut der =
+            PrivatePkcs8KeyDer::from_pem_slice(&bytes).map_err(|e| KeyError::Invalid {
+                path: p.clone(),
+                message: format!("not a PKCS#8 PEM private key ({e})"),
+            })?;
+        let copy = Zeroizing::new(der.secret_pkcs8_der().to_vec());
+        der.zeroize();
+        SigningKey::from_pkcs8(&copy, &p).map(|k| (k, copy))
+    }
+
+    /// Writes a new private key file (PKCS#8 PEM, mode 0600; never replaces a file).
+    pub fn write_new(path: &Path, der: &[u8]) -> Result<(), KeyError> {
+        let text = Zeroizing::new(pem("PRIVATE KEY", der));
+        crate::durable::write_new(path, text.as_bytes(), 0o600).map_err(|e| KeyError::Io {
+            path: path.display().to_string(),
+            message: format!("cannot write private key: {e}"),
+        })
     }
 
     /// Loads the key at `path`, or generates one there (mode 0600) when no file exists.
@@ -153,7 +249,7 @@ impl SigningKey {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::durable::create_dir_private(dir).map_err(io)?;
         }
-        crate::durable::write_new(path, pem("PRIVATE KEY", &der).as_bytes(), 0o600).map_err(io)?;
+        SigningKey::write_new(path, &der)?;
         Ok((key, true))
     }
 
@@ -200,6 +296,7 @@ impl SigningKey {
 pub struct VerifyingKey {
     key: ParsedPublicKey,
     keyid: String,
+    spki_der: Vec<u8>,
 }
 
 impl VerifyingKey {
@@ -214,7 +311,13 @@ impl VerifyingKey {
         Ok(VerifyingKey {
             key,
             keyid: sha256_hex(der),
+            spki_der: der.to_vec(),
         })
+    }
+
+    /// The public key as SPKI PEM.
+    pub fn public_pem(&self) -> String {
+        pem("PUBLIC KEY", &self.spki_der)
     }
 
     /// Parses an SPKI PEM public key.
@@ -270,6 +373,21 @@ mod tests {
     }
 
     #[test]
+    fn a_key_other_users_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("signing.pem");
+        SigningKey::load_or_generate(&p, Algorithm::Ed25519).expect("gen");
+        for mode in [0o644, 0o604, 0o660, 0o606] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let e = SigningKey::load(&p).err().expect("refused").to_string();
+            assert!(e.contains(&format!("chmod 600 {}", p.display())), "{e}");
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+        assert!(SigningKey::load(&p).is_ok());
+    }
+
+    #[test]
     fn corrupt_key_is_a_clear_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("signing.pem");
@@ -278,7 +396,13 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
         )
         .expect("write");
+        std::fs::set_permissions(
+            &p,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        )
+        .expect("chmod");
         let e = SigningKey::load(&p).err().expect("must fail").to_string();
+        assert!(e.contains("PKCS#8"), "{e}");
         assert!(e.starts_with(&p.display().to_string()), "{e}");
     }
 }

@@ -47,6 +47,9 @@ pub enum Kind {
     ChainStart,
     /// Collection was paused (e.g. the spool was full): evidence is missing for a reason.
     Gap,
+    /// The chain's signing key changes: signed by the old key, it names the new one, and
+    /// the records after it are signed by the new key (`evident key rotate`).
+    KeyRotation,
 }
 
 /// The agent that made the record.
@@ -136,6 +139,20 @@ pub struct ChainStart {
     pub previous_sequence: Option<u64>,
 }
 
+/// Key rotation content: the old key (which signs this record) hands the chain over.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyRotation {
+    /// keyid of the key that signed the chain so far (and signs this record).
+    pub previous_keyid: String,
+    /// keyid of the key that signs the records after this one.
+    pub new_keyid: String,
+    /// The new key, SPKI PEM.
+    pub public_key: String,
+    /// The new key's certificate (a DSSE envelope signed by an org root), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<super::envelope::Envelope>,
+}
+
 /// The predicate of an Evident record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Predicate {
@@ -180,6 +197,9 @@ pub struct Predicate {
     /// Gap content: why evidence is missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap: Option<serde_json::Value>,
+    /// Key rotation content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_rotation: Option<KeyRotation>,
 }
 
 impl Predicate {
@@ -190,6 +210,7 @@ impl Predicate {
             Kind::Checkpoint => serde_json::to_value(&self.checkpoint).unwrap_or_default(),
             Kind::ChainStart => serde_json::to_value(&self.chain_start).unwrap_or_default(),
             Kind::Gap => self.gap.clone().unwrap_or_default(),
+            Kind::KeyRotation => serde_json::to_value(&self.key_rotation).unwrap_or_default(),
         }
     }
 
@@ -199,6 +220,7 @@ impl Predicate {
             (Some(c), _) => c.id.clone(),
             (None, Kind::Checkpoint) => "checkpoint".into(),
             (None, Kind::ChainStart) => "chain-start".into(),
+            (None, Kind::KeyRotation) => "key-rotation".into(),
             (None, _) => "gap".into(),
         };
         format!("evident:{}/{}", self.host.hostname, what)

@@ -15,7 +15,15 @@
 //! [[revoked]]
 //! keyid = "<hex>"
 //! at = "2026-06-01T00:00:00Z"            # records collected at or after this are refused
+//!
+//! [[roots]]                              # org root keys (`evident trust init`)
+//! keyid = "<hex>"
+//! path = "root.pub.pem"                  # relative to the policy file; or public_key = "<PEM>"
 //! ```
+//!
+//! A key certificate signed by a root (`evident trust enroll`, published by the agent as
+//! `keys/<keyid>.cert.dsse.json` or carried in a `key_rotation` record) enrolls its key just
+//! like an `[[agents]]` entry (see [`crate::evidence::certificate`]).
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -31,6 +39,26 @@ pub struct Policy {
     /// Revoked keys.
     #[serde(default)]
     pub revoked: Vec<Revoked>,
+    /// Org root keys whose certificates enroll agent keys.
+    #[serde(default)]
+    pub roots: Vec<Root>,
+    /// The roots' public keys (SPKI DER), read when the policy is loaded.
+    #[serde(skip)]
+    root_der: Vec<(String, Vec<u8>)>,
+}
+
+/// An org root key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Root {
+    /// hex(sha256(SPKI DER)) of the root public key (printed by `evident trust init`).
+    pub keyid: String,
+    /// The root public key file (SPKI PEM), relative to the policy file.
+    #[serde(default)]
+    pub path: Option<std::path::PathBuf>,
+    /// The root public key itself (SPKI PEM), instead of `path`.
+    #[serde(default)]
+    pub public_key: Option<String>,
 }
 
 /// One enrolled agent key.
@@ -39,7 +67,8 @@ pub struct Policy {
 pub struct Enrolled {
     /// hex(sha256(SPKI DER)) of the agent's public key.
     pub keyid: String,
-    /// The agent id this key may sign for.
+    /// The agent id this key may sign for (`*` for a key shared by a fleet, e.g. a Helm
+    /// DaemonSet whose nodes each have their own agent id).
     pub agent_id: String,
     /// Host names this key may sign for (`*` matches any run of characters, `?` one).
     pub hosts: Vec<String>,
@@ -49,6 +78,9 @@ pub struct Enrolled {
     /// Records collected after this time are refused.
     #[serde(default, deserialize_with = "opt_time")]
     pub valid_until: Option<DateTime<Utc>>,
+    /// Where the enrollment comes from when not from the policy file (a certificate).
+    #[serde(skip)]
+    pub via: Option<String>,
 }
 
 /// A revoked key.
@@ -68,12 +100,24 @@ impl Policy {
         // Bounded, and only a regular file (a FIFO or /dev/zero is refused, never waited on).
         let text = crate::config::read_config_file(path)
             .map_err(|e| format!("{}: cannot read trust policy: {e}", path.display()))?;
-        Policy::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let base = path.parent().unwrap_or(Path::new("."));
+        Policy::parse_in(&text, base).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Parses a policy and checks it is usable.
+    /// Parses a policy and checks it is usable (root key paths relative to the current
+    /// directory).
     pub fn parse(text: &str) -> Result<Policy, String> {
-        let p: Policy = toml::from_str(text).map_err(|e| format!("not a trust policy: {e}"))?;
+        Policy::parse_in(text, Path::new("."))
+    }
+
+    /// Parses a policy; root key `path`s are relative to `base`.
+    pub fn parse_in(text: &str, base: &Path) -> Result<Policy, String> {
+        let mut p: Policy = toml::from_str(text).map_err(|e| format!("not a trust policy: {e}"))?;
+        p.root_der = p
+            .roots
+            .iter()
+            .map(|r| r.load(base))
+            .collect::<Result<_, _>>()?;
         for a in &p.agents {
             if a.keyid.len() != 64 || !a.keyid.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(format!(
@@ -85,10 +129,36 @@ impl Policy {
                 return Err(format!("agents: key {} lists no hosts", a.keyid));
             }
         }
-        if p.agents.is_empty() {
-            return Err("the policy enrolls no agent key ([[agents]])".into());
+        if p.agents.is_empty() && p.roots.is_empty() {
+            return Err(
+                "the policy enrolls no agent key ([[agents]]) and names no root ([[roots]])".into(),
+            );
         }
         Ok(p)
+    }
+
+    /// The roots' public keys, by keyid.
+    pub fn root_keys(&self) -> Vec<(String, crate::evidence::keys::VerifyingKey)> {
+        self.root_der
+            .iter()
+            .filter_map(|(id, der)| {
+                crate::evidence::keys::VerifyingKey::from_spki_der(der, id)
+                    .ok()
+                    .map(|k| (id.clone(), k))
+            })
+            .collect()
+    }
+
+    /// Enrolls a key from a certificate a root signed (`via` names the certificate).
+    pub fn enroll_certified(&mut self, c: &crate::evidence::certificate::Certified, via: &str) {
+        self.agents.push(Enrolled {
+            keyid: c.binding.keyid.clone(),
+            agent_id: c.binding.agent_id.clone(),
+            hosts: c.binding.hosts.clone(),
+            valid_from: Some(c.valid_from),
+            valid_until: Some(c.valid_until),
+            via: Some(via.to_string()),
+        });
     }
 
     /// Why a record signed by `keyid` for `agent` on `host` at `collected_at` is not trusted,
@@ -121,24 +191,80 @@ impl Policy {
             .collect();
         if enrolled.is_empty() {
             return Some(format!(
-                "signed by key {keyid}, which the trust policy does not enroll"
+                "signed by key {keyid}, which the trust policy does not enroll{}",
+                if self.roots.is_empty() {
+                    ""
+                } else {
+                    " and no certificate of a policy root vouches for"
+                }
             ));
         }
         let mut why = Vec::new();
         for a in enrolled {
-            if a.agent_id != agent {
-                why.push(format!("key {keyid} is enrolled for another agent id"));
+            let via = a
+                .via
+                .as_deref()
+                .map_or(String::new(), |v| format!(" (by {v})"));
+            if !matches(&a.agent_id, agent) {
+                why.push(format!("key {keyid} is enrolled for another agent id{via}"));
             } else if !a.hosts.iter().any(|h| matches(h, host)) {
-                why.push(format!("key {keyid} is not enrolled for host {host}"));
+                why.push(format!("key {keyid} is not enrolled for host {host}{via}"));
             } else if a.valid_from.is_some_and(|f| at < f) {
-                why.push(format!("key {keyid} is not yet valid at {collected_at}"));
+                why.push(format!(
+                    "key {keyid} is not yet valid at {collected_at}{via}"
+                ));
             } else if a.valid_until.is_some_and(|u| at > u) {
-                why.push(format!("key {keyid} expired before {collected_at}"));
+                why.push(format!("key {keyid} expired before {collected_at}{via}"));
             } else {
                 return None;
             }
         }
         Some(why.join("; "))
+    }
+}
+
+impl Root {
+    /// Reads the root's public key and checks it has the stated keyid.
+    fn load(&self, base: &Path) -> Result<(String, Vec<u8>), String> {
+        use rustls_pki_types::pem::PemObject;
+        let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex64(&self.keyid) {
+            return Err(format!(
+                "roots: keyid `{}` is not 64 hex digits",
+                self.keyid.escape_default()
+            ));
+        }
+        let (text, origin) = match (&self.path, &self.public_key) {
+            (Some(p), None) => {
+                let full = base.join(p);
+                let text = crate::config::read_config_file(&full).map_err(|e| {
+                    format!(
+                        "roots: {}: cannot read root public key: {e}",
+                        full.display()
+                    )
+                })?;
+                (text, full.display().to_string())
+            }
+            (None, Some(pem)) => (pem.clone(), format!("root {}", self.keyid)),
+            _ => {
+                return Err(format!(
+                    "roots: root {} needs exactly one of `path` or `public_key`",
+                    self.keyid
+                ));
+            }
+        };
+        let der = rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(text.as_bytes())
+            .map_err(|e| format!("roots: {origin}: not a PEM public key ({e})"))?;
+        let key = crate::evidence::keys::VerifyingKey::from_spki_der(der.as_ref(), &origin)
+            .map_err(|e| format!("roots: {e}"))?;
+        if !key.keyid().eq_ignore_ascii_case(&self.keyid) {
+            return Err(format!(
+                "roots: {origin} has keyid {}, not the stated {}",
+                key.keyid(),
+                self.keyid
+            ));
+        }
+        Ok((key.keyid().to_string(), der.as_ref().to_vec()))
     }
 }
 
@@ -155,7 +281,7 @@ fn opt_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Ut
 
 /// Host pattern match: the shared shell wildcard (`*` any run, `?` one character),
 /// case-insensitive (host names).
-fn matches(pattern: &str, name: &str) -> bool {
+pub fn matches(pattern: &str, name: &str) -> bool {
     evident_collectors::read::wildcard(&pattern.to_ascii_lowercase(), &name.to_ascii_lowercase())
 }
 

@@ -92,16 +92,12 @@ impl Sink for FileSink {
 
     fn put_keys<'a>(
         &'a self,
-        keys: &'a [(String, String)],
+        keys: &'a [super::PublicFile],
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             self.ensure()?;
-            for (keyid, pem) in keys {
-                self.write(
-                    &self.root.join(store::key_key(keyid)),
-                    pem.as_bytes(),
-                    false,
-                )?;
+            for f in keys {
+                self.write(&self.root.join(&f.key), &f.bytes, f.replace)?;
             }
             Ok(())
         })

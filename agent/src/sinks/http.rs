@@ -126,7 +126,7 @@ impl Sink for HttpSink {
 
     fn put_keys<'a>(
         &'a self,
-        _keys: &'a [(String, String)],
+        _keys: &'a [super::PublicFile],
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         // The receiver verifies with the keys it was given out of band; nothing to publish.
         Box::pin(async move { Ok(()) })

@@ -20,13 +20,26 @@ pub struct SinkError {
     pub message: String,
 }
 
+/// A file the agent publishes beside its records: its public key (`keys/<keyid>.pub.pem`,
+/// never replaced) or a key certificate (`keys/<keyid>.cert.dsse.json`, replaced when the
+/// key is enrolled again, and a content-addressed copy that is never replaced).
+#[derive(Debug, Clone)]
+pub struct PublicFile {
+    /// Store key.
+    pub key: String,
+    /// Content.
+    pub bytes: Vec<u8>,
+    /// Whether a different existing file may be replaced.
+    pub replace: bool,
+}
+
 /// A destination of evidence.
 pub trait Sink: Send + Sync {
     /// A short name for logs and metrics.
     fn describe(&self) -> String;
-    /// Publishes public keys (`(keyid, PEM)`); an existing identical key is fine.
-    fn put_keys<'a>(&'a self, keys: &'a [(String, String)])
-    -> BoxFuture<'a, Result<(), SinkError>>;
+    /// Publishes public keys and key certificates under `keys/`; an existing identical
+    /// file is fine, a different one is replaced only when the file says so.
+    fn put_keys<'a>(&'a self, keys: &'a [PublicFile]) -> BoxFuture<'a, Result<(), SinkError>>;
     /// Stores a batch of records and their index lines. `Ok` confirms the whole batch: each
     /// record is durable there (`None`) or rejected for good with a reason (`Some`, e.g. an
     /// HTTP 400), and is quarantined by the caller. `Err` means retry later.

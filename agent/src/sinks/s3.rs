@@ -229,18 +229,22 @@ impl Sink for S3Sink {
 
     fn put_keys<'a>(
         &'a self,
-        keys: &'a [(String, String)],
+        keys: &'a [super::PublicFile],
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let client = self.client().await.clone();
-            for (keyid, pem) in keys {
+            for f in keys {
                 put(
                     client.clone(),
                     self.config.clone(),
-                    self.key(&store::key_key(keyid)),
-                    pem.as_bytes().to_vec(),
-                    true,
-                    "application/x-pem-file",
+                    self.key(&f.key),
+                    f.bytes.clone(),
+                    !f.replace,
+                    if f.key.ends_with(".pem") {
+                        "application/x-pem-file"
+                    } else {
+                        "application/json"
+                    },
                 )
                 .await
                 .map_err(|e| self.fail(e))?;

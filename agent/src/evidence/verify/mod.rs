@@ -80,6 +80,8 @@ pub struct Report {
     pub anchored: bool,
     /// Records refused by the trust policy (not counted as valid).
     pub untrusted: usize,
+    /// Key certificates that verified against the trust policy's roots.
+    pub certified: usize,
     /// Problems; empty means sound.
     pub problems: Vec<Problem>,
     /// Observations that are not problems (e.g. records not yet sealed by a checkpoint).
@@ -208,8 +210,13 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
     if let Some(d) = &keys_dir {
         walk(d, &mut key_files, &mut problems, root);
     }
+    let mut certs = Vec::new();
     for p in key_files {
         let key = rel(root, &p);
+        if key.ends_with(".cert.dsse.json") {
+            certs.push((key, read_bounded(&p)));
+            continue;
+        }
         match read_bounded(&p)
             .and_then(|b| VerifyingKey::from_pem(&b, &key).map_err(|e| e.to_string()))
         {
@@ -265,8 +272,24 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         .max(1);
     let mut checked =
         records::check_all(&record_files, &keys, threads, opts.progress, &mut problems);
-    // Trust: who signed.
-    if let Some(policy) = &opts.trust {
+    // Key certificates and key continuity (continuity.rs); then trust: who signed.
+    let signed = checked.iter().filter_map(|c| {
+        Some(crate::evidence::continuity::Signed {
+            key: &c.key,
+            signer: &c.signer,
+            summary: c.summary.as_ref()?,
+        })
+    });
+    let keyed =
+        crate::evidence::continuity::check(&certs, signed, opts.trust.as_deref(), &mut problems);
+    for c in checked
+        .iter_mut()
+        .filter(|c| keyed.rejected.contains(&c.key))
+    {
+        c.summary = None;
+    }
+    report.certified = keyed.certified;
+    if let Some(policy) = &keyed.policy {
         report.anchored = true;
         for c in &mut checked {
             let Some(s) = &c.summary else { continue };
@@ -320,11 +343,12 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     let mut broken_chains = chains::check(&chains, opts, &mut report, &mut problems);
+    broken_chains.extend(keyed.broken.iter().cloned());
     let heads = heads::load(
         root,
         heads_dir.as_deref(),
         &keys,
-        opts.trust.as_deref(),
+        keyed.policy.as_deref(),
         &mut problems,
     );
     heads::check(

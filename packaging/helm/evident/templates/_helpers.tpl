@@ -96,8 +96,14 @@ app.kubernetes.io/component: {{ ternary "node-agent" "sidecar" (eq .Values.mode 
 - name: evident-key
   secret:
     secretName: {{ .Values.signing.existingSecret | quote }}
-    # Group-readable for the fsGroup (sidecar) or root (daemonset) only.
+    {{- if eq .Values.mode "daemonset" }}
+    # Owner-only: the daemonset agent runs as root (a key others can read is refused).
+    defaultMode: 0400
+    {{- else }}
+    # Root-owned, group-readable for the pod's fsGroup: the agent's own group, the one
+    # group access the agent accepts on a key.
     defaultMode: 0440
+    {{- end }}
 {{- end }}
 - name: evident-tmp
   emptyDir: {medium: Memory, sizeLimit: 16Mi}
