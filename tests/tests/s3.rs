@@ -335,7 +335,8 @@ fn a_second_s3_implementation_with_real_sigv4_gives_the_same_answer() {
     // s3s-fs has no versioning (no ListObjectVersions): verify says what it cannot see.
     assert!(
         v.stdout.contains("object versions not listed")
-            && v.stdout.contains("delete markers and overwritten objects cannot be seen"),
+            && v.stdout
+                .contains("delete markers and overwritten objects cannot be seen"),
         "{}",
         v.stdout
     );
