@@ -774,3 +774,50 @@ fn an_unversioned_bucket_is_noted() {
         v.stdout
     );
 }
+
+#[test]
+fn forked_and_unlinked_chains_are_problems() {
+    let first = "00000000000000000000000000000001";
+    let second = "00000000000000000000000000000002";
+    let third = "00000000000000000000000000000003";
+    let build = |link_second: Option<(&str, u64)>, third_too: bool| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().join("evidence");
+        let mut a = Forge::new(AGENT, first, "web-1");
+        a.start(&ago(Duration::hours(3)), None);
+        a.checkpoint(&ago(Duration::hours(3)), None, |_| {});
+        a.checkpoint(&ago(Duration::hours(2)), None, |_| {});
+        a.write(&store);
+        let mut b = a.next_chain(second);
+        b.start(&ago(Duration::minutes(50)), link_second);
+        b.checkpoint(&ago(Duration::minutes(49)), None, |_| {});
+        b.write(&store);
+        if third_too {
+            let mut c = a.next_chain(third);
+            c.start(&ago(Duration::minutes(40)), Some((first, 2)));
+            c.checkpoint(&ago(Duration::minutes(39)), None, |_| {});
+            c.write(&store);
+        }
+        (dir, store)
+    };
+    let (_d, store) = build(Some((first, 2)), false);
+    assert_sound(&verify(&store, &[]));
+    // The old chain went on after the point the new chain says it ended: a copied state.
+    let (_d, store) = build(Some((first, 1)), false);
+    assert_problem(
+        &verify(&store, &[]),
+        &["goes on to seq 2 after seq 1, where this chain_start says it ended"],
+    );
+    // Two chains continuing one.
+    let (_d, store) = build(Some((first, 2)), true);
+    assert_problem(
+        &verify(&store, &[]),
+        &["chain 000000000000: continued by 2 chains"],
+    );
+    // A later chain that names no previous chain.
+    let (_d, store) = build(None, false);
+    assert_problem(
+        &verify(&store, &[]),
+        &["its chain_start names no previous chain, but this agent has an earlier chain"],
+    );
+}

@@ -332,6 +332,14 @@ fn a_second_s3_implementation_with_real_sigv4_gives_the_same_answer() {
         "{}",
         v.stdout
     );
+    // s3s-fs has no versioning (no ListObjectVersions): verify says what it cannot see.
+    assert!(
+        v.stdout.contains("object versions not listed")
+            && v.stdout
+                .contains("delete markers and overwritten objects cannot be seen"),
+        "{}",
+        v.stdout
+    );
     // The objects on the server's disk are the signed envelopes, byte for byte.
     let on_disk = root.path().join("evidence/prod/eu");
     assert!(

@@ -78,11 +78,13 @@ pub(super) fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), String> {
 }
 
 /// The top-level store directory `name` under `root`, if it is there as a real directory (a
-/// symlink or a file in its place is a problem).
+/// file in its place is a problem; a symlink is reported with the top-level entries).
 pub(super) fn store_dir(root: &Path, name: &str, problems: &mut Vec<Problem>) -> Option<PathBuf> {
     let p = root.join(name);
     match std::fs::symlink_metadata(&p) {
         Ok(m) if m.file_type().is_dir() => Some(p),
+        // Reported with the top-level entries; never followed.
+        Ok(m) if m.file_type().is_symlink() => None,
         Ok(_) => {
             problems.push(Problem {
                 key: name.to_string(),
