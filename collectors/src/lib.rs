@@ -16,6 +16,7 @@ pub mod ai;
 pub mod base;
 pub mod encryption;
 pub mod exec;
+pub mod governance;
 pub mod logging;
 pub mod parse;
 pub mod read;
@@ -198,6 +199,9 @@ pub const REGISTRY: &[Registration] = &[
     ai::mlflow::REGISTRATION,
     ai::model_cards::REGISTRATION,
     ai::inventory::REGISTRATION,
+    governance::documents::REGISTRATION,
+    governance::risks::REGISTRATION,
+    governance::incidents::REGISTRATION,
     exec::REGISTRATION,
 ];
 
