@@ -497,8 +497,7 @@ async fn git_history(scan: &mut Scan, top: &std::path::Path, started: Instant, b
                 "timeout",
                 "git time budget spent: later documents have no commit recorded",
             );
-            scan.errors
-                .mark(&["git", "documents"], "git: time budget spent");
+            scan.errors.mark(&["git"], "git: time budget spent");
             break;
         };
         let Ok(rel) = real.strip_prefix(top) else {
@@ -515,9 +514,13 @@ async fn git_history(scan: &mut Scan, top: &std::path::Path, started: Instant, b
                 scan.obs["documents"][i]["git"] = json!({"committed": false});
             }
             Err(e) => {
+                // Only the checks that read `git` wait; the metadata is complete.
+                signed_all = false;
                 scan.errors.push(&format!("git log {rel}"), &e);
-                scan.errors
-                    .mark(&["git", "documents"], format!("git log {rel}: {e}"));
+                scan.errors.mark(&["git"], format!("git log {rel}: {e}"));
+                if e.to_string().starts_with("cannot start") {
+                    break;
+                }
             }
         }
     }
