@@ -17,6 +17,7 @@ pub mod base;
 pub mod encryption;
 pub mod exec;
 pub mod governance;
+pub mod hardening;
 pub mod logging;
 pub mod parse;
 pub mod read;
@@ -185,6 +186,10 @@ pub const REGISTRY: &[Registration] = &[
     system::inventory::REGISTRATION,
     system::packages::REGISTRATION,
     system::uptime::REGISTRATION,
+    hardening::sysctl::REGISTRATION,
+    hardening::setuid::REGISTRATION,
+    hardening::pam::REGISTRATION,
+    hardening::firewall::REGISTRATION,
     access::accounts::REGISTRATION,
     access::sudoers::REGISTRATION,
     access::ssh::REGISTRATION,
