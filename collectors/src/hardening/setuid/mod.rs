@@ -204,19 +204,26 @@ fn observe(ctx: &Context, config: &Config) -> Value {
                     );
                     return finish(config, scanned, files, errors);
                 }
-                let Ok(meta) = entry.metadata() else { continue };
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let path = format!("{host}/{name}");
-                if meta.is_dir() {
+                // The type comes with the listing (no system call); only regular files
+                // are stat'ed, and names are built only for directories and matches.
+                let Ok(ft) = entry.file_type() else { continue };
+                if ft.is_dir() {
                     if depth < max_depth {
-                        stack.push((entry.path(), path, depth + 1));
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        stack.push((entry.path(), format!("{host}/{name}"), depth + 1));
                     }
                     continue;
                 }
+                if !ft.is_file() {
+                    continue;
+                }
+                let Ok(meta) = entry.metadata() else { continue };
                 let mode = meta.mode();
                 if !meta.is_file() || mode & 0o6000 == 0 {
                     continue;
                 }
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let path = format!("{host}/{name}");
                 files.push(json!({
                     "path": path,
                     "name": name,
