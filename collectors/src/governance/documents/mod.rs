@@ -707,4 +707,31 @@ mod tests {
             Err(CollectError::Unavailable(_))
         ));
     }
+
+    #[test]
+    fn a_git_failure_leaves_only_the_git_checks_incomplete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("p");
+        std::fs::create_dir_all(&p).expect("mkdir");
+        std::fs::write(p.join("infosec.md"), POLICY).expect("write");
+        // `.git` exists but is no repository: git log fails.
+        std::fs::write(p.join(".git"), "gitdir: /nowhere\n").expect("write");
+        let mut scan = observe(&ctx(dir.path()), &config()).expect("observe");
+        let top = scan.git_top.clone().expect("a checkout");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(git_history(
+            &mut scan,
+            &top,
+            Instant::now(),
+            Duration::from_secs(10),
+        ));
+        let obs = scan.finish();
+        assert!(obs["incomplete"]["git"].is_array(), "{obs:#}");
+        assert!(obs["incomplete"].get("documents").is_none(), "{obs:#}");
+        assert_eq!(obs["documents"][0]["git"], Value::Null);
+        assert_eq!(obs["documents"][0]["owner"], "CISO");
+    }
 }
