@@ -818,7 +818,7 @@ fn print_controls(config: &Config, framework: Option<&str>, json: bool) -> anyho
             }
         }
         rows.push(serde_json::json!({
-            "id": c.id, "framework": c.framework, "title": c.title, "group": c.group,
+            "id": c.id, "framework": c.framework, "kind": c.kind(), "title": c.title, "group": c.group,
             "automatable": c.automatable, "collectors": collectors, "checks": checks,
         }));
     }
@@ -826,10 +826,13 @@ fn print_controls(config: &Config, framework: Option<&str>, json: bool) -> anyho
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    let evidenced = rows
-        .iter()
-        .filter(|r| r["collectors"].as_array().is_some_and(|a| !a.is_empty()))
-        .count();
+    let evidenced = |kind: &str| {
+        rows.iter()
+            .filter(|r| r["kind"] == kind)
+            .filter(|r| r["collectors"].as_array().is_some_and(|a| !a.is_empty()))
+            .count()
+    };
+    let total = |kind: &str| rows.iter().filter(|r| r["kind"] == kind).count();
     for r in &rows {
         let list = |k: &str| {
             r[k].as_array()
@@ -854,8 +857,11 @@ fn print_controls(config: &Config, framework: Option<&str>, json: bool) -> anyho
         );
     }
     println!(
-        "{} control(s), {evidenced} with evidence from the configured collectors",
-        rows.len()
+        "{} control(s), {} with evidence from the configured collectors; {} clause(s), {} with evidence",
+        total("control"),
+        evidenced("control"),
+        total("clause"),
+        evidenced("clause")
     );
     Ok(())
 }

@@ -21,11 +21,26 @@ const BUILTIN_CATALOGS: &[(&str, &str)] = &[
         "config/controls/iso42001-2023.toml",
         include_str!("../../config/controls/iso42001-2023.toml"),
     ),
+    // Clauses 4-10 extend the frameworks loaded above.
+    (
+        "config/controls/iso27001-2022-clauses.toml",
+        include_str!("../../config/controls/iso27001-2022-clauses.toml"),
+    ),
+    (
+        "config/controls/iso42001-2023-clauses.toml",
+        include_str!("../../config/controls/iso42001-2023-clauses.toml"),
+    ),
 ];
-const BUILTIN_CROSSWALK: (&str, &str) = (
-    "config/controls/crosswalk.toml",
-    include_str!("../../config/controls/crosswalk.toml"),
-);
+const BUILTIN_CROSSWALKS: &[(&str, &str)] = &[
+    (
+        "config/controls/crosswalk.toml",
+        include_str!("../../config/controls/crosswalk.toml"),
+    ),
+    (
+        "config/controls/crosswalk-clauses.toml",
+        include_str!("../../config/controls/crosswalk-clauses.toml"),
+    ),
+];
 
 /// A framework (a catalog of controls).
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +66,15 @@ pub struct Control {
     pub group: String,
     /// Whether an agent can collect direct technical evidence for it.
     pub automatable: bool,
+    /// A management-system clause (ISO clauses 4-10), not an Annex A control.
+    pub clause: bool,
+}
+
+impl Control {
+    /// `clause` or `control`, as `evident controls --json` and the report show it.
+    pub fn kind(&self) -> &'static str {
+        if self.clause { "clause" } else { "control" }
+    }
 }
 
 /// A pair of controls that the same evidence supports.
@@ -84,6 +108,10 @@ struct CatalogFile {
     framework: FrameworkDef,
     #[serde(default)]
     controls: Vec<ControlDef>,
+    /// Management-system clauses. A file with clauses only may name a framework that is
+    /// already loaded: it extends it (the clause catalogs beside the Annex A ones).
+    #[serde(default)]
+    clauses: Vec<ControlDef>,
 }
 
 #[derive(Deserialize)]
@@ -165,16 +193,18 @@ impl Catalog {
                 }
             }
         }
-        let src = Source::new(BUILTIN_CROSSWALK.0, BUILTIN_CROSSWALK.1);
-        if let Some(file) = parse::<CrosswalkFile>(&src, errs) {
-            for p in &file.pairs {
-                for id in [&p.iso27001, &p.iso42001] {
-                    if !c.controls.contains_key(id) {
-                        errs.push(src.at(None, "pairs", format!("unknown control `{id}`")));
+        for (name, text) in BUILTIN_CROSSWALKS {
+            let src = Source::new(*name, text);
+            if let Some(file) = parse::<CrosswalkFile>(&src, errs) {
+                for p in &file.pairs {
+                    for id in [&p.iso27001, &p.iso42001] {
+                        if !c.controls.contains_key(id) {
+                            errs.push(src.at(None, "pairs", format!("unknown control `{id}`")));
+                        }
                     }
                 }
+                c.crosswalk.extend(file.pairs);
             }
-            c.crosswalk = file.pairs;
         }
         c
     }
@@ -215,19 +245,30 @@ impl Catalog {
             ));
             return;
         }
-        if self.has_framework(&fw.id) {
+        let extends = self.has_framework(&fw.id);
+        if extends && !file.controls.is_empty() {
             errs.push(src.at(
                 None,
                 "framework.id",
-                format!("framework `{}` is already loaded", fw.id),
+                format!(
+                    "framework `{}` is already loaded (a second file for it may add `[[clauses]]` only)",
+                    fw.id
+                ),
             ));
             return;
         }
-        for c in file.controls {
+        let entries = file
+            .controls
+            .into_iter()
+            .map(|c| (c, false))
+            .chain(file.clauses.into_iter().map(|c| (c, true)));
+        for (c, clause) in entries {
             let id = format!("{}/{}", fw.id, c.id);
-            if !self.controls.contains_key(&id) {
-                self.order.push(id.clone());
+            if self.controls.contains_key(&id) {
+                errs.push(src.at(None, "clauses", format!("`{id}` is defined twice")));
+                continue;
             }
+            self.order.push(id.clone());
             self.controls.insert(
                 id.clone(),
                 Control {
@@ -237,13 +278,16 @@ impl Catalog {
                     title: c.title,
                     group: c.group,
                     automatable: c.automatable,
+                    clause,
                 },
             );
         }
-        self.frameworks.push(Framework {
-            id: fw.id,
-            title: fw.title,
-        });
+        if !extends {
+            self.frameworks.push(Framework {
+                id: fw.id,
+                title: fw.title,
+            });
+        }
     }
 
     /// Whether a framework is loaded.
@@ -359,14 +403,39 @@ mod tests {
         let mut errs = Vec::new();
         let c = Catalog::builtin_checked(&mut errs);
         assert!(errs.is_empty(), "{errs:#?}");
-        let count = |fw: &str| c.controls().filter(|x| x.framework == fw).count();
-        assert_eq!(count("ISO27001:2022"), 93);
-        assert_eq!(count("ISO42001:2023"), 38);
+        let count = |fw: &str, clause: bool| {
+            c.controls()
+                .filter(|x| x.framework == fw && x.clause == clause)
+                .count()
+        };
+        assert_eq!(count("ISO27001:2022", false), 93);
+        assert_eq!(count("ISO42001:2023", false), 38);
+        assert_eq!(count("ISO27001:2022", true), 34);
+        assert_eq!(count("ISO42001:2023", true), 36);
+        assert_eq!(c.frameworks().len(), 2);
         assert_eq!(
             c.control("ISO27001:2022/A.8.24").map(|x| x.title.as_str()),
             Some("Use of cryptography")
         );
-        assert_eq!(c.crosswalk().len(), 18);
+        assert_eq!(
+            c.control("ISO42001:2023/6.1.4")
+                .map(|x| (x.title.as_str(), x.kind())),
+            Some(("AI system impact assessment", "clause"))
+        );
+        // 18 Annex A pairs and 34 clause pairs (every clause both standards have).
+        assert_eq!(c.crosswalk().len(), 18 + 34);
+        let pair = |a: &str| {
+            c.crosswalk()
+                .iter()
+                .find(|p| p.iso27001 == a)
+                .map(|p| p.iso42001.as_str())
+        };
+        assert_eq!(pair("ISO27001:2022/6.1.2"), Some("ISO42001:2023/6.1.2"));
+        assert!(
+            !c.crosswalk()
+                .iter()
+                .any(|p| p.iso42001 == "ISO42001:2023/6.1.4")
+        );
     }
 
     #[test]
@@ -390,5 +459,26 @@ mod tests {
         c.load_file(&p, &mut errs);
         assert!(errs.is_empty(), "{errs:#?}");
         assert!(c.control("SOC2:2017/CC6.1").is_some());
+        // A second file for a loaded framework may add clauses, not controls.
+        std::fs::write(&p, "[framework]\nid = \"SOC2:2017\"\ntitle = \"SOC 2\"\n\n[[clauses]]\nid = \"1.1\"\ntitle = \"Scope\"\n").expect("write");
+        c.load_file(&p, &mut errs);
+        assert!(errs.is_empty(), "{errs:#?}");
+        assert_eq!(
+            c.control("SOC2:2017/1.1").map(Control::kind),
+            Some("clause")
+        );
+        c.load_file(&p, &mut errs);
+        assert!(
+            errs.iter().any(|e| e.message.contains("defined twice")),
+            "{errs:#?}"
+        );
+        let q = dir.path().join("again.toml");
+        std::fs::write(&q, "[framework]\nid = \"SOC2:2017\"\ntitle = \"SOC 2\"\n\n[[controls]]\nid = \"CC9\"\ntitle = \"x\"\n").expect("write");
+        let mut errs = Vec::new();
+        c.load_file(&q, &mut errs);
+        assert!(
+            errs.iter().any(|e| e.message.contains("already loaded")),
+            "{errs:#?}"
+        );
     }
 }

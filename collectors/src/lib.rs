@@ -16,6 +16,8 @@ pub mod ai;
 pub mod base;
 pub mod encryption;
 pub mod exec;
+pub mod governance;
+pub mod hardening;
 pub mod logging;
 pub mod monitoring;
 pub mod parse;
@@ -185,6 +187,10 @@ pub const REGISTRY: &[Registration] = &[
     system::inventory::REGISTRATION,
     system::packages::REGISTRATION,
     system::uptime::REGISTRATION,
+    hardening::sysctl::REGISTRATION,
+    hardening::setuid::REGISTRATION,
+    hardening::pam::REGISTRATION,
+    hardening::firewall::REGISTRATION,
     access::accounts::REGISTRATION,
     access::sudoers::REGISTRATION,
     access::ssh::REGISTRATION,
@@ -200,6 +206,9 @@ pub const REGISTRY: &[Registration] = &[
     ai::model_cards::REGISTRATION,
     ai::inventory::REGISTRATION,
     monitoring::prometheus::REGISTRATION,
+    governance::documents::REGISTRATION,
+    governance::risks::REGISTRATION,
+    governance::incidents::REGISTRATION,
     exec::REGISTRATION,
 ];
 

@@ -9,7 +9,15 @@ fn lists_every_control_with_its_evidence() {
     let r = evident(dir.path(), &["controls", "--json"]);
     assert_eq!(r.code, 0, "{}", r.all());
     let rows: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).expect("json");
-    assert_eq!(rows.len(), 93 + 38);
+    // Annex A controls and the management-system clauses 4-10 of both standards.
+    assert_eq!(rows.len(), 93 + 38 + 34 + 36);
+    let kind = |k: &str| rows.iter().filter(|r| r["kind"] == k).count();
+    assert_eq!((kind("control"), kind("clause")), (93 + 38, 34 + 36));
+    let c614 = rows
+        .iter()
+        .find(|r| r["id"] == "ISO42001:2023/6.1.4")
+        .expect("6.1.4");
+    assert_eq!(c614["title"], "AI system impact assessment");
     let a59 = rows
         .iter()
         .find(|r| r["id"] == "ISO27001:2022/A.5.9")
@@ -28,6 +36,7 @@ fn lists_every_control_with_its_evidence() {
         r.stdout
     );
     assert!(r.stdout.contains("38 control(s)"), "{}", r.stdout);
+    assert!(r.stdout.contains("36 clause(s)"), "{}", r.stdout);
     assert_eq!(
         evident(dir.path(), &["controls", "--framework", "ISO27001:2013"]).code,
         2

@@ -243,6 +243,22 @@ fn weak() -> Host {
     let work = dir.path().to_path_buf();
     let root = work.join("root");
     copy_dir(&fixture("weak"), &root);
+    // A world-writable setuid program owned by nobody (git keeps no setuid bits); without
+    // root the chown fails and the test user, not root, owns it, which is as wrong.
+    let helper = root.join("usr/bin/pwn-helper");
+    std::fs::create_dir_all(root.join("usr/bin")).expect("usr/bin");
+    std::fs::write(
+        &helper,
+        b"#!/bin/sh
+",
+    )
+    .expect("helper");
+    let _ = std::os::unix::fs::chown(&helper, Some(65534), Some(65534));
+    std::fs::set_permissions(
+        &helper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o4777),
+    )
+    .expect("chmod");
     age(&root.join("var/log/syslog"), "10 days ago");
     for f in std::fs::read_dir(root.join("var/lib/apt/lists"))
         .expect("lists")
@@ -349,7 +365,7 @@ fn hardened_host_passes_every_check() {
             }
         }
     }
-    assert_eq!(total, 40, "every host check ran");
+    assert_eq!(total, 50, "every host check ran");
     assert!(failures.is_empty(), "hardened host: {failures:#?}");
 
     // Spot-check the facts behind the passes.
@@ -444,6 +460,16 @@ fn weak_host_fails_each_check_for_a_visible_reason() {
         "system.packages.automatic_updates",
         "system.uptime.rebooted_within_policy",
         "system.uptime.no_pending_reboot",
+        "hardening.sysctl.kernel",
+        "hardening.sysctl.filesystem",
+        "hardening.sysctl.network",
+        "hardening.setuid.only_allowed",
+        "hardening.setuid.not_writable",
+        "hardening.setuid.root_owned",
+        "hardening.pam.lockout",
+        "hardening.pam.password_quality",
+        "hardening.pam.no_empty_passwords",
+        "hardening.pam.mfa",
     ];
     if tls {
         must_fail.extend([
@@ -607,6 +633,23 @@ fn hostile() -> (tempfile::TempDir, PathBuf) {
     // packages: a 10 MB single-line status file.
     std::fs::write(mk("/var/lib/dpkg/status"), &huge).expect("status");
     std::fs::create_dir_all(root.join("var/lib/apt/lists")).expect("lists");
+    // sysctl: a FIFO, invalid UTF-8 and a 10 MB value in /proc/sys.
+    sh(Command::new("mkfifo").arg(mk("/proc/sys/kernel/kptr_restrict")));
+    std::fs::write(mk("/proc/sys/fs/suid_dumpable"), [0xff, 0xfe]).expect("sysctl");
+    std::fs::write(mk("/proc/sys/kernel/randomize_va_space"), &huge).expect("sysctl");
+    // setuid: a program directory escaping the root, a directory symlink loop.
+    symlink("../../outside-secret", mk("/bin")).expect("escape");
+    symlink("/usr/lib", mk("/usr/lib/loop")).expect("loop");
+    // pam: an include loop, a FIFO include, invalid UTF-8.
+    std::fs::write(
+        mk("/etc/pam.d/sshd"),
+        "@include sshd
+@include fifo
+",
+    )
+    .expect("pam");
+    sh(Command::new("mkfifo").arg(mk("/etc/pam.d/fifo")));
+    std::fs::write(mk("/etc/pam.d/login"), [0xff, b'a', b'u']).expect("pam");
     // tls: a 10 MB "certificate" and a private key.
     std::fs::write(mk("/etc/ssl/evident/huge.pem"), &huge).expect("huge cert");
     std::fs::write(

@@ -170,6 +170,9 @@ fn json_report_figures() {
         .expect("framework");
     assert_eq!(fw["controls"], 93);
     assert_eq!(fw["by_status"]["failing"], 2);
+    // Clauses 4-10 are counted apart: no collector here evidences them.
+    assert_eq!(fw["clauses"]["clauses"], 34);
+    assert_eq!(fw["clauses"]["by_status"]["no_evidence"], 34);
 
     // Point in time: on 18 Nov, before db-1's journald stopped being fresh... it was fresh.
     let r = evident(
@@ -287,8 +290,12 @@ fn html_dashboard_in_headless_chromium() {
     // What a person sees: one row per control with its status, the coverage per framework.
     assert_eq!(
         dom.matches("class=\"ctl\"").count(),
-        131,
-        "one row per control"
+        131 + 70,
+        "one row per control and per clause"
+    );
+    assert!(
+        dom.contains("clauses 4-10: 34 · coverage 0% · passing 0%"),
+        "clause coverage shown per framework"
     );
     assert!(
         dom.contains("data-control=\"ISO27001:2022/A.8.24\" data-status=\"failing\""),

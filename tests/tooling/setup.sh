@@ -68,3 +68,14 @@ else
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager > /dev/null
 fi
+
+# nft (nftables): the hardening.firewall tests load rulesets into a private network namespace
+# (unshare -n), never into the machine's own.
+if command -v nft > /dev/null; then
+  echo "test tooling: nft is installed"
+else
+  echo "test tooling: installing nftables"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nftables > /dev/null
+fi

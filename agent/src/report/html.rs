@@ -32,7 +32,7 @@ for (const f of R.frameworks) {
   const bar = el('div', {class: 'bar'});
   for (const s of order) { const n = f.by_status[s] || 0; if (n) bar.append(el('span', {style: `width:${100 * n / f.controls}%;background:${colour[s]}`, title: `${label(s)}: ${n}`})); }
   const counts = el('div', {class: 'muted'}, order.filter(s => f.by_status[s]).map(s => `${label(s)} ${f.by_status[s]}`).join(' · '));
-  cards.append(el('div', {class: 'card', 'data-framework': f.id}, el('h2', {}, f.title), el('div', {}, `coverage ${f.coverage_percent}% · passing ${f.passing_percent}%`), bar, counts));
+  cards.append(el('div', {class: 'card', 'data-framework': f.id}, el('h2', {}, f.title), el('div', {}, `coverage ${f.coverage_percent}% · passing ${f.passing_percent}%`), bar, counts, el('div', {class: 'muted', 'data-clauses': f.id}, `clauses 4-10: ${f.clauses.clauses} · coverage ${f.clauses.coverage_percent}% · passing ${f.clauses.passing_percent}%`)));
 }
 const timeline = c => {
   const ns = 'http://www.w3.org/2000/svg', w = 320, h = 18;

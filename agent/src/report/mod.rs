@@ -100,6 +100,51 @@ pub struct FrameworkSummary {
     pub coverage_percent: f64,
     /// Share of controls passing (or waived), in percent.
     pub passing_percent: f64,
+    /// The same totals for the framework's management-system clauses (4-10), which the
+    /// figures above leave out.
+    pub clauses: ClauseSummary,
+}
+
+/// Totals of a framework's management-system clauses.
+#[derive(Debug, Serialize)]
+pub struct ClauseSummary {
+    /// Clauses in the catalog.
+    pub clauses: usize,
+    /// Clauses per readiness.
+    pub by_status: BTreeMap<String, usize>,
+    /// Share of clauses with any verified evidence, in percent.
+    pub coverage_percent: f64,
+    /// Share of clauses passing (or waived), in percent.
+    pub passing_percent: f64,
+}
+
+/// Per readiness counts, coverage and passing percentages of some controls.
+fn totals(mine: &[&ControlReport]) -> (BTreeMap<String, usize>, f64, f64) {
+    let mut by_status = BTreeMap::new();
+    for c in mine {
+        *by_status
+            .entry(
+                serde_json::to_value(c.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            )
+            .or_insert(0) += 1;
+    }
+    let total = mine.len().max(1) as f64;
+    let covered = mine
+        .iter()
+        .filter(|c| c.status != Readiness::NoEvidence)
+        .count() as f64;
+    let passing = mine
+        .iter()
+        .filter(|c| matches!(c.status, Readiness::Passing | Readiness::Waived))
+        .count() as f64;
+    (
+        by_status,
+        (covered / total * 1000.0).round() / 10.0,
+        (passing / total * 1000.0).round() / 10.0,
+    )
 }
 
 /// A failing check on a control.
@@ -150,6 +195,8 @@ pub struct ControlReport {
     pub id: String,
     /// Framework.
     pub framework: String,
+    /// `control` (Annex A) or `clause` (management-system clauses 4-10).
+    pub kind: &'static str,
     /// Title.
     pub title: String,
     /// Theme or group.
@@ -288,6 +335,7 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
         let mut report = ControlReport {
             id: control.id.clone(),
             framework: control.framework.clone(),
+            kind: control.kind(),
             title: control.title.clone(),
             group: control.group.clone(),
             status: Readiness::NoEvidence,
@@ -429,35 +477,28 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
                 && config.agent.frameworks.contains(&f.id)
         })
         .map(|f| {
-            let mine: Vec<&ControlReport> =
-                controls.iter().filter(|c| c.framework == f.id).collect();
-            let mut by_status = BTreeMap::new();
-            for c in &mine {
-                *by_status
-                    .entry(
-                        serde_json::to_value(c.status)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
-                    )
-                    .or_insert(0) += 1;
-            }
-            let total = mine.len().max(1) as f64;
-            let covered = mine
-                .iter()
-                .filter(|c| c.status != Readiness::NoEvidence)
-                .count() as f64;
-            let passing = mine
-                .iter()
-                .filter(|c| matches!(c.status, Readiness::Passing | Readiness::Waived))
-                .count() as f64;
+            let of = |kind: &str| -> Vec<&ControlReport> {
+                controls
+                    .iter()
+                    .filter(|c| c.framework == f.id && c.kind == kind)
+                    .collect()
+            };
+            let (mine, clauses) = (of("control"), of("clause"));
+            let (by_status, coverage_percent, passing_percent) = totals(&mine);
+            let (c_status, c_coverage, c_passing) = totals(&clauses);
             FrameworkSummary {
                 id: f.id.clone(),
                 title: f.title.clone(),
                 controls: mine.len(),
                 by_status,
-                coverage_percent: (covered / total * 1000.0).round() / 10.0,
-                passing_percent: (passing / total * 1000.0).round() / 10.0,
+                coverage_percent,
+                passing_percent,
+                clauses: ClauseSummary {
+                    clauses: clauses.len(),
+                    by_status: c_status,
+                    coverage_percent: c_coverage,
+                    passing_percent: c_passing,
+                },
             }
         })
         .collect();

@@ -1,0 +1,324 @@
+//! Management-system evidence both standards share (ISO/IEC 27001 and 42001 clauses 4-10):
+//! approved policies, the risk register and the incident records.
+//!
+//! The helpers here read the small, hand-kept files these collectors take as input: front
+//! matter and table files (CSV, YAML or JSON), dates and review intervals. YAML is read with
+//! `serde-saphyr`, already in the tree for model cards and the AI inventory.
+
+pub mod documents;
+pub mod incidents;
+pub mod risks;
+
+use chrono::{DateTime, Months, NaiveDate, TimeDelta};
+use serde_json::{Map, Value, json};
+
+/// A trimmed, non-empty scalar as a string (numbers and booleans as written), else `None`.
+pub(crate) fn scalar(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A list of strings from a list, a string (`;`- or `,`-separated) or a scalar.
+pub(crate) fn list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|x| scalar(Some(x))).collect(),
+        Some(Value::String(s)) => s
+            .split([';', ','])
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => scalar(Some(v)).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A name normalised for matching: lower case, `-` and spaces as `_`.
+pub(crate) fn normal(s: &str) -> String {
+    s.trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c == '-' || c == ' ' { '_' } else { c })
+        .collect()
+}
+
+/// Parses a date (`2026-03-01`, the start of that day in UTC) or an RFC 3339 time
+/// (`2026-03-01T10:00:00Z`) to Unix seconds.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp());
+    }
+    // `2026-03-01 10:00:00Z` and `...T10:00Z` are common in exports.
+    if let Ok(t) = DateTime::parse_from_rfc3339(&s.replacen(' ', "T", 1)) {
+        return Ok(t.timestamp());
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp())
+        .ok_or_else(|| format!("`{s}` is not a date (2026-03-01) or an RFC 3339 time"))
+}
+
+/// A time field: `(as written, Unix seconds)`; an unparsable value is an error message.
+pub(crate) fn time_field(raw: &Value, key: &str, problems: &mut Vec<String>) -> (Value, Value) {
+    match scalar(raw.get(key)) {
+        None => (Value::Null, Value::Null),
+        Some(s) => match parse_time(&s) {
+            Ok(t) => (json!(s), json!(t)),
+            Err(e) => {
+                problems.push(format!("{key}: {e}"));
+                (json!(s), Value::Null)
+            }
+        },
+    }
+}
+
+/// A review interval: a count of days, weeks, months or years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    /// Days.
+    Days(u32),
+    /// Calendar months (a year is 12).
+    Months(u32),
+}
+
+/// Parses `12 months`, `1y`, `90d`, `6mo`, `2 weeks` or a bare number of days.
+pub fn parse_interval(s: &str) -> Result<Interval, String> {
+    let t = s.trim().to_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let bad =
+        || format!("`{s}` is not an interval (a number of days, or e.g. `12 months`, `1y`, `90d`)");
+    let n: u32 = n.parse().map_err(|_| bad())?;
+    if n == 0 {
+        return Err(format!("`{s}`: an interval must be longer than zero"));
+    }
+    let days = |k: u32| n.checked_mul(k).map(Interval::Days).ok_or_else(bad);
+    let months = |k: u32| n.checked_mul(k).map(Interval::Months).ok_or_else(bad);
+    match unit.trim() {
+        "" | "d" | "day" | "days" => days(1),
+        "w" | "week" | "weeks" => days(7),
+        "m" | "mo" | "month" | "months" => months(1),
+        "y" | "yr" | "year" | "years" => months(12),
+        _ => Err(bad()),
+    }
+}
+
+/// `t` plus an interval (calendar months), `None` on overflow.
+pub fn add_interval(t: i64, iv: Interval) -> Option<i64> {
+    let start = DateTime::from_timestamp(t, 0)?;
+    let end = match iv {
+        Interval::Days(d) => start.checked_add_signed(TimeDelta::try_days(i64::from(d))?)?,
+        Interval::Months(m) => start.checked_add_months(Months::new(m))?,
+    };
+    Some(end.timestamp())
+}
+
+/// Splits one CSV line into fields (double quotes, `""` inside quotes); an unterminated
+/// quote is an error.
+pub(crate) fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quote".into());
+    }
+    out.push(cur);
+    Ok(out)
+}
+
+/// The rows of a CSV file (a header line with field names first; quoted fields do not span
+/// lines), each a JSON object of strings. A row with the wrong number of fields is an error.
+pub(crate) fn csv_rows(text: &str) -> Result<Vec<Value>, String> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, first) = lines.next().ok_or("empty CSV file")?;
+    let header: Vec<String> = csv_fields(first.trim_start_matches('\u{feff}'))
+        .map_err(|e| format!("CSV line 1: {e}"))?
+        .iter()
+        .map(|h| normal(h))
+        .collect();
+    let mut rows = Vec::new();
+    for (i, line) in lines {
+        let fields = csv_fields(line).map_err(|e| format!("CSV line {}: {e}", i + 1))?;
+        if fields.len() != header.len() {
+            return Err(format!(
+                "CSV line {}: {} fields, the header has {}",
+                i + 1,
+                fields.len(),
+                header.len()
+            ));
+        }
+        let mut m = Map::new();
+        for (h, f) in header.iter().zip(fields) {
+            m.insert(h.clone(), json!(f.trim()));
+        }
+        rows.push(Value::Object(m));
+    }
+    Ok(rows)
+}
+
+/// The format of a file: the `format` option, else its extension (`yml` is `yaml`).
+pub(crate) fn format_of(path: &str, option: Option<&str>) -> String {
+    let f = option
+        .map(str::to_string)
+        .unwrap_or_else(|| path.rsplit('.').next().unwrap_or_default().to_lowercase());
+    if f == "yml" { "yaml".into() } else { f }
+}
+
+/// Parses a YAML or JSON document (errors shortened to one line).
+pub(crate) fn parse_doc(text: &str, format: &str) -> Result<Value, String> {
+    match format {
+        "json" => serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}")),
+        "yaml" => serde_saphyr::from_str::<Value>(text).map_err(|e| {
+            let m: String = e.to_string().replace('\n', " ").chars().take(300).collect();
+            format!("invalid YAML: {m}")
+        }),
+        other => Err(format!("unknown format {other:?} (yaml, json or csv)")),
+    }
+}
+
+/// The rows of a table file: a CSV file, or a YAML/JSON list (or a mapping holding the list
+/// under `key`).
+pub(crate) fn table(text: &str, format: &str, key: &str) -> Result<Vec<Value>, String> {
+    if format == "csv" {
+        return csv_rows(text);
+    }
+    let doc = parse_doc(text, format)?;
+    let rows = match doc {
+        Value::Array(a) => a,
+        Value::Object(mut m) => match m.remove(key) {
+            Some(Value::Array(a)) => a,
+            _ => return Err(format!("expected a list, or a mapping with `{key}: [...]`")),
+        },
+        _ => return Err(format!("expected a list, or a mapping with `{key}: [...]`")),
+    };
+    if let Some(i) = rows.iter().position(|r| !r.is_object()) {
+        return Err(format!("entry {} of `{key}` is not a mapping", i + 1));
+    }
+    Ok(rows)
+}
+
+/// Parses YAML front matter (between `---` lines at the top of a Markdown file) into a
+/// mapping: `Ok(None)` when there is none.
+pub(crate) fn front_matter(text: &str) -> Result<Option<Value>, String> {
+    let (fm, _) = crate::ai::model_cards::split_front_matter(text);
+    let Some(y) = fm else { return Ok(None) };
+    match parse_doc(y, "yaml")? {
+        v @ Value::Object(_) => Ok(Some(v)),
+        Value::Null => Err("empty front matter".into()),
+        _ => Err("front matter is not a mapping".into()),
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Host paths of the regular files under `dir` whose names match one of `patterns`, depth
+/// first, sorted, skipping names that start with `.` (such as `.git`). More than `cap` files,
+/// or an unreadable directory on the way, is an error: a partial listing would look complete.
+pub(crate) fn walk(
+    ctx: &crate::Context,
+    dir: &str,
+    patterns: &[String],
+    max_depth: usize,
+    cap: usize,
+) -> Result<Vec<String>, crate::CollectError> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.trim_end_matches('/').to_string(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        let Some((names, truncated)) = crate::read::host_dir(ctx, &d, cap.saturating_add(1))?
+        else {
+            continue;
+        };
+        if truncated {
+            return Err(crate::CollectError::Invalid(format!(
+                "{d}: more than {cap} entries"
+            )));
+        }
+        for n in names.into_iter().filter(|n| !n.starts_with('.')) {
+            let p = format!("{d}/{n}");
+            if crate::read::host_is_dir(ctx, &p) {
+                if depth < max_depth {
+                    stack.push((p, depth + 1));
+                }
+            } else if patterns.iter().any(|pat| crate::read::wildcard(pat, &n)) {
+                out.push(p);
+                if out.len() > cap {
+                    return Err(crate::CollectError::Invalid(format!(
+                        "{dir}: more than {cap} matching files"
+                    )));
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_intervals() {
+        assert_eq!(parse_time("2026-03-01"), Ok(1_772_323_200));
+        assert_eq!(parse_time("2026-03-01T01:00:00Z"), Ok(1_772_326_800));
+        assert_eq!(parse_time("2026-03-01 01:00:00+00:00"), Ok(1_772_326_800));
+        assert!(parse_time("01/03/2026").is_err());
+        assert_eq!(parse_interval("12 months"), Ok(Interval::Months(12)));
+        assert_eq!(parse_interval("1y"), Ok(Interval::Months(12)));
+        assert_eq!(parse_interval("90"), Ok(Interval::Days(90)));
+        assert_eq!(parse_interval("2 weeks"), Ok(Interval::Days(14)));
+        assert!(parse_interval("0d").is_err());
+        assert!(parse_interval("soon").is_err());
+        assert!(parse_interval("99999999999 years").is_err());
+        // Calendar months: 2025-03-01 + 12 months is 2026-03-01, not 5 days earlier.
+        let t = parse_time("2025-03-01").expect("date");
+        assert_eq!(add_interval(t, Interval::Months(12)), Some(1_772_323_200));
+        assert_eq!(add_interval(i64::MAX, Interval::Days(1)), None);
+    }
+
+    #[test]
+    fn csv_and_tables() {
+        let rows =
+            csv_rows("ID,Title,Owner\nR-1,\"Leak, via logs\",alice\n\nR-2,x,\n").expect("csv");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["title"], "Leak, via logs");
+        assert!(csv_rows("a,b\n1,2,3\n").is_err());
+        assert!(csv_rows("a,b\n\"1,2\n").is_err());
+        assert!(csv_rows("").is_err());
+        assert_eq!(table("[{\"a\": 1}]", "json", "x").expect("json").len(), 1);
+        assert_eq!(table("x:\n  - a: 1\n", "yaml", "x").expect("yaml").len(), 1);
+        assert!(table("{\"x\": 3}", "json", "x").is_err());
+        assert!(table("[1]", "json", "x").is_err());
+        assert!(table("x: [unclosed", "yaml", "x").is_err());
+        assert_eq!(list(Some(&json!("a; b,c"))), vec!["a", "b", "c"]);
+        assert_eq!(normal("Access-Control Policy"), "access_control_policy");
+    }
+}
