@@ -148,6 +148,21 @@ enum Command {
         #[arg(long)]
         region: Option<String>,
     },
+    /// Rewrite closed days' small index files into one signed Parquet file per partition.
+    Compact {
+        /// Store directory (an S3 store: run it where the bucket is mounted or synced).
+        #[arg(long)]
+        store: PathBuf,
+        /// Only this day (YYYY-MM-DD, before today UTC); default every closed day.
+        #[arg(long)]
+        day: Option<String>,
+        /// PKCS#8 PEM private key that signs the attestations (default: the agent's key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a new signing key pair (PKCS#8 PEM private key, mode 0600, and its public key).
     Keygen {
         /// Directory to write signing.pem and signing.pub.pem into.
@@ -528,6 +543,24 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Compact {
+            store,
+            day,
+            key,
+            json,
+        } => {
+            let key_path = match key {
+                Some(k) => k.clone(),
+                None => config_or_exit!(cli).key_path(),
+            };
+            let signing = usage!(SigningKey::load(&key_path).map_err(|e| e.to_string()));
+            Ok(usage!(crate::compact::run_cli(
+                store,
+                day.clone(),
+                &signing,
+                *json
+            )))
         }
         Command::Keygen { out, algorithm } => {
             let alg = match algorithm.as_str() {

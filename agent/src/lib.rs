@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod cli;
+pub mod compact;
 pub mod config;
 pub mod controls;
 pub mod daemon;

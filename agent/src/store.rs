@@ -5,6 +5,8 @@
 //! index/date=YYYY-MM-DD/host=H/<agent>-<first>-<last>.jsonl              one line per record
 //! keys/<keyid>.pub.pem                                                    public keys
 //! heads/<agent>.dsse.json                                                 latest checkpoint
+//! parquet/date=YYYY-MM-DD/host=H/index-<digest12>.parquet                 compacted index
+//! parquet/date=YYYY-MM-DD/host=H/_index-<digest12>.dsse.json              its signed listing
 //! ```
 //!
 //! Keys are content-addressed (the digest is the SHA-256 of the stored envelope bytes) and
@@ -234,6 +236,12 @@ pub struct IndexEntry {
     /// Each check's status.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, Status>,
+    /// Collection failed (the record carries an `error`): every control of it fails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub error: bool,
+    /// The controls each check evidences (a failing check fails only these).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub check_controls: BTreeMap<String, Vec<String>>,
 }
 
 /// A record ready to be stored: envelope bytes, digest, key and index line.
@@ -284,6 +292,13 @@ impl Outgoing {
                 .checks
                 .iter()
                 .map(|c| (c.id.clone(), c.status.clone()))
+                .collect(),
+            error: s.error.is_some(),
+            check_controls: s
+                .checks
+                .iter()
+                .filter(|c| !c.controls.is_empty())
+                .map(|c| (c.id.clone(), c.controls.clone()))
                 .collect(),
         }
     }

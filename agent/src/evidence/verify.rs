@@ -728,6 +728,24 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         }
     }
 
+    // Compacted index (parquet/): each file against its signed attestation, each row like
+    // an index line.
+    let (rows, compact_problems) = crate::compact::verified_entries(root, &keys);
+    problems.extend(compact_problems);
+    for (at, entry) in rows {
+        match by_key.get(entry.key.as_str()) {
+            None => problems.push(Problem {
+                message: format!("record listed in the compacted index ({at}) is missing"),
+                key: entry.key,
+            }),
+            Some(c) if c.digest != entry.digest && !c.digest.is_empty() => problems.push(Problem {
+                message: format!("digest differs from the compacted index ({at})"),
+                key: entry.key,
+            }),
+            _ => {}
+        }
+    }
+
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "verify: index checked"

@@ -12,7 +12,7 @@ pub struct FileSink {
 }
 
 /// Top-level entries an Evident store may hold.
-pub const STORE_ENTRIES: &[&str] = &["records", "index", "keys", "heads", "README.txt"];
+pub const STORE_ENTRIES: &[&str] = &["records", "index", "keys", "heads", "parquet", "README.txt"];
 
 impl FileSink {
     /// A store directory. Nothing is touched until the first write, so a store that is not
