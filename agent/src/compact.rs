@@ -437,7 +437,7 @@ fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf, std::fs::FileType)>, Str
         let e = e.map_err(|e| format!("{}: cannot list: {e}", dir.display()))?;
         let t = e
             .file_type()
-            .map_err(|e| format!("{}: {e}", e.to_string()))?;
+            .map_err(|err| format!("{}: {err}", e.path().display()))?;
         out.push((e.file_name().to_string_lossy().into_owned(), e.path(), t));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
