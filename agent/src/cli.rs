@@ -150,9 +150,9 @@ enum Command {
     },
     /// Rewrite closed days' small index files into one signed Parquet file per partition.
     Compact {
-        /// Store directory (an S3 store: run it where the bucket is mounted or synced).
+        /// Store: a directory, or s3://bucket/prefix (credentials from the standard AWS chain).
         #[arg(long)]
-        store: PathBuf,
+        store: String,
         /// Only this day (YYYY-MM-DD, before today UTC); default every closed day.
         #[arg(long)]
         day: Option<String>,
@@ -162,6 +162,12 @@ enum Command {
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
+        /// Endpoint URL of an S3-compatible store (implies path-style addressing).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Region of the bucket.
+        #[arg(long)]
+        region: Option<String>,
     },
     /// Write a new signing key pair (PKCS#8 PEM private key, mode 0600, and its public key).
     Keygen {
@@ -549,6 +555,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             day,
             key,
             json,
+            endpoint,
+            region,
         } => {
             let key_path = match key {
                 Some(k) => k.clone(),
@@ -557,6 +565,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let signing = usage!(SigningKey::load(&key_path).map_err(|e| e.to_string()));
             Ok(usage!(crate::compact::run_cli(
                 store,
+                endpoint.clone(),
+                region.clone(),
                 day.clone(),
                 &signing,
                 *json

@@ -123,6 +123,8 @@ pub struct Outcome {
     pub parquet_bytes: u64,
     /// Parquet files written (store keys).
     pub written: Vec<String>,
+    /// JSON-lines files removed (store keys).
+    pub removed: Vec<String>,
     /// Partitions left as they were, with the reason.
     pub errors: Vec<Problem>,
 }
@@ -645,9 +647,11 @@ pub fn compact_dir(root: &Path, key: &SigningKey, opts: &Options) -> Result<Outc
         outcome.json_bytes += o.json_bytes;
         outcome.parquet_bytes += o.parquet_bytes;
         outcome.written.extend(o.written);
+        outcome.removed.extend(o.removed);
         outcome.errors.extend(o.errors);
     }
     outcome.written.sort();
+    outcome.removed.sort();
     outcome.errors.sort();
     Ok(outcome)
 }
@@ -784,12 +788,16 @@ fn compact_partition(
     outcome.json_bytes += replaced.iter().map(|r| r.bytes).sum::<u64>();
     outcome.parquet_bytes += parquet.len() as u64;
     outcome.written.push(rel);
+    outcome.removed.extend(replaced.into_iter().map(|r| r.name));
     Ok(())
 }
 
-/// `evident compact`: compacts, prints the outcome, and exits 1 when a partition was left.
+/// `evident compact`: compacts a directory or an `s3://bucket/prefix` store, prints the
+/// outcome, and exits 1 when a partition was left as it was.
 pub fn run_cli(
-    store: &Path,
+    store: &str,
+    endpoint: Option<String>,
+    region: Option<String>,
     day: Option<String>,
     key: &SigningKey,
     json: bool,
@@ -801,7 +809,24 @@ pub fn run_cli(
         now: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     };
     let started = std::time::Instant::now();
-    let outcome = compact_dir(store, key, &opts)?;
+    let outcome = match store.strip_prefix("s3://") {
+        Some(rest) => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let loc = crate::compact_s3::Location {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+                endpoint,
+                region,
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?
+                .block_on(crate::compact_s3::compact(&loc, key, &opts))?
+        }
+        None => compact_dir(Path::new(store), key, &opts)?,
+    };
     if json {
         println!(
             "{}",

@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod cli;
 pub mod compact;
+pub mod compact_s3;
 pub mod config;
 pub mod controls;
 pub mod daemon;

@@ -96,7 +96,7 @@ fn main() {
     let at_s = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let names: Vec<String> = (0..hosts).map(|i| format!("host-{i:04}")).collect();
     let plan = |h: &str, d: u32, c: &str| {
-        if c == "encryption.disks" && h.ends_with('7') && d % 3 == 0 {
+        if c == "encryption.disks" && h.ends_with('7') && d.is_multiple_of(3) {
             Outcome::Fail
         } else {
             Outcome::Pass

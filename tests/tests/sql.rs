@@ -365,3 +365,58 @@ fn a_compacted_index_changed_or_removed_after_compaction_is_a_problem() {
     assert_eq!(open.code, 2, "{}", open.all());
     assert!(open.stderr.contains("is not closed yet"), "{}", open.all());
 }
+
+#[test]
+fn a_bucket_is_compacted_in_place_and_still_verifies() {
+    let Some(server) = evident_tests::services::moto() else {
+        return;
+    };
+    let endpoint = server.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let end = chrono::DateTime::parse_from_rfc3339(END)
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let hosts: Vec<String> = ["db-1", "web-1", "web-2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    generate(&store, &hosts, 2, 3, end, |_, _, _| Outcome::Pass);
+    evident_tests::services::s3py(&endpoint, &["create-bucket", "evidence"]);
+    evident_tests::services::s3py(
+        &endpoint,
+        &["put-dir", "evidence", "prod", &store.to_string_lossy()],
+    );
+    let k = evident(dir.path(), &["keygen", "--out", "compactor"]);
+    assert_eq!(k.code, 0, "{}", k.all());
+    let c = evident_tests::evident_with(
+        dir.path(),
+        &[
+            "compact",
+            "--store",
+            "s3://evidence/prod",
+            "--endpoint",
+            &endpoint,
+            "--key",
+            "compactor/signing.pem",
+        ],
+        evident_tests::AWS_ENV,
+    );
+    assert_eq!(c.code, 0, "{}", c.all());
+    assert!(c.stdout.contains("compacted 6 partition(s)"), "{}", c.all());
+    let keys = String::from_utf8_lossy(&evident_tests::services::s3py(
+        &endpoint,
+        &["list", "evidence", "prod/"],
+    ))
+    .into_owned();
+    assert!(!keys.contains(".jsonl"), "{keys}");
+    assert_eq!(keys.matches(".parquet").count(), 6, "{keys}");
+    assert_eq!(keys.matches("/_index-").count(), 6, "{keys}");
+    let v = evident_tests::evident_with(
+        dir.path(),
+        &["verify", "s3://evidence/prod", "--endpoint", &endpoint],
+        evident_tests::AWS_ENV,
+    );
+    assert_eq!(v.code, 0, "{}", v.all());
+    assert!(v.stdout.contains("SOUND"), "{}", v.all());
+}
