@@ -150,6 +150,27 @@ enum Command {
         #[arg(long)]
         region: Option<String>,
     },
+    /// Rewrite closed days' small index files into one signed Parquet file per partition.
+    Compact {
+        /// Store: a directory, or s3://bucket/prefix (credentials from the standard AWS chain).
+        #[arg(long)]
+        store: String,
+        /// Only this day (YYYY-MM-DD, before today UTC); default every closed day.
+        #[arg(long)]
+        day: Option<String>,
+        /// PKCS#8 PEM private key that signs the attestations (default: the agent's key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Endpoint URL of an S3-compatible store (implies path-style addressing).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Region of the bucket.
+        #[arg(long)]
+        region: Option<String>,
+    },
     /// Write a new signing key pair (PKCS#8 PEM private key, mode 0600, and its public key).
     Keygen {
         /// Directory to write signing.pem and signing.pub.pem into.
@@ -542,6 +563,28 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Compact {
+            store,
+            day,
+            key,
+            json,
+            endpoint,
+            region,
+        } => {
+            let key_path = match key {
+                Some(k) => k.clone(),
+                None => config_or_exit!(cli).key_path(),
+            };
+            let signing = usage!(SigningKey::load(&key_path).map_err(|e| e.to_string()));
+            Ok(usage!(crate::compact::run_cli(
+                store,
+                endpoint.clone(),
+                region.clone(),
+                day.clone(),
+                &signing,
+                *json
+            )))
         }
         Command::Keygen { out, algorithm } => {
             let alg = match algorithm.as_str() {

@@ -6,6 +6,8 @@
 
 pub mod checks;
 pub mod cli;
+pub mod compact;
+pub mod compact_s3;
 pub mod config;
 pub mod controls;
 pub mod daemon;

@@ -37,7 +37,8 @@ fn partition_value<'a>(name: &'a str, key: &str) -> Option<&'a str> {
 /// Runs a query over a directory store's index.
 pub fn run(root: &Path, q: &Query) -> Result<Answer, String> {
     let index = root.join("index");
-    if !index.is_dir() {
+    let compacted = root.join(crate::compact::DIR);
+    if !index.is_dir() && !compacted.is_dir() {
         return Err(format!(
             "{}: no index/ directory: not an Evident store",
             root.display()
@@ -53,7 +54,15 @@ pub fn run(root: &Path, q: &Query) -> Result<Answer, String> {
             .map_err(|e| format!("{}: {e}", p.display()))
             .map(|d| d.flatten().collect())
     };
-    for day in list(&index)? {
+    let bases = [index, compacted];
+    for day in bases
+        .iter()
+        .filter(|b| b.is_dir())
+        .map(|b| list(b))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+    {
         let name = day.file_name().to_string_lossy().into_owned();
         let Some(date) = partition_value(&name, "date") else {
             continue;
@@ -72,16 +81,22 @@ pub fn run(root: &Path, q: &Query) -> Result<Answer, String> {
                 continue;
             }
             for file in list(&host.path())? {
-                if !file.file_name().to_string_lossy().ends_with(".jsonl") {
+                let fname = file.file_name().to_string_lossy().into_owned();
+                let entries: Vec<IndexEntry> = if fname.ends_with(".jsonl") {
+                    let text = evident_collectors::read::text(&file.path(), 256 * 1024 * 1024)
+                        .map_err(|e| e.to_string())?;
+                    text.lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .filter_map(|l| serde_json::from_str::<IndexEntry>(l).ok())
+                        .collect()
+                } else if fname.starts_with("index-") && fname.ends_with(".parquet") {
+                    crate::compact::read_parquet(&file.path())
+                        .map_err(|e| format!("{}: {e}", file.path().display()))?
+                } else {
                     continue;
-                }
+                };
                 answer.index_files += 1;
-                let text = evident_collectors::read::text(&file.path(), 256 * 1024 * 1024)
-                    .map_err(|e| e.to_string())?;
-                for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                    let Ok(e) = serde_json::from_str::<IndexEntry>(line) else {
-                        continue;
-                    };
+                for e in entries {
                     if !e.controls.iter().any(|c| c == &q.control) {
                         continue;
                     }

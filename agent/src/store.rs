@@ -6,6 +6,8 @@
 //! keys/<keyid>.pub.pem                                                    public keys
 //! heads/<agent>.dsse.json                                                 latest checkpoint (a pointer)
 //! heads/<agent>/<chain>-<seq>.dsse.json                                   each published checkpoint, once
+//! parquet/date=YYYY-MM-DD/host=H/index-<digest12>.parquet                 compacted index
+//! parquet/date=YYYY-MM-DD/host=H/_index-<digest12>.dsse.json              its signed listing
 //! ```
 //!
 //! Ids are checked before they name anything ([`valid_id`], [`valid_hostname`],
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Top-level entries an Evident store may hold (anything else is foreign to `verify`).
-pub const STORE_ENTRIES: &[&str] = &["records", "index", "keys", "heads", "README.txt"];
+pub const STORE_ENTRIES: &[&str] = &["records", "index", "keys", "heads", "parquet", "README.txt"];
 
 /// What the store and `verify` need to know of a record, read from its payload.
 #[derive(Debug, Clone, Deserialize)]
@@ -286,6 +288,12 @@ pub struct IndexEntry {
     /// Each check's status.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, Status>,
+    /// Collection failed (the record carries an `error`): every control of it fails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub error: bool,
+    /// The controls each check evidences (a failing check fails only these).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub check_controls: BTreeMap<String, Vec<String>>,
 }
 
 /// A record ready to be stored: envelope bytes, digest, key and index line.
@@ -336,6 +344,13 @@ impl Outgoing {
                 .checks
                 .iter()
                 .map(|c| (c.id.clone(), c.status.clone()))
+                .collect(),
+            error: s.error.is_some(),
+            check_controls: s
+                .checks
+                .iter()
+                .filter(|c| !c.controls.is_empty())
+                .map(|c| (c.id.clone(), c.controls.clone()))
                 .collect(),
         }
     }

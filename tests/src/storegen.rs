@@ -115,8 +115,23 @@ pub fn generate(
     end: DateTime<Utc>,
     plan: impl Fn(&str, u32, &str) -> Outcome,
 ) -> usize {
+    generate_from(root, hosts, 0, days, collectors, end, plan)
+}
+
+/// [`generate`] for a slice of a larger estate: `hosts[i]` is host number `first + i` (its
+/// agent and chain ids), so several threads can each generate a part of one store.
+pub fn generate_from(
+    root: &Path,
+    hosts: &[String],
+    first: usize,
+    days: u32,
+    collectors: usize,
+    end: DateTime<Utc>,
+    plan: impl Fn(&str, u32, &str) -> Outcome,
+) -> usize {
     let mut written = 0;
-    for (h, host) in hosts.iter().enumerate() {
+    for (i, host) in hosts.iter().enumerate() {
+        let h = first + i;
         let (key, _) = SigningKey::generate(Algorithm::Ed25519).expect("key");
         let _ = std::fs::create_dir_all(root.join("keys"));
         std::fs::write(root.join(store::key_key(key.keyid())), key.public_pem()).expect("key file");

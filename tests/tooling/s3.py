@@ -23,6 +23,7 @@ Bucket settings (for encryption.s3_buckets):
 Several commands may be given in one run, separated by "+".
 """
 
+import os
 import sys
 
 import boto3
@@ -71,6 +72,14 @@ def run(s3, cmd, args) -> int:
     elif cmd == "put":
         with open(args[2], "rb") as f:
             s3.put_object(Bucket=args[0], Key=args[1], Body=f.read())
+    elif cmd == "put-dir":
+        # put-dir BUCKET PREFIX DIR: every file under DIR, at PREFIX/<path relative to DIR>.
+        for base, _, names in os.walk(args[2]):
+            for n in names:
+                path = os.path.join(base, n)
+                key = args[1].rstrip("/") + "/" + os.path.relpath(path, args[2])
+                with open(path, "rb") as f:
+                    s3.put_object(Bucket=args[0], Key=key, Body=f.read())
     elif cmd == "checksum":
         h = s3.head_object(Bucket=args[0], Key=args[1], ChecksumMode="ENABLED")
         print(h.get("ChecksumSHA256", "none"))

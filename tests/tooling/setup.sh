@@ -6,6 +6,8 @@
 #     tracking server for the AI registry tests; ~3 min and ~850 MB on first install)
 #   - Chromium (Debian package) for the dashboard's browser test
 #   - prometheus and prometheus-alertmanager (Debian) for the monitoring collector's test
+#   - Java 17 (openjdk-17-jre-headless) for Apache Spark in local mode (PyPI pyspark in the
+#     venv), one of the engines of the documented SQL (tests/tests/sql.rs)
 #   - s3s-fs (a second, independent S3-compatible server with real SigV4) under
 #     $EVIDENT_TOOLS/bin, built from crates.io
 # Under CI=true any failure here fails the run (set -e); tests never skip silently there.
@@ -35,6 +37,16 @@ else
   apt-get update -qq
   apt-get install -y -qq chromium > /dev/null
 fi
+
+if command -v java > /dev/null && java -version 2>&1 | grep -q 'version "17'; then
+  echo "test tooling: java 17 is installed (for Spark)"
+else
+  echo "test tooling: installing Java 17 for Spark (Debian openjdk-17-jre-headless)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless > /dev/null
+fi
+"$VENV/bin/python" -c "import pyspark; print('test tooling: pyspark', pyspark.__version__)"
 
 S3S_VERSION=0.14.1
 if [ -x "$TOOLS/bin/s3s-fs" ] && [ -f "$TOOLS/.s3s-fs-$S3S_VERSION" ]; then

@@ -101,10 +101,13 @@ fn differences(e: &IndexEntry, c: &Checked, s: &Summary) -> Vec<String> {
     out
 }
 
-/// Checks every index file against the records, and that every valid record is indexed.
+/// Checks every index file, and every row of the compacted index (`compacted`: rows of
+/// `parquet/` files whose attestation verified, with where each was read), against the
+/// records, and that every valid record is indexed.
 pub(super) fn check(
     root: &Path,
     dir: Option<&Path>,
+    compacted: Vec<(String, IndexEntry)>,
     checked: &[Checked],
     by_key: &HashMap<&str, &Checked>,
     problems: &mut Vec<Problem>,
@@ -200,6 +203,48 @@ pub(super) fn check(
                     ),
                 });
             }
+        }
+    }
+    for (at, entry) in compacted {
+        let Some(c) = by_key.get(entry.key.as_str()) else {
+            problems.push(Problem {
+                message: format!("record listed in the compacted index ({at}) is missing"),
+                key: entry.key,
+            });
+            continue;
+        };
+        listed.insert(c.key.as_str());
+        let Some(s) = &c.summary else {
+            if !c.digest.is_empty() && c.digest != entry.digest {
+                problems.push(Problem {
+                    key: entry.key,
+                    message: format!("digest differs from the compacted index ({at})"),
+                });
+            }
+            continue;
+        };
+        let diff = differences(&entry, c, s);
+        if !diff.is_empty() {
+            problems.push(Problem {
+                key: entry.key.clone(),
+                message: format!(
+                    "compacted index row {at} differs from the record: {}",
+                    diff.join("; ")
+                ),
+            });
+        }
+        // `parquet/<partition>/index-...parquet:row N` must be the record's partition.
+        let row_dir = at.strip_prefix("parquet/").and_then(|k| k.rsplit_once('/'));
+        let record_dir = c
+            .key
+            .strip_prefix("records/")
+            .and_then(|k| k.rsplit_once('/'))
+            .map(|(d, _)| d);
+        if row_dir.map(|(d, _)| d) != record_dir {
+            problems.push(Problem {
+                key: entry.key,
+                message: format!("listed in the compacted index {at}, not in its partition"),
+            });
         }
     }
     for c in checked {

@@ -364,7 +364,18 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         "verify: chains checked"
     );
     // Index.
-    index::check(root, index_dir.as_deref(), &checked, &by_key, &mut problems);
+    // The compacted index (parquet/): each file against its signed attestation, then each
+    // row like an index line.
+    let (compacted, compact_problems) = crate::compact::verified_entries(root, &keys);
+    problems.extend(compact_problems);
+    index::check(
+        root,
+        index_dir.as_deref(),
+        compacted,
+        &checked,
+        &by_key,
+        &mut problems,
+    );
     host_conflicts(&checked, &mut report, &mut problems);
     for c in report.host_conflicts.iter().filter(|c| !c.enrolled) {
         for (agent, chain) in chains.keys() {

@@ -1,0 +1,1101 @@
+//! Compaction: the small JSON-lines index files of a closed day become one Parquet file per
+//! `date=/host=` partition, listed with its SHA-256 in a signed attestation, so compaction is
+//! itself verifiable.
+//!
+//! ```text
+//! parquet/date=YYYY-MM-DD/host=H/index-<digest12>.parquet      rows: [`SCHEMA`], zstd
+//! parquet/date=YYYY-MM-DD/host=H/_index-<digest12>.dsse.json   DSSE, in-toto Statement v1
+//! ```
+//!
+//! Every row is derived from the signed record it points at (content address and signature
+//! checked against `keys/`), not copied from the unsigned index line. The Parquet file is
+//! written durably and read back before its attestation is written, and the small files are
+//! removed only after both are durable; a crash at any point leaves either the small files
+//! or a verifiable Parquet file (running `compact` again finishes the job). `verify` checks
+//! each Parquet file against its attestation and each row against the record it names
+//! ([`verified_entries`]). The attestation starts with `_` so that Spark, Hive and Athena
+//! skip it when they read the partition.
+
+use crate::evidence::envelope::{Envelope, PAYLOAD_TYPE, pae};
+use crate::evidence::keys::{SigningKey, VerifyingKey, sha256_hex};
+use crate::evidence::record::{STATEMENT_TYPE, Statement, Subject};
+use crate::evidence::verify::Problem;
+use crate::store::{IndexEntry, Outgoing, partition};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::record::{Field, Row};
+use parquet::schema::types::ColumnPath;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The compaction attestation's predicate type.
+pub const PREDICATE_TYPE: &str = "https://evident.dev/compaction/v1";
+
+/// Top-level store directory of the compacted index.
+pub const DIR: &str = "parquet";
+
+/// The Parquet schema of the compacted index: one row per index line. `date` and `host` are
+/// the Hive partition columns of the path (`host` is the hostname made path-safe, hence the
+/// data column's name `hostname`).
+pub const SCHEMA: &str = "message evident_index {
+  required binary key (STRING);
+  required binary digest (STRING);
+  required binary agent (STRING);
+  required binary chain (STRING);
+  required int64 sequence;
+  required binary kind (STRING);
+  optional binary collector (STRING);
+  required binary hostname (STRING);
+  required int64 collected_at (TIMESTAMP(MILLIS,true));
+  required group controls (LIST) {
+    repeated group list {
+      required binary element (STRING);
+    }
+  }
+  optional binary status (STRING);
+  required boolean error;
+  required group checks (LIST) {
+    repeated group list {
+      required group element {
+        required binary id (STRING);
+        required binary status (STRING);
+        required group controls (LIST) {
+          repeated group list {
+            required binary element (STRING);
+          }
+        }
+      }
+    }
+  }
+}";
+
+/// Largest index file (JSON lines or Parquet) compaction and verify read.
+const MAX_INDEX_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest record compaction reads.
+const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The predicate of a compaction attestation (its subject is the Parquet file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Compaction {
+    /// Partition date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Partition host (path segment).
+    pub host: String,
+    /// Rows in the Parquet file.
+    pub rows: u64,
+    /// Size of the Parquet file in bytes.
+    pub bytes: u64,
+    /// When compaction ran (RFC 3339).
+    pub compacted_at: String,
+    /// The JSON-lines index files the Parquet file replaces.
+    pub replaced: Vec<Replaced>,
+}
+
+/// A replaced index file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Replaced {
+    /// Store key of the JSON-lines file.
+    pub name: String,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// What a compaction run did.
+#[derive(Debug, Default, Serialize)]
+pub struct Outcome {
+    /// Partitions compacted.
+    pub partitions: usize,
+    /// Rows written.
+    pub rows: usize,
+    /// JSON-lines files removed.
+    pub files_removed: usize,
+    /// Their total bytes.
+    pub json_bytes: u64,
+    /// Parquet bytes written.
+    pub parquet_bytes: u64,
+    /// Parquet files written (store keys).
+    pub written: Vec<String>,
+    /// JSON-lines files removed (store keys).
+    pub removed: Vec<String>,
+    /// Partitions left as they were, with the reason.
+    pub errors: Vec<Problem>,
+}
+
+fn name_of<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn parse_name<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("`{s}` is not a {what}"))
+}
+
+fn millis(collected_at: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(collected_at)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("collected_at `{collected_at}` is not RFC 3339: {e}"))
+}
+
+fn from_millis(ms: i64) -> Result<String, String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .ok_or_else(|| format!("collected_at {ms} ms is out of range"))
+}
+
+/// Values and definition/repetition levels of a required `LIST<STRING>` column.
+fn list_column<'a>(
+    rows: impl Iterator<Item = &'a [String]>,
+) -> (Vec<ByteArray>, Vec<i16>, Vec<i16>) {
+    let (mut values, mut def, mut rep) = (Vec::new(), Vec::new(), Vec::new());
+    for list in rows {
+        if list.is_empty() {
+            def.push(0);
+            rep.push(0);
+        }
+        for (j, v) in list.iter().enumerate() {
+            values.push(ByteArray::from(v.as_str()));
+            def.push(1);
+            rep.push(i16::from(j > 0));
+        }
+    }
+    (values, def, rep)
+}
+
+/// Encodes index entries as a Parquet file ([`SCHEMA`], zstd). Deterministic: the same
+/// entries give the same bytes.
+pub fn write_parquet(entries: &[IndexEntry]) -> Result<Vec<u8>, String> {
+    let err = |e: parquet::errors::ParquetError| format!("cannot write Parquet: {e}");
+    let schema = Arc::new(parquet::schema::parser::parse_message_type(SCHEMA).map_err(err)?);
+    let props = Arc::new(
+        WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(err)?))
+            .set_created_by(format!("evident {}", env!("CARGO_PKG_VERSION")))
+            // Min/max only where engines prune with them (time, sequence); keys and
+            // digests are unique, so no dictionary for them. A partition is small: this
+            // halves the footer.
+            .set_statistics_enabled(EnabledStatistics::None)
+            .set_column_statistics_enabled(
+                ColumnPath::from("collected_at"),
+                EnabledStatistics::Chunk,
+            )
+            .set_column_statistics_enabled(ColumnPath::from("sequence"), EnabledStatistics::Chunk)
+            .set_column_dictionary_enabled(ColumnPath::from("key"), false)
+            .set_column_dictionary_enabled(ColumnPath::from("digest"), false)
+            .set_offset_index_disabled(true)
+            .build(),
+    );
+    let mut times = Vec::with_capacity(entries.len());
+    let mut sequences = Vec::with_capacity(entries.len());
+    for e in entries {
+        times.push(millis(&e.collected_at)?);
+        sequences.push(
+            i64::try_from(e.sequence)
+                .map_err(|_| format!("{}: sequence {} is out of range", e.key, e.sequence))?,
+        );
+    }
+    let strings = |f: &dyn Fn(&IndexEntry) -> &str| -> Vec<ByteArray> {
+        entries.iter().map(|e| ByteArray::from(f(e))).collect()
+    };
+    let optional = |f: &dyn Fn(&IndexEntry) -> Option<String>| -> (Vec<ByteArray>, Vec<i16>) {
+        let mut values = Vec::new();
+        let mut def = Vec::new();
+        for e in entries {
+            match f(e) {
+                Some(v) => {
+                    values.push(ByteArray::from(v.as_str()));
+                    def.push(1);
+                }
+                None => def.push(0),
+            }
+        }
+        (values, def)
+    };
+    // checks: LIST<STRUCT<id, status, controls: LIST<STRING>>>
+    let (mut check_ids, mut check_status, mut check_def, mut check_rep) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut cc_values, mut cc_def, mut cc_rep) = (Vec::new(), Vec::new(), Vec::new());
+    for e in entries {
+        if e.checks.is_empty() {
+            check_def.push(0);
+            check_rep.push(0);
+            cc_def.push(0);
+            cc_rep.push(0);
+        }
+        for (i, (id, status)) in e.checks.iter().enumerate() {
+            check_ids.push(ByteArray::from(id.as_str()));
+            check_status.push(ByteArray::from(name_of(status).as_str()));
+            check_def.push(1);
+            check_rep.push(i16::from(i > 0));
+            let controls = e.check_controls.get(id).map_or(&[][..], |c| c.as_slice());
+            if controls.is_empty() {
+                cc_def.push(1);
+                cc_rep.push(i16::from(i > 0));
+            }
+            for (j, c) in controls.iter().enumerate() {
+                cc_values.push(ByteArray::from(c.as_str()));
+                cc_def.push(2);
+                cc_rep.push(if j > 0 { 2 } else { i16::from(i > 0) });
+            }
+        }
+    }
+    let (controls, controls_def, controls_rep) =
+        list_column(entries.iter().map(|e| e.controls.as_slice()));
+    let (collectors, collectors_def) = optional(&|e| e.collector.clone());
+    let (statuses, statuses_def) = optional(&|e| e.status.as_ref().map(name_of));
+    let errors: Vec<bool> = entries.iter().map(|e| e.error).collect();
+
+    let mut out = Vec::new();
+    let mut w = SerializedFileWriter::new(&mut out, schema, props).map_err(err)?;
+    let mut rg = w.next_row_group().map_err(err)?;
+    let mut column = |write: &mut dyn FnMut(
+        &mut parquet::file::writer::SerializedColumnWriter<'_>,
+    ) -> parquet::errors::Result<usize>|
+     -> Result<(), String> {
+        let mut c = rg
+            .next_column()
+            .map_err(err)?
+            .ok_or("cannot write Parquet: schema has fewer columns than written")?;
+        write(&mut c).map_err(err)?;
+        c.close().map_err(err)
+    };
+    let bytes = |v: Vec<ByteArray>| {
+        move |c: &mut parquet::file::writer::SerializedColumnWriter<'_>| {
+            c.typed::<ByteArrayType>().write_batch(&v, None, None)
+        }
+    };
+    column(&mut bytes(strings(&|e| &e.key)))?;
+    column(&mut bytes(strings(&|e| &e.digest)))?;
+    column(&mut bytes(strings(&|e| &e.agent)))?;
+    column(&mut bytes(strings(&|e| &e.chain)))?;
+    column(&mut |c| c.typed::<Int64Type>().write_batch(&sequences, None, None))?;
+    let kinds: Vec<ByteArray> = entries
+        .iter()
+        .map(|e| ByteArray::from(name_of(&e.kind).as_str()))
+        .collect();
+    column(&mut bytes(kinds))?;
+    column(&mut |c| {
+        c.typed::<ByteArrayType>()
+            .write_batch(&collectors, Some(&collectors_def), None)
+    })?;
+    column(&mut bytes(strings(&|e| &e.host)))?;
+    column(&mut |c| c.typed::<Int64Type>().write_batch(&times, None, None))?;
+    column(&mut |c| {
+        c.typed::<ByteArrayType>()
+            .write_batch(&controls, Some(&controls_def), Some(&controls_rep))
+    })?;
+    column(&mut |c| {
+        c.typed::<ByteArrayType>()
+            .write_batch(&statuses, Some(&statuses_def), None)
+    })?;
+    column(&mut |c| c.typed::<BoolType>().write_batch(&errors, None, None))?;
+    column(&mut |c| {
+        c.typed::<ByteArrayType>()
+            .write_batch(&check_ids, Some(&check_def), Some(&check_rep))
+    })?;
+    column(&mut |c| {
+        c.typed::<ByteArrayType>()
+            .write_batch(&check_status, Some(&check_def), Some(&check_rep))
+    })?;
+    column(&mut |c| {
+        c.typed::<ByteArrayType>()
+            .write_batch(&cc_values, Some(&cc_def), Some(&cc_rep))
+    })?;
+    rg.close().map_err(err)?;
+    w.close().map_err(err)?;
+    Ok(out)
+}
+
+fn columns(row: &Row) -> HashMap<&str, &Field> {
+    row.get_column_iter()
+        .map(|(n, f)| (n.as_str(), f))
+        .collect()
+}
+
+fn string(cols: &HashMap<&str, &Field>, name: &str) -> Result<Option<String>, String> {
+    match cols.get(name) {
+        Some(Field::Str(s)) => Ok(Some(s.clone())),
+        Some(Field::Null) | None => Ok(None),
+        Some(other) => Err(format!("column {name}: expected a string, found {other}")),
+    }
+}
+
+fn required(cols: &HashMap<&str, &Field>, name: &str) -> Result<String, String> {
+    string(cols, name)?.ok_or_else(|| format!("column {name} is missing"))
+}
+
+fn strings(field: Option<&&Field>, name: &str) -> Result<Vec<String>, String> {
+    match field {
+        Some(Field::ListInternal(list)) => list
+            .elements()
+            .iter()
+            .map(|f| match f {
+                Field::Str(s) => Ok(s.clone()),
+                other => Err(format!("column {name}: expected strings, found {other}")),
+            })
+            .collect(),
+        Some(Field::Null) | None => Ok(Vec::new()),
+        Some(other) => Err(format!("column {name}: expected a list, found {other}")),
+    }
+}
+
+fn entry_of(row: &Row) -> Result<IndexEntry, String> {
+    let cols = columns(row);
+    let sequence = match cols.get("sequence") {
+        Some(Field::Long(n)) => {
+            u64::try_from(*n).map_err(|_| format!("sequence {n} is negative"))?
+        }
+        _ => return Err("column sequence is missing or not int64".into()),
+    };
+    let collected_at = match cols.get("collected_at") {
+        Some(Field::TimestampMillis(ms)) => from_millis(*ms)?,
+        _ => return Err("column collected_at is missing or not a timestamp".into()),
+    };
+    let error = match cols.get("error") {
+        Some(Field::Bool(b)) => *b,
+        _ => return Err("column error is missing or not a boolean".into()),
+    };
+    let mut checks = BTreeMap::new();
+    let mut check_controls = BTreeMap::new();
+    match cols.get("checks") {
+        Some(Field::ListInternal(list)) => {
+            for f in list.elements() {
+                let Field::Group(g) = f else {
+                    return Err(format!("column checks: expected a struct, found {f}"));
+                };
+                let c = columns(g);
+                let id = required(&c, "id")?;
+                let status = parse_name(&required(&c, "status")?, "check status")?;
+                let controls = strings(c.get("controls"), "checks.controls")?;
+                if !controls.is_empty() {
+                    check_controls.insert(id.clone(), controls);
+                }
+                checks.insert(id, status);
+            }
+        }
+        Some(Field::Null) | None => {}
+        Some(other) => return Err(format!("column checks: expected a list, found {other}")),
+    }
+    Ok(IndexEntry {
+        key: required(&cols, "key")?,
+        digest: required(&cols, "digest")?,
+        agent: required(&cols, "agent")?,
+        chain: required(&cols, "chain")?,
+        sequence,
+        kind: parse_name(&required(&cols, "kind")?, "record kind")?,
+        collector: string(&cols, "collector")?,
+        host: required(&cols, "hostname")?,
+        collected_at,
+        controls: strings(cols.get("controls"), "controls")?,
+        status: string(&cols, "status")?
+            .map(|s| parse_name(&s, "status"))
+            .transpose()?,
+        checks,
+        error,
+        check_controls,
+    })
+}
+
+/// Reads a compacted index file's rows. A malformed file is an error, never a panic.
+pub fn read_parquet(path: &Path) -> Result<Vec<IndexEntry>, String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read: {e}"))?
+        .len();
+    if len > MAX_INDEX_BYTES {
+        return Err(format!(
+            "larger than {MAX_INDEX_BYTES} bytes: not an index file"
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    // The Parquet reader is not hardened against every malformed file: contain a panic.
+    std::panic::catch_unwind(move || -> Result<Vec<IndexEntry>, String> {
+        let reader = SerializedFileReader::new(file)
+            .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+        let rows = reader
+            .get_row_iter(None)
+            .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+        let mut out = Vec::new();
+        for (n, row) in rows.enumerate() {
+            let row = row.map_err(|e| format!("row {}: {e}", n + 1))?;
+            out.push(entry_of(&row).map_err(|e| format!("row {}: {e}", n + 1))?);
+        }
+        Ok(out)
+    })
+    .unwrap_or_else(|_| Err("not a readable Parquet file (the reader failed)".into()))
+}
+
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut buf = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(buf)
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf, std::fs::FileType)>, String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| format!("{}: cannot list: {e}", dir.display()))? {
+        let e = e.map_err(|e| format!("{}: cannot list: {e}", dir.display()))?;
+        let t = e
+            .file_type()
+            .map_err(|err| format!("{}: {err}", e.path().display()))?;
+        out.push((e.file_name().to_string_lossy().into_owned(), e.path(), t));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// The public keys published under `keys/`, by keyid (unreadable keys are skipped: `verify`
+/// reports them).
+pub fn published_keys(root: &Path) -> HashMap<String, VerifyingKey> {
+    let mut keys = HashMap::new();
+    let Ok(list) = list_dir(&root.join("keys")) else {
+        return keys;
+    };
+    for (name, path, t) in list {
+        if !t.is_file() || !name.ends_with(".pub.pem") {
+            continue;
+        }
+        if let Ok(k) = read_bounded(&path, 64 * 1024)
+            .and_then(|b| VerifyingKey::from_pem(&b, &name).map_err(|e| e.to_string()))
+        {
+            keys.insert(k.keyid().to_string(), k);
+        }
+    }
+    keys
+}
+
+/// Checks the envelope's signature by a published key and returns its payload.
+fn signed_payload(bytes: &[u8], keys: &HashMap<String, VerifyingKey>) -> Result<Vec<u8>, String> {
+    let env: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+    if env.payload_type != PAYLOAD_TYPE {
+        return Err(format!("payloadType `{}` is not in-toto", env.payload_type));
+    }
+    let payload = env.payload_bytes()?;
+    let msg = pae(PAYLOAD_TYPE, &payload);
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    let mut unknown = Vec::new();
+    for s in &env.signatures {
+        let Some(k) = keys.get(&s.keyid) else {
+            unknown.push(s.keyid.clone());
+            continue;
+        };
+        let sig = base64::Engine::decode(b64, &s.sig).unwrap_or_default();
+        if k.verify(&msg, &sig) {
+            return Ok(payload);
+        }
+        return Err(format!("bad signature by key {}", s.keyid));
+    }
+    Err(if unknown.is_empty() {
+        "no signature".into()
+    } else {
+        format!(
+            "signed by unknown key {} (not published under keys/)",
+            unknown.join(", ")
+        )
+    })
+}
+
+/// The index entry and partition of a stored record, checked: it hashes to `digest`, lies at `key` and
+/// carries a valid signature by a published key.
+fn entry_from_record(
+    root: &Path,
+    line: &IndexEntry,
+    keys: &HashMap<String, VerifyingKey>,
+) -> Result<(IndexEntry, String), String> {
+    if line.key.split('/').any(|p| p == ".." || p.is_empty()) || !line.key.starts_with("records/") {
+        return Err(format!("index line names `{}`, not a record key", line.key));
+    }
+    let bytes = read_bounded(&root.join(&line.key), MAX_RECORD_BYTES)
+        .map_err(|e| format!("{}: {e}", line.key))?;
+    if sha256_hex(&bytes) != line.digest {
+        return Err(format!(
+            "{}: content differs from the index line's digest",
+            line.key
+        ));
+    }
+    signed_payload(&bytes, keys).map_err(|e| format!("{}: {e}", line.key))?;
+    let o = Outgoing::from_bytes(bytes).map_err(|e| format!("{}: {e}", line.key))?;
+    if o.key != line.key {
+        return Err(format!("{}: its content belongs at {}", line.key, o.key));
+    }
+    Ok((o.index_entry(), partition(&o.summary)))
+}
+
+/// Options of a compaction run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Only this day (`YYYY-MM-DD`); default every closed day.
+    pub day: Option<String>,
+    /// Today (UTC, `YYYY-MM-DD`): this day and later ones are still open.
+    pub today: String,
+    /// When compaction runs (RFC 3339, recorded in the attestation).
+    pub now: String,
+}
+
+/// Compacts a directory store: every closed day's JSON-lines index files, one Parquet file
+/// and one attestation (signed by `key`) per partition. A partition that cannot be
+/// compacted (a line that does not match its record, an unreadable file) is left as it was
+/// and reported in [`Outcome::errors`].
+pub fn compact_dir(root: &Path, key: &SigningKey, opts: &Options) -> Result<Outcome, String> {
+    if let Some(d) = &opts.day {
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| format!("--day `{d}` is not a date (YYYY-MM-DD)"))?;
+        if d.as_str() >= opts.today.as_str() {
+            return Err(format!(
+                "day {d} is not closed yet (today is {} UTC): only past days are compacted",
+                opts.today
+            ));
+        }
+    }
+    let index = root.join("index");
+    if !index.is_dir() {
+        return Err(format!(
+            "{}: no index/ directory: not an Evident store",
+            root.display()
+        ));
+    }
+    // The compaction key must be published for verify to check the attestations.
+    let key_path = root.join(crate::store::key_key(key.keyid()));
+    if !key_path.exists() {
+        crate::durable::write_new(&key_path, key.public_pem().as_bytes(), 0o644)
+            .map_err(|e| format!("{}: cannot write: {e}", key_path.display()))?;
+    }
+    let keys = published_keys(root);
+    let mut parts = Vec::new();
+    for (day_name, day_path, t) in list_dir(&index)? {
+        let Some(date) = day_name.strip_prefix("date=") else {
+            continue;
+        };
+        if !t.is_dir()
+            || date >= opts.today.as_str()
+            || opts.day.as_deref().is_some_and(|d| d != date)
+        {
+            continue;
+        }
+        for (host_name, host_path, t) in list_dir(&day_path)? {
+            if let Some(host) = host_name.strip_prefix("host=")
+                && t.is_dir()
+            {
+                parts.push((format!("date={date}/host={host}"), host_path));
+            }
+        }
+    }
+    // Partitions are independent: several at once, so their fsyncs overlap.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_mul(4)
+        .clamp(1, 16);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (parts, keys, next) = (&parts, &keys, &next);
+                scope.spawn(move || {
+                    let mut outcome = Outcome::default();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((part, dir)) = parts.get(i) else {
+                            break;
+                        };
+                        if let Err(e) =
+                            compact_partition(root, part, dir, key, keys, opts, &mut outcome)
+                        {
+                            outcome.errors.push(Problem {
+                                key: format!("index/{part}"),
+                                message: e,
+                            });
+                        }
+                    }
+                    outcome
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| Outcome {
+                    errors: vec![Problem {
+                        key: "index/".into(),
+                        message: "a compaction worker failed; run compact again".into(),
+                    }],
+                    ..Outcome::default()
+                })
+            })
+            .collect()
+    });
+    let mut outcome = Outcome::default();
+    for o in outcomes {
+        outcome.partitions += o.partitions;
+        outcome.rows += o.rows;
+        outcome.files_removed += o.files_removed;
+        outcome.json_bytes += o.json_bytes;
+        outcome.parquet_bytes += o.parquet_bytes;
+        outcome.written.extend(o.written);
+        outcome.removed.extend(o.removed);
+        outcome.errors.extend(o.errors);
+    }
+    outcome.written.sort();
+    outcome.removed.sort();
+    outcome.errors.sort();
+    Ok(outcome)
+}
+
+/// Writes a file through a temporary name and fsyncs it; the caller fsyncs the directory.
+fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.compact.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn compact_partition(
+    root: &Path,
+    part: &str,
+    dir: &Path,
+    key: &SigningKey,
+    keys: &HashMap<String, VerifyingKey>,
+    opts: &Options,
+    outcome: &mut Outcome,
+) -> Result<(), String> {
+    let mut replaced = Vec::new();
+    let mut files = Vec::new();
+    let mut rows: BTreeMap<(String, String, u64, String), IndexEntry> = BTreeMap::new();
+    for (name, path, t) in list_dir(dir)? {
+        if !t.is_file() || !name.ends_with(".jsonl") {
+            continue;
+        }
+        let rel = format!("index/{part}/{name}");
+        let bytes = read_bounded(&path, MAX_INDEX_BYTES).map_err(|e| format!("{rel}: {e}"))?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| format!("{rel}: not UTF-8"))?;
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let line: IndexEntry = serde_json::from_str(line)
+                .map_err(|e| format!("{rel}:{}: not an index entry: {e}", n + 1))?;
+            let (entry, own) = entry_from_record(root, &line, keys)
+                .map_err(|e| format!("{rel}:{}: {e}", n + 1))?;
+            if own != part {
+                return Err(format!(
+                    "{rel}:{}: the record belongs to partition {own}",
+                    n + 1
+                ));
+            }
+            rows.insert(
+                (
+                    entry.agent.clone(),
+                    entry.chain.clone(),
+                    entry.sequence,
+                    entry.key.clone(),
+                ),
+                entry,
+            );
+        }
+        replaced.push(Replaced {
+            name: rel,
+            sha256: sha256_hex(&bytes),
+            bytes: bytes.len() as u64,
+        });
+        files.push(path);
+    }
+    if files.is_empty() {
+        return Ok(());
+    }
+    let entries: Vec<IndexEntry> = rows.into_values().collect();
+    let parquet = write_parquet(&entries)?;
+    let digest = sha256_hex(&parquet);
+    let out_dir = root.join(DIR).join(part);
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("{}: cannot create: {e}", out_dir.display()))?;
+    let file_name = format!("index-{}.parquet", &digest[..12]);
+    let rel = format!("{DIR}/{part}/{file_name}");
+    let path = out_dir.join(&file_name);
+    write_synced(&path, &parquet).map_err(|e| format!("{rel}: cannot write: {e}"))?;
+    // Read back what is on disk before anything is removed.
+    let back = read_parquet(&path).map_err(|e| format!("{rel}: read back: {e}"))?;
+    let on_disk = read_bounded(&path, MAX_INDEX_BYTES).map_err(|e| format!("{rel}: {e}"))?;
+    if sha256_hex(&on_disk) != digest || back.len() != entries.len() {
+        return Err(format!("{rel}: read back differs from what was written"));
+    }
+    for (a, b) in back.iter().zip(&entries) {
+        if a.key != b.key || a.digest != b.digest || a.checks != b.checks {
+            return Err(format!("{rel}: read back differs at {}", b.key));
+        }
+    }
+    let (d, h) = part.split_once('/').unwrap_or((part, ""));
+    let statement = Statement {
+        type_: STATEMENT_TYPE.to_string(),
+        subject: vec![Subject {
+            name: rel.clone(),
+            digest: BTreeMap::from([("sha256".to_string(), digest.clone())]),
+        }],
+        predicate_type: PREDICATE_TYPE.to_string(),
+        predicate: Compaction {
+            date: d.trim_start_matches("date=").to_string(),
+            host: h.trim_start_matches("host=").to_string(),
+            rows: entries.len() as u64,
+            bytes: parquet.len() as u64,
+            compacted_at: opts.now.clone(),
+            replaced: replaced.clone(),
+        },
+    };
+    let payload = serde_json::to_vec(&statement).map_err(|e| e.to_string())?;
+    let env = Envelope::sign(&payload, key).map_err(|e| e.to_string())?;
+    let att = out_dir.join(format!("_index-{}.dsse.json", &digest[..12]));
+    write_synced(&att, &env.to_bytes())
+        .map_err(|e| format!("{}: cannot write: {e}", att.display()))?;
+    crate::durable::sync_dir(&out_dir)
+        .map_err(|e| format!("{}: cannot sync: {e}", out_dir.display()))?;
+    // Both durable: now the small files may go. (A removal lost in a crash only leaves a
+    // file that the next run compacts again into the same Parquet file.)
+    for f in &files {
+        std::fs::remove_file(f).map_err(|e| format!("{}: cannot remove: {e}", f.display()))?;
+    }
+    let _ = std::fs::remove_dir(dir);
+    outcome.partitions += 1;
+    outcome.rows += entries.len();
+    outcome.files_removed += files.len();
+    outcome.json_bytes += replaced.iter().map(|r| r.bytes).sum::<u64>();
+    outcome.parquet_bytes += parquet.len() as u64;
+    outcome.written.push(rel);
+    outcome.removed.extend(replaced.into_iter().map(|r| r.name));
+    Ok(())
+}
+
+/// `evident compact`: compacts a directory or an `s3://bucket/prefix` store, prints the
+/// outcome, and exits 1 when a partition was left as it was.
+pub fn run_cli(
+    store: &str,
+    endpoint: Option<String>,
+    region: Option<String>,
+    day: Option<String>,
+    key: &SigningKey,
+    json: bool,
+) -> Result<std::process::ExitCode, String> {
+    let now = chrono::Utc::now();
+    let opts = Options {
+        day,
+        today: now.format("%Y-%m-%d").to_string(),
+        now: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    };
+    let started = std::time::Instant::now();
+    let outcome = match store.strip_prefix("s3://") {
+        Some(rest) => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let loc = crate::compact_s3::Location {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+                endpoint,
+                region,
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?
+                .block_on(crate::compact_s3::compact(&loc, key, &opts))?
+        }
+        None => compact_dir(Path::new(store), key, &opts)?,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome).map_err(|e| e.to_string())?
+        );
+    } else {
+        for p in &outcome.errors {
+            println!(
+                "PROBLEM {}: {} (left as it was)",
+                crate::evidence::verify::escape_control(&p.key),
+                crate::evidence::verify::escape_control(&p.message)
+            );
+        }
+        println!(
+            "compacted {} partition(s) in {:.2}s: {} index line(s) from {} JSON-lines file(s) ({} bytes) into {} Parquet bytes, signed by key {}",
+            outcome.partitions,
+            started.elapsed().as_secs_f64(),
+            outcome.rows,
+            outcome.files_removed,
+            outcome.json_bytes,
+            outcome.parquet_bytes,
+            key.keyid()
+        );
+    }
+    Ok(if outcome.errors.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+/// For `verify`: every compacted index file under `parquet/`, checked against its signed
+/// attestation (signature by a published key, SHA-256, row count, partition). Returns the
+/// rows, each with where it was read (`parquet/...:row N`), for `verify` to check like index
+/// lines (the record exists, its digest matches), and the problems found.
+pub fn verified_entries(
+    root: &Path,
+    keys: &HashMap<String, VerifyingKey>,
+) -> (Vec<(String, IndexEntry)>, Vec<Problem>) {
+    let mut entries = Vec::new();
+    let mut problems = Vec::new();
+    let base = root.join(DIR);
+    if !base.is_dir() {
+        return (entries, problems);
+    }
+    let mut bad = |key: String, message: String| problems.push(Problem { key, message });
+    let mut files = Vec::new();
+    walk(&base, DIR, &mut files, &mut bad);
+    // Attestations first: name of the Parquet file -> (sha256, predicate).
+    let mut attested: BTreeMap<String, (String, Compaction)> = BTreeMap::new();
+    let mut parquets = Vec::new();
+    for (rel, path) in files {
+        let name = rel.rsplit('/').next().unwrap_or("");
+        let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
+        if name.starts_with("index-") && name.ends_with(".parquet") {
+            parquets.push((rel, path));
+            continue;
+        }
+        let Some(id) = name
+            .strip_prefix("_index-")
+            .and_then(|n| n.strip_suffix(".dsse.json"))
+        else {
+            if !name.starts_with('.') {
+                bad(rel, "foreign file: not a compacted index file".into());
+            }
+            continue;
+        };
+        let parsed = read_bounded(&path, MAX_RECORD_BYTES)
+            .and_then(|b| signed_payload(&b, keys))
+            .and_then(|p| {
+                serde_json::from_slice::<Statement<Compaction>>(&p)
+                    .map_err(|e| format!("not a compaction attestation: {e}"))
+            });
+        let st = match parsed {
+            Ok(st) => st,
+            Err(e) => {
+                bad(rel, e);
+                continue;
+            }
+        };
+        let subject = format!("{dir}/index-{id}.parquet");
+        let sha = st
+            .subject
+            .first()
+            .filter(|s| s.name == subject && st.subject.len() == 1)
+            .and_then(|s| s.digest.get("sha256"));
+        match sha {
+            Some(sha)
+                if st.type_ == STATEMENT_TYPE
+                    && st.predicate_type == PREDICATE_TYPE
+                    && sha.starts_with(id)
+                    && dir
+                        == format!(
+                            "{DIR}/date={}/host={}",
+                            st.predicate.date, st.predicate.host
+                        ) =>
+            {
+                attested.insert(subject, (sha.clone(), st.predicate));
+            }
+            _ => bad(
+                rel,
+                format!("not an attestation of {subject} (subject, type or partition differ)"),
+            ),
+        }
+    }
+    for (rel, path) in parquets {
+        let Some((sha, predicate)) = attested.remove(&rel) else {
+            bad(
+                rel,
+                "compacted index file without a valid signed attestation (_index-*.dsse.json)"
+                    .into(),
+            );
+            continue;
+        };
+        let actual = read_bounded(&path, MAX_INDEX_BYTES).map(|b| sha256_hex(&b));
+        match actual {
+            Ok(a) if a == sha => {}
+            Ok(_) => {
+                bad(
+                    rel,
+                    "digest differs from its signed attestation (modified after compaction)".into(),
+                );
+                continue;
+            }
+            Err(e) => {
+                bad(rel, e);
+                continue;
+            }
+        }
+        let rows = match read_parquet(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                bad(rel, e);
+                continue;
+            }
+        };
+        if rows.len() as u64 != predicate.rows {
+            bad(
+                rel.clone(),
+                format!(
+                    "{} rows, but its attestation lists {}",
+                    rows.len(),
+                    predicate.rows
+                ),
+            );
+        }
+        let want = format!("date={}/", predicate.date);
+        for (n, e) in rows.into_iter().enumerate() {
+            let at = format!("{rel}:row {}", n + 1);
+            if !e
+                .key
+                .starts_with(&format!("records/{want}host={}/", predicate.host))
+            {
+                bad(
+                    at.clone(),
+                    format!("row names {}, a record of another partition", e.key),
+                );
+            }
+            entries.push((at, e));
+        }
+    }
+    for (missing, _) in attested {
+        bad(
+            missing,
+            "compacted index file listed by a signed attestation is missing".into(),
+        );
+    }
+    (entries, problems)
+}
+
+fn walk(
+    dir: &Path,
+    rel: &str,
+    out: &mut Vec<(String, PathBuf)>,
+    bad: &mut dyn FnMut(String, String),
+) {
+    let list = match list_dir(dir) {
+        Ok(l) => l,
+        Err(e) => return bad(rel.to_string(), e),
+    };
+    for (name, path, t) in list {
+        let r = format!("{rel}/{name}");
+        if t.is_dir() {
+            walk(&path, &r, out, bad);
+        } else if t.is_file() {
+            out.push((r, path));
+        } else {
+            bad(
+                r,
+                "not a regular file (symlink or special file) in the store".into(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Status;
+    use crate::evidence::record::Kind;
+
+    fn entry(seq: u64, checks: &[(&str, Status, &[&str])]) -> IndexEntry {
+        IndexEntry {
+            key: format!("records/date=2026-11-20/host=h/T000001Z-a.b-{seq:012}.dsse.json"),
+            digest: format!("{seq:064}"),
+            agent: "agent".into(),
+            chain: "chain".into(),
+            sequence: seq,
+            kind: if checks.is_empty() {
+                Kind::Checkpoint
+            } else {
+                Kind::Observation
+            },
+            collector: (!checks.is_empty()).then(|| "a.b".to_string()),
+            host: "h".into(),
+            collected_at: format!("2026-11-20T00:00:{:02}.250Z", seq % 60),
+            controls: if checks.is_empty() {
+                Vec::new()
+            } else {
+                vec!["X/1".into(), "X/2".into()]
+            },
+            status: checks.first().map(|c| c.1.clone()),
+            checks: checks
+                .iter()
+                .map(|(id, s, _)| (id.to_string(), s.clone()))
+                .collect(),
+            error: seq == 3,
+            check_controls: checks
+                .iter()
+                .filter(|(_, _, c)| !c.is_empty())
+                .map(|(id, _, c)| (id.to_string(), c.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn parquet_round_trips_every_field_and_is_deterministic() {
+        let entries = vec![
+            entry(0, &[]),
+            entry(1, &[("a.b.one", Status::Pass, &["X/1"])]),
+            entry(
+                2,
+                &[
+                    ("a.b.one", Status::Fail, &["X/1", "X/2"]),
+                    ("a.b.two", Status::Error, &[]),
+                    ("a.b.three", Status::Pass, &["X/2"]),
+                ],
+            ),
+            entry(3, &[("a.b.one", Status::Error, &["X/1"])]),
+        ];
+        let bytes = write_parquet(&entries).expect("write");
+        assert_eq!(bytes, write_parquet(&entries).expect("write again"));
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("x.parquet");
+        std::fs::write(&p, &bytes).expect("file");
+        assert_eq!(read_parquet(&p).expect("read"), entries);
+    }
+
+    #[test]
+    fn a_malformed_parquet_file_is_an_error() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("x.parquet");
+        let mut bytes = write_parquet(&[entry(1, &[("a", Status::Pass, &["X/1"])])]).expect("w");
+        let n = bytes.len();
+        bytes[n / 2] ^= 0xff;
+        bytes.truncate(n - 3);
+        std::fs::write(&p, &bytes).expect("file");
+        assert!(read_parquet(&p).is_err());
+        std::fs::write(&p, b"PAR1 not really").expect("file");
+        assert!(read_parquet(&p).is_err());
+    }
+}
