@@ -5,5 +5,6 @@ pub mod chain;
 pub mod envelope;
 pub mod keys;
 pub mod record;
+pub mod timestamp;
 pub mod trust;
 pub mod verify;

@@ -15,6 +15,10 @@
 //! [[revoked]]
 //! keyid = "<hex>"
 //! at = "2026-06-01T00:00:00Z"            # records collected at or after this are refused
+//!
+//! [[tsa]]                                 # RFC 3161 timestamp authorities (docs/trust.md)
+//! name = "Example TSA"
+//! pem_file = "tsa-ca.pem"                 # relative to this file; or pem = """..."""
 //! ```
 
 use chrono::{DateTime, Utc};
@@ -31,6 +35,9 @@ pub struct Policy {
     /// Revoked keys.
     #[serde(default)]
     pub revoked: Vec<Revoked>,
+    /// Timestamp authorities whose tokens anchor records in time.
+    #[serde(default)]
+    pub tsa: Vec<crate::evidence::timestamp::TsaEntry>,
 }
 
 /// One enrolled agent key.
@@ -68,12 +75,18 @@ impl Policy {
         // Bounded, and only a regular file (a FIFO or /dev/zero is refused, never waited on).
         let text = crate::config::read_config_file(path)
             .map_err(|e| format!("{}: cannot read trust policy: {e}", path.display()))?;
-        Policy::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        Policy::parse_at(&text, path.parent()).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Parses a policy and checks it is usable.
     pub fn parse(text: &str) -> Result<Policy, String> {
-        let p: Policy = toml::from_str(text).map_err(|e| format!("not a trust policy: {e}"))?;
+        Policy::parse_at(text, None)
+    }
+
+    /// Parses a policy whose relative file names are relative to `base`.
+    pub fn parse_at(text: &str, base: Option<&Path>) -> Result<Policy, String> {
+        let mut p: Policy = toml::from_str(text).map_err(|e| format!("not a trust policy: {e}"))?;
+        crate::evidence::timestamp::load_certs(&mut p.tsa, base)?;
         for a in &p.agents {
             if a.keyid.len() != 64 || !a.keyid.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(format!(

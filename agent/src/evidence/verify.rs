@@ -71,6 +71,9 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Per collector and host: runs and the longest gap between them.
     pub collectors: Vec<CollectorGap>,
+    /// Per chain: how far RFC 3161 timestamps anchor it (when the store or policy has any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timestamps: Vec<crate::evidence::timestamp::check::ChainAnchor>,
 }
 
 impl Report {
@@ -94,6 +97,8 @@ pub struct Options {
     pub threads: Option<usize>,
     /// The auditor's trust policy; `None` trusts published keys on first sight.
     pub trust: Option<std::sync::Arc<crate::evidence::trust::Policy>>,
+    /// A record not anchored by a timestamp within this lag of its `collected_at` is a problem.
+    pub require_timestamps: Option<std::time::Duration>,
 }
 
 struct Checked {
@@ -667,6 +672,33 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
             broken_chains.insert((agent.clone(), chain.clone()));
         }
     }
+
+    // Time: RFC 3161 tokens over checkpoints.
+    let stamped: Vec<crate::evidence::timestamp::check::Record<'_>> = checked
+        .iter()
+        .filter_map(|c| {
+            c.summary
+                .as_ref()
+                .map(|s| crate::evidence::timestamp::check::Record {
+                    key: &c.key,
+                    agent: &s.agent.id,
+                    chain: &s.chain,
+                    sequence: s.sequence,
+                    digest: &c.digest,
+                    collected_at: &s.collected_at,
+                })
+        })
+        .collect();
+    let time = crate::evidence::timestamp::check::check(
+        root,
+        &stamped,
+        opts.trust.as_ref().map(|p| p.tsa.as_slice()),
+        opts.require_timestamps,
+        now,
+    );
+    problems.extend(time.problems);
+    report.notes.extend(time.notes);
+    report.timestamps = time.chains;
 
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,

@@ -1,0 +1,388 @@
+//! `verify`'s checks of the timestamp tokens in a store (`timestamps/<agent>/<chain>-<seq>.tsr`):
+//! each token must verify against the trust policy's TSA certificates and stamp the digest of
+//! the record it is named after; per chain, the highest stamped sequence and its `genTime`
+//! are reported; with `--require-timestamps MAXLAG`, a record no token anchored within
+//! MAXLAG of its `collected_at` is a problem.
+
+use super::{Anchors, MAX_TOKEN_BYTES, TsaEntry, unhex};
+use crate::evidence::verify::Problem;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+/// A valid record, as `verify` found it.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Store key.
+    pub key: &'a str,
+    /// Agent id.
+    pub agent: &'a str,
+    /// Chain id.
+    pub chain: &'a str,
+    /// Sequence.
+    pub sequence: u64,
+    /// sha256 of the envelope (hex).
+    pub digest: &'a str,
+    /// `collected_at` (RFC 3339).
+    pub collected_at: &'a str,
+}
+
+/// How far a chain is anchored in time.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChainAnchor {
+    /// Agent id.
+    pub agent: String,
+    /// Chain id.
+    pub chain: String,
+    /// Highest sequence in the chain.
+    pub last_sequence: u64,
+    /// Tokens that verified.
+    pub tokens: usize,
+    /// Highest sequence a verified token anchors (every record up to it existed at `at`).
+    pub anchored_through: Option<u64>,
+    /// The `genTime` of that token.
+    pub at: Option<String>,
+    /// Who stamped it (the TSA certificate's subject).
+    pub tsa: Option<String>,
+}
+
+/// What the timestamp checks found.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Per chain, when the store holds tokens or the policy names a TSA.
+    pub chains: Vec<ChainAnchor>,
+    /// Problems.
+    pub problems: Vec<Problem>,
+    /// Notes.
+    pub notes: Vec<String>,
+    /// Token files seen.
+    pub tokens: usize,
+}
+
+/// A token that verified: (sequence, genTime, signer).
+type Stamp = (u64, DateTime<Utc>, String);
+
+fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.char_indices().nth(12).map_or(id, |(i, _)| &id[..i])
+}
+
+/// The token files: (store key, agent dir, file stem); foreign entries are problems.
+fn list(root: &Path, out: &mut Outcome) -> Vec<(String, String, String)> {
+    let dir = root.join("timestamps");
+    let mut files = Vec::new();
+    let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+        return files;
+    };
+    if !meta.is_dir() {
+        out.problems.push(problem(
+            "timestamps",
+            "not a directory (symlink or file) in the store",
+        ));
+        return files;
+    }
+    let agents = match std::fs::read_dir(&dir) {
+        Ok(d) => d,
+        Err(e) => {
+            out.problems
+                .push(problem("timestamps/", format!("cannot list: {e}")));
+            return files;
+        }
+    };
+    for a in agents.flatten() {
+        let agent = a.file_name().to_string_lossy().into_owned();
+        let akey = format!("timestamps/{agent}");
+        if agent.starts_with('.') {
+            continue;
+        }
+        if !a.file_type().is_ok_and(|t| t.is_dir()) {
+            out.problems.push(problem(
+                akey,
+                "foreign file: timestamps/ holds one directory per agent",
+            ));
+            continue;
+        }
+        let entries = match std::fs::read_dir(a.path()) {
+            Ok(d) => d,
+            Err(e) => {
+                out.problems
+                    .push(problem(akey, format!("cannot list: {e}")));
+                continue;
+            }
+        };
+        for f in entries.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let key = format!("{akey}/{name}");
+            if !f.file_type().is_ok_and(|t| t.is_file()) {
+                out.problems.push(problem(
+                    key,
+                    "not a regular file (symlink, directory or special file) in the store",
+                ));
+                continue;
+            }
+            match name.strip_suffix(".tsr") {
+                Some(stem) => files.push((key, agent.clone(), stem.to_string())),
+                None => out
+                    .problems
+                    .push(problem(key, "foreign file: not a timestamp token (.tsr)")),
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut buf = Vec::new();
+    f.take(MAX_TOKEN_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() as u64 > MAX_TOKEN_BYTES {
+        return Err(format!(
+            "larger than {MAX_TOKEN_BYTES} bytes: not a timestamp token"
+        ));
+    }
+    Ok(buf)
+}
+
+/// Checks every token under `root/timestamps` against `tsa` (the policy's `[[tsa]]`; none:
+/// tokens are not checked, and a note says so) and, with `require`, that every record was
+/// anchored within that lag of its `collected_at` (records younger than the lag at `now`
+/// may wait for their token).
+pub fn check(
+    root: &Path,
+    records: &[Record<'_>],
+    tsa: Option<&[TsaEntry]>,
+    require: Option<Duration>,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let anchors = match tsa.filter(|t| !t.is_empty()).map(Anchors::new) {
+        Some(Ok(a)) if !a.is_empty() => Some(a),
+        Some(Err(e)) => {
+            out.problems.push(problem("trust policy", e));
+            None
+        }
+        _ => None,
+    };
+    let files = list(root, &mut out);
+    out.tokens = files.len();
+
+    let by_name: HashMap<(String, String, u64), &Record<'_>> = records
+        .iter()
+        .map(|r| {
+            (
+                (
+                    crate::store::segment(r.agent),
+                    crate::store::segment(r.chain),
+                    r.sequence,
+                ),
+                r,
+            )
+        })
+        .collect();
+    let mut stamps: BTreeMap<(&str, &str), Vec<Stamp>> = BTreeMap::new();
+    let mut unchecked = 0;
+    for (key, agent, stem) in &files {
+        let parsed = stem
+            .rsplit_once('-')
+            .and_then(|(c, s)| s.parse::<u64>().ok().map(|s| (c.to_string(), s)));
+        let Some((chain, seq)) = parsed else {
+            out.problems.push(problem(
+                key.clone(),
+                "foreign file: a token is named <chain>-<sequence>.tsr",
+            ));
+            continue;
+        };
+        let Some(rec) = by_name.get(&(agent.clone(), chain.clone(), seq)) else {
+            out.problems.push(problem(
+                key.clone(),
+                format!(
+                    "timestamp token for agent {} chain {} seq {seq}, but the store has no valid record there",
+                    short(agent),
+                    short(&chain)
+                ),
+            ));
+            continue;
+        };
+        let Some(anchors) = &anchors else {
+            unchecked += 1;
+            continue;
+        };
+        let result = read(&root.join(key)).and_then(|bytes| {
+            let digest = unhex(rec.digest).ok_or("the record's digest is not hex")?;
+            anchors.verify(&bytes, &digest)
+        });
+        match result {
+            Ok(info) => stamps.entry((rec.agent, rec.chain)).or_default().push((
+                seq,
+                info.gen_time,
+                info.signer,
+            )),
+            Err(e) => out.problems.push(problem(
+                key.clone(),
+                format!("timestamp token does not verify: {e}"),
+            )),
+        }
+    }
+    if unchecked > 0 {
+        out.notes.push(format!(
+            "{unchecked} timestamp token(s) not checked: {}",
+            if tsa.is_none() {
+                "no trust policy (--trust) names a TSA certificate"
+            } else {
+                "the trust policy names no TSA certificate ([[tsa]])"
+            }
+        ));
+    }
+    if require.is_some() && anchors.is_none() {
+        out.problems.push(problem(
+            "trust policy",
+            "timestamps are required, but the trust policy names no TSA certificate ([[tsa]]) to check them with",
+        ));
+    }
+
+    // Per chain: records by sequence.
+    let mut chains: BTreeMap<(&str, &str), Vec<&Record<'_>>> = BTreeMap::new();
+    for r in records {
+        chains.entry((r.agent, r.chain)).or_default().push(r);
+    }
+    let report_chains = !files.is_empty() || anchors.is_some() || require.is_some();
+    for ((agent, chain), mut recs) in chains {
+        recs.sort_by_key(|r| r.sequence);
+        let mut tokens = stamps.remove(&(agent, chain)).unwrap_or_default();
+        tokens.sort_by_key(|t| t.0);
+        let last = recs.last().map_or(0, |r| r.sequence);
+        if report_chains {
+            let top = tokens.last();
+            out.chains.push(ChainAnchor {
+                agent: agent.to_string(),
+                chain: chain.to_string(),
+                last_sequence: last,
+                tokens: tokens.len(),
+                anchored_through: top.map(|t| t.0),
+                at: top.map(|t| t.1.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                tsa: top.map(|t| t.2.clone()),
+            });
+        }
+        if let (Some(lag), Some(_)) = (require, &anchors) {
+            require_anchored(agent, chain, &recs, &tokens, lag, now, &mut out);
+        }
+    }
+    out
+}
+
+/// Why a record is not anchored in time, or `None` when it is (or may still be).
+enum Miss {
+    /// Covered, but the earliest covering token came too late: (genTime, how late).
+    Late(DateTime<Utc>, chrono::Duration),
+    /// No token covers it and it is older than the lag.
+    Unanchored,
+    /// `collected_at` is not a time.
+    BadTime,
+}
+
+fn require_anchored(
+    agent: &str,
+    chain: &str,
+    recs: &[&Record<'_>],
+    tokens: &[Stamp],
+    lag: Duration,
+    now: DateTime<Utc>,
+    out: &mut Outcome,
+) {
+    let max = chrono::Duration::from_std(lag).unwrap_or(chrono::Duration::MAX);
+    // earliest[i]: the earliest genTime among tokens i.. (each covers every sequence up to its own).
+    let mut earliest: Vec<DateTime<Utc>> = tokens.iter().map(|t| t.1).collect();
+    for i in (0..earliest.len().saturating_sub(1)).rev() {
+        if earliest[i + 1] < earliest[i] {
+            earliest[i] = earliest[i + 1];
+        }
+    }
+    let label = format!("agent {} chain {}", short(agent), short(chain));
+    let fmt = |d: chrono::Duration| {
+        crate::schedule::format_duration(d.to_std().unwrap_or(Duration::ZERO))
+    };
+    let mut waiting = 0usize;
+    // Runs of consecutive bad records, reported once each: (first, last, count, why of first).
+    let mut run: Option<(&Record<'_>, &Record<'_>, usize, Miss)> = None;
+    let flush = |run: &mut Option<(&Record<'_>, &Record<'_>, usize, Miss)>, out: &mut Outcome| {
+        if let Some((first, last, n, why)) = run.take() {
+            let detail = match why {
+                Miss::Late(at, by) => format!(
+                    "the earliest timestamp covering seq {} is from {}, {} after its collected_at {} (more than the allowed {})",
+                    first.sequence,
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    fmt(by),
+                    first.collected_at,
+                    crate::schedule::format_duration(lag)
+                ),
+                Miss::Unanchored => format!(
+                    "no timestamp token covers them, and they are older than the allowed {}",
+                    crate::schedule::format_duration(lag)
+                ),
+                Miss::BadTime => "collected_at is not an RFC 3339 time".into(),
+            };
+            out.problems.push(problem(
+                first.key,
+                format!(
+                    "{label}: record(s) seq {}..={} ({n}) not anchored in time: {detail}; they may have been made later than they claim",
+                    first.sequence, last.sequence
+                ),
+            ));
+        }
+    };
+    for r in recs {
+        let at = DateTime::parse_from_rfc3339(r.collected_at).map(|t| t.with_timezone(&Utc));
+        let idx = tokens.partition_point(|t| t.0 < r.sequence);
+        let why = match (at, earliest.get(idx)) {
+            (Err(_), _) => Some(Miss::BadTime),
+            (Ok(at), Some(&stamp)) => {
+                let by = stamp.signed_duration_since(at);
+                (by > max).then_some(Miss::Late(stamp, by))
+            }
+            (Ok(at), None) => {
+                if now.signed_duration_since(at) > max {
+                    Some(Miss::Unanchored)
+                } else {
+                    waiting += 1;
+                    None
+                }
+            }
+        };
+        match (why, &mut run) {
+            (None, _) => flush(&mut run, out),
+            (Some(w), Some((_, last, n, first_why)))
+                if std::mem::discriminant(&w) == std::mem::discriminant(first_why)
+                    && last.sequence + 1 == r.sequence =>
+            {
+                *last = r;
+                *n += 1;
+            }
+            (Some(w), _) => {
+                flush(&mut run, out);
+                run = Some((r, r, 1, w));
+            }
+        }
+    }
+    flush(&mut run, out);
+    if waiting > 0 {
+        out.notes.push(format!(
+            "{label}: {waiting} record(s) younger than {} are not anchored yet (their token may still be on its way)",
+            crate::schedule::format_duration(lag)
+        ));
+    }
+}
