@@ -475,11 +475,7 @@ impl Anchors {
         let name = match pinned {
             Some((_, cert, name)) => {
                 valid_at(cert, secs)?;
-                if !has_time_stamping(cert) {
-                    return Err(format!(
-                        "the TSA certificate {subject} lacks the timeStamping key purpose"
-                    ));
-                }
+                tsa_purpose(cert)?;
                 name.clone()
             }
             None => {
@@ -504,6 +500,7 @@ impl Anchors {
                             gen_time.to_rfc3339()
                         )
                     })?;
+                tsa_purpose(signer)?;
                 let anchor = path.anchor();
                 self.anchors
                     .iter()
@@ -545,16 +542,30 @@ fn identifies(sid: &SignerIdentifier, cert: &Certificate) -> bool {
     }
 }
 
-fn has_time_stamping(cert: &Certificate) -> bool {
-    cert.tbs_certificate
+/// RFC 3161 section 2.3: the TSA's certificate has one critical extended key usage
+/// extension, with timeStamping as its only purpose (as `openssl ts -verify` checks).
+fn tsa_purpose(cert: &Certificate) -> Result<(), String> {
+    let subject = &cert.tbs_certificate.subject;
+    let eku: Vec<_> = cert
+        .tbs_certificate
         .extensions
         .iter()
         .flatten()
         .filter(|e| e.extn_id == <ExtendedKeyUsage as der::oid::AssociatedOid>::OID)
-        .any(|e| {
-            ExtendedKeyUsage::from_der(e.extn_value.as_bytes())
-                .is_ok_and(|u| u.0.contains(&EKU_TIME_STAMPING))
-        })
+        .collect();
+    let [ext] = eku.as_slice() else {
+        return Err(format!(
+            "the TSA certificate {subject} has no (or more than one) extended key usage extension"
+        ));
+    };
+    let usage = ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
+        .map_err(|e| format!("the TSA certificate {subject}: extended key usage: {e}"))?;
+    if !ext.critical || usage.0 != [EKU_TIME_STAMPING] {
+        return Err(format!(
+            "the TSA certificate {subject} is not for timestamping only (RFC 3161 wants a critical extended key usage of timeStamping alone)"
+        ));
+    }
+    Ok(())
 }
 
 fn valid_at(cert: &Certificate, secs: u64) -> Result<(), String> {
