@@ -76,6 +76,11 @@ fn short(id: &str) -> &str {
     id.char_indices().nth(12).map_or(id, |(i, _)| &id[..i])
 }
 
+/// Lower-case hex, as the agent's own ids are (a store segment as it is, no allocation).
+fn is_plain(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The token files: (store key, agent dir, file stem); foreign entries are problems.
 fn list(root: &Path, out: &mut Outcome) -> Vec<(String, String, String)> {
     let dir = root.join("timestamps");
@@ -181,21 +186,32 @@ pub fn check(
     let files = list(root, &mut out);
     out.tokens = files.len();
 
-    let by_name: HashMap<(String, String, u64), &Record<'_>> = records
-        .iter()
-        .map(|r| {
-            (
-                (
-                    crate::store::segment(r.agent),
-                    crate::store::segment(r.chain),
-                    r.sequence,
-                ),
-                r,
-            )
-        })
-        .collect();
+    // Token files are named after store segments of the ids; ids that are not already
+    // segments (never the agent's own hex ids) are looked up by their segment.
+    let is_segment = |s: &str| crate::store::segment(s) == s;
+    let mut by_id: HashMap<(&str, &str, u64), &Record<'_>> = HashMap::new();
+    let mut by_segment: HashMap<(String, String, u64), &Record<'_>> = HashMap::new();
+    if !files.is_empty() {
+        for r in records {
+            if is_plain(r.agent) && is_plain(r.chain) {
+                by_id.insert((r.agent, r.chain, r.sequence), r);
+            } else if !(is_segment(r.agent) && is_segment(r.chain)) {
+                by_segment.insert(
+                    (
+                        crate::store::segment(r.agent),
+                        crate::store::segment(r.chain),
+                        r.sequence,
+                    ),
+                    r,
+                );
+            } else {
+                by_id.insert((r.agent, r.chain, r.sequence), r);
+            }
+        }
+    }
     let mut stamps: BTreeMap<(&str, &str), Vec<Stamp>> = BTreeMap::new();
     let mut unchecked = 0;
+    let mut work: Vec<(&str, u64, &Record<'_>)> = Vec::new();
     for (key, agent, stem) in &files {
         let parsed = stem
             .rsplit_once('-')
@@ -207,7 +223,10 @@ pub fn check(
             ));
             continue;
         };
-        let Some(rec) = by_name.get(&(agent.clone(), chain.clone(), seq)) else {
+        let found = by_id
+            .get(&(agent.as_str(), chain.as_str(), seq))
+            .or_else(|| by_segment.get(&(agent.clone(), chain.clone(), seq)));
+        let Some(rec) = found else {
             out.problems.push(problem(
                 key.clone(),
                 format!(
@@ -218,24 +237,60 @@ pub fn check(
             ));
             continue;
         };
-        let Some(anchors) = &anchors else {
+        if anchors.is_none() {
             unchecked += 1;
             continue;
-        };
-        let result = read(&root.join(key)).and_then(|bytes| {
-            let digest = unhex(rec.digest).ok_or("the record's digest is not hex")?;
-            anchors.verify(&bytes, &digest)
+        }
+        work.push((key.as_str(), seq, rec));
+    }
+    if let Some(anchors) = &anchors {
+        // Checked on all cores, like the records.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = work.len().div_ceil(threads).max(1);
+        let results: Vec<Vec<Result<super::TokenInfo, String>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .chunks(chunk)
+                .map(|part| {
+                    let n = part.len();
+                    let h = scope.spawn(move || {
+                        part.iter()
+                            .map(|(key, _, rec)| {
+                                read(&root.join(key)).and_then(|bytes| {
+                                    let digest = unhex(rec.digest)
+                                        .ok_or("the record's digest is not hex")?;
+                                    anchors.verify(&bytes, &digest)
+                                })
+                            })
+                            .collect()
+                    });
+                    (n, h)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(n, h)| {
+                    // A panic becomes a problem for each token of that worker, never a pass.
+                    h.join().unwrap_or_else(|_| {
+                        (0..n)
+                            .map(|_| Err("the check panicked (a bug: please report it)".into()))
+                            .collect()
+                    })
+                })
+                .collect()
         });
-        match result {
-            Ok(info) => stamps.entry((rec.agent, rec.chain)).or_default().push((
-                seq,
-                info.gen_time,
-                info.signer,
-            )),
-            Err(e) => out.problems.push(problem(
-                key.clone(),
-                format!("timestamp token does not verify: {e}"),
-            )),
+        let results: Vec<_> = results.into_iter().flatten().collect();
+        for ((key, seq, rec), result) in work.iter().zip(results) {
+            match result {
+                Ok(info) => stamps.entry((rec.agent, rec.chain)).or_default().push((
+                    *seq,
+                    info.gen_time,
+                    info.signer,
+                )),
+                Err(e) => out.problems.push(problem(
+                    key.to_string(),
+                    format!("timestamp token does not verify: {e}"),
+                )),
+            }
         }
     }
     if unchecked > 0 {

@@ -348,6 +348,10 @@ pub struct Anchors {
     anchors: Vec<rustls_pki_types::TrustAnchor<'static>>,
     /// ...and their names.
     anchor_names: Vec<String>,
+    /// Certificate paths already validated: sha256(signer and token certificates) -> (the
+    /// span of time every certificate on the path is valid in, the anchor's name). A token
+    /// whose genTime falls in the span needs no second path validation.
+    paths: std::sync::Mutex<std::collections::HashMap<[u8; 32], (u64, u64, String)>>,
 }
 
 impl Anchors {
@@ -376,6 +380,7 @@ impl Anchors {
             certs,
             anchors,
             anchor_names,
+            paths: Default::default(),
         })
     }
 
@@ -484,29 +489,67 @@ impl Anchors {
                     .filter(|(d, _)| d != signer_der)
                     .map(|(d, _)| CertificateDer::from(d.as_slice()))
                     .collect();
-                let path = ee
-                    .verify_for_usage(
-                        webpki::ALL_VERIFICATION_ALGS,
-                        &self.anchors,
-                        &intermediates,
-                        UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs)),
-                        webpki::KeyUsage::required(EKU_TIME_STAMPING_DER),
-                        None,
-                        None,
-                    )
-                    .map_err(|e| {
-                        format!(
-                            "the signer {subject} does not chain to a TSA certificate of the trust policy at genTime {}: {e:?}",
-                            gen_time.to_rfc3339()
-                        )
-                    })?;
-                tsa_purpose(signer)?;
-                let anchor = path.anchor();
-                self.anchors
-                    .iter()
-                    .position(|a| a.subject_public_key_info == anchor.subject_public_key_info)
-                    .and_then(|i| self.anchor_names.get(i))
-                    .map_or_else(|| subject.clone(), Clone::clone)
+                let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+                h.update(signer_der);
+                for c in &intermediates {
+                    h.update(&(c.len() as u64).to_be_bytes());
+                    h.update(c);
+                }
+                let mut id = [0u8; 32];
+                id.copy_from_slice(h.finish().as_ref());
+                let cached = self
+                    .paths
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&id)
+                    .filter(|(from, until, _)| (*from..=*until).contains(&secs))
+                    .map(|(_, _, n)| n.clone());
+                match cached {
+                    Some(name) => name,
+                    None => {
+                        let path = ee
+                            .verify_for_usage(
+                                webpki::ALL_VERIFICATION_ALGS,
+                                &self.anchors,
+                                &intermediates,
+                                UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs)),
+                                webpki::KeyUsage::required(EKU_TIME_STAMPING_DER),
+                                None,
+                                None,
+                            )
+                            .map_err(|e| {
+                                format!(
+                                    "the signer {subject} does not chain to a TSA certificate of the trust policy at genTime {}: {e:?}",
+                                    gen_time.to_rfc3339()
+                                )
+                            })?;
+                        tsa_purpose(signer)?;
+                        let anchor = path.anchor();
+                        let name = self
+                            .anchors
+                            .iter()
+                            .position(|a| {
+                                a.subject_public_key_info == anchor.subject_public_key_info
+                            })
+                            .and_then(|i| self.anchor_names.get(i))
+                            .map_or_else(|| subject.clone(), Clone::clone);
+                        // The span in which every certificate of this path is valid.
+                        let mut span = validity(signer);
+                        for c in path.intermediate_certificates() {
+                            let Ok(cert) = Certificate::from_der(c.der().as_ref()) else {
+                                span = (1, 0);
+                                break;
+                            };
+                            let (f, u) = validity(&cert);
+                            span = (span.0.max(f), span.1.min(u));
+                        }
+                        self.paths
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(id, (span.0, span.1, name.clone()));
+                        name
+                    }
+                }
             }
         };
         Ok(TokenInfo {
@@ -568,12 +611,17 @@ fn tsa_purpose(cert: &Certificate) -> Result<(), String> {
     Ok(())
 }
 
-fn valid_at(cert: &Certificate, secs: u64) -> Result<(), String> {
+/// `(notBefore, notAfter)` in Unix seconds.
+fn validity(cert: &Certificate) -> (u64, u64) {
     let v = &cert.tbs_certificate.validity;
-    let (from, until) = (
+    (
         v.not_before.to_unix_duration().as_secs(),
         v.not_after.to_unix_duration().as_secs(),
-    );
+    )
+}
+
+fn valid_at(cert: &Certificate, secs: u64) -> Result<(), String> {
+    let (from, until) = validity(cert);
     if secs < from || secs > until {
         return Err(format!(
             "the TSA certificate {} was not valid at genTime",
