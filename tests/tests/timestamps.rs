@@ -477,3 +477,79 @@ fn the_daemon_retries_the_tsa_without_holding_up_collection() {
     );
     assert_eq!(r.code, 0, "{}", r.all());
 }
+
+#[test]
+fn tokens_ship_through_the_s3_and_http_sinks() {
+    use evident_tests::services::{http_receiver, moto, s3py};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+        return;
+    };
+    let Some(server) = tsa.serve(free_port()) else {
+        return;
+    };
+    let Some(s3) = moto() else { return };
+    let recv = tempfile::tempdir().expect("tempdir");
+    let Some(receiver) = http_receiver(recv.path()) else {
+        return;
+    };
+    s3py(&s3.url(), &["create-bucket", "evidence"]);
+    fs::write(
+        dir.path().join("evident.toml"),
+        format!(
+            "[[collectors]]\nname = \"system.inventory\"\n\n[[sinks]]\ntype = \"s3\"\nbucket = \"evidence\"\nprefix = \"prod\"\nendpoint = \"{}\"\nforce_path_style = true\n\n[[sinks]]\ntype = \"http\"\nurl = \"{}/evidence\"\n\n[timestamping]\nurl = \"{}\"\n",
+            s3.url(),
+            receiver.url(),
+            server.url()
+        ),
+    )
+    .expect("config");
+    let r = evident_tests::evident_with(
+        dir.path(),
+        &["run", "--once", "--config", "evident.toml"],
+        evident_tests::AWS_ENV,
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let keys =
+        String::from_utf8_lossy(&s3py(&s3.url(), &["list", "evidence", "prod/"])).to_string();
+    let token_keys: Vec<&str> = keys.lines().filter(|k| k.contains("timestamps/")).collect();
+    assert_eq!(token_keys.len(), 1, "{keys}");
+    assert!(token_keys[0].ends_with(".tsr"), "{keys}");
+    // The HTTP receiver got the token as its own POST.
+    let log = fs::read_to_string(recv.path().join("log")).expect("log");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("200 ") && l.contains(" timestamps/")),
+        "{log}"
+    );
+    // verify reads the tokens from the bucket.
+    let mirror = dir.path().join("mirror");
+    let listed: Vec<String> = keys.lines().map(str::to_string).collect();
+    for k in &listed {
+        let rel = k.strip_prefix("prod/").expect("prefix");
+        let target = mirror.join(rel);
+        fs::create_dir_all(target.parent().expect("dir")).expect("mkdir");
+        fs::write(&target, s3py(&s3.url(), &["get", "evidence", k])).expect("get");
+    }
+    let trust = policy(dir.path(), &mirror, &tsa.ca);
+    let r = evident_tests::evident_with(
+        dir.path(),
+        &[
+            "verify",
+            "s3://evidence/prod",
+            "--endpoint",
+            &s3.url(),
+            "--trust",
+            &trust,
+            "--require-timestamps",
+            "1h",
+        ],
+        evident_tests::AWS_ENV,
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("anchored through sequence 2"),
+        "{}",
+        r.all()
+    );
+}
