@@ -441,3 +441,121 @@ fn require_anchored(
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn each_record_needs_a_prompt_stamp_on_it_or_a_later_checkpoint() {
+        let times = [
+            "2026-03-01T10:00:00Z", // 0: covered by token 2 at 10:20: ok
+            "2026-03-01T10:10:00Z", // 1: ok
+            "2026-03-01T10:15:00Z", // 2: ok (the stamped checkpoint)
+            "2026-03-01T08:00:00Z", // 3: covered by token 5 at 10:40, 2h40m late
+            "2026-03-01T08:05:00Z", // 4: late too (same run)
+            "2026-03-01T10:35:00Z", // 5: ok
+            "2026-03-01T10:50:00Z", // 6: not covered, older than the lag at `now`
+            "not a time",           // 7: bad time
+            "2026-03-01T11:55:00Z", // 8: not covered, young: waits
+        ];
+        let keys: Vec<String> = (0..times.len()).map(|i| format!("r{i}")).collect();
+        let recs: Vec<Record<'_>> = times
+            .iter()
+            .enumerate()
+            .map(|(i, at)| Record {
+                key: &keys[i],
+                agent: "a",
+                chain: "c",
+                sequence: i as u64,
+                digest: "00",
+                collected_at: at,
+            })
+            .collect();
+        let refs: Vec<&Record<'_>> = recs.iter().collect();
+        let tokens = vec![
+            (2, t("2026-03-01T10:20:00Z"), String::new()),
+            (5, t("2026-03-01T10:40:00Z"), String::new()),
+        ];
+        let mut out = Outcome::default();
+        require_anchored(
+            "a",
+            "c",
+            &refs,
+            &tokens,
+            Duration::from_secs(3600),
+            t("2026-03-01T12:00:00Z"),
+            &mut out,
+        );
+        let p: Vec<(&str, &str)> = out
+            .problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(p.len(), 3, "{p:#?}");
+        assert_eq!(p[0].0, "r3");
+        assert!(p[0].1.contains("seq 3..=4 (2)"), "{}", p[0].1);
+        assert!(p[0].1.contains("10:40:00Z"), "{}", p[0].1);
+        assert_eq!(p[1].0, "r6");
+        assert!(
+            p[1].1.contains("no timestamp token covers them"),
+            "{}",
+            p[1].1
+        );
+        assert_eq!(p[2].0, "r7");
+        assert!(p[2].1.contains("not an RFC 3339 time"), "{}", p[2].1);
+        assert_eq!(out.notes.len(), 1);
+        assert!(
+            out.notes[0].contains("1 record(s) younger than 1h"),
+            "{:?}",
+            out.notes
+        );
+    }
+
+    #[test]
+    fn an_earlier_stamp_on_a_later_checkpoint_still_counts() {
+        // A later checkpoint stamped earlier than an earlier one (two tokens, clocks apart):
+        // the earliest proof of existence wins.
+        let keys = ["r0".to_string(), "r1".to_string()];
+        let recs = [
+            Record {
+                key: &keys[0],
+                agent: "a",
+                chain: "c",
+                sequence: 0,
+                digest: "00",
+                collected_at: "2026-03-01T10:00:00Z",
+            },
+            Record {
+                key: &keys[1],
+                agent: "a",
+                chain: "c",
+                sequence: 1,
+                digest: "00",
+                collected_at: "2026-03-01T10:01:00Z",
+            },
+        ];
+        let refs: Vec<&Record<'_>> = recs.iter().collect();
+        let tokens = vec![
+            (0, t("2026-03-02T10:00:00Z"), String::new()),
+            (1, t("2026-03-01T10:05:00Z"), String::new()),
+        ];
+        let mut out = Outcome::default();
+        require_anchored(
+            "a",
+            "c",
+            &refs,
+            &tokens,
+            Duration::from_secs(3600),
+            t("2026-03-03T00:00:00Z"),
+            &mut out,
+        );
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+    }
+}
