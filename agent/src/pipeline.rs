@@ -376,6 +376,16 @@ impl Agent {
             );
             self.state.next_sequence += 1;
             self.state.head = Some(o.digest.clone());
+            if s.kind == Kind::Checkpoint
+                && let Some(st) = &self.stamper
+            {
+                // The crash may have come before its timestamp request was written (a request
+                // whose token is already kept is not sent again).
+                st.enqueue(&s.agent.id, &s.chain, s.sequence, &o.digest)
+                    .with_context(|| {
+                        format!("{}: cannot queue a timestamp request", st.dir().display())
+                    })?;
+            }
             if let Some(c) = &s.collector {
                 let run = self.state.collectors.entry(c.id.clone()).or_default();
                 run.last_run = Some(s.collected_at.clone());
