@@ -30,6 +30,16 @@ impl Authority {
     /// Makes a CA and a TSA certificate under `dir` (`key`: `rsa` or `ec` for P-256), or
     /// None outside CI when the openssl CLI is missing (in CI: a failure).
     pub fn new(dir: &Path, name: &str, key: &str) -> Option<Authority> {
+        Authority::make(dir, name, key, false)
+    }
+
+    /// As [`Authority::new`], but the TSA certificate is issued by an intermediate CA under
+    /// the root, and the tokens carry the intermediate (as public TSAs' tokens do).
+    pub fn with_intermediate(dir: &Path, name: &str) -> Option<Authority> {
+        Authority::make(dir, name, "rsa", true)
+    }
+
+    fn make(dir: &Path, name: &str, key: &str, intermediate: bool) -> Option<Authority> {
         if !openssl_ok() {
             return None;
         }
@@ -56,6 +66,37 @@ impl Authority {
                 "-addext",
                 "keyUsage=critical,keyCertSign,cRLSign",
             ]));
+        // The issuer of the TSA certificate: the root, or an intermediate CA under it.
+        let (issuer, issuer_key) = if intermediate {
+            sh(Command::new("openssl")
+                .args(["req", "-new", "-nodes"])
+                .args(newkey)
+                .arg("-keyout")
+                .arg(p("inter.key"))
+                .arg("-out")
+                .arg(p("inter.csr"))
+                .args(["-subj", &format!("/CN={name} Intermediate CA")]));
+            std::fs::write(
+                p("inter.cnf"),
+                "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+            )
+            .expect("inter ext");
+            sh(Command::new("openssl")
+                .args(["x509", "-req", "-days", "30", "-CAcreateserial"])
+                .arg("-in")
+                .arg(p("inter.csr"))
+                .arg("-CA")
+                .arg(p("ca.pem"))
+                .arg("-CAkey")
+                .arg(p("ca.key"))
+                .arg("-out")
+                .arg(p("inter.pem"))
+                .arg("-extfile")
+                .arg(p("inter.cnf")));
+            (p("inter.pem"), p("inter.key"))
+        } else {
+            (p("ca.pem"), p("ca.key"))
+        };
         sh(Command::new("openssl")
             .args(["req", "-new", "-nodes"])
             .args(newkey)
@@ -74,9 +115,9 @@ impl Authority {
             .arg("-in")
             .arg(p("tsa.csr"))
             .arg("-CA")
-            .arg(p("ca.pem"))
+            .arg(&issuer)
             .arg("-CAkey")
-            .arg(p("ca.key"))
+            .arg(&issuer_key)
             .arg("-out")
             .arg(p("tsa.pem"))
             .arg("-extfile")
@@ -85,8 +126,13 @@ impl Authority {
         std::fs::write(
             p("tsa.cnf"),
             format!(
-                "[ tsa ]\ndefault_tsa = tsa_config1\n\n[ tsa_config1 ]\ndir = {d}\nserial = $dir/serial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.pem\nsigner_key = $dir/tsa.key\nsigner_digest = sha256\ndefault_policy = 1.3.6.1.4.1.99999.1\ndigests = sha256, sha384, sha512\naccuracy = secs:1, millisecs:500\nclock_precision_digits = 3\nordering = no\ntsa_name = yes\ness_cert_id_chain = no\ness_cert_id_alg = sha256\n",
-                d = dir.display()
+                "[ tsa ]\ndefault_tsa = tsa_config1\n\n[ tsa_config1 ]\ndir = {d}\nserial = $dir/serial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.pem\n{certs}signer_key = $dir/tsa.key\nsigner_digest = sha256\ndefault_policy = 1.3.6.1.4.1.99999.1\ndigests = sha256, sha384, sha512\naccuracy = secs:1, millisecs:500\nclock_precision_digits = 3\nordering = no\ntsa_name = yes\ness_cert_id_chain = no\ness_cert_id_alg = sha256\n",
+                d = dir.display(),
+                certs = if intermediate {
+                    "certs = $dir/inter.pem\n"
+                } else {
+                    ""
+                }
             ),
         )
         .expect("tsa.cnf");

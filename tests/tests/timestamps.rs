@@ -553,3 +553,40 @@ fn tokens_ship_through_the_s3_and_http_sinks() {
         r.all()
     );
 }
+
+#[test]
+fn a_tsa_under_an_intermediate_ca_chains_to_the_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tsa) = Authority::with_intermediate(&dir.path().join("tsa"), "Chained") else {
+        return;
+    };
+    let Some(server) = tsa.serve(free_port()) else {
+        return;
+    };
+    config(dir.path(), &server.url(), "");
+    let r = run_once(dir.path());
+    assert_eq!(r.code, 0, "{}", r.all());
+    let store = dir.path().join("store");
+    let toks = tokens(&store);
+    assert_eq!(toks.len(), 1);
+    let (_, digest, _) = checkpoints(&store).pop().expect("checkpoint");
+    let (ok, out) = tsa.openssl_verify(&toks[0], &digest);
+    assert!(ok, "openssl: {out}");
+    // The policy names only the root: the path goes through the intermediate in the token.
+    let trust = policy(dir.path(), &store, &tsa.ca);
+    let r = verify(
+        dir.path(),
+        &store,
+        &["--trust", &trust, "--require-timestamps", "1h"],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("CN=Chained TSA (via test TSA)"),
+        "{}",
+        r.all()
+    );
+    // Pinning the TSA's own certificate works as well.
+    let pinned = policy(dir.path(), &store, &tsa.cert);
+    let r = verify(dir.path(), &store, &["--trust", &pinned]);
+    assert_eq!(r.code, 0, "{}", r.all());
+}

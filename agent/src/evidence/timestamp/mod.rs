@@ -513,7 +513,9 @@ impl Anchors {
                                 &self.anchors,
                                 &intermediates,
                                 UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs)),
-                                webpki::KeyUsage::required(EKU_TIME_STAMPING_DER),
+                                // webpki applies this to every certificate on the path:
+                                // CAs may have no EKU; the signer's own is checked below.
+                                webpki::KeyUsage::required_if_present(EKU_TIME_STAMPING_DER),
                                 None,
                                 None,
                             )
