@@ -126,8 +126,15 @@ impl Authority {
         std::fs::write(
             p("tsa.cnf"),
             format!(
-                "[ tsa ]\ndefault_tsa = tsa_config1\n\n[ tsa_config1 ]\ndir = {d}\nserial = $dir/serial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.pem\n{certs}signer_key = $dir/tsa.key\nsigner_digest = sha256\ndefault_policy = 1.3.6.1.4.1.99999.1\ndigests = sha256, sha384, sha512\naccuracy = secs:1, millisecs:500\nclock_precision_digits = 3\nordering = no\ntsa_name = yes\ness_cert_id_chain = no\ness_cert_id_alg = sha256\n",
+                "[ tsa ]\ndefault_tsa = tsa_config1\n\n[ tsa_config1 ]\ndir = {d}\nserial = $dir/serial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.pem\n{certs}signer_key = $dir/tsa.key\nsigner_digest = sha256\ndefault_policy = 1.3.6.1.4.1.99999.1\ndigests = sha256, sha384, sha512\naccuracy = secs:1, millisecs:500\nclock_precision_digits = 3\nordering = no\ntsa_name = yes\n{ess}",
                 d = dir.display(),
+                // Both forms of the ESS signing-certificate attribute are exercised: V2
+                // (SHA-256) by the plain authority, V1 (SHA-1, with the chain) by this one.
+                ess = if intermediate {
+                    "ess_cert_id_chain = yes\ness_cert_id_alg = sha1\n"
+                } else {
+                    "ess_cert_id_chain = no\ness_cert_id_alg = sha256\n"
+                },
                 certs = if intermediate {
                     "certs = $dir/inter.pem\n"
                 } else {

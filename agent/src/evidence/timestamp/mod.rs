@@ -57,6 +57,10 @@ const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.100
 const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
 const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const ID_AA_SIGNING_CERTIFICATE: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.12");
+const ID_AA_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.47");
 const EKU_TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
 /// DER value of the timeStamping key purpose (1.3.6.1.5.5.7.3.8), for webpki.
 const EKU_TIME_STAMPING_DER: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
@@ -137,6 +141,91 @@ pub struct TstInfo {
     /// Extensions.
     #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
     pub extensions: Option<cms::cert::x509::ext::Extensions>,
+}
+
+/// `ESSCertIDv2` (RFC 5035): the hash of a signer's certificate.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct EssCertIdV2 {
+    /// Default SHA-256.
+    #[asn1(optional = "true")]
+    hash_algorithm: Option<cms::cert::x509::spki::AlgorithmIdentifierOwned>,
+    cert_hash: OctetString,
+    #[asn1(optional = "true")]
+    issuer_serial: Option<Any>,
+}
+
+/// `SigningCertificateV2` (RFC 5035).
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct SigningCertificateV2 {
+    certs: Vec<EssCertIdV2>,
+    #[asn1(optional = "true")]
+    policies: Option<Any>,
+}
+
+/// `ESSCertID` (RFC 2634): the SHA-1 hash of a signer's certificate.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct EssCertId {
+    cert_hash: OctetString,
+    #[asn1(optional = "true")]
+    issuer_serial: Option<Any>,
+}
+
+/// `SigningCertificate` (RFC 2634).
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct SigningCertificate {
+    certs: Vec<EssCertId>,
+    #[asn1(optional = "true")]
+    policies: Option<Any>,
+}
+
+/// RFC 3161 section 2.4.1 and RFC 5816: the signed attributes name the signer's certificate
+/// (signingCertificate or signingCertificateV2), so the signer cannot be swapped for another
+/// certificate of the same key.
+fn check_ess(attrs: &cms::signed_data::SignedAttributes, signer_der: &[u8]) -> Result<(), String> {
+    let value = |oid: ObjectIdentifier| {
+        attrs
+            .iter()
+            .find(|a| a.oid == oid)
+            .and_then(|a| a.values.get(0))
+    };
+    let first = |n: usize| {
+        if n == 0 {
+            Err("the signing-certificate attribute names no certificate".to_string())
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(v2) = value(ID_AA_SIGNING_CERTIFICATE_V2) {
+        let sc: SigningCertificateV2 = v2
+            .decode_as()
+            .map_err(|e| format!("signingCertificateV2 attribute: {e}"))?;
+        first(sc.certs.len())?;
+        let id = &sc.certs[0];
+        let alg = id.hash_algorithm.as_ref().map_or(ID_SHA256, |a| a.oid);
+        let hash = digest_alg(&alg)?;
+        if aws_lc_rs::digest::digest(hash, signer_der).as_ref() != id.cert_hash.as_bytes() {
+            return Err(
+                "the signingCertificateV2 attribute names another certificate than the signer's"
+                    .into(),
+            );
+        }
+        return Ok(());
+    }
+    if let Some(v1) = value(ID_AA_SIGNING_CERTIFICATE) {
+        let sc: SigningCertificate = v1
+            .decode_as()
+            .map_err(|e| format!("signingCertificate attribute: {e}"))?;
+        first(sc.certs.len())?;
+        let h = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, signer_der);
+        if h.as_ref() != sc.certs[0].cert_hash.as_bytes() {
+            return Err(
+                "the signingCertificate attribute names another certificate than the signer's"
+                    .into(),
+            );
+        }
+        return Ok(());
+    }
+    Err("the signed attributes name no signing certificate (RFC 3161 wants signingCertificate or signingCertificateV2)".into())
 }
 
 /// A random positive nonce for a request.
@@ -459,6 +548,7 @@ impl Anchors {
             .into_iter()
             .find(|(_, c)| identifies(&si.sid, c))
             .ok_or("the signer's certificate is neither in the token nor in the trust policy")?;
+        check_ess(attrs, signer_der)?;
         let cert_der = CertificateDer::from(signer_der.as_slice());
         let ee = webpki::EndEntityCert::try_from(&cert_der)
             .map_err(|e| format!("the signer's certificate is unusable: {e:?}"))?;
