@@ -92,6 +92,10 @@ enum Command {
         /// Trust policy (TOML, see docs/trust.md): only enrolled agent keys are believed.
         #[arg(long)]
         trust: Option<PathBuf>,
+        /// A record not anchored by an RFC 3161 timestamp within this lag of its collected_at
+        /// is a problem (e.g. 1h; needs --trust with [[tsa]] certificates).
+        #[arg(long, value_name = "MAXLAG", value_parser = parse_duration)]
+        require_timestamps: Option<std::time::Duration>,
     },
     /// Readiness per control from a verified store: JSON, HTML dashboard, Prometheus or OSCAL.
     Report {
@@ -369,11 +373,29 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             for e in &report.ship.errors {
                 eprintln!("evident: sink error: {e}");
             }
-            Ok(if report.ship.errors.is_empty() && !report.paused {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            let mut stamp_failed = false;
+            if let Some(r) = &report.stamps {
+                match &r.error {
+                    None => println!(
+                        "timestamped {} checkpoint(s); shipped {} timestamp token(s)",
+                        r.stamped, report.ship.timestamps
+                    ),
+                    Some(e) => {
+                        stamp_failed = true;
+                        eprintln!(
+                            "evident: timestamp authority: {e}; {} checkpoint(s) wait in the outbox and are requested again at the next run (the evidence itself is stored)",
+                            r.pending
+                        );
+                    }
+                }
+            }
+            Ok(
+                if report.ship.errors.is_empty() && !report.paused && !stamp_failed {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                },
+            )
         }
         Command::Collect { name, root } => {
             let mut config = config_or_exit!(cli);
@@ -419,13 +441,23 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             max_age,
             trust,
+            require_timestamps,
         } => {
             let mut opts = verify::Options {
                 max_age: *max_age,
                 progress: true,
                 trust: usage!(load_trust(trust.as_deref())),
+                require_timestamps: *require_timestamps,
                 ..Default::default()
             };
+            if opts.require_timestamps.is_some()
+                && opts.trust.as_ref().is_none_or(|p| p.tsa.is_empty())
+            {
+                eprintln!(
+                    "evident: --require-timestamps needs --trust FILE with the certificates of the timestamp authorities ([[tsa]], see docs/trust.md)"
+                );
+                return Ok(ExitCode::from(2));
+            }
             let started = std::time::Instant::now();
             // An S3 store is mirrored to a private temporary directory and verified exactly
             // as a directory copy would be, plus what its version listing shows.
@@ -794,6 +826,25 @@ fn print_verify(r: &verify::Report, store: &Path, elapsed: std::time::Duration) 
                 "{:<24} {:<28} {:>6}  {:>12}  {}",
                 c.host, c.collector, c.runs, gap, c.last
             );
+        }
+    }
+    for t in &r.timestamps {
+        let label = verify::escape_control(&format!(
+            "agent {} chain {}",
+            t.agent.chars().take(12).collect::<String>(),
+            t.chain.chars().take(12).collect::<String>()
+        ));
+        match (&t.anchored_through, &t.at) {
+            (Some(n), Some(at)) => println!(
+                "time: {label} anchored through sequence {n} of {} at {at} ({} token(s); {})",
+                t.last_sequence,
+                t.tokens,
+                verify::escape_control(t.tsa.as_deref().unwrap_or("TSA"))
+            ),
+            _ => println!(
+                "time: {label} NOT ANCHORED: no verified timestamp token (sequence 0..={})",
+                t.last_sequence
+            ),
         }
     }
     if r.anchored {

@@ -126,6 +126,11 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let (tx, mut rx) = mpsc::channel::<Raw>(64);
+    // RFC 3161 stamping in its own task: a slow or absent TSA never holds up this loop.
+    let (stamped_tx, mut stamped_rx) = mpsc::channel::<()>(1);
+    let stamping = agent
+        .stamper()
+        .map(|s| tokio::spawn(s.run(metrics.clone(), stamped_tx)));
 
     let mut due = schedule_all(&agent, Utc::now());
     let mut running: HashSet<String> = HashSet::new();
@@ -233,6 +238,11 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
                 ship_at = ship_at.min(Utc::now() + chrono::Duration::seconds(2));
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(()) = stamped_rx.recv() => {
+                // New timestamp tokens wait in the outbox.
+                unshipped = true;
+                ship_at = ship_at.min(Utc::now() + chrono::Duration::seconds(1));
+            }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
@@ -293,6 +303,19 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
         record(&mut agent, &metrics, raw)?;
     }
     agent.checkpoint(None)?;
+    if let Some(task) = stamping {
+        task.abort();
+        let _ = task.await;
+    }
+    if let Some(s) = agent.stamper() {
+        let round = s.round().await;
+        if let Some(e) = round.error {
+            tracing::warn!(
+                pending = round.pending,
+                "timestamp authority at shutdown: {e} (requested again at the next start)"
+            );
+        }
+    }
     let report = agent.ship().await?;
     for e in &report.errors {
         tracing::warn!("shipping at shutdown: {e} (records stay in the spool)");

@@ -36,6 +36,10 @@ struct Inner {
     config_reload_failures: u64,
     started: f64,
     paused: bool,
+    timestamps: u64,
+    timestamp_failures: u64,
+    timestamps_pending: u64,
+    timestamp_last_success: Option<f64>,
 }
 
 /// Shared, lock-protected counters (updated by the daemon loop, read by `/metrics`).
@@ -134,6 +138,20 @@ impl Metrics {
         self.with(|i| i.paused = paused);
     }
 
+    /// A stamping round with the timestamp authority: tokens obtained, whether it failed,
+    /// requests still waiting.
+    pub fn timestamps(&self, stamped: usize, failed: bool, pending: usize) {
+        self.with(|i| {
+            i.timestamps += stamped as u64;
+            i.timestamps_pending = pending as u64;
+            if failed {
+                i.timestamp_failures += 1;
+            } else {
+                i.timestamp_last_success = Some(now());
+            }
+        });
+    }
+
     /// A SIGHUP reload.
     pub fn reload(&self, ok: bool) {
         self.with(|i| {
@@ -180,6 +198,10 @@ impl Metrics {
             family("evident_sink_records_shipped_total", "counter", "Records confirmed by a sink.");
             family("evident_sink_failures_total", "counter", "Shipping rounds a sink failed.");
             family("evident_sink_last_success_timestamp_seconds", "gauge", "Unix time of a sink's last successful round.");
+            family("evident_timestamps_total", "counter", "RFC 3161 tokens obtained from the timestamp authority.");
+            family("evident_timestamp_failures_total", "counter", "Stamping rounds that failed (the TSA was down or refused).");
+            family("evident_timestamps_pending", "gauge", "Checkpoints waiting for a timestamp token.");
+            family("evident_timestamp_last_success_timestamp_seconds", "gauge", "Unix time of the last successful stamping round.");
             family("evident_config_reloads_total", "counter", "SIGHUP reloads, per result.");
             family("evident_start_time_seconds", "gauge", "Unix time the daemon started.");
             for (id, c) in &i.collectors {
@@ -207,6 +229,12 @@ impl Metrics {
                 if let Some(t) = s.last_success {
                     let _ = writeln!(o, "evident_sink_last_success_timestamp_seconds{{sink=\"{l}\"}} {t:.3}");
                 }
+            }
+            let _ = writeln!(o, "evident_timestamps_total {}", i.timestamps);
+            let _ = writeln!(o, "evident_timestamp_failures_total {}", i.timestamp_failures);
+            let _ = writeln!(o, "evident_timestamps_pending {}", i.timestamps_pending);
+            if let Some(t) = i.timestamp_last_success {
+                let _ = writeln!(o, "evident_timestamp_last_success_timestamp_seconds {t:.3}");
             }
             let _ = writeln!(o, "evident_config_reloads_total{{result=\"ok\"}} {}", i.config_reloads);
             let _ = writeln!(o, "evident_config_reloads_total{{result=\"error\"}} {}", i.config_reload_failures);

@@ -22,7 +22,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Top-level entries an Evident store may hold (anything else is foreign to `verify`).
-pub const STORE_ENTRIES: &[&str] = &["records", "index", "keys", "heads", "parquet", "README.txt"];
+pub const STORE_ENTRIES: &[&str] = &[
+    "records",
+    "index",
+    "keys",
+    "heads",
+    "parquet",
+    "timestamps",
+    "README.txt",
+];
 
 /// What the store and `verify` need to know of a record, read from its payload.
 #[derive(Debug, Clone, Deserialize)]

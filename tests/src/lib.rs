@@ -5,6 +5,7 @@
 pub mod docgen;
 pub mod services;
 pub mod storegen;
+pub mod tsa;
 
 use base64::Engine;
 use std::path::{Path, PathBuf};

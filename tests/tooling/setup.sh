@@ -2,7 +2,7 @@
 # Installs what the end-to-end tests need, idempotently, outside the clone (cached between
 # runs on the same machine, installed from scratch on a fresh one):
 #   - a Python venv at $EVIDENT_TEST_VENV with securesystemslib (an independent DSSE
-#     verifier), moto's S3 server and boto3 (a second S3 client), and MLflow (a real
+#     verifier), rfc3161-client (an independent RFC 3161 token verifier), moto's S3 server and boto3 (a second S3 client), and MLflow (a real
 #     tracking server for the AI registry tests; ~3 min and ~850 MB on first install)
 #   - Chromium (Debian package) for the dashboard's browser test
 #   - prometheus and prometheus-alertmanager (Debian) for the monitoring collector's test
@@ -26,7 +26,7 @@ else
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQS"
   cp "$REQS" "$stamp"
 fi
-"$VENV/bin/python" -c "import securesystemslib, moto, boto3, duckdb, trestle; print('test tooling: securesystemslib', securesystemslib.__version__, '/ moto', moto.__version__, '/ duckdb', duckdb.__version__)"
+"$VENV/bin/python" -c "import securesystemslib, moto, boto3, duckdb, trestle, rfc3161_client; print('test tooling: securesystemslib', securesystemslib.__version__, '/ moto', moto.__version__, '/ duckdb', duckdb.__version__)"
 echo "test tooling: $("$VENV/bin/mlflow" --version)"
 
 if [ -x /usr/bin/chromium ]; then

@@ -6,6 +6,7 @@
 //! a file store in `./evidence`, state in `./.evident`.
 
 pub mod diagnostics;
+pub mod timestamping;
 
 use crate::checks::{CheckDef, CheckSet};
 use crate::controls::{Catalog, MappingDef};
@@ -31,6 +32,8 @@ pub struct Config {
     pub signing: Signing,
     /// `[health]`.
     pub health: Health,
+    /// `[timestamping]`: RFC 3161 anchoring of checkpoints, when configured.
+    pub timestamping: Option<timestamping::Timestamping>,
     /// `[[collectors]]`, built and ready to run.
     pub collectors: Vec<CollectorEntry>,
     /// `[[sinks]]`.
@@ -674,6 +677,8 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
     let agent: Agent = section(&src, &mut errs, &mut doc, "agent").unwrap_or_default();
     let signing: Signing = section(&src, &mut errs, &mut doc, "signing").unwrap_or_default();
     let health: Health = section(&src, &mut errs, &mut doc, "health").unwrap_or_default();
+    let timestamping: Option<timestamping::Timestamping> =
+        section(&src, &mut errs, &mut doc, "timestamping");
     let report: ReportConfig = section(&src, &mut errs, &mut doc, "report").unwrap_or_default();
     let waivers: Vec<Spanned<Waiver>> =
         section(&src, &mut errs, &mut doc, "waivers").unwrap_or_default();
@@ -687,7 +692,7 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
         errs.push(src.at(
             Some(key.span()),
             key.get_ref(),
-            "unknown section (expected agent, signing, health, collectors, sinks, checks, mappings, report, waivers)",
+            "unknown section (expected agent, signing, health, timestamping, collectors, sinks, checks, mappings, report, waivers)",
         ));
     }
 
@@ -781,6 +786,7 @@ pub fn from_str(name: &str, text: &str, path: Option<PathBuf>) -> Result<Config,
         agent,
         signing,
         health,
+        timestamping,
         collectors,
         sinks,
         catalog,

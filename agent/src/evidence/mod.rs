@@ -7,5 +7,6 @@ pub mod continuity;
 pub mod envelope;
 pub mod keys;
 pub mod record;
+pub mod timestamp;
 pub mod trust;
 pub mod verify;

@@ -19,6 +19,9 @@
 //! [[roots]]                              # org root keys (`evident trust init`)
 //! keyid = "<hex>"
 //! path = "root.pub.pem"                  # relative to the policy file; or public_key = "<PEM>"
+//! [[tsa]]                                 # RFC 3161 timestamp authorities (docs/trust.md)
+//! name = "Example TSA"
+//! pem_file = "tsa-ca.pem"                 # relative to this file; or pem = """..."""
 //! ```
 //!
 //! A key certificate signed by a root (`evident trust enroll`, published by the agent as
@@ -45,6 +48,9 @@ pub struct Policy {
     /// The roots' public keys (SPKI DER), read when the policy is loaded.
     #[serde(skip)]
     root_der: Vec<(String, Vec<u8>)>,
+    /// Timestamp authorities whose tokens anchor records in time.
+    #[serde(default)]
+    pub tsa: Vec<crate::evidence::timestamp::TsaEntry>,
 }
 
 /// An org root key.
@@ -118,6 +124,7 @@ impl Policy {
             .iter()
             .map(|r| r.load(base))
             .collect::<Result<_, _>>()?;
+        crate::evidence::timestamp::load_certs(&mut p.tsa, Some(base))?;
         for a in &p.agents {
             if a.keyid.len() != 64 || !a.keyid.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(format!(

@@ -83,6 +83,7 @@ records/  signed DSSE envelopes (in-toto Statement v1), content-addressed, parti
 index/    JSON lines listing every record (key, digest, collector, controls, check status)\n\
 keys/     public keys of the agents that signed the records\n\
 heads/    the latest signed checkpoint of each agent, and every published checkpoint (never replaced)\n\
+timestamps/ RFC 3161 timestamp tokens over checkpoints (when the agents use a timestamp authority)\n\
 Check it with: evident verify <this directory>\n";
 
 impl Sink for FileSink {
@@ -140,6 +141,28 @@ impl Sink for FileSink {
                 return Ok(());
             }
             self.write(&path, &head.bytes, true)
+        })
+    }
+
+    fn put_timestamp<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<String>, SinkError>> {
+        Box::pin(async move {
+            self.ensure()?;
+            let path = self.root.join(key);
+            if let Ok(existing) = std::fs::read(&path)
+                && existing != bytes
+            {
+                // Another token for the same checkpoint: both are genuine TSA answers, but
+                // evidence is never overwritten.
+                return Ok(Some(format!(
+                    "{} holds another token for this checkpoint; kept as it is",
+                    path.display()
+                )));
+            }
+            self.write(&path, bytes, false).map(|()| None)
         })
     }
 }

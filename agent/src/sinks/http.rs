@@ -6,7 +6,8 @@
 //! variable (read at each round, never recorded); optional client certificate (mTLS) and CA.
 //! 2xx confirms; 408, 429, 5xx and network errors are retried later (the record stays in
 //! the spool); any other 4xx rejects the record for good: it is quarantined with the reason,
-//! never deleted.
+//! never deleted. RFC 3161 timestamp tokens are POSTed the same way with
+//! `Content-Type: application/timestamp-reply` and `Evident-Key: timestamps/...`.
 
 use super::{Sink, SinkError};
 use crate::config::HttpSink as Config;
@@ -182,5 +183,40 @@ impl Sink for HttpSink {
     fn put_head<'a>(&'a self, _head: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>> {
         // The latest checkpoint was POSTed like every record.
         Box::pin(async move { Ok(()) })
+    }
+
+    fn put_timestamp<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<String>, SinkError>> {
+        Box::pin(async move {
+            let token = self.token()?;
+            let digest = crate::evidence::keys::sha256_hex(bytes);
+            let mut req = self
+                .client
+                .post(&self.config.url)
+                .header("Content-Type", "application/timestamp-reply")
+                .header("Evident-Key", key)
+                .header("Evident-Digest", &digest)
+                .header("Idempotency-Key", &digest)
+                .body(bytes.to_vec());
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let url = &self.config.url;
+            match req.send().await {
+                Ok(r) if r.status().is_success() => Ok(None),
+                Ok(r)
+                    if r.status().as_u16() == 408
+                        || r.status().as_u16() == 429
+                        || r.status().is_server_error() =>
+                {
+                    Err(self.fail(format!("{url} answered {}", r.status())))
+                }
+                Ok(r) => Ok(Some(format!("{url} answered {}", r.status()))),
+                Err(e) => Err(self.fail(format!("{url}: {e}"))),
+            }
+        })
     }
 }

@@ -49,6 +49,14 @@ pub trait Sink: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<Option<String>>, SinkError>>;
     /// Publishes the latest checkpoint of an agent (never replacing a newer one).
     fn put_head<'a>(&'a self, head: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>>;
+    /// Stores an RFC 3161 timestamp reply under its store key (`timestamps/...`, see
+    /// [`crate::evidence::timestamp`]). `Ok(None)` confirms, `Ok(Some(reason))` rejects it for
+    /// good (the caller keeps it aside), `Err` means retry later.
+    fn put_timestamp<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<String>, SinkError>>;
 }
 
 /// Builds the configured sinks.

@@ -343,6 +343,28 @@ impl Sink for S3Sink {
             .map_err(|e| self.fail(e))
         })
     }
+
+    fn put_timestamp<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<String>, SinkError>> {
+        Box::pin(async move {
+            let client = self.client().await.clone();
+            // Immutable like a record: If-None-Match and Object Lock when configured.
+            put(
+                client,
+                self.config.clone(),
+                self.key(key),
+                bytes.to_vec(),
+                true,
+                "application/timestamp-reply",
+            )
+            .await
+            .map(|()| None)
+            .map_err(|e| self.fail(e))
+        })
+    }
 }
 
 /// What mirroring a bucket found besides the current objects.

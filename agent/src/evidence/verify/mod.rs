@@ -90,6 +90,9 @@ pub struct Report {
     pub collectors: Vec<CollectorGap>,
     /// Hosts whose records come from more than one agent.
     pub host_conflicts: Vec<HostConflict>,
+    /// Per chain: how far RFC 3161 timestamps anchor it (when the store or policy has any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timestamps: Vec<crate::evidence::timestamp::check::ChainAnchor>,
 }
 
 /// A host claimed by more than one agent (each with its own key): a forged agent, or a
@@ -135,6 +138,8 @@ pub struct Options {
     pub threads: Option<usize>,
     /// The auditor's trust policy; `None` trusts published keys on first sight.
     pub trust: Option<std::sync::Arc<crate::evidence::trust::Policy>>,
+    /// A record not anchored by a timestamp within this lag of its `collected_at` is a problem.
+    pub require_timestamps: Option<std::time::Duration>,
     /// What listing the store found (the S3 version listing).
     pub listing: Listing,
 }
@@ -364,6 +369,33 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         "verify: chains checked"
     );
     // Index.
+    // Time: RFC 3161 tokens over checkpoints (timestamp.rs).
+    let stamped: Vec<crate::evidence::timestamp::check::Record<'_>> = checked
+        .iter()
+        .filter_map(|c| {
+            c.summary
+                .as_ref()
+                .map(|s| crate::evidence::timestamp::check::Record {
+                    key: &c.key,
+                    agent: &s.agent.id,
+                    chain: &s.chain,
+                    sequence: s.sequence,
+                    digest: &c.digest,
+                    collected_at: &s.collected_at,
+                })
+        })
+        .collect();
+    let time = crate::evidence::timestamp::check::check(
+        root,
+        &stamped,
+        opts.trust.as_ref().map(|p| p.tsa.as_slice()),
+        opts.require_timestamps,
+        opts.now.unwrap_or_else(chrono::Utc::now),
+    );
+    problems.extend(time.problems);
+    report.notes.extend(time.notes);
+    report.timestamps = time.chains;
+
     // The compacted index (parquet/): each file against its signed attestation, then each
     // row like an index line.
     let (compacted, compact_problems) = crate::compact::verified_entries(root, &keys);

@@ -1,0 +1,592 @@
+//! RFC 3161 time anchoring end to end, against a real timestamp authority on 127.0.0.1
+//! (`openssl ts -reply` behind tests/tooling/tsa.py, its own CA made at test time): the
+//! agent's tokens land in the store and verify (ours, `openssl ts -verify` and PyPI
+//! `rfc3161-client` agree); a back-dated history stamped today, a forged token and a token
+//! over other bytes are PROBLEMs; a TSA outage delays tokens and loses no evidence.
+
+use evident_tests::services::free_port;
+use evident_tests::storegen::{self, Outcome};
+use evident_tests::tsa::{Authority, rfc3161_client_verify};
+use evident_tests::{Run, bin, evident, predicate, records};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn config(dir: &Path, tsa_url: &str, extra: &str) {
+    fs::write(
+        dir.join("evident.toml"),
+        format!(
+            "[[collectors]]\nname = \"system.inventory\"\n\n[[sinks]]\ntype = \"file\"\npath = \"store\"\n\n[timestamping]\nurl = \"{tsa_url}\"\ntimeout = \"5s\"\n{extra}"
+        ),
+    )
+    .expect("config");
+}
+
+fn run_once(dir: &Path) -> Run {
+    evident(dir, &["run", "--once", "--config", "evident.toml"])
+}
+
+/// Every token file in a store, sorted.
+fn tokens(store: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(agents) = fs::read_dir(store.join("timestamps")) {
+        for a in agents.flatten() {
+            for f in fs::read_dir(a.path()).expect("ls").flatten() {
+                out.push(f.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The checkpoint records of a store: (record file, sha256 hex of its bytes, sequence).
+fn checkpoints(store: &Path) -> Vec<(PathBuf, String, u64)> {
+    records(store)
+        .into_iter()
+        .filter(|p| predicate(p)["kind"] == "checkpoint")
+        .map(|p| {
+            let digest = sha256_hex(&fs::read(&p).expect("read"));
+            let seq = predicate(&p)["sequence"].as_u64().expect("seq");
+            (p, digest, seq)
+        })
+        .collect()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    evident::evidence::keys::sha256_hex(b)
+}
+
+/// A trust policy enrolling every key in the store for its agent and host, and `ca` as TSA.
+fn policy(dir: &Path, store: &Path, ca: &Path) -> String {
+    let mut body = String::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in records(store) {
+        let p = predicate(&r);
+        let env: serde_json::Value =
+            serde_json::from_slice(&fs::read(&r).expect("read")).expect("json");
+        let keyid = env["signatures"][0]["keyid"]
+            .as_str()
+            .expect("keyid")
+            .to_string();
+        let agent = p["agent"]["id"].as_str().expect("agent").to_string();
+        let host = p["host"]["hostname"].as_str().expect("host").to_string();
+        if seen.insert((keyid.clone(), agent.clone())) {
+            body.push_str(&format!(
+                "[[agents]]\nkeyid = \"{keyid}\"\nagent_id = \"{agent}\"\nhosts = [\"{host}\"]\n\n"
+            ));
+        }
+    }
+    body.push_str(&format!(
+        "[[tsa]]\nname = \"test TSA\"\npem_file = \"{}\"\n",
+        ca.display()
+    ));
+    let path = dir.join("trust.toml");
+    fs::write(&path, body).expect("policy");
+    path.display().to_string()
+}
+
+fn verify(dir: &Path, store: &Path, extra: &[&str]) -> Run {
+    let s = store.display().to_string();
+    let mut args = vec!["verify", s.as_str()];
+    args.extend_from_slice(extra);
+    evident(dir, &args)
+}
+
+fn problems(r: &Run) -> Vec<String> {
+    r.stdout
+        .lines()
+        .filter(|l| l.starts_with("PROBLEM"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn agent_tokens_verify_offline_and_independently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+        return;
+    };
+    let Some(server) = tsa.serve(free_port()) else {
+        return;
+    };
+    config(dir.path(), &server.url(), "");
+    for _ in 0..2 {
+        let r = run_once(dir.path());
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(
+            r.stdout
+                .contains("timestamped 1 checkpoint(s); shipped 1 timestamp token(s)"),
+            "{}",
+            r.all()
+        );
+    }
+    let store = dir.path().join("store");
+    let cps = checkpoints(&store);
+    let toks = tokens(&store);
+    assert_eq!(cps.len(), 2, "{cps:?}");
+    assert_eq!(toks.len(), 2, "{toks:?}");
+    let agent = predicate(&cps[0].0)["agent"]["id"]
+        .as_str()
+        .expect("agent")
+        .to_string();
+    let chain = predicate(&cps[0].0)["chain"]
+        .as_str()
+        .expect("chain")
+        .to_string();
+    for (_, _, seq) in &cps {
+        let expected = store.join(format!("timestamps/{agent}/{chain}-{seq:012}.tsr"));
+        assert!(toks.contains(&expected), "{expected:?} not in {toks:?}");
+    }
+    // Nothing left in the agent's outbox.
+    assert!(
+        fs::read_dir(dir.path().join(".evident/timestamps/tokens"))
+            .expect("outbox")
+            .flatten()
+            .all(|a| fs::read_dir(a.path()).expect("ls").next().is_none())
+    );
+
+    // Our verify: SOUND with timestamps required within an hour.
+    let trust = policy(dir.path(), &store, &tsa.ca);
+    let r = verify(
+        dir.path(),
+        &store,
+        &["--trust", &trust, "--require-timestamps", "1h"],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let last = cps.last().expect("checkpoint").2;
+    assert!(
+        r.stdout
+            .contains(&format!("anchored through sequence {last} of {last} at ")),
+        "{}",
+        r.all()
+    );
+    assert!(r.stdout.contains("SOUND"), "{}", r.all());
+    let j = verify(
+        dir.path(),
+        &store,
+        &["--trust", &trust, "--require-timestamps", "1h", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).expect("json");
+    assert_eq!(v["timestamps"][0]["anchored_through"], last);
+    assert_eq!(v["timestamps"][0]["tokens"], 2);
+
+    // Independent verifiers agree, token by token.
+    let mut pairs = Vec::new();
+    for (path, digest, seq) in &cps {
+        let tok = store.join(format!("timestamps/{agent}/{chain}-{seq:012}.tsr"));
+        let (ok, out) = tsa.openssl_verify(&tok, digest);
+        assert!(ok && out.contains("Verification: OK"), "openssl: {out}");
+        pairs.push((tok, path.clone()));
+    }
+    if let Some(out) = rfc3161_client_verify(&tsa.ca, &pairs) {
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("ok ")).count(),
+            2,
+            "{out}"
+        );
+    }
+
+    // Figures: TSA round trips and store bytes per checkpoint.
+    let bytes: u64 = toks
+        .iter()
+        .map(|t| fs::metadata(t).expect("meta").len())
+        .sum();
+    eprintln!(
+        "FIGURE timestamps: {} TSA round trip(s) for {} checkpoint(s); {} store bytes per checkpoint (DER reply of an RSA-2048 TSA, its certificate in the token)",
+        tsa.requests(),
+        cps.len(),
+        bytes / toks.len() as u64
+    );
+    assert_eq!(tsa.requests(), cps.len(), "one round trip per checkpoint");
+
+    // Without a TSA in the policy the tokens are not checked, and verify says so.
+    let r = verify(dir.path(), &store, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("2 timestamp token(s) not checked"),
+        "{}",
+        r.all()
+    );
+    // Requiring timestamps without TSA certificates is a usage error.
+    let r = verify(dir.path(), &store, &["--require-timestamps", "1h"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+}
+
+#[test]
+fn a_backdated_history_stamped_today_is_a_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+        return;
+    };
+    // A history "collected" four months ago, over five days, fabricated (and stamped) now.
+    let store = dir.path().join("store");
+    let end = chrono::Utc::now() - chrono::Duration::days(120);
+    storegen::generate(&store, &["db1".to_string()], 5, 3, end, |_, _, _| {
+        Outcome::Pass
+    });
+    let cps = checkpoints(&store);
+    assert_eq!(cps.len(), 5);
+    for (path, digest, seq) in &cps {
+        let p = predicate(path);
+        let key = format!(
+            "timestamps/{}/{}-{seq:012}.tsr",
+            p["agent"]["id"].as_str().expect("agent"),
+            p["chain"].as_str().expect("chain")
+        );
+        let target = store.join(key);
+        fs::create_dir_all(target.parent().expect("dir")).expect("mkdir");
+        fs::write(&target, tsa.stamp(digest)).expect("token");
+    }
+    let trust = policy(dir.path(), &store, &tsa.ca);
+
+    // The tokens are genuine: without a lag requirement the store is sound, and anchored today.
+    let r = verify(dir.path(), &store, &["--trust", &trust]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(
+        r.stdout.contains("anchored through sequence") && r.stdout.contains(&today),
+        "{}",
+        r.all()
+    );
+
+    // Required within an hour of collected_at: every record is a PROBLEM (in one run).
+    let r = verify(
+        dir.path(),
+        &store,
+        &["--trust", &trust, "--require-timestamps", "1h"],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    let p = problems(&r);
+    let last = cps.last().expect("checkpoint").2;
+    assert!(
+        p.iter().any(|l| l.contains(&format!("seq 0..={last}"))
+            && l.contains("not anchored in time")
+            && l.contains("may have been made later than they claim")),
+        "{p:#?}"
+    );
+    // Even a generous lag of 100 days does not cover records from 120 days ago.
+    let r = verify(
+        dir.path(),
+        &store,
+        &["--trust", &trust, "--require-timestamps", "100d"],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+}
+
+#[test]
+fn a_forged_or_foreign_token_is_a_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+        return;
+    };
+    // The forger runs a TSA of its own (ECDSA P-256, a CA nobody enrolled).
+    let Some(forger) = Authority::new(&dir.path().join("forger"), "Forger", "ec") else {
+        return;
+    };
+    let Some(server) = tsa.serve(free_port()) else {
+        return;
+    };
+    config(dir.path(), &server.url(), "");
+    for _ in 0..2 {
+        let r = run_once(dir.path());
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+    let store = dir.path().join("store");
+    let trust = policy(dir.path(), &store, &tsa.ca);
+    assert_eq!(
+        verify(
+            dir.path(),
+            &store,
+            &["--trust", &trust, "--require-timestamps", "1h"]
+        )
+        .code,
+        0
+    );
+    let cps = checkpoints(&store);
+    let toks = tokens(&store);
+    let (_, digest0, _) = &cps[0];
+    let (_, digest1, _) = &cps[1];
+
+    // 1. The first token replaced by one from the forger's TSA, over the right digest.
+    let genuine = fs::read(&toks[0]).expect("token");
+    fs::write(&toks[0], forger.stamp(digest0)).expect("forge");
+    let (ok, _) = tsa.openssl_verify(&toks[0], digest0);
+    assert!(!ok, "openssl accepted the forged token");
+    let r = verify(dir.path(), &store, &["--trust", &trust]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        problems(&r)
+            .iter()
+            .any(|l| l.contains("timestamp token does not verify")
+                && l.contains("does not chain to a TSA certificate of the trust policy")),
+        "{}",
+        r.all()
+    );
+
+    // 2. A genuine token of our TSA, but over other bytes (the second checkpoint's).
+    fs::write(&toks[0], tsa.stamp(digest1)).expect("swap");
+    let r = verify(dir.path(), &store, &["--trust", &trust]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        problems(&r)
+            .iter()
+            .any(|l| l.contains("stamps digest") && l.contains(digest0.as_str())),
+        "{}",
+        r.all()
+    );
+
+    // 3. A flipped byte in a token (inside the signed TSTInfo or the signature).
+    let mut bent = genuine.clone();
+    let at = bent.len() - 40;
+    bent[at] ^= 0x01;
+    fs::write(&toks[0], &bent).expect("bend");
+    let r = verify(dir.path(), &store, &["--trust", &trust]);
+    assert_eq!(r.code, 1, "{}", r.all());
+
+    // 4. A token for a checkpoint that is not in the store, and a foreign file.
+    fs::write(&toks[0], &genuine).expect("restore");
+    let stray = toks[0].with_file_name("ffffffffffffffffffffffffffffffff-000000000009.tsr");
+    fs::write(&stray, &genuine).expect("stray");
+    fs::write(toks[0].with_file_name("notes.txt"), b"hi").expect("foreign");
+    let r = verify(dir.path(), &store, &["--trust", &trust]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let p = problems(&r);
+    assert!(
+        p.iter()
+            .any(|l| l.contains("the store has no valid record there")),
+        "{p:#?}"
+    );
+    assert!(p.iter().any(|l| l.contains("notes.txt")), "{p:#?}");
+    fs::remove_file(&stray).expect("rm");
+    fs::remove_file(toks[0].with_file_name("notes.txt")).expect("rm");
+    assert_eq!(verify(dir.path(), &store, &["--trust", &trust]).code, 0);
+
+    // 5. A policy naming only the forger's CA refuses our genuine tokens.
+    let forged_policy = policy(dir.path(), &store, &forger.ca);
+    let r = verify(dir.path(), &store, &["--trust", &forged_policy]);
+    assert_eq!(r.code, 1, "{}", r.all());
+}
+
+#[test]
+fn a_tsa_outage_delays_tokens_and_loses_no_evidence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+        return;
+    };
+    let port = free_port();
+    config(dir.path(), &format!("http://127.0.0.1:{port}"), "");
+    // Down: the evidence is stored and verifies; the checkpoint waits in the outbox.
+    let r = run_once(dir.path());
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("timestamp authority") && r.stderr.contains("wait in the outbox"),
+        "{}",
+        r.all()
+    );
+    let store = dir.path().join("store");
+    let before = records(&store).len();
+    assert!(before >= 3);
+    assert!(tokens(&store).is_empty());
+    assert_eq!(verify(dir.path(), &store, &[]).code, 0);
+
+    // Back: the next run stamps both checkpoints and ships both tokens.
+    let Some(_server) = tsa.serve(port) else {
+        return;
+    };
+    let r = run_once(dir.path());
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("timestamped 2 checkpoint(s)"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(tokens(&store).len(), 2);
+    let trust = policy(dir.path(), &store, &tsa.ca);
+    let r = verify(
+        dir.path(),
+        &store,
+        &["--trust", &trust, "--require-timestamps", "1h"],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+}
+
+#[test]
+fn the_daemon_retries_the_tsa_without_holding_up_collection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+        return;
+    };
+    let port = free_port();
+    fs::write(
+        dir.path().join("evident.toml"),
+        format!(
+            "[agent]\ncheckpoint_interval = \"1h\"\n\n[health]\nlisten = \"\"\n\n[[collectors]]\nname = \"system.inventory\"\ninterval = \"1s\"\n\n[[sinks]]\ntype = \"file\"\npath = \"store\"\n\n[timestamping]\nurl = \"http://127.0.0.1:{port}\"\ntimeout = \"2s\"\nretry = \"1s\"\nretry_max = \"2s\"\n"
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(bin())
+        .args(["run", "--config", "evident.toml"])
+        .current_dir(dir.path())
+        .env_remove("EVIDENT_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.path().join("daemon.log")).expect("log"))
+        .spawn()
+        .expect("start daemon");
+    let store = dir.path().join("store");
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Collection goes on while the TSA is down (a record a second).
+    wait("records while the TSA is down", &|| {
+        records(&store).len() >= 6
+    });
+    assert!(tokens(&store).is_empty());
+    let Some(_server) = tsa.serve(port) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    };
+    // The first checkpoint's token arrives once the TSA answers.
+    wait("the first token", &|| tokens(&store).len() == 1);
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    let log = fs::read_to_string(dir.path().join("daemon.log")).expect("log");
+    assert!(log.contains("timestamp authority"), "{log}");
+    // The shutdown checkpoint is stamped too, and everything verifies with the requirement.
+    assert_eq!(tokens(&store).len(), 2, "{log}");
+    let trust = policy(dir.path(), &store, &tsa.ca);
+    let r = verify(
+        dir.path(),
+        &store,
+        &["--trust", &trust, "--require-timestamps", "1h"],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+}
+
+#[test]
+fn tokens_ship_through_the_s3_and_http_sinks() {
+    use evident_tests::services::{http_receiver, moto, s3py};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+        return;
+    };
+    let Some(server) = tsa.serve(free_port()) else {
+        return;
+    };
+    let Some(s3) = moto() else { return };
+    let recv = tempfile::tempdir().expect("tempdir");
+    let Some(receiver) = http_receiver(recv.path()) else {
+        return;
+    };
+    s3py(&s3.url(), &["create-bucket", "evidence"]);
+    fs::write(
+        dir.path().join("evident.toml"),
+        format!(
+            "[[collectors]]\nname = \"system.inventory\"\n\n[[sinks]]\ntype = \"s3\"\nbucket = \"evidence\"\nprefix = \"prod\"\nendpoint = \"{}\"\nforce_path_style = true\n\n[[sinks]]\ntype = \"http\"\nurl = \"{}/evidence\"\n\n[timestamping]\nurl = \"{}\"\n",
+            s3.url(),
+            receiver.url(),
+            server.url()
+        ),
+    )
+    .expect("config");
+    let r = evident_tests::evident_with(
+        dir.path(),
+        &["run", "--once", "--config", "evident.toml"],
+        evident_tests::AWS_ENV,
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let keys =
+        String::from_utf8_lossy(&s3py(&s3.url(), &["list", "evidence", "prod/"])).to_string();
+    let token_keys: Vec<&str> = keys.lines().filter(|k| k.contains("timestamps/")).collect();
+    assert_eq!(token_keys.len(), 1, "{keys}");
+    assert!(token_keys[0].ends_with(".tsr"), "{keys}");
+    // The HTTP receiver got the token as its own POST.
+    let log = fs::read_to_string(recv.path().join("log")).expect("log");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("200 ") && l.contains(" timestamps/")),
+        "{log}"
+    );
+    // verify reads the tokens from the bucket.
+    let mirror = dir.path().join("mirror");
+    let listed: Vec<String> = keys.lines().map(str::to_string).collect();
+    for k in &listed {
+        let rel = k.strip_prefix("prod/").expect("prefix");
+        let target = mirror.join(rel);
+        fs::create_dir_all(target.parent().expect("dir")).expect("mkdir");
+        fs::write(&target, s3py(&s3.url(), &["get", "evidence", k])).expect("get");
+    }
+    let trust = policy(dir.path(), &mirror, &tsa.ca);
+    let r = evident_tests::evident_with(
+        dir.path(),
+        &[
+            "verify",
+            "s3://evidence/prod",
+            "--endpoint",
+            &s3.url(),
+            "--trust",
+            &trust,
+            "--require-timestamps",
+            "1h",
+        ],
+        evident_tests::AWS_ENV,
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("anchored through sequence 2"),
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn a_tsa_under_an_intermediate_ca_chains_to_the_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tsa) = Authority::with_intermediate(&dir.path().join("tsa"), "Chained") else {
+        return;
+    };
+    let Some(server) = tsa.serve(free_port()) else {
+        return;
+    };
+    config(dir.path(), &server.url(), "");
+    let r = run_once(dir.path());
+    assert_eq!(r.code, 0, "{}", r.all());
+    let store = dir.path().join("store");
+    let toks = tokens(&store);
+    assert_eq!(toks.len(), 1);
+    let (_, digest, _) = checkpoints(&store).pop().expect("checkpoint");
+    let (ok, out) = tsa.openssl_verify(&toks[0], &digest);
+    assert!(ok, "openssl: {out}");
+    // The policy names only the root: the path goes through the intermediate in the token.
+    let trust = policy(dir.path(), &store, &tsa.ca);
+    let r = verify(
+        dir.path(),
+        &store,
+        &["--trust", &trust, "--require-timestamps", "1h"],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("CN=Chained TSA (via test TSA)"),
+        "{}",
+        r.all()
+    );
+    // Pinning the TSA's own certificate works as well.
+    let pinned = policy(dir.path(), &store, &tsa.cert);
+    let r = verify(dir.path(), &store, &["--trust", &pinned]);
+    assert_eq!(r.code, 0, "{}", r.all());
+}
