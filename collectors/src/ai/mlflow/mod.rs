@@ -293,6 +293,17 @@ enum Auth {
 }
 
 fn auth(s: &ServerConfig) -> Result<Auth, CollectError> {
+    let a = auth_unregistered(s)?;
+    // Whatever a server echoes back (a 401 body quoting the header) is redacted.
+    match &a {
+        Auth::Bearer(t) => crate::base::redact::secret(t),
+        Auth::Basic(_, p) => crate::base::redact::secret(p),
+        Auth::None => {}
+    }
+    Ok(a)
+}
+
+fn auth_unregistered(s: &ServerConfig) -> Result<Auth, CollectError> {
     if let Some(p) = &s.token_file {
         return Ok(Auth::Bearer(read_secret(p)?));
     }
@@ -559,6 +570,7 @@ async fn snapshot_server(
     if matches!(auth, Auth::None)
         && let Some((user, password)) = userinfo(&server.uri)
     {
+        crate::base::redact::secret(&password);
         auth = Auth::Basic(user, password);
     }
     let mut api = Api {
