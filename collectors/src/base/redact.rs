@@ -122,7 +122,11 @@ fn walk(v: &mut serde_json::Value, outside: bool) {
 }
 
 fn ends_url(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')' | ']' | '}' | ',')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '"' | '\'' | '<' | '>' | '`' | ')' | ']' | '}' | ',' | ';'
+        )
 }
 
 /// Userinfo and query values of every `scheme://` URL in `s`.
@@ -257,7 +261,7 @@ mod tests {
     fn authorization_credentials_are_removed() {
         assert_eq!(
             text("got Authorization: Bearer eyJhbGciOi.x.y; denied"),
-            "got Authorization: Bearer [REDACTED] denied"
+            "got Authorization: Bearer [REDACTED]; denied"
         );
         assert_eq!(text("Basic dXNlcjpwYXNz"), "Basic [REDACTED]");
         // Prose stays.

@@ -378,7 +378,9 @@ impl Api<'_> {
                     BodyError::Read(e) => request_error(&shown, &e, limit),
                 })?;
             if !status.is_success() {
+                // Redacted whole before it is cut: a cut secret would escape the match.
                 let text = String::from_utf8_lossy(&body);
+                let text = crate::base::redact::text(&text);
                 let reason: String = text
                     .split_whitespace()
                     .collect::<Vec<_>>()
