@@ -494,6 +494,26 @@ mod tests {
     }
 
     #[test]
+    fn auth_failures_are_counted_per_sink_under_a_redacted_name() {
+        let m = Metrics::new(10);
+        let mut r = ShipReport::default();
+        let sink = "http://u:pw-secret@h/x";
+        r.sinks.insert(sink.into(), (0, true));
+        r.errors.push(format!(
+            "{sink}: {}: h answered 401",
+            crate::sinks::AUTH_FAILED
+        ));
+        r.errors.push(format!("{sink}: h answered 503"));
+        account(&m, &r);
+        let t = m.render();
+        assert!(
+            t.contains("evident_sink_auth_failures_total{sink=\"http://[REDACTED]@h/x\"} 1"),
+            "{t}"
+        );
+        assert!(!t.contains("pw-secret"), "{t}");
+    }
+
+    #[test]
     fn splay_is_stable_and_bounded() {
         let j = Duration::from_secs(60);
         assert_eq!(splay("a", "c", j), splay("a", "c", j));
