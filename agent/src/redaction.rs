@@ -37,8 +37,8 @@ pub fn register(sinks: &[SinkConfig]) {
 }
 
 /// Redacts a record before it is signed: the error and the observation's error trail lose
-/// secrets and URL credentials, the rest of the observation and the check messages lose the
-/// registered secrets.
+/// secrets and URL credentials, the rest of the observation and the check messages (whose
+/// wording is the catalog's) lose the registered secrets.
 pub fn predicate(p: &mut Predicate) {
     if let Some(e) = &mut p.error
         && let std::borrow::Cow::Owned(m) = redact::text(&e.message)
@@ -49,7 +49,7 @@ pub fn predicate(p: &mut Predicate) {
         redact::json(o);
     }
     for c in &mut p.checks {
-        if let std::borrow::Cow::Owned(m) = redact::text(&c.message) {
+        if let std::borrow::Cow::Owned(m) = redact::secrets_only(&c.message) {
             c.message = m;
         }
     }

@@ -125,7 +125,7 @@ fn ends_url(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,
-            '"' | '\'' | '<' | '>' | '`' | ')' | ']' | '}' | ',' | ';'
+            '"' | '\'' | '\\' | '<' | '>' | '`' | ')' | ']' | '}' | ',' | ';'
         )
 }
 
@@ -209,8 +209,8 @@ fn schemes(s: &str) -> Cow<'_, str> {
         rest = &rest[i + len..];
         let cred_end = rest.find(ends_url).unwrap_or(rest.len());
         let cred = &rest[..cred_end];
-        // A credential is one token of at least 8 characters with no spaces (not prose).
-        if word_start && cred.len() >= 8 && cred != MARK {
+        let basic = rest_scheme_is_basic(&out);
+        if word_start && (credential(cred) || (basic && basic_credential(cred))) {
             out.push_str(MARK);
             rest = &rest[cred_end..];
             changed = true;
@@ -222,6 +222,33 @@ fn schemes(s: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(s)
     }
+}
+
+fn rest_scheme_is_basic(out: &str) -> bool {
+    out.ends_with("Basic ") || out.ends_with("basic ")
+}
+
+/// Whether a word after `Basic` is base64 of `user:password`.
+fn basic_credential(w: &str) -> bool {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(w)
+        .is_ok_and(|d| d.contains(&b':'))
+}
+
+/// Whether a word after an authorization scheme looks like a credential rather than prose
+/// ("Basic authentication"): at least 8 token characters with a digit, a base64 sign, or
+/// mixed case over 16 characters.
+fn credential(w: &str) -> bool {
+    let token_chars = w
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~+/=:".contains(c));
+    let digit = w.chars().any(|c| c.is_ascii_digit());
+    let sign = w.contains(['+', '/', '=']);
+    let mixed = w.len() >= 16
+        && w.chars().any(|c| c.is_ascii_uppercase())
+        && w.chars().any(|c| c.is_ascii_lowercase());
+    w != MARK && w.len() >= 8 && token_chars && (digit || sign || mixed)
 }
 
 #[cfg(test)]
@@ -260,12 +287,21 @@ mod tests {
     #[test]
     fn authorization_credentials_are_removed() {
         assert_eq!(
-            text("got Authorization: Bearer eyJhbGciOi.x.y; denied"),
+            text("got Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.x; denied"),
             "got Authorization: Bearer [REDACTED]; denied"
         );
         assert_eq!(text("Basic dXNlcjpwYXNz"), "Basic [REDACTED]");
         // Prose stays.
         assert_eq!(text("a bearer of news"), "a bearer of news");
+        assert_eq!(
+            text("needs Basic authentication or a Token credential"),
+            "needs Basic authentication or a Token credential"
+        );
+        // An escaped quote in a JSON log line stays escaped.
+        assert_eq!(
+            text(r#"{"m":"GET \"http://h/x?a=b\" failed"}"#),
+            r#"{"m":"GET \"http://h/x?a=[REDACTED]\" failed"}"#
+        );
     }
 
     #[test]
