@@ -142,7 +142,8 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
     let mut ship_backoff = Duration::from_secs(1);
     let mut ship_at = Utc::now();
     let mut shipping: Option<tokio::task::JoinHandle<anyhow::Result<ShipReport>>> = None;
-    let mut newest: BTreeMap<String, VerifiedRecord> = BTreeMap::new();
+    let mut newest = load_newest(&agent);
+    metrics.controls(control_status(&agent, &newest));
     let watchdog = watchdog_interval();
     let mut next_watchdog = Utc::now();
     notify("READY=1");
@@ -377,6 +378,46 @@ fn account(metrics: &Metrics, report: &ShipReport) {
     }
 }
 
+fn newest_dir(agent: &Agent) -> PathBuf {
+    agent.config.agent.state_dir.join("newest")
+}
+
+fn newest_name(collector: &str) -> String {
+    format!("{}.dsse.json", &sha256_hex(collector.as_bytes())[..16])
+}
+
+/// The newest record of each configured collector kept by an earlier run of the daemon (its
+/// own copies in the state directory; unreadable ones are skipped).
+fn load_newest(agent: &Agent) -> BTreeMap<String, VerifiedRecord> {
+    let mut out = BTreeMap::new();
+    for entry in &agent.config.collectors {
+        let path = newest_dir(agent).join(newest_name(&entry.id));
+        let Ok(bytes) = evident_collectors::read::bytes(&path, 16 * 1024 * 1024) else {
+            continue;
+        };
+        match crate::store::Outgoing::from_bytes(bytes) {
+            Ok(o)
+                if o.summary.agent.id == agent.state().agent_id
+                    && o.summary
+                        .collector
+                        .as_ref()
+                        .is_some_and(|c| c.id == entry.id) =>
+            {
+                out.insert(
+                    entry.id.clone(),
+                    VerifiedRecord {
+                        key: o.key,
+                        digest: o.digest,
+                        summary: o.summary,
+                    },
+                );
+            }
+            _ => tracing::debug!("{}: not a newest record of {}", path.display(), entry.id),
+        }
+    }
+    out
+}
+
 /// The per-control readiness of this host's newest evidence, computed by `evident report`'s
 /// own rules over the newest record of each collector.
 fn control_status(
@@ -423,6 +464,13 @@ fn record(
         .map(|c| c.id.clone())
         .unwrap_or_default();
     metrics.collected(&id, secs, p.error.is_none(), statuses(&p).into_iter());
+    // Kept in the state directory too, so the per-control status survives a restart.
+    let dir = newest_dir(agent);
+    let kept = crate::durable::create_dir_private(&dir)
+        .and_then(|()| crate::durable::write(&dir.join(newest_name(&id)), &out.bytes, 0o600));
+    if let Err(e) = kept {
+        tracing::debug!("{}: cannot keep the newest record: {e}", dir.display());
+    }
     newest.insert(
         id.clone(),
         VerifiedRecord {

@@ -395,24 +395,26 @@ url = "http://evident:pa55-canary-7781@127.0.0.1:{closed}/in?sig=canary-sig-4410
             }
         }
     }
-    let from_metrics: std::collections::BTreeMap<String, String> = m
-        .lines()
-        .filter(|l| l.starts_with("evident_control_status{") && l.ends_with(" 1"))
-        .map(|l| {
-            let control = l
-                .split("control=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next());
-            let status = l
-                .split("status=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next());
-            (
-                control.expect("control").to_string(),
-                status.expect("status").to_string(),
-            )
-        })
-        .collect();
+    let status_of = |m: &str| -> std::collections::BTreeMap<String, String> {
+        m.lines()
+            .filter(|l| l.starts_with("evident_control_status{") && l.ends_with(" 1"))
+            .map(|l| {
+                let control = l
+                    .split("control=\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next());
+                let status = l
+                    .split("status=\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next());
+                (
+                    control.expect("control").to_string(),
+                    status.expect("status").to_string(),
+                )
+            })
+            .collect()
+    };
+    let from_metrics = status_of(&m);
     let _ = stop(daemon, Duration::from_secs(20));
     let log = std::fs::read_to_string(dir.path().join("daemon.log")).expect("log");
     assert!(
@@ -438,6 +440,15 @@ url = "http://evident:pa55-canary-7781@127.0.0.1:{closed}/in?sig=canary-sig-4410
         })
         .collect();
     assert_eq!(from_metrics, from_report);
+    // After a restart (no collector due for an hour) the status is the same at once.
+    let daemon = start(dir.path(), &[]);
+    wait_for(
+        "/metrics after the restart",
+        Duration::from_secs(30),
+        || !metrics().is_empty(),
+    );
+    assert_eq!(status_of(&metrics()), from_report);
+    let _ = stop(daemon, Duration::from_secs(20));
     assert_eq!(from_metrics["ISO27001:2022/A.8.16"], "passing");
     assert_eq!(from_metrics["ISO27001:2022/A.8.15"], "failing");
     println!(
