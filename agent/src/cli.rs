@@ -260,7 +260,7 @@ pub fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("evident: {e:#}");
+            eprintln!("evident: {}", crate::redaction::line(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
@@ -271,7 +271,7 @@ fn init_logging(level: &str, json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::redaction::Stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = if json {
@@ -367,11 +367,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.records,
                 &agent.state().chain[..12],
                 report.ship.shipped,
-                sinks.join(", "),
+                crate::redaction::line(&sinks.join(", ")),
                 report.ship.pending
             );
             for e in &report.ship.errors {
-                eprintln!("evident: sink error: {e}");
+                eprintln!("evident: sink error: {}", crate::redaction::line(e));
             }
             let mut stamp_failed = false;
             if let Some(r) = &report.stamps {
@@ -760,6 +760,9 @@ fn open_store(
         access_key_id: None,
         secret_access_key: None,
         concurrency: 32,
+        connect_timeout: crate::config::default_s3_connect_timeout(),
+        attempt_timeout: crate::config::default_s3_attempt_timeout(),
+        operation_timeout: crate::config::default_s3_operation_timeout(),
     };
     let dest = if sub.is_empty() {
         mirror.path().to_path_buf()

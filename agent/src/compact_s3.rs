@@ -42,6 +42,9 @@ impl Location {
             access_key_id: None,
             secret_access_key: None,
             concurrency: 32,
+            connect_timeout: crate::config::default_s3_connect_timeout(),
+            attempt_timeout: crate::config::default_s3_attempt_timeout(),
+            operation_timeout: crate::config::default_s3_operation_timeout(),
         }
     }
 }

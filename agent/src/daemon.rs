@@ -2,6 +2,10 @@
 //! for the chain; a checkpoint at least every `checkpoint_interval`; shipping with backoff;
 //! /healthz /readyz /metrics; SIGTERM/SIGINT drain, SIGHUP reload; systemd notify + watchdog.
 //!
+//! Shipping runs in its own task (one round at a time): the loop, signals, checkpoints and the
+//! watchdog never wait on a sink, however slow or stalled it is. At shutdown the last round
+//! gets what is left of `shutdown_grace` (at least 2 s); what it does not ship stays spooled.
+//!
 //! Scheduling: the next run of a collector is its schedule's next slot plus a splay in
 //! `[0, jitter)` derived from the agent id and the collector id, so it is stable across
 //! restarts. A run still going when the next is due is skipped (and counted), never doubled.
@@ -10,9 +14,12 @@
 use crate::checks::Status;
 use crate::config::{self, CollectorEntry};
 use crate::evidence::keys::sha256_hex;
+use crate::evidence::verify::{Verified, VerifiedRecord};
 use crate::metrics::Metrics;
-use crate::pipeline::{Agent, Raw, collect};
+use crate::pipeline::{Agent, Raw, ShipReport, collect};
+use crate::report::Readiness;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -139,6 +146,9 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
     let mut unshipped = true;
     let mut ship_backoff = Duration::from_secs(1);
     let mut ship_at = Utc::now();
+    let mut shipping: Option<tokio::task::JoinHandle<anyhow::Result<ShipReport>>> = None;
+    let mut newest = load_newest(&agent);
+    metrics.controls(control_status(&agent, &newest));
     let watchdog = watchdog_interval();
     let mut next_watchdog = Utc::now();
     notify("READY=1");
@@ -189,28 +199,14 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
                 next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ))?;
             metrics.checkpoint();
+            // Staleness moves with time: the per-control status is refreshed at least here.
+            metrics.controls(control_status(&agent, &newest));
             next_checkpoint = next;
             unshipped = true;
         }
-        if unshipped && now >= ship_at {
-            let report = agent.ship().await?;
-            for (sink, (n, failed)) in &report.sinks {
-                metrics.shipped(sink, *n, *failed);
-            }
-            for e in &report.errors {
-                tracing::warn!("shipping: {e}");
-            }
-            if report.errors.is_empty() {
-                unshipped = false;
-                ship_backoff = Duration::from_secs(1);
-            } else {
-                // Exponential backoff with jitter, capped at 5 minutes.
-                let jitter = splay(&agent.state().agent_id, &format!("{now}"), ship_backoff / 2);
-                ship_at = later(now, ship_backoff.saturating_add(jitter));
-                ship_backoff = (ship_backoff * 2).min(Duration::from_secs(300));
-            }
-            let (records, bytes) = agent.spool_depth();
-            metrics.spool(records, bytes);
+        if unshipped && now >= ship_at && shipping.is_none() {
+            shipping = Some(tokio::spawn(agent.ship_job()?.run()));
+            unshipped = false;
         }
         if let Some(w) = watchdog
             && now >= next_watchdog
@@ -223,7 +219,7 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
         for t in due.values() {
             wake = wake.min(*t);
         }
-        if unshipped {
+        if unshipped && shipping.is_none() {
             wake = wake.min(ship_at);
         }
         if watchdog.is_some() {
@@ -233,9 +229,26 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
             _ = tokio::time::sleep(until(wake)) => {}
             Some(raw) = rx.recv() => {
                 running.remove(&raw.id);
-                record(&mut agent, &metrics, raw)?;
+                record(&mut agent, &metrics, &mut newest, raw)?;
                 unshipped = true;
                 ship_at = ship_at.min(Utc::now() + chrono::Duration::seconds(2));
+            }
+            done = wait_for(&mut shipping), if shipping.is_some() => {
+                shipping = None;
+                let report = done?;
+                account(&metrics, &report);
+                let now = Utc::now();
+                if report.errors.is_empty() {
+                    ship_backoff = Duration::from_secs(1);
+                } else {
+                    unshipped = true;
+                    // Exponential backoff with jitter, capped at 5 minutes.
+                    let jitter = splay(&agent.state().agent_id, &format!("{now}"), ship_backoff / 2);
+                    ship_at = later(now, ship_backoff.saturating_add(jitter));
+                    ship_backoff = ship_backoff.saturating_mul(2).min(Duration::from_secs(300));
+                }
+                let (records, bytes) = agent.spool_depth();
+                metrics.spool(records, bytes);
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             Some(()) = stamped_rx.recv() => {
@@ -284,7 +297,7 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(raw)) => {
                 running.remove(&raw.id);
-                record(&mut agent, &metrics, raw)?;
+                record(&mut agent, &metrics, &mut newest, raw)?;
             }
             _ => break,
         }
@@ -300,7 +313,7 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
                 message: "the agent was stopped before this collection finished".into(),
             }),
         };
-        record(&mut agent, &metrics, raw)?;
+        record(&mut agent, &metrics, &mut newest, raw)?;
     }
     agent.checkpoint(None)?;
     if let Some(task) = stamping {
@@ -316,30 +329,180 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
             );
         }
     }
-    let report = agent.ship().await?;
-    for e in &report.errors {
-        tracing::warn!("shipping at shutdown: {e} (records stay in the spool)");
+    // The last round: the one in flight, then one for what it did not cover, both within
+    // what is left of the grace period; a stalled sink is left behind, its records spooled.
+    let ship_deadline = deadline.max(tokio::time::Instant::now() + Duration::from_secs(2));
+    let mut shipped = 0;
+    let finished = tokio::time::timeout_at(ship_deadline, async {
+        if shipping.is_some() {
+            let report = wait_for(&mut shipping).await?;
+            shipped += report.shipped;
+        }
+        let h = tokio::spawn(agent.ship_job()?.run());
+        shipping = Some(h);
+        wait_for(&mut shipping).await
+    })
+    .await;
+    let pending = agent.spool_depth().0;
+    match finished {
+        Ok(Ok(report)) => {
+            for e in &report.errors {
+                tracing::warn!("shipping at shutdown: {e} (records stay in the spool)");
+            }
+            shipped += report.shipped;
+        }
+        Ok(Err(e)) => tracing::warn!("shipping at shutdown: {e:#} (records stay in the spool)"),
+        Err(_) => {
+            if let Some(h) = shipping.take() {
+                h.abort();
+            }
+            tracing::warn!(
+                "shipping at shutdown did not finish within the grace period; {pending} record(s) stay in the spool"
+            );
+        }
     }
     if let Some(h) = health {
         h.abort();
     }
-    tracing::info!(
-        shipped = report.shipped,
-        pending = report.pending,
-        "stopped"
-    );
+    tracing::info!(shipped, pending, "stopped");
     Ok(())
 }
 
-fn record(agent: &mut Agent, metrics: &Metrics, raw: Raw) -> anyhow::Result<()> {
+/// Waits for the shipping task (never called without one).
+async fn wait_for(
+    task: &mut Option<tokio::task::JoinHandle<anyhow::Result<ShipReport>>>,
+) -> anyhow::Result<ShipReport> {
+    match task.as_mut() {
+        Some(h) => h.await.map_err(|e| anyhow::anyhow!("shipping task: {e}"))?,
+        None => std::future::pending().await,
+    }
+}
+
+/// Counts a shipping round in the metrics and logs its errors.
+fn account(metrics: &Metrics, report: &ShipReport) {
+    for (sink, (n, failed)) in &report.sinks {
+        metrics.shipped(sink, *n, *failed);
+    }
+    for e in &report.errors {
+        if let Some((sink, _)) = report
+            .sinks
+            .keys()
+            .find_map(|s| e.strip_prefix(s.as_str()).map(|rest| (s, rest)))
+            .filter(|(_, rest)| {
+                rest.strip_prefix(": ")
+                    .is_some_and(|m| m.starts_with(crate::sinks::AUTH_FAILED))
+            })
+        {
+            metrics.auth_failed(sink);
+            tracing::error!("shipping: {e}");
+        } else {
+            tracing::warn!("shipping: {e}");
+        }
+    }
+}
+
+fn newest_dir(agent: &Agent) -> PathBuf {
+    agent.config.agent.state_dir.join("newest")
+}
+
+fn newest_name(collector: &str) -> String {
+    format!("{}.dsse.json", &sha256_hex(collector.as_bytes())[..16])
+}
+
+/// The newest record of each configured collector kept by an earlier run of the daemon (its
+/// own copies in the state directory; unreadable ones are skipped).
+fn load_newest(agent: &Agent) -> BTreeMap<String, VerifiedRecord> {
+    let mut out = BTreeMap::new();
+    for entry in &agent.config.collectors {
+        let path = newest_dir(agent).join(newest_name(&entry.id));
+        let Ok(bytes) = evident_collectors::read::bytes(&path, 16 * 1024 * 1024) else {
+            continue;
+        };
+        match crate::store::Outgoing::from_bytes(bytes) {
+            Ok(o)
+                if o.summary.agent.id == agent.state().agent_id
+                    && o.summary
+                        .collector
+                        .as_ref()
+                        .is_some_and(|c| c.id == entry.id) =>
+            {
+                out.insert(
+                    entry.id.clone(),
+                    VerifiedRecord {
+                        key: o.key,
+                        digest: o.digest,
+                        summary: o.summary,
+                    },
+                );
+            }
+            _ => tracing::debug!("{}: not a newest record of {}", path.display(), entry.id),
+        }
+    }
+    out
+}
+
+/// The per-control readiness of this host's newest evidence, computed by `evident report`'s
+/// own rules over the newest record of each collector.
+fn control_status(
+    agent: &Agent,
+    newest: &BTreeMap<String, VerifiedRecord>,
+) -> Vec<(String, String, &'static str)> {
+    let verified = Verified {
+        records: newest.values().cloned().collect(),
+        ..Verified::default()
+    };
+    let opts = crate::report::Options {
+        at: Utc::now(),
+        since: None,
+        framework: None,
+        store: String::new(),
+    };
+    crate::report::build(&agent.config, &verified, &opts)
+        .controls
+        .into_iter()
+        .map(|c| {
+            let status = match c.status {
+                Readiness::Passing => "passing",
+                Readiness::Waived => "waived",
+                Readiness::Stale => "stale",
+                Readiness::Failing => "failing",
+                Readiness::NoEvidence => "no_evidence",
+            };
+            (c.framework, c.id, status)
+        })
+        .collect()
+}
+
+fn record(
+    agent: &mut Agent,
+    metrics: &Metrics,
+    newest: &mut BTreeMap<String, VerifiedRecord>,
+    raw: Raw,
+) -> anyhow::Result<()> {
     let secs = raw.duration_ms as f64 / 1000.0;
-    let (p, _) = agent.record(raw)?;
+    let (p, out) = agent.record(raw)?;
     let id = p
         .collector
         .as_ref()
         .map(|c| c.id.clone())
         .unwrap_or_default();
     metrics.collected(&id, secs, p.error.is_none(), statuses(&p).into_iter());
+    // Kept in the state directory too, so the per-control status survives a restart.
+    let dir = newest_dir(agent);
+    let kept = crate::durable::create_dir_private(&dir)
+        .and_then(|()| crate::durable::write(&dir.join(newest_name(&id)), &out.bytes, 0o600));
+    if let Err(e) = kept {
+        tracing::debug!("{}: cannot keep the newest record: {e}", dir.display());
+    }
+    newest.insert(
+        id.clone(),
+        VerifiedRecord {
+            key: out.key,
+            digest: out.digest,
+            summary: out.summary,
+        },
+    );
+    metrics.controls(control_status(agent, newest));
     if let Some(e) = &p.error {
         tracing::warn!(collector = %id, kind = %e.kind, "collection failed: {}", e.message);
     }
@@ -399,6 +562,26 @@ mod tests {
         DateTime::parse_from_rfc3339(s)
             .expect("time")
             .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn auth_failures_are_counted_per_sink_under_a_redacted_name() {
+        let m = Metrics::new(10);
+        let mut r = ShipReport::default();
+        let sink = "http://u:pw-secret@h/x";
+        r.sinks.insert(sink.into(), (0, true));
+        r.errors.push(format!(
+            "{sink}: {}: h answered 401",
+            crate::sinks::AUTH_FAILED
+        ));
+        r.errors.push(format!("{sink}: h answered 503"));
+        account(&m, &r);
+        let t = m.render();
+        assert!(
+            t.contains("evident_sink_auth_failures_total{sink=\"http://[REDACTED]@h/x\"} 1"),
+            "{t}"
+        );
+        assert!(!t.contains("pw-secret"), "{t}");
     }
 
     #[test]

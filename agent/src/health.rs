@@ -1,14 +1,32 @@
 //! `/healthz` (alive), `/readyz` (spool writable, backlog within its limit) and `/metrics`
-//! (Prometheus), served by a deliberately tiny HTTP/1.1 responder: GET only, bounded request
-//! size and time, one response per connection.
+//! (Prometheus), served by hyper's HTTP/1.1 server: GET and HEAD only, one request per
+//! connection, request headers within 8 KiB, a whole exchange within [`EXCHANGE_TIMEOUT`].
+//! At most [`MAX_CONNECTIONS`] connections get [`HEADER_TIMEOUT`] to send their request; when
+//! those are taken (a slowloris), up to [`MAX_OVERFLOW`] more get [`OVERFLOW_HEADER_TIMEOUT`]
+//! (a probe sends its request at once, an idle connection is gone within a second), and the
+//! rest are closed at once. Idle connections therefore cost a bounded number of file
+//! descriptors for a bounded time and never stop the probes for long.
 
 use crate::metrics::Metrics;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Time a client has to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections beyond [`MAX_CONNECTIONS`] served with the short header timeout.
+pub const MAX_OVERFLOW: usize = 512;
+/// Time a connection beyond [`MAX_CONNECTIONS`] has to send its request headers.
+pub const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time a whole exchange may take.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds the listener (so a taken port is an error at start, not later).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -17,115 +35,87 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, spool_dir: PathBuf) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let overflow = Arc::new(tokio::sync::Semaphore::new(MAX_OVERFLOW));
+    let spool_dir = Arc::new(spool_dir);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors or a transient error: back off, never spin.
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
+        };
+        let (slot, header_timeout) = match slots.clone().try_acquire_owned() {
+            Ok(s) => (s, HEADER_TIMEOUT),
+            Err(_) => match overflow.clone().try_acquire_owned() {
+                Ok(s) => (s, OVERFLOW_HEADER_TIMEOUT),
+                Err(_) => {
+                    drop(stream);
+                    continue;
+                }
+            },
         };
         let metrics = metrics.clone();
         let spool_dir = spool_dir.clone();
         tokio::spawn(async move {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(5), answer(stream, &metrics, &spool_dir))
-                    .await;
+            let service = hyper::service::service_fn(move |req| {
+                let response = answer(&req, &metrics, &spool_dir);
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(8192)
+                .keep_alive(false)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, conn).await;
+            drop(slot);
         });
     }
 }
 
-async fn answer(
-    mut stream: TcpStream,
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+fn answer<B>(
+    req: &Request<B>,
     metrics: &Metrics,
     spool_dir: &std::path::Path,
-) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 8192];
-    let mut len = 0;
-    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-        if len == buf.len() {
-            return respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "text/plain",
-                "request too large\n",
-            )
-            .await;
-        }
-        let n = stream.read(&mut buf[len..]).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        len += n;
+) -> Response<Full<Bytes>> {
+    const PLAIN: &str = "text/plain";
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, PLAIN, "GET only\n".into());
     }
-    let head = String::from_utf8_lossy(&buf[..len]);
-    let mut parts = head.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "GET" && method != "HEAD" {
-        return respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "text/plain",
-            "GET only\n",
-        )
-        .await;
-    }
-    match path.split('?').next().unwrap_or("") {
-        "/healthz" => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, PLAIN, "ok\n".into()),
         "/readyz" => {
             let writable = std::fs::metadata(spool_dir)
                 .is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
             match (writable, metrics.ready()) {
-                (true, Ok(())) => respond(&mut stream, "200 OK", "text/plain", "ready\n").await,
-                (false, _) => {
-                    respond(
-                        &mut stream,
-                        "503 Service Unavailable",
-                        "text/plain",
-                        "spool directory is not writable\n",
-                    )
-                    .await
-                }
-                (_, Err(why)) => {
-                    respond(
-                        &mut stream,
-                        "503 Service Unavailable",
-                        "text/plain",
-                        &format!("{why}\n"),
-                    )
-                    .await
-                }
+                (true, Ok(())) => text(StatusCode::OK, PLAIN, "ready\n".into()),
+                (false, _) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    PLAIN,
+                    "spool directory is not writable\n".into(),
+                ),
+                (_, Err(why)) => text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, format!("{why}\n")),
             }
         }
-        "/metrics" => {
-            respond(
-                &mut stream,
-                "200 OK",
-                "text/plain; version=0.0.4",
-                &metrics.render(),
-            )
-            .await
-        }
-        _ => {
-            respond(
-                &mut stream,
-                "404 Not Found",
-                "text/plain",
-                "try /healthz, /readyz or /metrics\n",
-            )
-            .await
-        }
+        "/metrics" => text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            metrics.render(),
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            PLAIN,
+            "try /healthz, /readyz or /metrics\n".into(),
+        ),
     }
-}
-
-async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &str,
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
 }

@@ -19,6 +19,7 @@ pub mod host;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
+pub mod redaction;
 pub mod report;
 pub mod schedule;
 pub mod sinks;

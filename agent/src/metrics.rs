@@ -1,6 +1,7 @@
 //! The agent's own figures, in Prometheus exposition format on `/metrics`: runs, failures,
 //! skips and duration per collector, check results per status, spool depth, records shipped
-//! and failed per sink, last success per collector.
+//! and failed per sink (authentication failures apart), last success per collector, and the
+//! per-control readiness of this host's newest evidence.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -19,6 +20,7 @@ struct CollectorStats {
 struct SinkStats {
     shipped: u64,
     failures: u64,
+    auth_failures: u64,
     last_success: Option<f64>,
 }
 
@@ -40,6 +42,7 @@ struct Inner {
     timestamp_failures: u64,
     timestamps_pending: u64,
     timestamp_last_success: Option<f64>,
+    controls: Vec<(String, String, &'static str)>,
 }
 
 /// Shared, lock-protected counters (updated by the daemon loop, read by `/metrics`).
@@ -112,10 +115,17 @@ impl Metrics {
         });
     }
 
-    /// A shipping round ended.
+    /// A sink refused the agent's credentials (the sink is named as in [`Metrics::shipped`]).
+    pub fn auth_failed(&self, sink: &str) {
+        let sink = evident_collectors::base::redact::text(sink).into_owned();
+        self.with(|i| i.sinks.entry(sink).or_default().auth_failures += 1);
+    }
+
+    /// A shipping round ended (the sink's name is redacted: no URL credentials in labels).
     pub fn shipped(&self, sink: &str, records: usize, failed: bool) {
+        let sink = evident_collectors::base::redact::text(sink).into_owned();
         self.with(|i| {
-            let s = i.sinks.entry(sink.to_string()).or_default();
+            let s = i.sinks.entry(sink).or_default();
             s.shipped += records as u64;
             if failed {
                 s.failures += 1;
@@ -177,72 +187,83 @@ impl Metrics {
         })
     }
 
-    /// Prometheus text exposition.
+    /// Prometheus text exposition: each family's HELP and TYPE lines directly above its
+    /// samples (written by hand: a dozen families do not justify a metrics crate's build cost).
     pub fn render(&self) -> String {
         self.with(|i| {
             let mut o = String::new();
-            let mut family = |name: &str, kind: &str, help: &str| {
+            let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
                 let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for (labels, value) in samples {
+                    let _ = writeln!(o, "{name}{labels} {value}");
+                }
             };
-            family("evident_collector_runs_total", "counter", "Collections run, per collector.");
-            family("evident_collector_failures_total", "counter", "Collections that failed (recorded as errors).");
-            family("evident_collector_skipped_total", "counter", "Runs skipped because the previous run was still going.");
-            family("evident_collector_duration_seconds", "gauge", "Wall time of the last collection.");
-            family("evident_collector_last_success_timestamp_seconds", "gauge", "Unix time of the last successful collection.");
-            family("evident_check_results_total", "counter", "Check results, per status.");
-            family("evident_records_total", "counter", "Records written to the spool (signed and chained).");
-            family("evident_checkpoints_total", "counter", "Checkpoints written.");
-            family("evident_spool_records", "gauge", "Records waiting in the spool.");
-            family("evident_spool_bytes", "gauge", "Bytes waiting in the spool.");
-            family("evident_collection_paused", "gauge", "1 while collection is paused because the spool is full.");
-            family("evident_sink_records_shipped_total", "counter", "Records confirmed by a sink.");
-            family("evident_sink_failures_total", "counter", "Shipping rounds a sink failed.");
-            family("evident_sink_last_success_timestamp_seconds", "gauge", "Unix time of a sink's last successful round.");
-            family("evident_timestamps_total", "counter", "RFC 3161 tokens obtained from the timestamp authority.");
-            family("evident_timestamp_failures_total", "counter", "Stamping rounds that failed (the TSA was down or refused).");
-            family("evident_timestamps_pending", "gauge", "Checkpoints waiting for a timestamp token.");
-            family("evident_timestamp_last_success_timestamp_seconds", "gauge", "Unix time of the last successful stamping round.");
-            family("evident_config_reloads_total", "counter", "SIGHUP reloads, per result.");
-            family("evident_start_time_seconds", "gauge", "Unix time the daemon started.");
-            for (id, c) in &i.collectors {
-                let l = escape(id);
-                let _ = writeln!(o, "evident_collector_runs_total{{collector=\"{l}\"}} {}", c.runs);
-                let _ = writeln!(o, "evident_collector_failures_total{{collector=\"{l}\"}} {}", c.failures);
-                let _ = writeln!(o, "evident_collector_skipped_total{{collector=\"{l}\"}} {}", c.skipped);
-                let _ = writeln!(o, "evident_collector_duration_seconds{{collector=\"{l}\"}} {:.6}", c.last_duration_seconds);
-                if let Some(t) = c.last_success {
-                    let _ = writeln!(o, "evident_collector_last_success_timestamp_seconds{{collector=\"{l}\"}} {t:.3}");
-                }
-            }
-            for (status, n) in &i.checks {
-                let _ = writeln!(o, "evident_check_results_total{{status=\"{status}\"}} {n}");
-            }
-            let _ = writeln!(o, "evident_records_total {}", i.records);
-            let _ = writeln!(o, "evident_checkpoints_total {}", i.checkpoints);
-            let _ = writeln!(o, "evident_spool_records {}", i.spool_records);
-            let _ = writeln!(o, "evident_spool_bytes {}", i.spool_bytes);
-            let _ = writeln!(o, "evident_collection_paused {}", u8::from(i.paused));
-            for (sink, s) in &i.sinks {
-                let l = escape(sink);
-                let _ = writeln!(o, "evident_sink_records_shipped_total{{sink=\"{l}\"}} {}", s.shipped);
-                let _ = writeln!(o, "evident_sink_failures_total{{sink=\"{l}\"}} {}", s.failures);
-                if let Some(t) = s.last_success {
-                    let _ = writeln!(o, "evident_sink_last_success_timestamp_seconds{{sink=\"{l}\"}} {t:.3}");
-                }
-            }
-            let _ = writeln!(o, "evident_timestamps_total {}", i.timestamps);
-            let _ = writeln!(o, "evident_timestamp_failures_total {}", i.timestamp_failures);
-            let _ = writeln!(o, "evident_timestamps_pending {}", i.timestamps_pending);
-            if let Some(t) = i.timestamp_last_success {
-                let _ = writeln!(o, "evident_timestamp_last_success_timestamp_seconds {t:.3}");
-            }
-            let _ = writeln!(o, "evident_config_reloads_total{{result=\"ok\"}} {}", i.config_reloads);
-            let _ = writeln!(o, "evident_config_reloads_total{{result=\"error\"}} {}", i.config_reload_failures);
-            let _ = writeln!(o, "evident_start_time_seconds {:.3}", i.started);
+            let per_collector = |f: &dyn Fn(&CollectorStats) -> Option<String>| -> Vec<(String, String)> {
+                i.collectors
+                    .iter()
+                    .filter_map(|(id, c)| f(c).map(|v| (format!("{{collector=\"{}\"}}", escape(id)), v)))
+                    .collect()
+            };
+            let per_sink = |f: &dyn Fn(&SinkStats) -> Option<String>| -> Vec<(String, String)> {
+                i.sinks
+                    .iter()
+                    .filter_map(|(id, s)| f(s).map(|v| (format!("{{sink=\"{}\"}}", escape(id)), v)))
+                    .collect()
+            };
+            let one = |v: String| vec![(String::new(), v)];
+            family("evident_collector_runs_total", "counter", "Collections run, per collector.", per_collector(&|c| Some(c.runs.to_string())));
+            family("evident_collector_failures_total", "counter", "Collections that failed (recorded as errors).", per_collector(&|c| Some(c.failures.to_string())));
+            family("evident_collector_skipped_total", "counter", "Runs skipped because the previous run was still going.", per_collector(&|c| Some(c.skipped.to_string())));
+            family("evident_collector_duration_seconds", "gauge", "Wall time of the last collection.", per_collector(&|c| Some(format!("{:.6}", c.last_duration_seconds))));
+            family("evident_collector_last_success_timestamp_seconds", "gauge", "Unix time of the last successful collection.", per_collector(&|c| c.last_success.map(|t| format!("{t:.3}"))));
+            family("evident_check_results_total", "counter", "Check results, per status.", i.checks.iter().map(|(s, n)| (format!("{{status=\"{}\"}}", escape(s)), n.to_string())).collect());
+            family("evident_records_total", "counter", "Records written to the spool (signed and chained).", one(i.records.to_string()));
+            family("evident_checkpoints_total", "counter", "Checkpoints written.", one(i.checkpoints.to_string()));
+            family("evident_spool_records", "gauge", "Records waiting in the spool.", one(i.spool_records.to_string()));
+            family("evident_spool_bytes", "gauge", "Bytes waiting in the spool.", one(i.spool_bytes.to_string()));
+            family("evident_collection_paused", "gauge", "1 while collection is paused because the spool is full.", one(u8::from(i.paused).to_string()));
+            family("evident_sink_records_shipped_total", "counter", "Records confirmed by a sink.", per_sink(&|s| Some(s.shipped.to_string())));
+            family("evident_sink_failures_total", "counter", "Shipping rounds a sink failed.", per_sink(&|s| Some(s.failures.to_string())));
+            family("evident_sink_auth_failures_total", "counter", "Shipping rounds a sink refused the agent's credentials (HTTP 401/403).", per_sink(&|s| Some(s.auth_failures.to_string())));
+            family("evident_sink_last_success_timestamp_seconds", "gauge", "Unix time of a sink's last successful round.", per_sink(&|s| s.last_success.map(|t| format!("{t:.3}"))));
+            family("evident_timestamps_total", "counter", "RFC 3161 tokens obtained from the timestamp authority.", one(i.timestamps.to_string()));
+            family("evident_timestamp_failures_total", "counter", "Stamping rounds that failed (the TSA was down or refused).", one(i.timestamp_failures.to_string()));
+            family("evident_timestamps_pending", "gauge", "Checkpoints waiting for a timestamp token.", one(i.timestamps_pending.to_string()));
+            family("evident_timestamp_last_success_timestamp_seconds", "gauge", "Unix time of the last successful stamping round.", i.timestamp_last_success.map(|t| (String::new(), format!("{t:.3}"))).into_iter().collect());
+            family("evident_config_reloads_total", "counter", "SIGHUP reloads, per result.", vec![
+                ("{result=\"ok\"}".into(), i.config_reloads.to_string()),
+                ("{result=\"error\"}".into(), i.config_reload_failures.to_string()),
+            ]);
+            family("evident_start_time_seconds", "gauge", "Unix time the daemon started.", one(format!("{:.3}", i.started)));
+            family(
+                "evident_control_status",
+                "gauge",
+                "Readiness of a control from this host's newest evidence, as `evident report` computes it: 1 for its current status.",
+                i.controls
+                    .iter()
+                    .flat_map(|(framework, control, status)| {
+                        STATUSES.iter().map(move |s| {
+                            (
+                                format!("{{framework=\"{}\",control=\"{}\",status=\"{s}\"}}", escape(framework), escape(control)),
+                                u8::from(s == status).to_string(),
+                            )
+                        })
+                    })
+                    .collect(),
+            );
             o
         })
     }
+
+    /// Replaces the per-control status (`(framework, control, status)`, status one of
+    /// [`STATUSES`]).
+    pub fn controls(&self, controls: Vec<(String, String, &'static str)>) {
+        self.with(|i| i.controls = controls);
+    }
 }
+
+/// The readiness states of `evident_control_status` (those of `evident report`).
+pub const STATUSES: [&str; 5] = ["passing", "waived", "stale", "failing", "no_evidence"];
 
 #[cfg(test)]
 mod tests {

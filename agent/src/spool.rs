@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The spool directory.
+/// The spool directory (a clone is a second handle on it, for the shipping task: only the
+/// agent puts records, so only its handle's counter matters).
+#[derive(Clone)]
 pub struct Spool {
     dir: PathBuf,
     next: u64,
@@ -52,10 +54,23 @@ impl Spool {
         let dir = state_dir.join("spool");
         durable::create_dir_private(&dir.join("cursors"))?;
         let mut spool = Spool { dir, next: 0 };
+        // Stray temporary files of a killed writer (not during `pending`: a shipping task
+        // reads the spool while the agent writes to it).
+        for item in std::fs::read_dir(&spool.dir)?.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(item.path());
+            }
+        }
         let last_entry = spool.pending()?.last().map(|e| e.ordinal);
         let last_cursor = spool.cursors()?.values().copied().max();
         spool.next = last_entry.max(last_cursor).map_or(1, |n| n + 1);
         Ok(spool)
+    }
+
+    /// The ordinal of the newest record put (0: none yet).
+    pub fn last_ordinal(&self) -> u64 {
+        self.next.saturating_sub(1)
     }
 
     /// The directory.
@@ -76,17 +91,13 @@ impl Spool {
         })
     }
 
-    /// Records in the spool, oldest first. Stray temporary files from a crash are removed;
+    /// Records in the spool, oldest first (stray temporary files are removed at `open`);
     /// files that are not spool entries are left alone and skipped.
     pub fn pending(&self) -> io::Result<Vec<Entry>> {
         let mut out = Vec::new();
         for item in std::fs::read_dir(&self.dir)? {
             let item = item?;
             let name = item.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".tmp") {
-                let _ = std::fs::remove_file(item.path());
-                continue;
-            }
             let Some(stem) = name.strip_suffix(".dsse.json") else {
                 continue;
             };
@@ -154,7 +165,7 @@ impl Spool {
         durable::write(&target, &std::fs::read(&entry.path)?, 0o600)?;
         durable::write(
             &dir.join(format!("{name}.reason.txt")),
-            format!("{sink}: {reason}\n").as_bytes(),
+            crate::redaction::line(&format!("{sink}: {reason}\n")).as_bytes(),
             0o600,
         )?;
         Ok(target)
@@ -210,7 +221,15 @@ mod tests {
         s.advance("s3:two", a.ordinal).expect("advance");
         assert_eq!(s.collect(&sinks).expect("collect"), 1);
         assert_eq!(s.pending().expect("pending"), vec![b.clone()]);
-        assert!(!s.dir().join(".stray.1.tmp").exists());
+        // A temporary file may be a write in progress: only `open` removes it.
+        assert!(s.dir().join(".stray.1.tmp").exists());
+        assert!(
+            !Spool::open(dir.path())
+                .expect("reopen")
+                .dir()
+                .join(".stray.1.tmp")
+                .exists()
+        );
         // Ordinals survive a reopen even when the spool is empty.
         s.advance("s3:two", b.ordinal).expect("advance");
         s.collect(&sinks).expect("collect");

@@ -132,8 +132,27 @@ pub async fn run(argv: &[&str], timeout: Duration, limit: u64) -> Result<String,
     }
 }
 
-/// Runs a prepared command: stdin closed, killed when dropped (so a caller's timeout ends
-/// it), at most `limit` bytes of stdout; a non-zero exit fails with the first line of stderr.
+/// Bytes of stderr kept for the error message (the rest is read and dropped).
+const STDERR_KEPT: usize = 512;
+
+/// The process group of a command, killed whole (SIGKILL) when dropped: a caller's timeout,
+/// or the end of a run, leaves no grandchild behind holding a pipe.
+struct Group(Option<i32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // The group is the child's own (process_group(0)), never the agent's.
+        if let Some(pgid) = self.0.and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// Runs a prepared command in its own process group: stdin closed, at most `limit` bytes of
+/// stdout, stderr drained to its end (the first 512 bytes kept, so a chatty command never
+/// dies of SIGPIPE), the child reaped. When the caller's timeout drops this future, or the
+/// command exits while a grandchild still holds its pipes, the whole group is killed. A
+/// non-zero exit fails with the first line of stderr, redacted.
 pub async fn output(
     mut cmd: tokio::process::Command,
     program: &str,
@@ -143,14 +162,14 @@ pub async fn output(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| CollectError::Command(format!("cannot start {program}: {e}")))?;
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+    let group = Group(child.id().and_then(|id| i32::try_from(id).ok()));
+    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(CollectError::Command("no pipe to the command".into()));
     };
-    // Each reader is dropped as soon as it is done: closing stdout after `limit` bytes makes a
-    // chatty command stop (SIGPIPE) instead of holding stderr open forever.
     let read_out = async move {
         let mut buf = Vec::new();
         stdout
@@ -160,28 +179,43 @@ pub async fn output(
             .map(|_| buf)
     };
     let read_err = async move {
-        let mut buf = Vec::new();
-        let _ = stderr.take(512).read_to_end(&mut buf).await;
-        buf
+        let mut kept = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            let room = STDERR_KEPT.saturating_sub(kept.len());
+            kept.extend_from_slice(&chunk[..n.min(room)]);
+        }
+        kept
     };
-    let (out, err) = tokio::join!(read_out, read_err);
-    let buf =
-        out.map_err(|e| CollectError::Command(format!("reading output of {program}: {e}")))?;
-    if buf.len() as u64 > limit {
-        let _ = child.start_kill();
+    // stderr is drained beside stdout; when stdout is over the limit the group is killed,
+    // which ends stderr too.
+    let err_task = tokio::spawn(read_err);
+    let out = read_out.await;
+    if out.as_ref().is_ok_and(|b| b.len() as u64 > limit) {
+        drop(group);
+        let _ = child.kill().await;
+        err_task.abort();
         return Err(CollectError::TooLarge {
             what: format!("output of {program}"),
             limit,
         });
     }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| CollectError::Command(format!("waiting for {program}: {e}")))?;
+    let status = child.wait().await;
+    // The command is done: whatever it left in its group goes too (and releases stderr).
+    drop(group);
+    let err = err_task.await.unwrap_or_default();
+    let buf =
+        out.map_err(|e| CollectError::Command(format!("reading output of {program}: {e}")))?;
+    let status =
+        status.map_err(|e| CollectError::Command(format!("waiting for {program}: {e}")))?;
     if !status.success() {
         // The first line of stderr says why.
         let why = String::from_utf8_lossy(&err);
         let why = why.lines().next().unwrap_or_default().trim();
+        let why = crate::base::redact::text(why);
         return Err(CollectError::Command(format!(
             "{program} exited with {}{}",
             status

@@ -403,7 +403,7 @@ check "Dockerfile: every COPY source (without --from) is in the context" sh -c "
   while read -r src; do [ -e '$CTX'/\"\$src\" ] || { echo \"missing \$src\"; exit 1; }; done"
 check "Dockerfile: runtime base is distroless/cc-debian12 (nonroot)" grep -qx 'FROM gcr.io/distroless/cc-debian12:nonroot' "$DF"
 check "Dockerfile: runs as a non-root user" sh -c "u=\$(grep -E '^USER ' '$DF' | tail -n 1 | cut -d' ' -f2 | cut -d: -f1); [ -n \"\$u\" ] && [ \"\$u\" != 0 ] && [ \"\$u\" != root ]"
-check "Dockerfile: runs the daemon with the image's config" sh -c "grep -qxF 'ENTRYPOINT [\"/usr/bin/evident\"]' '$DF' && grep -qxF 'CMD [\"run\", \"--config\", \"/etc/evident/evident.toml\"]' '$DF'"
+check "Dockerfile: runs the daemon under tini with the image's config" sh -c "grep -qxF 'ENTRYPOINT [\"/usr/bin/tini\", \"--\", \"/usr/bin/evident\"]' '$DF' && grep -qxF 'CMD [\"run\", \"--config\", \"/etc/evident/evident.toml\"]' '$DF' && grep -q 'tini-static' '$DF'"
 check "Dockerfile: state directory is a volume owned by the runtime user" sh -c "grep -q 'chown=65532:65532 .*/var/lib/evident' '$DF' && grep -qF 'VOLUME [\"/var/lib/evident\"]' '$DF'"
 check "Dockerfile: no HEALTHCHECK (no curl in distroless; documented instead)" sh -c "! grep -q '^HEALTHCHECK' '$DF' && grep -q 'No HEALTHCHECK' '$DF'"
 

@@ -99,16 +99,72 @@ fn http_sink_confirms_retries_and_quarantines() {
         .iter()
         .find(|f| f.ends_with(".reason.txt"))
         .expect("reason");
+    let reason = std::fs::read_to_string(qdir.join(reason)).expect("reason");
     assert!(
-        std::fs::read_to_string(qdir.join(reason))
-            .expect("reason")
-            .contains("400 Bad Request: bad record: schema rejected")
+        reason.contains("400 Bad Request: bad record: schema rejected"),
+        "{reason}"
     );
+    // The receiver quoted the bearer token in its answer: redacted in the reason and the log.
+    assert!(
+        reason.contains("Authorization: Bearer [REDACTED]") && !reason.contains("s3cr3t"),
+        "{reason}"
+    );
+    assert!(!r.all().contains("s3cr3t"), "{}", r.all());
     assert_eq!(
         spooled(&dir.path().join(".evident")),
         0,
         "the sink moved past the rejected records"
     );
+}
+
+#[test]
+fn redirects_are_not_followed_and_auth_failures_are_retried_never_quarantined() {
+    let recv_dir = tempfile::tempdir().expect("tempdir");
+    let Some(server) = http_receiver(recv_dir.path()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    setup(dir.path(), &server.url());
+    let state = dir.path().join(".evident");
+
+    // 302 to an SSO login page (which would answer 200): retried later, never "stored".
+    std::fs::write(recv_dir.path().join("plan"), "302\n").expect("plan");
+    let r = run(dir.path());
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("answered 302 Found: redirected to http://127.0.0.1:")
+            && r.stderr
+                .contains("/sso/login?session=[REDACTED]; not following"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(received(recv_dir.path()), 0, "the login page got nothing");
+    assert_eq!(spooled(&state), 3);
+
+    // 401 and 403: an authentication failure, retried, the token never shown.
+    for code in ["401", "403"] {
+        std::fs::write(recv_dir.path().join("plan"), format!("{code}\n")).expect("plan");
+        let r = run(dir.path());
+        assert_eq!(r.code, 1, "{}", r.all());
+        assert!(
+            r.stderr.contains("authentication failed") && r.stderr.contains(code),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.all().contains("s3cr3t"), "{}", r.all());
+    }
+    assert!(
+        !state.join("spool/quarantine").exists(),
+        "nothing is quarantined for an auth failure"
+    );
+    assert_eq!(spooled(&state), 7);
+    // Fixed: everything is delivered.
+    std::fs::write(recv_dir.path().join("plan"), "200\n").expect("plan");
+    let r = run(dir.path());
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(spooled(&state), 0);
+    assert_eq!(received(recv_dir.path()), 9);
 }
 
 #[test]

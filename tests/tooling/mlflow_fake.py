@@ -6,6 +6,7 @@ Usage: mlflow_fake.py PORT MODE, MODE one of:
   invalid-json  200 with a body that is not JSON
   huge          200 with a 50 MB JSON body (streamed, no Content-Length)
   silent        accepts the connection and never answers
+  echo-auth     401 whose body quotes the request's Authorization header (a canary test)
 """
 import sys
 import time
@@ -24,7 +25,11 @@ class Handler(BaseHTTPRequestHandler):
         if MODE == "silent":
             time.sleep(3600)
             return
-        if MODE == "500":
+        if MODE == "echo-auth":
+            auth = self.headers.get("Authorization", "-")
+            body = ('{"error_code": "UNAUTHENTICATED", "message": "invalid credentials: Authorization: %s"}' % auth).encode()
+            self.send_response(401)
+        elif MODE == "500":
             body = b'{"error_code": "INTERNAL_ERROR", "message": "database is locked"}'
             self.send_response(500)
         elif MODE == "invalid-json":

@@ -478,6 +478,39 @@ pub struct S3Sink {
         deserialize_with = "usize_in::<_, 1, 1024>"
     )]
     pub concurrency: usize,
+    /// Time limit to open a connection (100ms to 5m).
+    #[serde(
+        default = "default_s3_connect_timeout",
+        deserialize_with = "dur_in::<_, 100, { 300 * SEC }>"
+    )]
+    pub connect_timeout: Dur,
+    /// Time limit of one attempt of one call, until the whole response is read (1s to 1h).
+    #[serde(
+        default = "default_s3_attempt_timeout",
+        deserialize_with = "dur_in::<_, SEC, HOUR>"
+    )]
+    pub attempt_timeout: Dur,
+    /// Time limit of one call with all its retries (1s to 1h).
+    #[serde(
+        default = "default_s3_operation_timeout",
+        deserialize_with = "dur_in::<_, SEC, HOUR>"
+    )]
+    pub operation_timeout: Dur,
+}
+
+/// The default `connect_timeout` of the S3 sink.
+pub fn default_s3_connect_timeout() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+
+/// The default `attempt_timeout` of the S3 sink.
+pub fn default_s3_attempt_timeout() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+
+/// The default `operation_timeout` of the S3 sink.
+pub fn default_s3_operation_timeout() -> Dur {
+    Dur(Duration::from_secs(90))
 }
 
 /// Object Lock settings of the S3 sink.

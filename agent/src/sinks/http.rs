@@ -5,11 +5,14 @@
 //! so a receiver can de-duplicate retries. Bearer token from a file or an environment
 //! variable (read at each round, never recorded); optional client certificate (mTLS) and CA.
 //! 2xx confirms; 408, 429, 5xx and network errors are retried later (the record stays in
-//! the spool); any other 4xx rejects the record for good: it is quarantined with the reason,
-//! never deleted. RFC 3161 timestamp tokens are POSTed the same way with
+//! the spool); so are redirects (3xx: never followed, since a login page answering 200 would
+//! be taken as stored) and 401/403 (an authentication failure: the token is wrong or expired,
+//! not the record; logged and counted as such). Any other 4xx rejects the record for good: it
+//! is quarantined with the reason (redacted), never deleted.
+//! RFC 3161 timestamp tokens are POSTed the same way with
 //! `Content-Type: application/timestamp-reply` and `Evident-Key: timestamps/...`.
 
-use super::{Sink, SinkError};
+use super::{AUTH_FAILED, Sink, SinkError};
 use crate::config::HttpSink as Config;
 use crate::store::Outgoing;
 use evident_collectors::BoxFuture;
@@ -34,6 +37,7 @@ impl HttpSink {
         };
         let mut b = reqwest::Client::builder()
             .timeout(config.timeout.0)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("evident/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &config.ca_file {
             let pem = read_limited(ca, "ca_file").map_err(fail)?;
@@ -67,12 +71,16 @@ impl HttpSink {
     fn token(&self) -> Result<Option<String>, SinkError> {
         if let Some(path) = &self.config.token_file {
             let t = read_limited(path, "token_file").map_err(|e| self.fail(e))?;
-            return Ok(Some(String::from_utf8_lossy(&t).trim().to_string()));
+            let t = String::from_utf8_lossy(&t).trim().to_string();
+            evident_collectors::base::redact::secret(&t);
+            return Ok(Some(t));
         }
         if let Some(var) = &self.config.token_env {
-            return std::env::var(var)
-                .map(|t| Some(t.trim().to_string()))
-                .map_err(|_| self.fail(format!("token_env: ${var} is not set")));
+            let t = std::env::var(var)
+                .map(|t| t.trim().to_string())
+                .map_err(|_| self.fail(format!("token_env: ${var} is not set")))?;
+            evident_collectors::base::redact::secret(&t);
+            return Ok(Some(t));
         }
         Ok(None)
     }
@@ -83,6 +91,24 @@ enum Outcome {
     Stored,
     Rejected(String),
     Retry(String),
+    Auth(String),
+}
+
+/// The receiver's words, bounded, on one line, redacted.
+async fn reason(r: reqwest::Response) -> String {
+    let mut r = r;
+    let body = evident_collectors::base::http::read_body(&mut r, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    // Redacted whole before it is cut: a cut secret would escape the match.
+    evident_collectors::base::redact::text(&body)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(200)
+        .collect()
 }
 
 async fn post(client: reqwest::Client, url: String, token: Option<String>, o: Outgoing) -> Outcome {
@@ -101,22 +127,35 @@ async fn post(client: reqwest::Client, url: String, token: Option<String>, o: Ou
             let status = r.status();
             if status.is_success() {
                 Outcome::Stored
+            } else if status.is_redirection() {
+                let to = r
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("(no Location)")
+                    .chars()
+                    .take(200)
+                    .collect::<String>();
+                Outcome::Retry(format!(
+                    "{url} answered {status}: redirected to {to}; not following (set `url` to the final address)"
+                ))
+            } else if status.as_u16() == 401 || status.as_u16() == 403 {
+                let why = reason(r).await;
+                Outcome::Auth(format!(
+                    "{AUTH_FAILED}: {url} answered {status}: {why} (check token_file / token_env; the records stay in the spool)"
+                ))
             } else if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
                 Outcome::Retry(format!("{url} answered {status}"))
             } else {
                 // Keep the receiver's reason, bounded, on one line.
-                let body = r.text().await.unwrap_or_default();
-                let reason: String = body
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .chars()
-                    .take(200)
-                    .collect();
-                Outcome::Rejected(format!("{url} answered {status}: {reason}"))
+                let why = reason(r).await;
+                Outcome::Rejected(format!("{url} answered {status}: {why}"))
             }
         }
-        Err(e) => Outcome::Retry(format!("{url}: {e}")),
+        Err(e) => Outcome::Retry(format!(
+            "{url}: {}",
+            evident_collectors::base::http::error_chain(&e)
+        )),
     }
 }
 
@@ -161,6 +200,7 @@ impl Sink for HttpSink {
             }
             let mut out = vec![None; batch.len()];
             let mut retry = None;
+            let mut auth = None;
             while let Some(r) = tasks.join_next().await {
                 match r {
                     Ok((_, Outcome::Stored)) => {}
@@ -168,12 +208,16 @@ impl Sink for HttpSink {
                     Ok((_, Outcome::Retry(why))) => {
                         retry.get_or_insert(why);
                     }
+                    Ok((_, Outcome::Auth(why))) => {
+                        auth.get_or_insert(why);
+                    }
                     Err(e) => {
                         retry.get_or_insert(e.to_string());
                     }
                 }
             }
-            match retry {
+            // An authentication failure is what the operator must fix first.
+            match auth.or(retry) {
                 Some(why) => Err(self.fail(why)),
                 None => Ok(out),
             }

@@ -10,6 +10,10 @@ use crate::config::SinkConfig;
 use crate::store::Outgoing;
 use evident_collectors::BoxFuture;
 
+/// How a sink's error message starts when the sink refused the agent's credentials (HTTP 401
+/// or 403): retried with backoff, logged and counted as such, never a rejection of records.
+pub const AUTH_FAILED: &str = "authentication failed";
+
 /// Why a sink did not confirm.
 #[derive(Debug, thiserror::Error)]
 #[error("{sink}: {message}")]
@@ -61,6 +65,7 @@ pub trait Sink: Send + Sync {
 
 /// Builds the configured sinks.
 pub fn build(configs: &[SinkConfig]) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+    crate::redaction::register(configs);
     configs
         .iter()
         .map(|c| match c {

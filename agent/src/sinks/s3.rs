@@ -39,6 +39,11 @@ pub async fn client(config: &Config) -> Client {
             .as_deref()
             .zip(config.secret_access_key.as_deref()),
         call_timeout: None,
+        timeouts: Some(evident_collectors::base::s3::Timeouts {
+            connect: config.connect_timeout.0,
+            attempt: config.attempt_timeout.0,
+            operation: config.operation_timeout.0,
+        }),
     })
     .await
 }

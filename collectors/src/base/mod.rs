@@ -8,4 +8,5 @@
 pub mod durable;
 pub mod http;
 pub mod os_release;
+pub mod redact;
 pub mod s3;

@@ -19,6 +19,20 @@ pub struct S3Access<'a> {
     pub static_keys: Option<(&'a str, &'a str)>,
     /// Per-call time limit (the operation gets three times it).
     pub call_timeout: Option<Duration>,
+    /// Finer limits, when set (they replace `call_timeout`).
+    pub timeouts: Option<Timeouts>,
+}
+
+/// The time limits of every S3 call: a stalled endpoint (one that accepts connections and
+/// never answers) fails the call instead of holding its caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Opening a connection.
+    pub connect: Duration,
+    /// One attempt, until the response is read.
+    pub attempt: Duration,
+    /// The whole call with its retries.
+    pub operation: Duration,
 }
 
 /// Builds an S3 client from the standard credential chain (environment, profile, web
@@ -30,12 +44,18 @@ pub async fn client(a: &S3Access<'_>) -> Client {
     }
     let shared = loader.load().await;
     let mut b = aws_sdk_s3::config::Builder::from(&shared);
-    if let Some(call) = a.call_timeout {
+    let timeouts = a.timeouts.or(a.call_timeout.map(|call| Timeouts {
+        connect: call,
+        attempt: call,
+        operation: call.saturating_mul(3),
+    }));
+    if let Some(t) = timeouts {
         b = b.timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(call)
-                .operation_attempt_timeout(call)
-                .operation_timeout(call * 3)
+                .connect_timeout(t.connect)
+                .read_timeout(t.attempt)
+                .operation_attempt_timeout(t.attempt)
+                .operation_timeout(t.operation)
                 .build(),
         );
     }

@@ -1,12 +1,15 @@
 //! `exec`: a custom collector in any language — any executable that prints one JSON object.
 //!
 //! Reads: the standard output of the configured command (no shell; argv as configured), with
-//! a time limit (the entry's `timeout`), an output-size limit, and stdin closed. Non-zero exit,
-//! a signal, too much output, invalid UTF-8 or anything but one JSON object becomes a
-//! recorded error with the first bytes of stderr.
+//! a time limit (the entry's `timeout`), an output-size limit, and stdin closed. The command
+//! runs in its own process group, killed whole on timeout (a forked grandchild holding stdout
+//! dies too); its stderr is drained and the first 512 bytes kept. Non-zero exit, a signal,
+//! too much output, invalid UTF-8 or anything but one JSON object becomes a recorded error
+//! with the first line of stderr, redacted.
 //! Evidences: whatever controls its config entry declares (required).
-//! Never collects: anything the command does not print; the agent's own environment is
-//! passed on only as far as configured (`env_clear`), and nothing of it is recorded.
+//! Never collects: anything the command does not print. The command gets a clean
+//! environment: `PATH`, `LANG` and `TZ` only (as the agent has them), plus what `env` names
+//! or sets; none of the agent's tokens or cloud keys, and nothing of it is recorded.
 
 use crate::{
     BoxFuture, Checks, CollectError, Collector, Context, Observation, Options, Registration,
@@ -37,16 +40,40 @@ struct Config {
     /// Working directory of the command.
     #[serde(default)]
     working_dir: Option<PathBuf>,
-    /// Extra environment variables for the command.
+    /// Environment beyond `PATH`, `LANG` and `TZ`: a list of names passed on from the
+    /// agent's environment (`["HOME", "BACKUP_HOST"]`), or a table of values to set
+    /// (`{ MODE = "json" }`).
     #[serde(default)]
-    env: BTreeMap<String, String>,
-    /// Start the command with an empty environment (plus `env` and PATH).
-    #[serde(default)]
-    env_clear: bool,
+    env: Env,
     /// Largest accepted standard output, in bytes.
     #[serde(default = "default_max_output")]
     max_output_bytes: u64,
 }
+
+/// The `env` option: names to pass on, or values to set.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of variable names to pass on, or a table of NAME = \"value\""
+)]
+enum Env {
+    /// Passed on from the agent's environment (unset ones are left out).
+    Names(Vec<String>),
+    /// Set to these values.
+    Values(BTreeMap<String, String>),
+}
+
+impl Default for Env {
+    fn default() -> Env {
+        Env::Names(Vec::new())
+    }
+}
+
+/// What every command gets from the agent's environment.
+const BASE_ENV: &[&str] = &["PATH", "LANG", "TZ"];
+
+/// `PATH` when the agent has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn default_max_output() -> u64 {
     1024 * 1024
@@ -93,13 +120,24 @@ impl Exec {
         let program = &c.command[0];
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(&c.command[1..]);
-        if c.env_clear {
-            cmd.env_clear();
-            if let Some(path) = std::env::var_os("PATH") {
-                cmd.env("PATH", path);
+        cmd.env_clear();
+        cmd.env("PATH", DEFAULT_PATH);
+        let names: &[String] = match &c.env {
+            Env::Names(n) => n,
+            Env::Values(_) => &[],
+        };
+        for name in BASE_ENV
+            .iter()
+            .copied()
+            .chain(names.iter().map(String::as_str))
+        {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
             }
         }
-        cmd.envs(&c.env);
+        if let Env::Values(values) = &c.env {
+            cmd.envs(values);
+        }
         if let Some(dir) = &c.working_dir {
             cmd.current_dir(dir);
         }
@@ -129,8 +167,7 @@ mod tests {
             config: Config {
                 command: command.iter().map(|s| s.to_string()).collect(),
                 working_dir: None,
-                env: BTreeMap::new(),
-                env_clear: false,
+                env: Env::default(),
                 max_output_bytes: 1024,
             },
         }
@@ -175,6 +212,61 @@ mod tests {
         assert!(e.to_string().contains("UTF-8"), "{e}");
         let e = run(&["/nonexistent/prog"]).await.expect_err("missing");
         assert_eq!(e.kind(), "command");
+    }
+
+    #[tokio::test]
+    async fn the_environment_is_clean_unless_named() {
+        // The test process's own environment (HOME, USER, CARGO_*) is not passed on.
+        let obs = run(&[
+            "sh",
+            "-c",
+            r#"printf '{"env": "%s"}' "$(env | cut -d= -f1 | sort | tr '\n' ' ')""#,
+        ])
+        .await
+        .expect("obs");
+        let env = obs["env"].as_str().expect("env");
+        assert!(!env.contains("CARGO") && !env.contains("HOME"), "{env}");
+        assert!(env.contains("PATH"), "{env}");
+        let mut e = exec(&["sh", "-c", r#"printf '{"v": "%s"}' "$CARGO_PKG_NAME""#]);
+        e.config.env = Env::Names(vec!["CARGO_PKG_NAME".into()]);
+        let ctx = Context::default();
+        assert_eq!(
+            e.collect(&ctx).await.expect("obs")["v"],
+            "evident-collectors"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_chatty_stderr_is_drained_and_a_grandchild_dies_with_its_group() {
+        // 1 MB of stderr, then a success: not a SIGPIPE failure.
+        let obs = run(&[
+            "sh",
+            "-c",
+            r#"head -c 1000000 /dev/zero >&2; echo '{"ok": true}'"#,
+        ])
+        .await
+        .expect("drained");
+        assert_eq!(obs["ok"], true);
+        // A grandchild holding stdout: the timeout kills the whole group.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("pid");
+        let script = format!(
+            "sh -c 'echo $$ > {}; exec sleep 60' & wait",
+            pidfile.display()
+        );
+        let started = std::time::Instant::now();
+        let e = run(&["sh", "-c", &script]).await.expect_err("timeout");
+        assert_eq!(e.kind(), "timeout");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("number");
+        std::thread::sleep(Duration::from_millis(300));
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for its reaper.
+        assert!(state.is_empty() || state.contains(") Z"), "{state}");
     }
 
     #[tokio::test]

@@ -439,6 +439,7 @@ fn connect(config: &Config) -> Result<(Api, String, bool), CollectError> {
     };
     let token = String::from_utf8(token)
         .map_err(|_| CollectError::Invalid(format!("{token_src}: token is not UTF-8")))?;
+    crate::base::redact::secret(token.trim());
     let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
         .map_err(|_| CollectError::Invalid(format!("{token_src}: token is not a header value")))?;
     auth.set_sensitive(true);

@@ -293,6 +293,17 @@ enum Auth {
 }
 
 fn auth(s: &ServerConfig) -> Result<Auth, CollectError> {
+    let a = auth_unregistered(s)?;
+    // Whatever a server echoes back (a 401 body quoting the header) is redacted.
+    match &a {
+        Auth::Bearer(t) => crate::base::redact::secret(t),
+        Auth::Basic(_, p) => crate::base::redact::secret(p),
+        Auth::None => {}
+    }
+    Ok(a)
+}
+
+fn auth_unregistered(s: &ServerConfig) -> Result<Auth, CollectError> {
     if let Some(p) = &s.token_file {
         return Ok(Auth::Bearer(read_secret(p)?));
     }
@@ -367,7 +378,9 @@ impl Api<'_> {
                     BodyError::Read(e) => request_error(&shown, &e, limit),
                 })?;
             if !status.is_success() {
+                // Redacted whole before it is cut: a cut secret would escape the match.
                 let text = String::from_utf8_lossy(&body);
+                let text = crate::base::redact::text(&text);
                 let reason: String = text
                     .split_whitespace()
                     .collect::<Vec<_>>()
@@ -559,6 +572,7 @@ async fn snapshot_server(
     if matches!(auth, Auth::None)
         && let Some((user, password)) = userinfo(&server.uri)
     {
+        crate::base::redact::secret(&password);
         auth = Auth::Basic(user, password);
     }
     let mut api = Api {

@@ -130,6 +130,7 @@ async fn client(config: &Config) -> Client {
             .as_deref()
             .zip(config.secret_access_key.as_deref()),
         call_timeout: Some(Duration::from_millis(config.call_timeout_ms.max(1))),
+        timeouts: None,
     })
     .await
 }
