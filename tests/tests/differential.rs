@@ -777,13 +777,63 @@ const SYSTEMD_CASES: &[Case] = &[
     ),
 ];
 
-fn systemd_table(kind: &str, base: &str, files_of: impl Fn(&Value) -> Vec<String>) {
+/// The installed systemd's version (`systemd-analyze --version`: `systemd 252 (...)`).
+fn systemd_version() -> String {
+    let out = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .expect("systemd-analyze --version");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Puts the installed systemd's version marker in a tree (the library name Evident reads
+/// the version from), so Evident applies that version's rules.
+fn mark_systemd_version(root: &Path, version: &str) {
+    let lib = root.join("usr/lib/x86_64-linux-gnu/systemd");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    std::fs::write(lib.join(format!("libsystemd-shared-{version}.so")), "").expect("marker");
+}
+
+/// The absolute paths ending in `/<suffix>` compiled into a program (NUL-terminated strings
+/// of the binary): the main files the daemon itself opens.
+fn compiled_in_paths(program: &Path, suffix: &str) -> Vec<String> {
+    let bytes = std::fs::read(program).expect("read daemon");
+    bytes
+        .split(|b| *b == 0)
+        .filter_map(|s| std::str::from_utf8(s).ok())
+        .filter(|s| s.starts_with('/') && s.ends_with(&format!("/{suffix}")))
+        .map(String::from)
+        .collect()
+}
+
+/// `daemon`: the program that reads the file (its compiled-in main-file paths decide which
+/// main files of `systemd-analyze cat-config`'s list it really reads: systemd 252's
+/// cat-config lists a vendor main file its daemons never open).
+fn systemd_table(kind: &str, base: &str, daemon: &str, files_of: impl Fn(&Value) -> Vec<String>) {
     if !oracle_available("systemd-analyze") {
         return;
     }
+    let Some(daemon) = [
+        format!("/usr/lib/systemd/{daemon}"),
+        format!("/lib/systemd/{daemon}"),
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists()) else {
+        assert!(!in_ci(), "CI=true but {daemon} is not installed");
+        eprintln!("SKIPPED: {daemon} not installed");
+        return;
+    };
+    let name = base.rsplit('/').next().unwrap_or(base);
+    let mains = compiled_in_paths(Path::new(&daemon), name);
+    assert!(!mains.is_empty(), "{daemon}: no compiled-in {name}");
+    let version = systemd_version();
     let mut agreed = 0;
     let mut disagreements = Vec::new();
-    for (name, files) in SYSTEMD_CASES {
+    for (case, files) in SYSTEMD_CASES {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         let owned: Vec<(String, &str)> = files
@@ -793,21 +843,24 @@ fn systemd_table(kind: &str, base: &str, files_of: impl Fn(&Value) -> Vec<String
         let refs: Vec<(&str, &str)> = owned.iter().map(|(p, t)| (p.as_str(), *t)).collect();
         write_tree(root, &refs);
         std::fs::create_dir_all(root.join("proc")).expect("mkdir");
-        let tool = cat_config(root, base);
+        mark_systemd_version(root, &version);
+        let tool: Vec<String> = cat_config(root, base)
+            .into_iter()
+            .filter(|p| p.contains(".conf.d/") || mains.contains(p))
+            .collect();
         let ours = files_of(&collect(kind, root));
         if ours == tool {
             agreed += 1;
         } else {
             disagreements.push(format!(
-                "{name}: evident {ours:?}, systemd-analyze {tool:?}"
+                "{case}: evident {ours:?}, systemd-analyze + {daemon} {tool:?}"
             ));
         }
     }
     println!(
-        "{kind} ({base}): {} cases run, {agreed} agreed (systemd-analyze cat-config --root)",
+        "{kind} ({base}): {} cases run, {agreed} agreed (systemd-analyze cat-config --root, main files the daemon opens)",
         SYSTEMD_CASES.len()
     );
-    assert!(SYSTEMD_CASES.len() >= 6);
     assert!(disagreements.is_empty(), "{disagreements:#?}");
 }
 
@@ -821,16 +874,22 @@ fn strings(v: &Value) -> Vec<String> {
 
 #[test]
 fn logging_journald_reads_what_systemd_reads() {
-    systemd_table("logging.journald", "systemd/journald.conf", |obs| {
-        strings(&obs["config_files"])
-    });
+    systemd_table(
+        "logging.journald",
+        "systemd/journald.conf",
+        "systemd-journald",
+        |obs| strings(&obs["config_files"]),
+    );
 }
 
 #[test]
 fn logging_time_sync_reads_the_timesyncd_files_systemd_reads() {
-    systemd_table("logging.time_sync", "systemd/timesyncd.conf", |obs| {
-        strings(&obs["timesyncd_config_files"])
-    });
+    systemd_table(
+        "logging.time_sync",
+        "systemd/timesyncd.conf",
+        "systemd-timesyncd",
+        |obs| strings(&obs["timesyncd_config_files"]),
+    );
 }
 
 /// Whether `openssl s_client` completes a handshake offering only `flag` (`-tls1`).
@@ -938,5 +997,214 @@ fn encryption_tls_legacy_acceptance_agrees_with_s_client() {
             "{answers:?}"
         );
     }
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
+
+/// What the real systemd-timesyncd (a copy of the installed binary, `bin`) parses from the
+/// tree: its debug log says each server it adds and removes while reading its
+/// configuration. Run in private mount and network namespaces (no network: it can never
+/// reach a server, so it never touches the clock) with the tree's /etc/systemd, /run,
+/// /usr/lib/systemd and /usr/local/lib bind-mounted over the real ones and a private
+/// /var/lib/systemd; stopped after a second. Returns (system servers, fallback servers).
+fn timesyncd_servers(bin: &Path, root: &Path) -> (Vec<String>, Vec<String>) {
+    for d in ["etc/systemd", "run", "usr/lib/systemd", "usr/local/lib"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    let r = root.display();
+    let script = format!(
+        "mount --bind '{r}/etc/systemd' /etc/systemd && mount --bind '{r}/run' /run && mount --bind '{r}/usr/lib/systemd' /usr/lib/systemd && mount --bind '{r}/usr/local/lib' /usr/local/lib && mount -t tmpfs tmpfs /var/lib/systemd && SYSTEMD_LOG_LEVEL=debug SYSTEMD_LOG_TARGET=console timeout 1 '{}' 2>&1; true",
+        bin.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "-n", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
+    let (mut system, mut fallback) = (Vec::<String>::new(), Vec::<String>::new());
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if line.contains("running as pid") {
+            break;
+        }
+        if let Some(s) = line.strip_prefix("Added new system server ") {
+            system.push(s.trim_end_matches('.').to_string());
+        } else if let Some(s) = line.strip_prefix("Added new fallback server ") {
+            fallback.push(s.trim_end_matches('.').to_string());
+        } else if let Some(s) = line.strip_prefix("Removed server ") {
+            let s = s.trim_end_matches('.');
+            system.retain(|x| x != s);
+            fallback.retain(|x| x != s);
+        }
+    }
+    (system, fallback)
+}
+
+/// timesyncd.conf trees: `NTP=` / `FallbackNTP=` over the main file and drop-ins.
+const TIMESYNCD_CASES: &[Case] = &[
+    ("nothing configured", &[]),
+    (
+        "main file only",
+        &[(
+            "etc/systemd/timesyncd.conf",
+            "[Time]\nNTP=a.example b.example\n",
+        )],
+    ),
+    (
+        "a drop-in adds to the main file's servers",
+        &[
+            ("etc/systemd/timesyncd.conf", "[Time]\nNTP=a.example\n"),
+            (
+                "etc/systemd/timesyncd.conf.d/10-x.conf",
+                "[Time]\nNTP=b.example\n",
+            ),
+        ],
+    ),
+    (
+        "an empty NTP= in a drop-in resets the list",
+        &[
+            (
+                "etc/systemd/timesyncd.conf",
+                "[Time]\nNTP=a.example b.example\n",
+            ),
+            (
+                "etc/systemd/timesyncd.conf.d/10-x.conf",
+                "[Time]\nNTP=\nNTP=c.example\n",
+            ),
+            (
+                "run/systemd/timesyncd.conf.d/20-y.conf",
+                "[Time]\nNTP=d.example\n",
+            ),
+        ],
+    ),
+    (
+        "the /etc main file masks the vendor one's servers",
+        &[
+            (
+                "usr/lib/systemd/timesyncd.conf",
+                "[Time]\nNTP=vendor.example\n",
+            ),
+            ("etc/systemd/timesyncd.conf", "[Time]\n#NTP=\n"),
+        ],
+    ),
+    (
+        "vendor main file used when /etc has none",
+        &[(
+            "usr/lib/systemd/timesyncd.conf",
+            "[Time]\nNTP=vendor.example\n",
+        )],
+    ),
+    (
+        "FallbackNTP only",
+        &[(
+            "etc/systemd/timesyncd.conf",
+            "[Time]\nFallbackNTP=f1.example f2.example\n",
+        )],
+    ),
+    (
+        "an empty FallbackNTP= clears the compiled-in list",
+        &[("etc/systemd/timesyncd.conf", "[Time]\nFallbackNTP=\n")],
+    ),
+    (
+        "a fallback list reset to empty falls back to the compiled-in one",
+        &[
+            (
+                "etc/systemd/timesyncd.conf",
+                "[Time]\nFallbackNTP=f.example\n",
+            ),
+            (
+                "etc/systemd/timesyncd.conf.d/10-x.conf",
+                "[Time]\nFallbackNTP=\n",
+            ),
+        ],
+    ),
+    (
+        "duplicates across files counted once",
+        &[
+            (
+                "etc/systemd/timesyncd.conf",
+                "[Time]\nNTP=a.example b.example\n",
+            ),
+            (
+                "usr/local/lib/systemd/timesyncd.conf.d/50-z.conf",
+                "[Time]\nNTP=b.example a.example c.example\n",
+            ),
+        ],
+    ),
+    (
+        "/etc drop-in masks the same name in /run",
+        &[
+            (
+                "etc/systemd/timesyncd.conf.d/10-x.conf",
+                "[Time]\nNTP=etc.example\n",
+            ),
+            (
+                "run/systemd/timesyncd.conf.d/10-x.conf",
+                "[Time]\nNTP=run.example\n",
+            ),
+        ],
+    ),
+    (
+        "other sections, lowercase keys, comments and continuations",
+        &[(
+            "etc/systemd/timesyncd.conf",
+            "NTP=outside.example\n[Other]\nNTP=other.example\n[Time]\nntp=lower.example\n; NTP=comment.example\nNTP=x.example \\\n  y.example\n",
+        )],
+    ),
+];
+
+#[test]
+fn logging_time_sync_timesyncd_servers_agree_with_systemd_timesyncd() {
+    if !oracle_available("systemd-analyze") {
+        return;
+    }
+    let installed = [
+        "/usr/lib/systemd/systemd-timesyncd",
+        "/lib/systemd/systemd-timesyncd",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists());
+    let Some(installed) = installed else {
+        assert!(!in_ci(), "CI=true but systemd-timesyncd is not installed");
+        eprintln!("SKIPPED: systemd-timesyncd not installed");
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let bin = work.path().join("systemd-timesyncd");
+    std::fs::copy(installed, &bin).expect("copy timesyncd");
+    // The compiled-in fallback list, as the daemon reports it with nothing configured.
+    let empty = tempfile::tempdir().expect("tempdir");
+    let (_, compiled_in) = timesyncd_servers(&bin, empty.path());
+    assert!(
+        !compiled_in.is_empty(),
+        "timesyncd reported no compiled-in fallback servers"
+    );
+    let version = systemd_version();
+    let mut agreed = 0;
+    let mut disagreements = Vec::new();
+    for (name, files) in TIMESYNCD_CASES {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        write_tree(root, files);
+        std::fs::create_dir_all(root.join("proc")).expect("mkdir");
+        mark_systemd_version(root, &version);
+        let obs = collect("logging.time_sync", root);
+        let tool = timesyncd_servers(&bin, root);
+        let t = &obs["timesyncd"];
+        let fallback = if t["fallback_ntp"].is_null() {
+            compiled_in.clone()
+        } else {
+            strings(&t["fallback_ntp"])
+        };
+        let ours = (strings(&t["ntp"]), fallback);
+        if ours == tool {
+            agreed += 1;
+        } else {
+            disagreements.push(format!(
+                "{name}: (NTP, FallbackNTP): evident {ours:?}, systemd-timesyncd {tool:?}"
+            ));
+        }
+    }
+    println!(
+        "logging.time_sync (timesyncd servers): {} cases run, {agreed} agreed (systemd-timesyncd's own parse)",
+        TIMESYNCD_CASES.len()
+    );
     assert!(disagreements.is_empty(), "{disagreements:#?}");
 }

@@ -249,18 +249,7 @@ fn apply_sshd_t(obs: &mut Value) {
         // unknown, so the checks on the effective view cannot pass on the parsed one.
         let message = err["message"].as_str().unwrap_or_default().to_string();
         let reason = format!("sshd -T failed: {message}");
-        if !obs["incomplete"].is_object() {
-            obs["incomplete"] = json!({});
-        }
-        for field in ["effective", "algorithms", "match_overrides"] {
-            let list = &mut obs["incomplete"][field];
-            if !list.is_array() {
-                *list = json!([]);
-            }
-            if let Some(a) = list.as_array_mut() {
-                a.push(Value::from(reason.clone()));
-            }
-        }
+        crate::base::mark_incomplete(obs, &["effective", "algorithms", "match_overrides"], reason);
         if let Some(errors) = obs["errors"].as_array_mut() {
             errors.push(json!({"path": "sshd -T", "kind": err["kind"], "message": message}));
         }
