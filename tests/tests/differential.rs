@@ -500,6 +500,63 @@ fn sudo_answer(json: &Value) -> (Vec<String>, Vec<String>) {
     (nopasswd, all)
 }
 
+/// The Defaults compared: the global value of each (last one wins) and how many
+/// `!authenticate` settings there are, in any scope.
+const SUDO_DEFAULTS: &[&str] = &[
+    "use_pty",
+    "logfile",
+    "log_input",
+    "log_output",
+    "requiretty",
+    "authenticate",
+    "syslog",
+];
+
+/// cvtsudoers' answer: option -> last global value (`true`, `false` or the string), and the
+/// number of `authenticate: false` settings in any scope.
+fn tool_defaults(json: &Value) -> (BTreeMap<String, String>, usize) {
+    let mut global = BTreeMap::new();
+    let mut no_auth = 0;
+    for d in json["Defaults"].as_array().into_iter().flatten() {
+        for o in d["Options"].as_array().into_iter().flatten() {
+            if o["authenticate"] == false {
+                no_auth += 1;
+            }
+            if d.get("Binding").is_some() {
+                continue;
+            }
+            for name in SUDO_DEFAULTS {
+                if let Some(v) = o.get(*name) {
+                    let v = v.as_str().map_or_else(|| v.to_string(), String::from);
+                    global.insert(name.to_string(), v);
+                }
+            }
+        }
+    }
+    (global, no_auth)
+}
+
+/// Evident's answer, from its parsed `defaults` list.
+fn evident_defaults(obs: &Value) -> (BTreeMap<String, String>, usize) {
+    let mut global = BTreeMap::new();
+    let mut no_auth = 0;
+    for d in obs["defaults"].as_array().into_iter().flatten() {
+        let name = d["name"].as_str().unwrap_or_default();
+        if name == "authenticate" && d["enabled"] == false {
+            no_auth += 1;
+        }
+        if d["scope"] != "" || !SUDO_DEFAULTS.contains(&name) {
+            continue;
+        }
+        let v = match d["value"].as_str() {
+            Some(v) if d["enabled"] == true => v.to_string(),
+            _ => d["enabled"].to_string(),
+        };
+        global.insert(name.to_string(), v);
+    }
+    (global, no_auth)
+}
+
 fn principals_of(list: &Value) -> Vec<String> {
     let mut v: Vec<String> = list
         .as_array()
@@ -608,6 +665,40 @@ const SUDO_CASES: &[Case] = &[
             "kate ALL=(ALL NOPASSWD: ALL\nroot ALL=(ALL) ALL\n",
         )],
     ),
+    (
+        "global Defaults, the last one wins",
+        &[(
+            "etc/sudoers",
+            "Defaults use_pty\nDefaults log_output, requiretty\nDefaults logfile=\"/var/log/sudo.log\"\nDefaults !use_pty\nroot ALL=(ALL) ALL\n",
+        )],
+    ),
+    (
+        "scoped Defaults do not change the global ones",
+        &[(
+            "etc/sudoers",
+            "Defaults:alice !authenticate\nDefaults@host1 !log_output\nDefaults>root !requiretty\nDefaults!/bin/ls !use_pty\nDefaults log_output\nroot ALL=(ALL) ALL\n",
+        )],
+    ),
+    (
+        "global !authenticate and !syslog in an included file",
+        &[
+            (
+                "etc/sudoers",
+                "@includedir /etc/sudoers.d\nroot ALL=(ALL) ALL\n",
+            ),
+            (
+                "etc/sudoers.d/10-defaults",
+                "Defaults !authenticate, !syslog, log_input\n",
+            ),
+        ],
+    ),
+    (
+        "Defaults with quoted commas and list operators",
+        &[(
+            "etc/sudoers",
+            "Defaults env_keep += \"HOME, LANG\", logfile = /var/log/sudo-io.log\nDefaults requiretty\nroot ALL=(ALL) ALL\n",
+        )],
+    ),
 ];
 
 #[test]
@@ -649,14 +740,20 @@ fn access_sudoers_agrees_with_visudo_and_cvtsudoers() {
                     (nopasswd, all)
                 ));
             }
+            let (theirs, ours) = (tool_defaults(&json), evident_defaults(&obs));
+            if ours != theirs {
+                ok = false;
+                disagreements.push(format!(
+                    "{name}: Defaults: evident {ours:?}, cvtsudoers {theirs:?}"
+                ));
+            }
         }
         agreed += usize::from(ok);
     }
     println!(
-        "access.sudoers: {} cases run, {agreed} agreed (visudo -c, cvtsudoers -f json)",
+        "access.sudoers: {} cases run, {agreed} agreed (visudo -c, cvtsudoers -f json: grants and Defaults)",
         SUDO_CASES.len()
     );
-    assert!(SUDO_CASES.len() >= 12);
     assert!(disagreements.is_empty(), "{disagreements:#?}");
 }
 
@@ -1333,4 +1430,93 @@ fn logging_time_sync_timesyncd_servers_agree_with_systemd_timesyncd() {
         TIMESYNCD_CASES.len()
     );
     assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
+
+/// `evident collect KIND --root /` in a private mount namespace where `binds` (tree path,
+/// host path) are bind-mounted: the collector's live-host path (commands run) on a crafted
+/// tree. Returns the printed record.
+fn collect_live(kind: &str, root: &Path, binds: &[&str]) -> Value {
+    let mounts: Vec<String> = binds
+        .iter()
+        .map(|b| format!("mount --bind '{}{b}' '{b}'", root.display()))
+        .collect();
+    let script = format!(
+        "{} && exec '{}' collect {kind} --root /",
+        mounts.join(" && "),
+        evident_tests::bin().display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .current_dir(root)
+        .output()
+        .expect("unshare");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "collect {kind} printed no record ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// On a live host, access.sudoers judges sudo's own parse (cvtsudoers) and records where
+/// its parser disagrees; a policy sudo rejects turns the policy checks to error.
+#[test]
+fn access_sudoers_on_a_live_root_judges_sudos_own_parse() {
+    if !oracle_available("cvtsudoers") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("etc/sudoers.d")).expect("mkdir");
+    write_tree(
+        root,
+        &[
+            (
+                "etc/sudoers",
+                "Defaults use_pty\nDefaults logfile=/var/log/sudo.log\nroot ALL=(ALL) ALL\n%admin ALL=(ALL) NOPASSWD: ALL\n@includedir /etc/sudoers.d\n",
+            ),
+            ("etc/sudoers.d/z", "Defaults !use_pty\n"),
+        ],
+    );
+    let rec = collect_live("access.sudoers", root, &["/etc/sudoers", "/etc/sudoers.d"]);
+    let o = &rec["observation"];
+    assert_eq!(o["effective_source"], "cvtsudoers", "{o:#}");
+    assert_eq!(o["global"]["use_pty"], false, "{o:#}");
+    assert_eq!(o["nopasswd_rules"][0]["principals"][0], "%admin");
+    let status = |id: &str| {
+        rec["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["id"] == id)
+            .map(|c| c["status"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(status("access.sudoers.use_pty").as_deref(), Some("fail"));
+    assert_eq!(status("access.sudoers.logging").as_deref(), Some("pass"));
+    // A policy sudo rejects: nothing about it is judged.
+    std::fs::write(
+        root.join("etc/sudoers"),
+        "root ALL=(ALL ALL\nDefaults use_pty\n",
+    )
+    .expect("write");
+    let rec = collect_live("access.sudoers", root, &["/etc/sudoers", "/etc/sudoers.d"]);
+    let o = &rec["observation"];
+    assert!(o["sudo_parse"]["error"].is_string(), "{o:#}");
+    assert!(
+        o["incomplete"]["global"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r.as_str().is_some_and(|r| r.contains("cvtsudoers"))),
+        "{o:#}"
+    );
+    let status = |id: &str| {
+        rec["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["id"] == id)
+            .map(|c| c["status"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(status("access.sudoers.use_pty").as_deref(), Some("error"));
 }
