@@ -1520,3 +1520,163 @@ fn access_sudoers_on_a_live_root_judges_sudos_own_parse() {
     };
     assert_eq!(status("access.sudoers.use_pty").as_deref(), Some("error"));
 }
+
+/// Days since 1970-01-01 of a `chage -l` date (`Apr 11, 1970`).
+fn chage_days(date: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut w = date.split([' ', ',']).filter(|x| !x.is_empty());
+    let month = w.next()?;
+    let m = MONTHS.iter().position(|x| *x == month)? as i64 + 1;
+    let d: i64 = w.next()?.parse().ok()?;
+    let y: i64 = w.next()?.parse().ok()?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// shadow-utils on the tree: the user names `pwck -r -R` calls invalid, and each named
+/// user's account expiry day from `chage -R -l` (`None`: never).
+fn shadow_utils(root: &Path, users: &[&str]) -> (Vec<String>, Vec<Option<i64>>) {
+    let out = Command::new("pwck")
+        .args(["-r", "-R"])
+        .arg(root)
+        .output()
+        .expect("pwck");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let mut invalid: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("invalid user name '"))
+        .filter_map(|l| l.rsplit_once("': ").map(|(n, _)| n.to_string()))
+        .collect();
+    invalid.sort();
+    let expiry = users
+        .iter()
+        .map(|u| {
+            let out = Command::new("chage")
+                .arg("-R")
+                .arg(root)
+                .args(["-l", u])
+                .output()
+                .expect("chage");
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let line = text.lines().find(|l| l.starts_with("Account expires"))?;
+            let v = line.split_once(':')?.1.trim();
+            if v == "never" { None } else { chage_days(v) }
+        })
+        .collect();
+    (invalid, expiry)
+}
+
+/// passwd/shadow trees: (name, passwd, shadow, users whose expiry is compared).
+type AccountCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+const ACCOUNT_CASES: &[AccountCase] = &[
+    (
+        "plain accounts, no expiry",
+        "root:x:0:0:root:/root:/bin/bash\nann:x:1000:1000::/home/ann:/bin/bash\n",
+        "root:!:19000:0:99999:7:::\nann:$6$s$h:19000:0:99999:7:::\n",
+        &["root", "ann"],
+    ),
+    (
+        "expired in the past, expiring in the future",
+        "old:x:1000:1000::/home/old:/bin/bash\nnew:x:1001:1001::/home/new:/bin/bash\n",
+        "old:$6$s$h:19000:0:99999:7::19500:\nnew:$6$s$h:19000:0:99999:7::90000:\n",
+        &["old", "new"],
+    ),
+    (
+        "expiry day 1 and an empty shell",
+        "ann:x:1000:1000::/home/ann:\n",
+        "ann:$6$s$h:19000:0:99999:7::1:\n",
+        &["ann"],
+    ),
+    (
+        "leading and trailing blanks in names",
+        "root:x:0:0:root:/root:/bin/bash\n toor:x:0:0::/root:/bin/sh\ntrail :x:1000:1000::/:/bin/sh\n",
+        "root:!:19000::::::\n toor:$6$s$h:19000::::::\ntrail :*:19000::::::\n",
+        &["root"],
+    ),
+    (
+        "blank, comma, tilde and long names",
+        "a b:x:1000:1000::/:/bin/sh\na,b:x:1001:1001::/:/bin/sh\n~x:x:1002:1002::/:/bin/sh\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb:x:1003:1003::/:/bin/sh\n",
+        "",
+        &[],
+    ),
+    (
+        "names pwck accepts",
+        "Upper:x:1000:1000::/:/bin/sh\n123:x:1001:1001::/:/bin/sh\na.b:x:1002:1002::/:/bin/sh\na$:x:1003:1003::/:/bin/sh\naaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:x:1004:1004::/:/bin/sh\na~b:x:1005:1005::/:/bin/sh\n",
+        "",
+        &[],
+    ),
+];
+
+#[test]
+fn access_accounts_agree_with_pwck_and_chage() {
+    if !oracle_available("pwck") || !oracle_available("chage") {
+        return;
+    }
+    let mut agreed = 0;
+    let mut disagreements = Vec::new();
+    for (name, passwd, shadow, users) in ACCOUNT_CASES {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        write_tree(
+            root,
+            &[
+                ("etc/passwd", passwd),
+                ("etc/shadow", shadow),
+                ("etc/group", "root:x:0:\n"),
+                ("etc/gshadow", "root:*::\n"),
+            ],
+        );
+        let obs = collect("access.accounts", root);
+        let (invalid, expiry) = shadow_utils(root, users);
+        let accounts = obs["accounts"].as_array().cloned().unwrap_or_default();
+        let mut ours_invalid: Vec<String> = accounts
+            .iter()
+            .filter(|a| a["name_valid"] == false)
+            .filter_map(|a| a["name"].as_str().map(String::from))
+            .collect();
+        ours_invalid.sort();
+        let ours_expiry: Vec<Option<i64>> = users
+            .iter()
+            .map(|u| {
+                accounts
+                    .iter()
+                    .find(|a| a["name"] == *u)
+                    .and_then(|a| a["expire_days"].as_i64())
+            })
+            .collect();
+        // An invalid name is reported, so everything derived from the accounts is marked.
+        let marked = obs["incomplete"]
+            .as_object()
+            .is_some_and(|m| m.contains_key("accounts"));
+        let ok = ours_invalid == invalid && ours_expiry == expiry && marked == !invalid.is_empty();
+        if ok {
+            agreed += 1;
+        } else {
+            disagreements.push(format!(
+                "{name}: (invalid names, expiry days, incomplete): evident {:?}, pwck/chage {:?}",
+                (ours_invalid, ours_expiry, marked),
+                (invalid, expiry)
+            ));
+        }
+    }
+    println!(
+        "access.accounts: {} cases run, {agreed} agreed (pwck -r, chage -l)",
+        ACCOUNT_CASES.len()
+    );
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
