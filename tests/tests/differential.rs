@@ -1663,7 +1663,7 @@ fn access_accounts_agree_with_pwck_and_chage() {
         let marked = obs["incomplete"]
             .as_object()
             .is_some_and(|m| m.contains_key("accounts"));
-        let ok = ours_invalid == invalid && ours_expiry == expiry && marked == !invalid.is_empty();
+        let ok = ours_invalid == invalid && ours_expiry == expiry && marked != invalid.is_empty();
         if ok {
             agreed += 1;
         } else {
