@@ -1180,6 +1180,7 @@ fn encryption_tls_legacy_acceptance_agrees_with_s_client() {
         ),
     ];
     let mut agreed = 0;
+    let mut raw_certificates = 0;
     let mut disagreements = Vec::new();
     let mut answers = Vec::new();
     for (name, extra) in cases {
@@ -1200,6 +1201,17 @@ fn encryption_tls_legacy_acceptance_agrees_with_s_client() {
         .expect("collect");
         let legacy = &obs["legacy_protocols"][0];
         let ours = (legacy["TLSv1.0"] == true, legacy["TLSv1.1"] == true);
+        // Every server presents the certificate: it is recorded even where rustls cannot
+        // complete a handshake (TLS 1.0/1.1 only: from the raw Certificate message).
+        let leaf_bits = obs["endpoints"][0]["chain"][0]["key_bits"].as_u64();
+        if leaf_bits != Some(2048) {
+            disagreements.push(format!(
+                "{name}: certificate not recorded ({})",
+                obs["endpoints"][0]
+            ));
+        } else if obs["endpoints"][0]["certificate_source"].is_string() {
+            raw_certificates += 1;
+        }
         if ours == tool {
             agreed += 1;
         } else {
@@ -1209,10 +1221,13 @@ fn encryption_tls_legacy_acceptance_agrees_with_s_client() {
         }
     }
     println!(
-        "encryption.tls (legacy protocols): {} cases run, {agreed} agreed (openssl s_server / s_client)",
+        "encryption.tls (legacy protocols): {} cases run, {agreed} agreed (openssl s_server / s_client; {raw_certificates} certificates read from the raw handshake)",
         cases.len()
     );
-    assert!(cases.len() >= 10);
+    assert!(
+        raw_certificates > 0,
+        "no case exercised the raw Certificate message"
+    );
     // The table holds servers that accept each legacy version and servers that refuse it.
     for pick in [|a: &(bool, bool)| a.0, |a: &(bool, bool)| a.1] {
         assert!(
@@ -1677,6 +1692,197 @@ fn access_accounts_agree_with_pwck_and_chage() {
     println!(
         "access.accounts: {} cases run, {agreed} agreed (pwck -r, chage -l)",
         ACCOUNT_CASES.len()
+    );
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
+
+/// `openssl x509` on a certificate: (key type, key bits, notAfter as Unix time, SANs).
+fn x509_facts(cert: &Path) -> (String, u64, i64, Vec<String>) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .arg("x509")
+            .arg("-in")
+            .arg(cert)
+            .args(["-noout"])
+            .args(args)
+            .output()
+            .expect("openssl x509");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let text = run(&["-text"]);
+    let alg = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Public Key Algorithm: "))
+        .unwrap_or_default()
+        .to_string();
+    let key_type = match alg.as_str() {
+        "rsaEncryption" => "rsa",
+        "id-ecPublicKey" => "ec",
+        "ED25519" => "ed25519",
+        "ED448" => "ed448",
+        _ => "unknown",
+    }
+    .to_string();
+    let bits = text
+        .lines()
+        .find_map(|l| {
+            let l = l.trim();
+            l.strip_prefix("Public-Key: (")
+                .or_else(|| l.strip_prefix("RSA Public-Key: ("))
+        })
+        .and_then(|r| r.split(' ').next())
+        .and_then(|b| b.parse().ok())
+        // openssl prints no size for Ed25519 / Ed448 keys: their sizes are fixed.
+        .unwrap_or(match key_type.as_str() {
+            "ed25519" => 256,
+            "ed448" => 456,
+            _ => 0,
+        });
+    let end = run(&["-enddate"]);
+    let end = end
+        .trim()
+        .strip_prefix("notAfter=")
+        .unwrap_or_default()
+        .to_string();
+    let unix = Command::new("date")
+        .args(["-u", "-d", &end, "+%s"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0);
+    let san = run(&["-ext", "subjectAltName"]);
+    let sans = san
+        .lines()
+        .skip(1)
+        .flat_map(|l| l.split(", "))
+        .map(|s| s.trim().replace("IP Address:", "IP:"))
+        .filter(|s| !s.is_empty())
+        .collect();
+    (key_type, bits, unix, sans)
+}
+
+#[test]
+fn encryption_tls_certificates_agree_with_openssl_x509() {
+    if !oracle_available("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // (name, key algorithm options for `openssl req -newkey`, days, subjectAltName)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "RSA 1024 (rustls refuses it)",
+            "rsa:1024",
+            "30",
+            "DNS:localhost",
+        ),
+        (
+            "RSA 2048",
+            "rsa:2048",
+            "365",
+            "DNS:localhost,DNS:www.example.com",
+        ),
+        ("RSA 3072", "rsa:3072", "90", "DNS:localhost,IP:127.0.0.1"),
+        (
+            "RSA 4096, long validity",
+            "rsa:4096",
+            "3650",
+            "DNS:localhost",
+        ),
+        (
+            "RSA 1536",
+            "rsa:1536",
+            "10",
+            "DNS:a.example,DNS:b.example,DNS:c.example",
+        ),
+        ("EC P-256", "ec:P-256", "365", "DNS:localhost"),
+        ("EC P-384", "ec:P-384", "1", "IP:127.0.0.1,DNS:localhost"),
+        ("EC P-521", "ec:P-521", "400", "DNS:localhost"),
+        ("Ed25519", "ed25519", "30", "DNS:localhost"),
+        ("no subjectAltName", "rsa:2048", "30", ""),
+    ];
+    let mut agreed = 0;
+    let mut refused = 0;
+    let mut disagreements = Vec::new();
+    for (i, (name, alg, days, san)) in cases.iter().enumerate() {
+        let (key, crt) = (
+            dir.path().join(format!("{i}.key")),
+            dir.path().join(format!("{i}.pem")),
+        );
+        let mut newkey: Vec<String> = Vec::new();
+        match alg.split_once(':') {
+            Some(("ec", curve)) => newkey.extend([
+                "-newkey".into(),
+                "ec".into(),
+                "-pkeyopt".into(),
+                format!("ec_paramgen_curve:{curve}"),
+            ]),
+            _ => newkey.extend(["-newkey".into(), alg.to_string()]),
+        }
+        let mut cmd = Command::new("openssl");
+        cmd.args([
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            days,
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(&newkey)
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt);
+        if !san.is_empty() {
+            cmd.args(["-addext", &format!("subjectAltName={san}")]);
+        }
+        let st = cmd.output().expect("openssl req");
+        assert!(
+            st.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let tool = x509_facts(&crt);
+        let server = evident_tests::services::tls_server(
+            Path::new("openssl"),
+            &crt,
+            &key,
+            &["-cipher", "DEFAULT@SECLEVEL=0"],
+        );
+        let root = tempfile::tempdir().expect("tempdir");
+        let obs = collect_with(
+            "encryption.tls",
+            root.path(),
+            &format!(
+                "endpoints = [\"127.0.0.1:{}\"]\ncert_files = []\ntimeout_ms = 3000\nprobe_legacy = false\n",
+                server.port
+            ),
+            1 << 20,
+        )
+        .expect("collect");
+        let leaf = &obs["endpoints"][0]["chain"][0];
+        let ours = (
+            leaf["key_type"].as_str().unwrap_or_default().to_string(),
+            leaf["key_bits"].as_u64().unwrap_or_default(),
+            leaf["not_after_unix"].as_i64().unwrap_or_default(),
+            strings(&leaf["sans"]),
+        );
+        let recorded = obs["certificates"].as_array().map_or(0, Vec::len) == 1;
+        if ours == tool && recorded {
+            agreed += 1;
+            if !obs["endpoints"][0]["error"].is_null() {
+                refused += 1;
+            }
+        } else {
+            disagreements.push(format!(
+                "{name}: (type, bits, notAfter, SANs): evident {ours:?} (in certificates: {recorded}; {}), openssl x509 {tool:?}",
+                obs["endpoints"][0]["error"]
+            ));
+        }
+    }
+    println!(
+        "encryption.tls (certificates): {} cases run, {agreed} agreed (openssl x509; {refused} recorded from a handshake rustls refused)",
+        cases.len()
     );
     assert!(disagreements.is_empty(), "{disagreements:#?}");
 }
