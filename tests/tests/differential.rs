@@ -7,6 +7,10 @@
 //! (so absolute and relative `Include`s resolve as on a real host) and /run is a private
 //! tmpfs; the machine's own /etc is never touched.
 //!
+//! Likewise visudo/cvtsudoers (access.sudoers), pwck/chage (access.accounts),
+//! systemd-analyze and the systemd daemons themselves (journald, timesyncd), openssl
+//! s_server/s_client/x509 (encryption.tls); see docs/fidelity.md.
+//!
 //! Each table prints `<collector>: N cases run, M agreed`; any disagreement fails the test
 //! with the case, the field, Evident's answer and the tool's.
 
