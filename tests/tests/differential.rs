@@ -1455,10 +1455,12 @@ fn logging_time_sync_timesyncd_servers_agree_with_systemd_timesyncd() {
 /// host path) are bind-mounted: the collector's live-host path (commands run) on a crafted
 /// tree. Returns the printed record.
 fn collect_live(kind: &str, root: &Path, binds: &[&str]) -> Value {
-    let mounts: Vec<String> = binds
+    let mut mounts: Vec<String> = binds
         .iter()
         .map(|b| format!("mount --bind '{}{b}' '{b}'", root.display()))
         .collect();
+    // sshd -T needs its privilege separation directory.
+    mounts.push("mount -t tmpfs tmpfs /run && mkdir /run/sshd".into());
     let script = format!(
         "{} && exec '{}' collect {kind} --root /",
         mounts.join(" && "),
@@ -1889,4 +1891,59 @@ fn encryption_tls_certificates_agree_with_openssl_x509() {
         cases.len()
     );
     assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
+
+/// On a live host, access.ssh judges sshd's own views: `sshd -T` globally and `sshd -T -C`
+/// for each Match block, so keyboard-interactive with PAM in a Match block fails.
+#[test]
+fn access_ssh_on_a_live_root_judges_sshd_t_and_c() {
+    if !oracle_available("sshd") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write_tree(
+        root,
+        &[(
+            "etc/ssh/sshd_config",
+            "HostKey /etc/ssh/hk\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM yes\nPermitRootLogin no\nMatch User deploy\n  KbdInteractiveAuthentication yes\n",
+        )],
+    );
+    let kg = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(root.join("etc/ssh/hk"))
+        .status()
+        .expect("ssh-keygen");
+    assert!(kg.success());
+    let rec = collect_live("access.ssh", root, &["/etc/ssh"]);
+    let o = &rec["observation"];
+    assert_eq!(o["effective_source"], "sshd -T", "{o:#}");
+    assert_eq!(o["algorithms"]["algorithms_source"], "sshd -T", "{o:#}");
+    let v = &o["match_views"][0];
+    assert_eq!(v["source"], "sshd -C", "{v:#}");
+    assert_eq!(
+        v["effective"]["kbdinteractiveauthentication"], "yes",
+        "{v:#}"
+    );
+    let status = |id: &str| {
+        rec["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["id"] == id)
+            .map(|c| c["status"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(
+        status("access.ssh.no_password_auth").as_deref(),
+        Some("fail")
+    );
+    assert_eq!(
+        status("access.ssh.no_root_password_login").as_deref(),
+        Some("pass")
+    );
+    // Judged on sshd's own lists, not on an assumption.
+    assert_eq!(
+        status("access.ssh.strong_algorithms").as_deref(),
+        Some("fail")
+    );
 }
