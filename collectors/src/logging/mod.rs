@@ -58,15 +58,59 @@ pub(crate) fn newest_mtime(
     newest
 }
 
+/// The systemd version of the observed host, from the name of its shared library
+/// (`libsystemd-shared-252.so`); `None` when not found.
+pub(crate) fn systemd_version(ctx: &Context) -> Option<u32> {
+    const PATTERNS: [&str; 4] = [
+        "/usr/lib/*/systemd/libsystemd-shared-*.so",
+        "/usr/lib/systemd/libsystemd-shared-*.so",
+        "/usr/lib64/systemd/libsystemd-shared-*.so",
+        "/lib/systemd/libsystemd-shared-*.so",
+    ];
+    PATTERNS.iter().find_map(|p| {
+        crate::read::host_glob(ctx, p, 64)
+            .ok()?
+            .iter()
+            .filter_map(|f| {
+                f.rsplit_once("libsystemd-shared-")?
+                    .1
+                    .strip_suffix(".so")?
+                    .split(['.', '-', '~'])
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .max()
+    })
+}
+
+/// The first systemd version assumed to read a main file from /run, /usr/local/lib and
+/// /usr/lib too (its manual's "first found" rule). Up to 252 (checked here against the
+/// daemons: they open `/etc/systemd/<name>` only) the main file is in /etc or nowhere.
+const VENDOR_MAIN_FILE_SINCE: u32 = 256;
+
 /// The files systemd reads for one of its own configuration files (`systemd/journald.conf`),
-/// in the order it applies them, as `systemd-analyze cat-config` lists them: the main file
-/// from the first of /etc, /run, /usr/local/lib, /usr/lib that has it (the others are
-/// ignored), then the `*.conf` drop-ins of `<name>.d/` in all four, sorted by file name, a
-/// name in a higher directory (/etc first) masking the same name in the lower ones.
-pub(crate) fn systemd_config_files(ctx: &Context, name: &str) -> Vec<String> {
+/// in the order it applies them: the main file, then the `*.conf` drop-ins of `<name>.d/` in
+/// /etc, /run, /usr/local/lib and /usr/lib, sorted by file name, a name in a higher
+/// directory (/etc first) masking the same name in the lower ones. The main file is
+/// `/etc/<name>` for systemd up to 255 (`version`; journald and timesyncd 252 open no other),
+/// and from 256 on, or when the version is unknown, the first of /etc, /run,
+/// /usr/local/lib, /usr/lib that has it (as `systemd-analyze cat-config` lists them).
+/// A drop-in that is a symlink to /dev/null masks the same name and is not read; a drop-in
+/// directory that cannot be listed is recorded in `errors`.
+pub(crate) fn systemd_config_files(
+    ctx: &Context,
+    name: &str,
+    version: Option<u32>,
+    errors: &mut Errors,
+) -> Vec<String> {
     const DIRS: [&str; 4] = ["/etc", "/run", "/usr/local/lib", "/usr/lib"];
+    let mains: &[&str] = match version {
+        Some(v) if v < VENDOR_MAIN_FILE_SINCE => &DIRS[..1],
+        _ => &DIRS,
+    };
     let mut files = Vec::new();
-    if let Some(main) = DIRS
+    if let Some(main) = mains
         .iter()
         .map(|d| format!("{d}/{name}"))
         .find(|p| matches!(crate::read::host_file(ctx, p), Ok(Some(f)) if f.is_file()))
@@ -74,14 +118,30 @@ pub(crate) fn systemd_config_files(ctx: &Context, name: &str) -> Vec<String> {
         files.push(main);
     }
     let mut dropins: std::collections::BTreeMap<String, String> = Default::default();
-    for dir in DIRS.iter().rev() {
+    for dir in DIRS {
         let d = format!("{dir}/{name}.d");
-        if let Ok(Some((names, _))) = crate::read::host_dir(ctx, &d, 1000) {
-            for n in names.into_iter().filter(|n| n.ends_with(".conf")) {
-                dropins.insert(n.clone(), format!("{d}/{n}"));
+        match crate::read::host_dir(ctx, &d, 1000) {
+            Ok(Some((names, truncated))) => {
+                if truncated {
+                    errors.note(&d, "too_large", "more than 1000 entries: the rest not read");
+                }
+                for n in names.into_iter().filter(|n| n.ends_with(".conf")) {
+                    dropins
+                        .entry(n.clone())
+                        .or_insert_with(|| format!("{d}/{n}"));
+                }
             }
+            Ok(None) => {}
+            Err(e) => errors.push(&d, &e),
         }
     }
-    files.extend(dropins.into_values());
+    files.extend(dropins.into_values().filter(|p| !masked(ctx, p)));
     files
+}
+
+/// Whether a systemd drop-in is masked: a symlink to /dev/null (or another device).
+fn masked(ctx: &Context, path: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    matches!(crate::read::host_file(ctx, path), Ok(Some(p))
+        if std::fs::metadata(&p).is_ok_and(|m| m.file_type().is_char_device()))
 }

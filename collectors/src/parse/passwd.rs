@@ -82,7 +82,26 @@ fn field_status(field: &str) -> &'static str {
     }
 }
 
-/// Parses `/etc/passwd`. NIS `+`/`-` lines are skipped.
+/// Why a user name is invalid, as Debian's `pwck` judges it (checked against `pwck -r`
+/// here): empty, longer than 32 bytes, holding a blank or a comma, or starting with `~`.
+pub fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("invalid user name (empty)")
+    } else if name.len() > 32 {
+        Some("invalid user name (longer than 32 bytes)")
+    } else if name.chars().any(|c| c.is_whitespace()) {
+        Some("invalid user name (blanks in it, e.g. leading)")
+    } else if name.contains(',') {
+        Some("invalid user name (a comma in it)")
+    } else if name.starts_with('~') {
+        Some("invalid user name (starts with ~)")
+    } else {
+        None
+    }
+}
+
+/// Parses `/etc/passwd`. NIS `+`/`-` lines are skipped. An account with an invalid name
+/// ([`name_problem`]) is kept and its line reported as bad.
 pub fn passwd(text: &str) -> (Vec<User>, Vec<BadLine>) {
     let mut users = Vec::new();
     let mut bad = Vec::new();
@@ -105,6 +124,10 @@ pub fn passwd(text: &str) -> (Vec<User>, Vec<BadLine>) {
             });
             continue;
         };
+        if let Some(reason) = name_problem(f[0]) {
+            // Kept (it is an account the system may still use) and reported, as pwck does.
+            bad.push(BadLine { line: n, reason });
+        }
         users.push(User {
             name: f[0].to_string(),
             uid,
@@ -308,7 +331,9 @@ svc:!!:19000::::::
     #[test]
     fn empty_shell_is_bin_sh_and_names_keep_their_blanks() {
         let (u, bad) = passwd("svc:x:998:998::/srv:\n root:x:0:0::/root:/bin/bash\n");
-        assert!(bad.is_empty());
+        // Kept, and reported as pwck does (the input is then incomplete).
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].line, 2);
         assert_eq!(u[0].shell, "/bin/sh");
         // " root" is not root: the uid-0 check must see the name as written.
         assert_eq!(u[1].name, " root");

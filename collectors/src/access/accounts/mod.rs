@@ -4,7 +4,8 @@
 //! `/etc/login.defs`.
 //! Records: every account (name, uid, gid, home, shell, whether the shell allows login,
 //! admin-group membership) with its shadow metadata (password `set` / `empty` / `locked` /
-//! `no_login`, hash scheme name, last change, min/max/warn/inactive days, expiry), the uid-0
+//! `no_login`, hash scheme name, last change, min/max/warn/inactive days, expiry and whether
+//! the account is expired, whether its name is valid as pwck judges it), the uid-0
 //! accounts, duplicate uids and names, members of the admin groups, the login.defs password
 //! policy, and the configured thresholds under `policy` (for the checks).
 //! Evidences: ISO27001:2022 A.5.15 (access control), A.5.16 (identity management), A.5.17
@@ -190,6 +191,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         .map(|s| (s.name.as_str(), s))
         .collect();
 
+    let today = crate::util::now().div_euclid(86_400);
     let accounts: Vec<Value> = users
         .iter()
         .map(|u| {
@@ -225,6 +227,9 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
                 "warn_days": s.and_then(|s| s.warn_days),
                 "inactive_days": s.and_then(|s| s.inactive_days),
                 "expire_days": s.and_then(|s| s.expire_days),
+                // pam_unix refuses the account from its expiry day on (0 included).
+                "expired": s.and_then(|s| s.expire_days).is_some_and(|d| d >= 0 && today >= d),
+                "name_valid": passwd::name_problem(&u.name).is_none(),
             });
             // Unknown (shadow unreadable): no key at all, so a check reading it is an
             // `error`, never a silent pass.

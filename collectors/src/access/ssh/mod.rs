@@ -4,10 +4,14 @@
 //! wins, `Match` blocks recorded apart), the host public keys (`/etc/ssh/ssh_host_*_key.pub`),
 //! and the `authorized_keys` files of every account in `/etc/passwd` (per
 //! `AuthorizedKeysFile`). When the host root is `/` and `sshd` exists, `sshd -T` (bounded by a
-//! timeout) is recorded too.
+//! timeout) is recorded too and replaces the parsed view, and `sshd -T -C <connection>` gives
+//! the effective view for a connection each `Match` block is written for (at most 16).
+//! Without `sshd -T`, an unset or `+`/`-`/`^` Ciphers/MACs/KexAlgorithms list is OpenSSH
+//! 9.2's compiled-in one, recorded as `algorithms_source: "assumed-default-9.2"` and marked
+//! incomplete (the algorithm check is then an error naming the assumption).
 //! Records: the parsed global settings, the effective values of the authentication keywords
 //! (OpenSSH defaults filled in), configured Ciphers/MACs/KexAlgorithms/HostKeyAlgorithms,
-//! Match blocks, host keys and authorized keys as type, size and SHA256 fingerprint, key
+//! Match blocks and their effective views (`match_views`), host keys and authorized keys as type, size and SHA256 fingerprint, key
 //! option names, and the thresholds under `policy`.
 //! Evidences: ISO27001:2022 A.8.5 (secure authentication), A.5.17 (authentication
 //! information), A.8.2 (privileged access rights), A.8.21 (security of network services),
@@ -17,6 +21,7 @@
 //! may hold a secret), comments in sshd_config.
 
 mod authorized_keys;
+mod match_views;
 mod sshd_config;
 
 use crate::util::{Errors, blocking};
@@ -151,15 +156,85 @@ impl Collector for Ssh {
             let mut obs = blocking(move || observe(&ctx2, &config)).await?;
             if self.config.sshd_t && crate::util::commands_allowed(ctx) && obs["installed"] == true
             {
-                obs["sshd_t"] = sshd_t(ctx, &self.config.config_path).await;
+                let mut t = sshd_t(ctx, &self.config.config_path, None).await;
+                // sshd -T cannot show a configuration that tests LocalPort/LocalAddress
+                // without a connection: then one that no usual pattern names.
+                if t["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("not in connection test specification"))
+                {
+                    t = sshd_t(ctx, &self.config.config_path, Some(NEUTRAL_CONNECTION)).await;
+                    t["connection"] = json!(NEUTRAL_CONNECTION);
+                }
+                obs["sshd_t"] = t;
                 apply_sshd_t(&mut obs);
+                if obs["sshd_t"]["settings"].is_object() {
+                    sshd_c(ctx, &self.config.config_path, &mut obs).await;
+                }
             }
             Ok(obs)
         })
     }
 }
 
-async fn sshd_t(ctx: &Context, config_path: &str) -> Value {
+/// The connection `sshd -T -C` is given for the global view when the configuration tests
+/// the local address or port (documentation addresses, an unusual port).
+const NEUTRAL_CONNECTION: &str =
+    "user=evident-probe,host=probe.example,addr=192.0.2.1,laddr=192.0.2.2,lport=65535";
+
+/// Match views evaluated with `sshd -T -C`, at most (each run costs about 10 ms of CPU).
+const MAX_SSHD_C: usize = 16;
+
+/// Replaces the parsed view of each Match block that has a connection spec with what
+/// `sshd -T -C <spec>` says; a failed run marks `match_views` incomplete.
+async fn sshd_c(ctx: &Context, config_path: &str, obs: &mut Value) {
+    let specs: Vec<(usize, String)> = obs["match_views"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, v)| v["connection"].as_str().map(|c| (i, c.to_string())))
+        .collect();
+    for (n, (i, spec)) in specs.into_iter().enumerate() {
+        if n >= MAX_SSHD_C {
+            crate::base::mark_incomplete(
+                obs,
+                &["match_views"],
+                format!("more than {MAX_SSHD_C} Match blocks: the rest not evaluated by sshd -C"),
+            );
+            break;
+        }
+        let out = sshd_t(ctx, config_path, Some(&spec)).await;
+        let view = &mut obs["match_views"][i];
+        match out["settings"].as_object() {
+            Some(t) => {
+                if let Some(eff) = view["effective"].as_object_mut() {
+                    for (k, v) in eff.iter_mut() {
+                        if let Some(tv) = t.get(k) {
+                            *v = tv.clone();
+                        }
+                    }
+                }
+                view["source"] = json!("sshd -C");
+                view["assumes"] = Value::Null;
+            }
+            None => {
+                let why = out["error"]["message"]
+                    .as_str()
+                    .unwrap_or("no output")
+                    .to_string();
+                view["sshd_c_error"] = json!(why);
+                crate::base::mark_incomplete(
+                    obs,
+                    &["match_views"],
+                    format!("sshd -T -C {spec} failed: {why}"),
+                );
+            }
+        }
+    }
+}
+
+async fn sshd_t(ctx: &Context, config_path: &str, connection: Option<&str>) -> Value {
     let Some(sshd) =
         crate::util::has_program(ctx, &["/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd"])
     else {
@@ -167,7 +242,11 @@ async fn sshd_t(ctx: &Context, config_path: &str) -> Value {
     };
     let limit = Duration::from_secs(5).min(ctx.timeout);
     // The same file the parser read (sshd's own default otherwise).
-    match crate::util::run(&[&sshd, "-T", "-f", config_path], limit, 256 * 1024).await {
+    let mut argv = vec![sshd.as_str(), "-T", "-f", config_path];
+    if let Some(c) = connection {
+        argv.extend(["-C", c]);
+    }
+    match crate::util::run(&argv, limit, 256 * 1024).await {
         Ok(out) => {
             let mut settings = Map::new();
             for line in out.lines() {
@@ -249,18 +328,11 @@ fn apply_sshd_t(obs: &mut Value) {
         // unknown, so the checks on the effective view cannot pass on the parsed one.
         let message = err["message"].as_str().unwrap_or_default().to_string();
         let reason = format!("sshd -T failed: {message}");
-        if !obs["incomplete"].is_object() {
-            obs["incomplete"] = json!({});
-        }
-        for field in ["effective", "algorithms", "match_overrides"] {
-            let list = &mut obs["incomplete"][field];
-            if !list.is_array() {
-                *list = json!([]);
-            }
-            if let Some(a) = list.as_array_mut() {
-                a.push(Value::from(reason.clone()));
-            }
-        }
+        crate::base::mark_incomplete(
+            obs,
+            &["effective", "algorithms", "match_overrides", "match_views"],
+            reason,
+        );
         if let Some(errors) = obs["errors"].as_array_mut() {
             errors.push(json!({"path": "sshd -T", "kind": err["kind"], "message": message}));
         }
@@ -272,8 +344,9 @@ fn apply_sshd_t(obs: &mut Value) {
     let mut differences = Vec::new();
     if let Some(eff) = obs["effective"].as_object_mut() {
         for (k, v) in eff.iter_mut() {
+            // sshd -T prints every value in its canonical spelling (paths as written).
             if let Some(tv) = t.get(k).and_then(Value::as_str) {
-                let tv = tv.to_ascii_lowercase();
+                let tv = tv.to_string();
                 if v.as_str() != Some(tv.as_str()) {
                     differences.push(json!({"keyword": k, "parsed": v.clone(), "sshd_t": tv}));
                     *v = Value::from(tv);
@@ -294,7 +367,27 @@ fn apply_sshd_t(obs: &mut Value) {
         }
     }
     obs["effective_source"] = json!("sshd -T");
+    obs["algorithms"]["algorithms_source"] = json!("sshd -T");
+    crate::base::unmark_incomplete(obs, &["algorithms"], ASSUMED);
     obs["differences"] = Value::Array(differences);
+}
+
+/// The reason the algorithm lists are incomplete without `sshd -T`.
+const ASSUMED: &str = "assumed-default-9.2";
+
+/// Whether a keyword's value is a case-insensitive word (`yes`, `prohibit-password`), so
+/// its effective spelling is lowercase; the others (paths) are kept as written.
+fn case_insensitive(keyword: &str) -> bool {
+    keyword != "authorizedkeysfile"
+}
+
+/// A value in its effective spelling.
+fn normalize(keyword: &str, value: &str) -> String {
+    if case_insensitive(keyword) {
+        value.to_ascii_lowercase()
+    } else {
+        value.to_string()
+    }
 }
 
 /// OpenSSH's defaults for the keywords the checks read (portable OpenSSH 9).
@@ -359,16 +452,33 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "effective",
             "algorithms",
             "authorized_keys",
+            "match_views",
         ],
     );
     let mut effective = Map::new();
     for (k, v) in DEFAULTS {
         let value = match parsed.settings.get(*k) {
-            Some(Value::String(s)) => s.to_ascii_lowercase(),
+            Some(Value::String(s)) => normalize(k, s),
             Some(other) => other.to_string(),
             None => v.to_string(),
         };
         effective.insert(k.to_string(), Value::from(value));
+    }
+    // `Match All` blocks apply to every connection: their settings override the global
+    // ones (the first such block setting a keyword wins), as in `sshd -T`.
+    let mut from_all = std::collections::BTreeSet::new();
+    for m in parsed
+        .matches
+        .iter()
+        .filter(|m| match_views::always(&m.criteria))
+    {
+        for (k, v) in effective.iter_mut() {
+            if let Some(args) = m.args.get(k)
+                && from_all.insert(k.clone())
+            {
+                *v = Value::from(normalize(k, &args.join(" ")));
+            }
+        }
     }
     // Match blocks that change an authentication keyword for some connections.
     let mut match_overrides = Vec::new();
@@ -377,7 +487,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             if DEFAULTS.iter().any(|(d, _)| d == k) && k != "authorizedkeysfile" {
                 let value = v
                     .as_str()
-                    .map_or_else(|| v.to_string(), str::to_ascii_lowercase);
+                    .map_or_else(|| v.to_string(), |s| normalize(k, s));
                 match_overrides.push(
                     json!({"criteria": m.criteria, "at": m.at, "keyword": k, "value": value}),
                 );
@@ -385,6 +495,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         }
     }
     let mut algorithms = Map::new();
+    let mut assumed = Vec::new();
     for k in [
         "ciphers",
         "macs",
@@ -398,10 +509,82 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             Some((_, default)) => sshd::effective_algorithms(configured, default),
             None => list,
         };
+        // Unset or changed with +/-/^: what sshd offers rests on its compiled-in list,
+        // known here only for OpenSSH 9.2; sshd -T (live host) replaces the assumption.
+        if DEFAULT_ALGORITHMS.iter().any(|(d, _)| *d == k)
+            && (configured.is_none() || modifier.is_some())
+        {
+            assumed.push(k);
+        }
         algorithms.insert(k.to_string(), json!(list));
         algorithms.insert(format!("{k}_configured"), json!(configured));
         algorithms.insert(format!("{k}_modifier"), json!(modifier.map(String::from)));
     }
+    algorithms.insert(
+        "algorithms_source".into(),
+        json!(if assumed.is_empty() {
+            "configured"
+        } else {
+            ASSUMED
+        }),
+    );
+    if !assumed.is_empty() {
+        errors.mark(
+            &["algorithms"],
+            format!(
+                "{ASSUMED}: {} not set or changed with +/-/^, so OpenSSH 9.2's compiled-in list is assumed (sshd -T not run)",
+                assumed.join(", ")
+            ),
+        );
+    }
+
+    // The effective view for the connections each Match block is written for.
+    let group_text = crate::read::host_text(ctx, "/etc/group").ok().flatten();
+    let passwd_text = crate::read::host_text(ctx, "/etc/passwd").ok().flatten();
+    let group_member = |g: &str| -> Option<String> {
+        let (groups, _) = crate::parse::passwd::group(group_text.as_deref()?);
+        let group = groups.iter().find(|x| x.name == g)?;
+        if let Some(m) = group.members.first() {
+            return Some(m.clone());
+        }
+        let (users, _) = crate::parse::passwd::passwd(passwd_text.as_deref()?);
+        users
+            .into_iter()
+            .find(|u| u.gid == group.gid)
+            .map(|u| u.name)
+    };
+    let groups_of = |user: &str| -> Vec<String> {
+        let Some(gt) = group_text.as_deref() else {
+            return Vec::new();
+        };
+        let (groups, _) = crate::parse::passwd::group(gt);
+        let primary = passwd_text.as_deref().and_then(|pt| {
+            let (users, _) = crate::parse::passwd::passwd(pt);
+            users.into_iter().find(|u| u.name == user).map(|u| u.gid)
+        });
+        groups
+            .into_iter()
+            .filter(|g| g.members.iter().any(|m| m == user) || Some(g.gid) == primary)
+            .map(|g| g.name)
+            .collect()
+    };
+    let match_views: Vec<Value> = (0..parsed.matches.len())
+        .map(|i| {
+            let spec = parsed
+                .matches
+                .get(i)
+                .map(|m| match_views::connection_spec(&m.criteria, &group_member))
+                .unwrap_or_else(|| Err(String::new()));
+            match_views::view(
+                &effective,
+                &parsed.matches,
+                i,
+                &spec,
+                &groups_of,
+                &normalize,
+            )
+        })
+        .collect();
 
     // Host public keys.
     let mark = errors.len();
@@ -433,20 +616,25 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     // authorized_keys of every account.
     let mark = errors.len();
     let mut authorized = Vec::new();
-    let akf = effective
+    let akf: Vec<String> = parsed
+        .args
         .get("authorizedkeysfile")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let akf = parsed
-        .settings
-        .get("authorizedkeysfile")
-        .and_then(Value::as_str)
-        .map(String::from)
-        .unwrap_or(akf);
+        .cloned()
+        .unwrap_or_else(|| {
+            sshd::words(
+                DEFAULTS
+                    .iter()
+                    .find(|(k, _)| *k == "authorizedkeysfile")
+                    .map_or("", |(_, v)| v),
+            )
+        });
     match crate::read::host_text(ctx, "/etc/passwd") {
         Ok(Some(text)) => {
-            let (users, _) = crate::parse::passwd::passwd(&text);
+            let (users, bad) = crate::parse::passwd::passwd(&text);
+            // A passwd line not understood may be an account whose keys are not read.
+            for b in bad {
+                errors.note(&format!("/etc/passwd:{}", b.line), "invalid", b.reason);
+            }
             if users.len() > config.max_accounts {
                 errors.note(
                     "/etc/passwd",
@@ -459,7 +647,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             }
             let mut seen = std::collections::BTreeSet::new();
             for u in users.iter().take(config.max_accounts) {
-                for pattern in sshd::words(&akf) {
+                for pattern in &akf {
                     if pattern.eq_ignore_ascii_case("none") {
                         continue;
                     }
@@ -517,6 +705,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "settings": parsed.settings,
         "matches": parsed.matches,
         "match_overrides": match_overrides,
+        "match_views": match_views,
         "effective": effective,
         "algorithms": algorithms,
         "host_keys": host_keys,

@@ -45,6 +45,9 @@ pub struct MatchBlock {
     pub at: String,
     /// Its settings (first value wins inside the block).
     pub settings: BTreeMap<String, Value>,
+    /// The words of each of its settings, as [`Config::args`].
+    #[serde(skip)]
+    pub args: BTreeMap<String, Vec<String>>,
 }
 
 /// The parsed configuration.
@@ -52,8 +55,12 @@ pub struct MatchBlock {
 pub struct Config {
     /// Files read, in order.
     pub files: Vec<String>,
-    /// Global settings: lowercase keyword -> string (or array for accumulating keywords).
+    /// Global settings: lowercase keyword -> string (its words joined by a blank, as
+    /// `sshd -T` prints them; an array for accumulating keywords).
     pub settings: BTreeMap<String, Value>,
+    /// The words of each global setting as sshd splits them (quotes removed, a quoted
+    /// value with blanks one word): `AuthorizedKeysFile "/a b" x` is `["/a b", "x"]`.
+    pub args: BTreeMap<String, Vec<String>>,
     /// Match blocks in order.
     pub matches: Vec<MatchBlock>,
     /// Problems (missing includes, loops, unreadable files, lines not understood).
@@ -79,77 +86,98 @@ pub fn parse(main: &str, loader: &mut dyn Loader) -> Config {
     cfg
 }
 
-fn strip_comment(line: &str) -> &str {
-    let mut in_quote = false;
-    let mut prev_ws = true;
-    for (i, c) in line.char_indices() {
-        if c == '"' {
-            in_quote = !in_quote;
-        }
-        if c == '#' && !in_quote && prev_ws {
-            return &line[..i];
-        }
-        prev_ws = c.is_whitespace();
+/// Splits `Keyword value...` or `Keyword=value...` as sshd does: the keyword ends at a
+/// blank or `=`, the rest is split by [`argv_split`]. `Ok(None)` for a blank or comment line;
+/// `Err` for quotes sshd rejects ("invalid quotes": sshd refuses the whole configuration).
+pub fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, &'static str> {
+    // sshd strips trailing blanks (and form feeds) and skips leading ones.
+    let line = line.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\x0c');
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
     }
-    line
-}
-
-/// Splits `Keyword value` or `Keyword=value`.
-pub fn split_line(line: &str) -> Option<(String, String)> {
-    let line = strip_comment(line).trim();
-    if line.is_empty() {
-        return None;
-    }
-    let end = line
-        .find(|c: char| c.is_whitespace() || c == '=')
-        .unwrap_or(line.len());
+    let end = line.find([' ', '\t', '=']).unwrap_or(line.len());
     let key = &line[..end];
-    let mut rest = line[end..].trim_start();
+    let mut rest = line[end..].trim_start_matches([' ', '\t']);
     if let Some(r) = rest.strip_prefix('=') {
-        rest = r.trim_start();
+        rest = r.trim_start_matches([' ', '\t']);
     }
-    Some((key.to_string(), words(rest.trim()).join(" ")))
+    Ok(Some((key.to_string(), argv_split(rest)?)))
 }
 
-/// Splits a value into words as sshd does: blanks separate, double quotes group (so
-/// `"a" "b"` is two words, `"a b"` one).
-pub fn words(value: &str) -> Vec<String> {
+/// OpenSSH's `argv_split` (misc.c) with comments: blanks (space, tab) separate words;
+/// double or single quotes group (`"a b"` is one word, `"a" "b"` two); a backslash escapes
+/// a quote, a backslash, or (outside quotes) a blank, and is kept before anything else; a
+/// `#` at the start of a word ends the line. An unterminated quote is an error.
+pub fn argv_split(s: &str) -> Result<Vec<String>, &'static str> {
+    let c: Vec<char> = s.chars().collect();
     let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut any = false;
-    for c in value.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                any = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if any {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            c => {
-                cur.push(c);
-                any = true;
-            }
+    let mut i = 0;
+    while i < c.len() {
+        if c[i] == ' ' || c[i] == '\t' {
+            i += 1;
+            continue;
         }
+        if c[i] == '#' {
+            break;
+        }
+        let mut word = String::new();
+        let mut quote: Option<char> = None;
+        while i < c.len() {
+            let ch = c[i];
+            if ch == '\\' {
+                match c.get(i + 1) {
+                    Some(&n @ ('\'' | '"' | '\\')) => {
+                        word.push(n);
+                        i += 1;
+                    }
+                    Some(&' ') if quote.is_none() => {
+                        word.push(' ');
+                        i += 1;
+                    }
+                    _ => word.push(ch),
+                }
+            } else if quote.is_none() && (ch == ' ' || ch == '\t') {
+                break;
+            } else if quote.is_none() && (ch == '"' || ch == '\'') {
+                quote = Some(ch);
+            } else if quote == Some(ch) {
+                quote = None;
+            } else {
+                word.push(ch);
+            }
+            i += 1;
+        }
+        if quote.is_some() {
+            return Err("invalid quotes");
+        }
+        out.push(word);
     }
-    if any {
-        out.push(cur);
-    }
-    out
+    Ok(out)
 }
 
-fn set(map: &mut BTreeMap<String, Value>, key: String, value: String) {
+/// Splits a value into words as sshd does (see [`argv_split`]); quotes sshd rejects give
+/// the words up to the bad quote's word.
+pub fn words(value: &str) -> Vec<String> {
+    argv_split(value).unwrap_or_default()
+}
+
+fn set(
+    map: &mut BTreeMap<String, Value>,
+    args: &mut BTreeMap<String, Vec<String>>,
+    key: String,
+    value: Vec<String>,
+) {
     if ACCUMULATE.contains(&key.as_str()) {
-        let entry = map.entry(key).or_insert_with(|| Value::Array(Vec::new()));
+        let entry = map
+            .entry(key.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(a) = entry {
-            a.extend(value.split_whitespace().map(|v| Value::from(v.to_string())));
+            a.extend(value.iter().map(|v| Value::from(v.clone())));
         }
-    } else {
-        map.entry(key).or_insert(Value::from(value));
+        args.entry(key).or_default().extend(value);
+    } else if !map.contains_key(&key) {
+        map.insert(key.clone(), Value::from(value.join(" ")));
+        args.insert(key, value);
     }
 }
 
@@ -179,8 +207,13 @@ fn visit(
     // A Match block started in an included file ends with that file.
     let outer = *current;
     for (i, line) in text.lines().enumerate() {
-        let Some((key, value)) = split_line(line) else {
-            continue;
+        let (key, value) = match split_line(line) {
+            Ok(Some(kv)) => kv,
+            Ok(None) => continue,
+            Err(e) => {
+                cfg.errors.push(format!("{path}:{}: {e}", i + 1));
+                continue;
+            }
         };
         let key = canonical(&key);
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -190,7 +223,7 @@ fn visit(
         }
         match key.as_str() {
             "include" => {
-                for pattern in value.split_whitespace() {
+                for pattern in &value {
                     let pattern = if pattern.starts_with('/') {
                         pattern.to_string()
                     } else {
@@ -214,19 +247,20 @@ fn visit(
             }
             "match" => {
                 cfg.matches.push(MatchBlock {
-                    criteria: value,
+                    criteria: value.join(" "),
                     at: format!("{path}:{}", i + 1),
                     settings: BTreeMap::new(),
+                    args: BTreeMap::new(),
                 });
                 *current = Some(cfg.matches.len() - 1);
             }
             _ => match *current {
                 Some(m) => {
                     if let Some(block) = cfg.matches.get_mut(m) {
-                        set(&mut block.settings, key, value);
+                        set(&mut block.settings, &mut block.args, key, value);
                     }
                 }
-                None => set(&mut cfg.settings, key, value),
+                None => set(&mut cfg.settings, &mut cfg.args, key, value),
             },
         }
     }
@@ -407,6 +441,40 @@ Match User anoncvs
         // The Match started in a.conf ended with it.
         assert_eq!(c.settings["permitrootlogin"], "no");
         assert_eq!(c.matches[0].settings["permitrootlogin"], "yes");
+    }
+
+    #[test]
+    fn words_follow_sshd_argv_split() {
+        let w = |s: &str| argv_split(s);
+        assert_eq!(
+            w("\"/a b\" .ssh/x"),
+            Ok(vec!["/a b".into(), ".ssh/x".into()])
+        );
+        assert_eq!(
+            w("'c d' e\\ f # comment"),
+            Ok(vec!["c d".into(), "e f".into()])
+        );
+        assert_eq!(w("a#b"), Ok(vec!["a#b".into()]));
+        assert_eq!(w("x\\\"y \\q"), Ok(vec!["x\"y".into(), "\\q".into()]));
+        assert_eq!(w("\"unterminated"), Err("invalid quotes"));
+        let mut m = mem(&[(
+            "/etc/ssh/sshd_config",
+            "AuthorizedKeysFile \"/etc/ssh/Keys Dir/%u\" .ssh/Authorized\nBanner \"/etc/x\n",
+        )]);
+        let c = parse("/etc/ssh/sshd_config", &mut m);
+        assert_eq!(
+            c.args["authorizedkeysfile"],
+            vec!["/etc/ssh/Keys Dir/%u", ".ssh/Authorized"]
+        );
+        assert_eq!(
+            c.settings["authorizedkeysfile"],
+            "/etc/ssh/Keys Dir/%u .ssh/Authorized"
+        );
+        assert!(
+            c.errors.iter().any(|e| e.ends_with(":2: invalid quotes")),
+            "{:?}",
+            c.errors
+        );
     }
 
     proptest! {

@@ -441,8 +441,9 @@ fn rule(file: &str, line: usize, text: &str) -> Option<Rule> {
 pub trait Loader {
     /// A file's text; `Ok(None)` when it does not exist.
     fn read(&mut self, path: &str) -> Result<Option<String>, String>;
-    /// A directory's entry names, sorted.
-    fn list(&mut self, dir: &str) -> Result<Option<Vec<String>>, String>;
+    /// A directory's entry names, sorted, and whether the listing was cut at its cap (then
+    /// the includedir is recorded as not read completely).
+    fn list(&mut self, dir: &str) -> Result<Option<(Vec<String>, bool)>, String>;
 }
 
 /// Everything found from the main file through its includes.
@@ -558,7 +559,12 @@ fn visit(
                 });
                 if dir {
                     match loader.list(&target) {
-                        Ok(Some(names)) => {
+                        Ok(Some((names, truncated))) => {
+                            if truncated {
+                                policy.errors.push(format!(
+                                    "{path}:{line}: @includedir {target}: more entries than the listing cap, the rest not read"
+                                ));
+                            }
                             for n in names.into_iter().filter(|n| includedir_name_ok(n)) {
                                 visit(&format!("{target}/{n}"), loader, policy, stack, true);
                             }
@@ -596,7 +602,7 @@ mod tests {
         fn read(&mut self, path: &str) -> Result<Option<String>, String> {
             Ok(self.0.get(path).cloned())
         }
-        fn list(&mut self, dir: &str) -> Result<Option<Vec<String>>, String> {
+        fn list(&mut self, dir: &str) -> Result<Option<(Vec<String>, bool)>, String> {
             let prefix = format!("{dir}/");
             let mut v: Vec<String> = self
                 .0
@@ -606,8 +612,33 @@ mod tests {
                 .map(String::from)
                 .collect();
             v.sort();
-            Ok(Some(v))
+            Ok(Some((v, false)))
         }
+    }
+
+    /// A loader whose directory listings are cut at their cap.
+    struct Capped;
+    impl Loader for Capped {
+        fn read(&mut self, path: &str) -> Result<Option<String>, String> {
+            Ok(Some(match path {
+                "/etc/sudoers" => "@includedir /etc/sudoers.d\n".into(),
+                _ => "root ALL=(ALL) ALL\n".into(),
+            }))
+        }
+        fn list(&mut self, _dir: &str) -> Result<Option<(Vec<String>, bool)>, String> {
+            Ok(Some((vec!["a".into()], true)))
+        }
+    }
+
+    #[test]
+    fn an_includedir_cut_at_the_cap_is_an_error() {
+        let p = walk("/etc/sudoers", &mut Capped);
+        assert_eq!(p.files, vec!["/etc/sudoers", "/etc/sudoers.d/a"]);
+        assert!(
+            p.errors.iter().any(|e| e.contains("the rest not read")),
+            "{:?}",
+            p.errors
+        );
     }
 
     const DEBIAN: &str = r#"#

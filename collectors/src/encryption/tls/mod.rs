@@ -3,7 +3,11 @@
 //!
 //! Reads: a TLS handshake (rustls, aws-lc-rs) with every configured endpoint (`host:port`,
 //! optional SNI), bounded by a connect and handshake timeout, closed right after the
-//! handshake (no application data is sent); certificate files matching the configured
+//! handshake (no application data is sent); when rustls refuses the handshake (a key it
+//! deems too weak, no common version or suite), the chain it had received, or else the
+//! Certificate message of a hand-written TLS 1.2/1.1/1.0 ClientHello
+//! (`certificate_source`), so that a certificate rustls refuses is still judged; a
+//! ClientHello offering only TLS 1.0, then 1.1 (`legacy_protocols`); certificate files matching the configured
 //! globs under the host root (PEM `CERTIFICATE` blocks or DER; other PEM blocks such as
 //! private keys are skipped unread). Trust: the configured CA file, else the host's system
 //! bundle (`/etc/ssl/certs/ca-certificates.crt`, `/etc/pki/tls/certs/ca-bundle.crt`, ...).
@@ -295,7 +299,23 @@ fn describe(der: &[u8]) -> Value {
     let alg_oid = spki.algorithm.algorithm.to_id_string();
     let (key_type, key_bits) = match spki.parsed() {
         Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => ("rsa", bit_len(rsa.modulus)),
-        Ok(x509_parser::public_key::PublicKey::EC(ec)) => ("ec", ec.key_size() as u64),
+        // The curve's size (P-521 is 521 bits; its points are 528 bits wide).
+        Ok(x509_parser::public_key::PublicKey::EC(ec)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string());
+            let bits = match curve.as_deref() {
+                Some("1.2.840.10045.3.1.7") => 256, // P-256
+                Some("1.3.132.0.34") => 384,        // P-384
+                Some("1.3.132.0.35") => 521,        // P-521
+                Some("1.3.132.0.10") => 256,        // secp256k1
+                _ => ec.key_size() as u64,
+            };
+            ("ec", bits)
+        }
         Ok(x509_parser::public_key::PublicKey::DSA(_)) => {
             ("dsa", spki.parsed().map_or(0, |k| k.key_size() as u64))
         }
@@ -369,15 +389,43 @@ fn split_host(address: &str) -> Option<(String, u16)> {
 
 /// Whether the server accepts a ClientHello offering only `version` (0x0301 TLS 1.0,
 /// 0x0302 TLS 1.1) with the usual legacy cipher suites: `Ok(true)` when it answers with a
-/// ServerHello of that version, `Ok(false)` on an alert, a close or another version. rustls
-/// cannot speak these versions, so the probe writes the hello itself and reads only the
-/// first record header and the ServerHello version (no key exchange follows).
+/// ServerHello of that version, `Ok(false)` on an alert, a close or another version.
 fn accepts_legacy(
     address: &str,
     sni: &str,
     version: u16,
     timeout: Duration,
 ) -> Result<bool, String> {
+    raw_hello(address, sni, version, timeout, false).map(|(ok, _)| ok)
+}
+
+/// The certificates a server sends in answer to a plain ClientHello offering `version`
+/// (TLS 1.2 and below send them unencrypted): how a chain rustls refuses to complete a
+/// handshake with (no common suite, TLS 1.0 only) is still recorded.
+fn raw_certificates(
+    address: &str,
+    sni: &str,
+    version: u16,
+    timeout: Duration,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    let (_, certs) = raw_hello(address, sni, version, timeout, true)?;
+    Ok(certs.into_iter().map(CertificateDer::from).collect())
+}
+
+/// Handshake bytes read at most while looking for the Certificate message.
+const MAX_RAW_HANDSHAKE: usize = 256 * 1024;
+
+/// Sends a hand-written ClientHello offering only `version` and reads the answer: whether
+/// a ServerHello of that version came back, and (`want_certs`) the DER certificates of the
+/// server's Certificate message. rustls cannot speak TLS 1.0/1.1, so the probe writes the
+/// hello itself and never goes on to a key exchange.
+fn raw_hello(
+    address: &str,
+    sni: &str,
+    version: u16,
+    timeout: Duration,
+    want_certs: bool,
+) -> Result<(bool, Vec<Vec<u8>>), String> {
     use std::io::{Read, Write};
     let (host, port) = split_host(address).ok_or("address must be host:port")?;
     let addr = (host.as_str(), port)
@@ -386,9 +434,10 @@ fn accepts_legacy(
         .next()
         .ok_or_else(|| format!("{host} has no address"))?;
     let [vh, vl] = version.to_be_bytes();
-    // ECDHE/RSA with AES-CBC-SHA: what TLS 1.0/1.1 servers offer.
-    let suites: [u16; 8] = [
-        0xc014, 0xc013, 0xc00a, 0xc009, 0x0035, 0x002f, 0x000a, 0x0039,
+    // ECDHE/RSA with AES-CBC-SHA: what TLS 1.0/1.1 servers offer; AES-GCM for TLS 1.2.
+    let suites: [u16; 14] = [
+        0xc014, 0xc013, 0xc00a, 0xc009, 0x0035, 0x002f, 0x000a, 0x0039, 0xc02f, 0xc030, 0xc02b,
+        0xc02c, 0x009c, 0x009d,
     ];
     let mut ext = Vec::new();
     let name = sni.as_bytes();
@@ -406,6 +455,18 @@ fn accepts_legacy(
     ext.extend_from_slice(&[0, 11, 0, 2, 1, 0]);
     // renegotiation_info (empty).
     ext.extend_from_slice(&[0xff, 0x01, 0, 1, 0]);
+    if version >= 0x0303 {
+        // signature_algorithms: RSA-PSS, RSA-PKCS1, ECDSA with SHA-256/384/512, SHA-1.
+        let algs: [u16; 11] = [
+            0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0403, 0x0503, 0x0603, 0x0201, 0x0203,
+        ];
+        ext.extend_from_slice(&[0, 13]);
+        ext.extend_from_slice(&((algs.len() * 2 + 2) as u16).to_be_bytes());
+        ext.extend_from_slice(&((algs.len() * 2) as u16).to_be_bytes());
+        for a in algs {
+            ext.extend_from_slice(&a.to_be_bytes());
+        }
+    }
     let mut body = vec![vh, vl];
     // The client random needs no secrecy here (no key exchange follows): the clock will do.
     let seed = std::time::SystemTime::now()
@@ -440,29 +501,95 @@ fn accepts_legacy(
     sock.set_write_timeout(Some(left().ok_or_else(expired)?))
         .map_err(|e| e.to_string())?;
     sock.write_all(&record).map_err(|e| format!("write: {e}"))?;
-    // Record header (5) + handshake header (4) + server_version (2).
-    let mut head = [0u8; 11];
-    let mut got = 0;
-    while got < head.len() {
-        sock.set_read_timeout(Some(left().ok_or_else(expired)?))
-            .map_err(|e| e.to_string())?;
-        match sock.read(&mut head[got..]) {
-            Ok(0) => return Ok(false),
-            Ok(n) => got += n,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                return Err(expired());
+    // Reads exactly `buf.len()` bytes; `Ok(false)` on a close or reset.
+    let read_exact = |sock: &mut TcpStream, buf: &mut [u8]| -> Result<bool, String> {
+        let mut got = 0;
+        while got < buf.len() {
+            sock.set_read_timeout(Some(left().ok_or_else(expired)?))
+                .map_err(|e| e.to_string())?;
+            match sock.read(&mut buf[got..]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => got += n,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return Err(expired());
+                }
+                Err(_) => return Ok(false), // reset: refused
             }
-            Err(_) => return Ok(false), // reset: refused
         }
-        if got >= 1 && head[0] != 0x16 {
-            return Ok(false); // an alert
+        Ok(true)
+    };
+    // Handshake messages arrive in records of type 22; anything else (an alert) ends it.
+    let mut hs = Vec::new();
+    let mut accepted = None;
+    loop {
+        // Parse what is complete so far.
+        let mut at = 0;
+        while hs.len() >= at + 4 {
+            let len = usize::from(hs[at + 1]) << 16
+                | usize::from(hs[at + 2]) << 8
+                | usize::from(hs[at + 3]);
+            if accepted.is_none() && hs.len() >= at + 6 && hs[at] == 2 {
+                accepted = Some(hs[at + 4] == vh && hs[at + 5] == vl);
+                if !want_certs || accepted == Some(false) {
+                    return Ok((accepted == Some(true), Vec::new()));
+                }
+            }
+            if hs.len() < at + 4 + len {
+                break;
+            }
+            let msg = &hs[at + 4..at + 4 + len];
+            match hs[at] {
+                11 => return Ok((accepted == Some(true), certificate_list(msg))),
+                14 => return Ok((accepted == Some(true), Vec::new())), // ServerHelloDone
+                _ => {}
+            }
+            at += 4 + len;
         }
+        if accepted.is_some() && !want_certs {
+            return Ok((accepted == Some(true), Vec::new()));
+        }
+        let mut head = [0u8; 5];
+        if !read_exact(&mut sock, &mut head)? || head[0] != 0x16 {
+            return Ok((accepted == Some(true), Vec::new()));
+        }
+        let len = usize::from(u16::from_be_bytes([head[3], head[4]]));
+        if hs.len() + len > MAX_RAW_HANDSHAKE {
+            return Err(format!("handshake larger than {MAX_RAW_HANDSHAKE} bytes"));
+        }
+        let mut rec = vec![0u8; len];
+        if !read_exact(&mut sock, &mut rec)? {
+            return Ok((accepted == Some(true), Vec::new()));
+        }
+        hs.extend_from_slice(&rec);
     }
-    Ok(head[5] == 2 && head[9] == vh && head[10] == vl)
 }
+
+/// The DER certificates of a TLS 1.0-1.2 Certificate message body (a malformed one gives
+/// those read before the fault).
+fn certificate_list(msg: &[u8]) -> Vec<Vec<u8>> {
+    let len3 = |b: &[u8]| usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]);
+    let mut out = Vec::new();
+    let Some(total) = msg.get(..3).map(len3) else {
+        return out;
+    };
+    let list = &msg[3..msg.len().min(3 + total)];
+    let mut at = 0;
+    while let Some(l) = list.get(at..at + 3).map(len3) {
+        let Some(der) = list.get(at + 3..at + 3 + l) else {
+            break;
+        };
+        out.push(der.to_vec());
+        at += 3 + l;
+    }
+    out
+}
+
+/// A handshake that failed: why, and the chain if the server had sent it (rustls refuses a
+/// key it deems too weak only after the Certificate message, so the chain is still known).
+type Failed = (String, Vec<CertificateDer<'static>>);
 
 /// Connects and completes a handshake; returns (protocol, cipher suite, chain).
 fn handshake(
@@ -470,17 +597,32 @@ fn handshake(
     sni: &str,
     timeout: Duration,
     provider: &Arc<CryptoProvider>,
-) -> Result<(String, String, Vec<CertificateDer<'static>>), String> {
+) -> Result<(String, String, Vec<CertificateDer<'static>>), Failed> {
+    let capture = Arc::new(Capture {
+        provider: provider.clone(),
+        chain: Mutex::new(Vec::new()),
+    });
+    let r = handshake_with(address, sni, timeout, provider, &capture);
+    let chain = capture.chain.lock().map(|c| c.clone()).unwrap_or_default();
+    match r {
+        Ok((protocol, suite)) => Ok((protocol, suite, chain)),
+        Err(e) => Err((e, chain)),
+    }
+}
+
+fn handshake_with(
+    address: &str,
+    sni: &str,
+    timeout: Duration,
+    provider: &Arc<CryptoProvider>,
+    capture: &Arc<Capture>,
+) -> Result<(String, String), String> {
     let (host, port) = split_host(address).ok_or("address must be host:port")?;
     let addr = (host.as_str(), port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .next()
         .ok_or_else(|| format!("{host} has no address"))?;
-    let capture = Arc::new(Capture {
-        provider: provider.clone(),
-        chain: Mutex::new(Vec::new()),
-    });
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| e.to_string())?
@@ -520,8 +662,7 @@ fn handshake(
         .negotiated_cipher_suite()
         .map(|s| format!("{:?}", s.suite()))
         .unwrap_or_default();
-    let chain = capture.chain.lock().map(|c| c.clone()).unwrap_or_default();
-    Ok((protocol, suite, chain))
+    Ok((protocol, suite))
 }
 
 fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> {
@@ -569,6 +710,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         let unreachable = shaken
             .as_ref()
             .err()
+            .map(|(m, _)| m)
             .filter(|m| m.starts_with("connect:") || m.starts_with("cannot resolve"));
         let mut legacy = serde_json::Map::new();
         legacy.insert("address".into(), Value::from(address.clone()));
@@ -584,36 +726,58 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             legacy.insert(name.into(), r.map_or(Value::Null, Value::from));
         }
         legacy_protocols.push(Value::Object(legacy));
-        match shaken {
+        // A handshake rustls refused: the chain it saw, or else the Certificate message of a
+        // plain TLS 1.2 (then 1.1, 1.0) hello, so the certificate checks judge what is served.
+        let (handshake_error, chain) = match shaken {
             Ok((protocol, suite, chain)) => {
-                let described: Vec<Value> = chain.iter().map(|c| describe(c)).collect();
-                let chain_error = verify_chain(&chain, &anchors, &provider);
-                let name = ServerName::try_from(sni.clone()).ok();
-                let matches = chain
-                    .first()
-                    .zip(name.as_ref())
-                    .is_some_and(|(leaf, n)| name_matches(leaf, n));
                 e["protocol"] = json!(protocol);
                 e["cipher_suite"] = json!(suite);
-                e["chain_valid"] = json!(chain_error.is_none() && !chain.is_empty());
-                e["chain_error"] = json!(chain_error);
-                e["hostname_match"] = json!(matches);
-                if let Some(leaf) = described.first() {
-                    e["self_signed"] = leaf["self_signed"].clone();
-                    let mut c = leaf.clone();
-                    c["source"] = json!(format!("endpoint:{address}"));
-                    certificates.push(c);
-                }
-                e["chain"] = json!(described);
+                (None, chain)
             }
-            Err(msg) => {
+            Err((msg, chain)) if !chain.is_empty() || unreachable.is_some() => (Some(msg), chain),
+            Err((msg, _)) => {
+                let raw = [0x0303u16, 0x0302, 0x0301].iter().find_map(|v| {
+                    raw_certificates(&address, &sni, *v, timeout)
+                        .ok()
+                        .filter(|c| !c.is_empty())
+                });
+                if raw.is_some() {
+                    e["certificate_source"] = json!("raw handshake (Certificate message)");
+                }
+                (Some(msg), raw.unwrap_or_default())
+            }
+        };
+        if !chain.is_empty() {
+            let described: Vec<Value> = chain.iter().map(|c| describe(c)).collect();
+            let chain_error = match &handshake_error {
+                None => verify_chain(&chain, &anchors, &provider),
+                Some(m) => Some(format!("handshake refused: {m}")),
+            };
+            let name = ServerName::try_from(sni.clone()).ok();
+            let matches = chain
+                .first()
+                .zip(name.as_ref())
+                .is_some_and(|(leaf, n)| name_matches(leaf, n));
+            e["chain_valid"] = json!(chain_error.is_none());
+            e["chain_error"] = json!(chain_error);
+            e["hostname_match"] = json!(matches);
+            if let Some(leaf) = described.first() {
+                e["self_signed"] = leaf["self_signed"].clone();
+                let mut c = leaf.clone();
+                c["source"] = json!(format!("endpoint:{address}"));
+                certificates.push(c);
+            }
+            e["chain"] = json!(described);
+        }
+        if let Some(msg) = handshake_error {
+            if chain.is_empty() {
                 // No certificate seen: checks over certificates must not pass on nothing.
                 errors.mark(
                     &["certificates"],
                     format!("{address}: handshake failed before the certificate was seen: {msg}"),
                 );
-                e["error"] = json!(msg);
             }
+            e["error"] = json!(msg);
         }
         endpoints.push(e);
     }
@@ -683,4 +847,21 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     obs["errors"] = errs;
     obs["incomplete"] = incomplete;
     Ok(obs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_messages_are_bounded_by_their_lengths() {
+        // Two certificates of 2 and 1 bytes.
+        let msg = [0, 0, 9, 0, 0, 2, 0xaa, 0xbb, 0, 0, 1, 0xcc];
+        assert_eq!(certificate_list(&msg), vec![vec![0xaa, 0xbb], vec![0xcc]]);
+        // A length past the end: what was whole before it.
+        let msg = [0, 0, 9, 0, 0, 2, 0xaa, 0xbb, 0, 0, 9, 0xcc];
+        assert_eq!(certificate_list(&msg), vec![vec![0xaa, 0xbb]]);
+        assert!(certificate_list(&[0, 1]).is_empty());
+        assert!(certificate_list(&[]).is_empty());
+    }
 }

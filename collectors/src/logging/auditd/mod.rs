@@ -2,7 +2,12 @@
 //!
 //! Reads (under the host root): the process list (`/proc/*/comm`), `/etc/audit/auditd.conf`,
 //! `/etc/audit/audit.rules` and `/etc/audit/rules.d/*.rules`, and the modification time of
-//! the newest file in `/var/log/audit`.
+//! the newest file in `/var/log/audit`. When the host root is `/` and `auditctl` is
+//! installed, the rules the kernel has loaded (`auditctl -l`, bounded by a timeout): when it
+//! answers they are judged instead of the files (`rules_source`, `files_view`,
+//! `differences`); when the kernel audit subsystem is unavailable, why is recorded under
+//! `loaded_rules` and the files are judged. A watch counts only with the write permission;
+//! `-D` deletes the rules before it.
 //! Records: running, the rule files and rule count, watched paths and audited system calls,
 //! whether identity files (`/etc/passwd`, `/etc/shadow`, `/etc/group`, `/etc/gshadow`), sudo
 //! configuration and time changes are audited, whether the rules are immutable (`-e 2`),
@@ -62,9 +67,15 @@ impl Collector for Auditd {
     }
 
     fn collect<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<Observation, CollectError>> {
-        let ctx = ctx.clone();
+        let ctx2 = ctx.clone();
         let config = self.config.clone();
-        Box::pin(async move { blocking(move || observe(&ctx, &config)).await })
+        Box::pin(async move {
+            let mut obs = blocking(move || observe(&ctx2, &config)).await?;
+            if crate::util::commands_allowed(ctx) {
+                loaded_rules(ctx, &mut obs).await;
+            }
+            Ok(obs)
+        })
     }
 }
 
@@ -88,13 +99,24 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         .flatten()
         .map(|t| keyval::equals(&t));
     let mut files = Vec::new();
-    if let Ok(Some((names, _))) = crate::read::host_dir(ctx, "/etc/audit/rules.d", 1000) {
-        files.extend(
-            names
-                .into_iter()
-                .filter(|n| n.ends_with(".rules"))
-                .map(|n| format!("/etc/audit/rules.d/{n}")),
-        );
+    match crate::read::host_dir(ctx, "/etc/audit/rules.d", 1000) {
+        Ok(Some((names, truncated))) => {
+            if truncated {
+                errors.note(
+                    "/etc/audit/rules.d",
+                    "too_large",
+                    "more than 1000 entries: the rest not read",
+                );
+            }
+            files.extend(
+                names
+                    .into_iter()
+                    .filter(|n| n.ends_with(".rules"))
+                    .map(|n| format!("/etc/audit/rules.d/{n}")),
+            );
+        }
+        Ok(None) => {}
+        Err(e) => errors.push("/etc/audit/rules.d", &e),
     }
     let rules_d_count = files.len();
     // augenrules compiles rules.d into audit.rules; read both, counting once what repeats.
@@ -109,24 +131,17 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             read_files.push(f.clone());
         }
     }
-    let watched = |paths: &[&str]| {
-        paths
-            .iter()
-            .all(|p| rules.watched_paths.iter().any(|w| w == p))
-    };
-    let identity = watched(&["/etc/passwd", "/etc/shadow", "/etc/group"])
-        && (watched(&["/etc/gshadow"])
-            || !matches!(crate::read::host_file(ctx, "/etc/gshadow"), Ok(Some(_))));
-    let sudoers = watched(&["/etc/sudoers"]);
-    let time = ["adjtimex", "settimeofday", "clock_settime"]
-        .iter()
-        .all(|s| rules.syscalls.iter().any(|r| r == s));
+    let has_gshadow = matches!(crate::read::host_file(ctx, "/etc/gshadow"), Ok(Some(_)));
+    let (identity, sudoers, time) = judged(&rules, has_gshadow);
     let newest = newest_mtime(ctx, &["/var/log/audit"], 0, &mut errors);
     let now = crate::util::now();
     let c = |k: &str| conf.as_ref().and_then(|m| m.get(k)).cloned();
     let mut obs = json!({
         "installed": installed,
         "running": running,
+        "has_gshadow": has_gshadow,
+        "rules_source": "rule files",
+        "loaded_rules": null,
         "rule_files": read_files,
         "rules_d_count": rules_d_count,
         "rule_count": rules.rule_count,
@@ -147,6 +162,93 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "newest_log_age_seconds": newest.map(|t| now - t),
         "policy": {"max_silence_hours": config.max_silence_hours},
     });
-    errors.finish_into(&mut obs, &["policy", "installed", "running"]);
+    errors.finish_into(
+        &mut obs,
+        &[
+            "policy",
+            "installed",
+            "running",
+            "has_gshadow",
+            "rules_source",
+            "loaded_rules",
+        ],
+    );
     Ok(obs)
+}
+
+/// What a set of rules evidences: (identity files watched for writes, sudoers watched,
+/// time changes audited).
+fn judged(rules: &parse::AuditRules, has_gshadow: bool) -> (bool, bool, bool) {
+    let watched = |paths: &[&str]| {
+        paths
+            .iter()
+            .all(|p| rules.watched_paths.iter().any(|w| w == p))
+    };
+    let identity = watched(&["/etc/passwd", "/etc/shadow", "/etc/group"])
+        && (watched(&["/etc/gshadow"]) || !has_gshadow);
+    let sudoers = watched(&["/etc/sudoers"]);
+    let time = ["adjtimex", "settimeofday", "clock_settime"]
+        .iter()
+        .all(|s| rules.syscalls.iter().any(|r| r == s));
+    (identity, sudoers, time)
+}
+
+/// The rules the kernel has loaded (`auditctl -l`, when installed and the host root is `/`):
+/// when it answers, the judged facts come from them (`rules_source`), the rule files' view
+/// is kept under `files_view`, and `differences` lists watches and system calls only one
+/// side has. Without the kernel audit subsystem (containers) it fails: recorded, the rule
+/// files are judged.
+async fn loaded_rules(ctx: &Context, obs: &mut serde_json::Value) {
+    let Some(auditctl) = crate::util::has_program(ctx, &["/sbin/auditctl", "/usr/sbin/auditctl"])
+    else {
+        return;
+    };
+    let limit = std::time::Duration::from_secs(3).min(ctx.timeout);
+    let text = match crate::util::run(&[&auditctl, "-l"], limit, 4 * 1024 * 1024).await {
+        Ok(t) => t,
+        Err(e) => {
+            obs["loaded_rules"] = json!({"source": "auditctl -l", "error": e.to_string()});
+            return;
+        }
+    };
+    let mut loaded = parse::AuditRules::default();
+    if text.trim() != "No rules" {
+        parse::audit_rules(&text, &mut loaded);
+    }
+    let diff = |key: &str, ours: &[String]| -> Vec<serde_json::Value> {
+        let files: Vec<String> = obs[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        let mut out = Vec::new();
+        for f in files.iter().filter(|f| !ours.contains(f)) {
+            out.push(json!({"field": key, "value": f, "in": "rule files only"}));
+        }
+        for l in ours.iter().filter(|l| !files.contains(l)) {
+            out.push(json!({"field": key, "value": l, "in": "loaded rules only"}));
+        }
+        out
+    };
+    let mut differences = diff("watched_paths", &loaded.watched_paths);
+    differences.extend(diff("syscalls", &loaded.syscalls));
+    let (identity, sudoers, time) = judged(&loaded, obs["has_gshadow"] == true);
+    obs["files_view"] = json!({
+        "rule_count": obs["rule_count"],
+        "watched_paths": obs["watched_paths"],
+        "syscalls": obs["syscalls"],
+        "watches_identity": obs["watches_identity"],
+        "watches_sudoers": obs["watches_sudoers"],
+        "audits_time_changes": obs["audits_time_changes"],
+    });
+    obs["rule_count"] = json!(loaded.rule_count);
+    obs["watched_paths"] = json!(loaded.watched_paths);
+    obs["syscalls"] = json!(loaded.syscalls);
+    obs["watches_identity"] = json!(identity);
+    obs["watches_sudoers"] = json!(sudoers);
+    obs["audits_time_changes"] = json!(time);
+    obs["rules_source"] = json!("auditctl -l");
+    obs["loaded_rules"] = json!({"source": "auditctl -l", "rule_count": loaded.rule_count});
+    obs["differences"] = json!(differences);
 }

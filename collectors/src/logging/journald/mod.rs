@@ -1,8 +1,11 @@
 //! `logging.journald`: whether systemd-journald runs, keeps logs, and keeps them long enough.
 //!
-//! Reads (under the host root): the process list (`/proc/*/comm`), `/etc/systemd/journald.conf`
-//! and its drop-ins (`/usr/lib/systemd/journald.conf.d`, `/etc/systemd/journald.conf.d`,
-//! `/run/systemd/journald.conf.d`; later files win), whether `/var/log/journal` exists, and the
+//! Reads (under the host root): the process list (`/proc/*/comm`), the main file
+//! `/etc/systemd/journald.conf` (from systemd 256 on, or when the version is unknown, the first
+//! of /etc, /run, /usr/local/lib, /usr/lib: the version is read from the name of
+//! `libsystemd-shared-*.so`) and the drop-ins `journald.conf.d/*.conf` of /etc, /run,
+//! /usr/local/lib and /usr/lib (sorted by name, /etc masking the same name below; later
+//! files win), whether `/var/log/journal` exists, and the
 //! modification time of the newest journal file under `/var/log/journal` and
 //! `/run/log/journal`.
 //! Records: installed, running, the `[Journal]` settings (Storage, SystemMaxUse,
@@ -102,9 +105,12 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             files.push(path.to_string());
         }
     };
-    // systemd's precedence: one main file (/etc masks the vendor one), then drop-ins by
+    // systemd's precedence: one main file (/etc only up to systemd 255), then drop-ins by
     // name, /etc masking /run masking /usr/local/lib masking /usr/lib.
-    for path in super::systemd_config_files(ctx, "systemd/journald.conf") {
+    let systemd_version = super::systemd_version(ctx);
+    let config_files =
+        super::systemd_config_files(ctx, "systemd/journald.conf", systemd_version, &mut errors);
+    for path in config_files {
         read(&path, &mut ini, &mut errors);
     }
     let journal = ini.get("Journal").cloned().unwrap_or_default();
@@ -126,6 +132,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "installed": installed,
         "running": running,
         "config_files": files,
+        "systemd_version": systemd_version,
         "storage": storage,
         "persistent": persistent,
         "var_log_journal_exists": var_log_journal,
@@ -143,6 +150,9 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
             "max_silence_hours": config.max_silence_hours,
         },
     });
-    errors.finish_into(&mut obs, &["policy", "installed", "running"]);
+    errors.finish_into(
+        &mut obs,
+        &["policy", "installed", "running", "systemd_version"],
+    );
     Ok(obs)
 }

@@ -2,16 +2,23 @@
 //!
 //! Reads (under the host root): the process list (`/proc/*/comm`: chronyd, ntpd, ntpsec,
 //! openntpd, systemd-timesyncd), systemd-timesyncd's flag file
-//! `/run/systemd/timesync/synchronized`, and the configured servers in `/etc/chrony.conf`,
-//! `/etc/chrony/chrony.conf`, `/etc/ntp.conf`, `/etc/ntpsec/ntp.conf`,
-//! `/etc/systemd/timesyncd.conf`. When the host root is `/`: `timedatectl show` and
-//! `chronyc -c tracking` (each bounded by a timeout) where present. The kernel's own sync
-//! status (adjtimex) is not read: it needs unsafe code, and the sources above say the same.
+//! `/run/systemd/timesync/synchronized`, chrony's `/etc/chrony.conf` and
+//! `/etc/chrony/chrony.conf` with the files their `include`, `confdir` (`*.conf`) and
+//! `sourcedir` (`*.sources`) name, `/etc/ntp.conf` and `/etc/ntpsec/ntp.conf` (with
+//! `includefile`), and `timesyncd.conf` with its drop-ins in systemd's order (each `NTP=`
+//! adds servers, an empty one resets the list; `FallbackNTP=` is used only when no `NTP=`
+//! server is left; never set: its compiled-in list). When the host root is `/`: `timedatectl show`, `chronyc -c -n tracking`
+//! and, when chronyd runs, `chronyc -c -n sources` (each bounded by a timeout) where
+//! present. The kernel's own sync status (adjtimex) is not read: it needs unsafe code, and
+//! the sources above say the same.
 //! Records: daemons running, whether the clock is synchronised and by which source, the
-//! offset in microseconds and stratum when chrony reports them, configured servers, and the
-//! threshold under `policy`.
+//! offset in microseconds and stratum when chrony reports them, the configured servers per
+//! daemon (`chrony_sources`, `ntp_sources`, `timesyncd`), their union in use (`servers`),
+//! the sources chronyd reports, and the threshold under `policy`.
 //! Evidences: ISO27001:2022 A.8.17 (clock synchronization).
 //! Never collects: NTS keys or credentials (`keys` files are not read), comments.
+
+mod sources;
 
 use crate::parse::logging as parse;
 use crate::util::{Errors, blocking, commands_allowed};
@@ -108,39 +115,57 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         crate::read::host_file(ctx, "/run/systemd/timesync/synchronized"),
         Ok(Some(_))
     );
-    let mut servers = Vec::new();
-    let mut sources: Vec<String> = [
-        "/etc/chrony.conf",
-        "/etc/chrony/chrony.conf",
-        "/etc/ntp.conf",
-        "/etc/ntpsec/ntp.conf",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    // timesyncd: main file and drop-ins with systemd's precedence.
-    let timesyncd = super::systemd_config_files(ctx, "systemd/timesyncd.conf");
-    sources.extend(timesyncd.iter().cloned());
-    for f in &sources {
-        let f = f.as_str();
-        if let Some(Some(t)) = errors.take(f, crate::read::host_text(ctx, f)) {
-            for line in t.lines() {
-                let l = line.split('#').next().unwrap_or_default().trim();
-                let mut w = l.split_whitespace();
-                match w.next() {
-                    Some("server" | "pool" | "peer") => {
-                        if let Some(s) = w.next() {
-                            servers.push(s.to_string());
-                        }
-                    }
-                    Some(kv) if kv.starts_with("NTP=") || kv.starts_with("FallbackNTP=") => {
-                        let v = l.split_once('=').map(|x| x.1).unwrap_or_default();
-                        servers.extend(v.split_whitespace().map(String::from));
-                    }
-                    _ => {}
-                }
-            }
+    // chrony: main file, then its include / confdir / sourcedir files, in order.
+    let mut chrony_files = Vec::new();
+    let mut chrony_sources = Vec::new();
+    for main in ["/etc/chrony.conf", "/etc/chrony/chrony.conf"] {
+        chrony_walk(
+            ctx,
+            main,
+            false,
+            0,
+            &mut chrony_files,
+            &mut chrony_sources,
+            &mut errors,
+        );
+    }
+    // ntpd.
+    let mut ntp_files = Vec::new();
+    let mut ntp_sources = Vec::new();
+    let mut pending: Vec<String> = vec!["/etc/ntp.conf".into(), "/etc/ntpsec/ntp.conf".into()];
+    pending.reverse();
+    while let Some(f) = pending.pop() {
+        if ntp_files.len() >= MAX_FILES || ntp_files.contains(&f) {
+            continue;
         }
+        if let Some(Some(t)) = errors.take(&f, crate::read::host_text(ctx, &f)) {
+            let (s, includes) = sources::ntp_lines(&f, &t);
+            ntp_sources.extend(s);
+            ntp_files.push(f);
+            pending.extend(includes.into_iter().rev());
+        }
+    }
+    // timesyncd: main file and drop-ins with systemd's precedence, assignments in order.
+    let systemd_version = super::systemd_version(ctx);
+    let timesyncd_files =
+        super::systemd_config_files(ctx, "systemd/timesyncd.conf", systemd_version, &mut errors);
+    let mut timesyncd = sources::Timesyncd::default();
+    for f in &timesyncd_files {
+        if let Some(Some(t)) = errors.take(f, crate::read::host_text(ctx, f)) {
+            timesyncd.apply(&t);
+        }
+    }
+    // The servers each daemon uses: timesyncd's fallback list only when no NTP= is left.
+    let mut servers: Vec<String> = chrony_sources
+        .iter()
+        .chain(&ntp_sources)
+        .filter(|s| s.kind != "refclock")
+        .map(|s| s.address.clone())
+        .collect();
+    if timesyncd.ntp.is_empty() {
+        servers.extend(timesyncd.fallback_ntp.iter().flatten().cloned());
+    } else {
+        servers.extend(timesyncd.ntp.iter().cloned());
     }
     servers.sort();
     servers.dedup();
@@ -150,11 +175,100 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "timedatectl": null,
         "chrony": null,
         "servers": servers,
-        "timesyncd_config_files": timesyncd,
+        "chrony_config_files": chrony_files,
+        "chrony_sources": chrony_sources,
+        "chronyc_sources": null,
+        "ntp_config_files": ntp_files,
+        "ntp_sources": ntp_sources,
+        "timesyncd_config_files": timesyncd_files,
+        "systemd_version": systemd_version,
+        "timesyncd": {
+            "ntp": timesyncd.ntp,
+            "fallback_ntp": timesyncd.fallback_ntp,
+            "fallback_ntp_source": if timesyncd.fallback_ntp.is_some() { "configured" } else { "compiled-in" },
+        },
         "policy": {"max_offset_ms": config.max_offset_ms},
     });
-    errors.finish_into(&mut obs, &["policy", "daemons"]);
+    errors.finish_into(&mut obs, &["policy", "daemons", "systemd_version"]);
     Ok(obs)
+}
+
+/// Files of one chrony configuration tree, at most.
+const MAX_FILES: usize = 256;
+
+/// Reads one chrony file and what it includes (`include` globs, `confdir` `*.conf`,
+/// `sourcedir` `*.sources`), in order, bounded in depth and files.
+fn chrony_walk(
+    ctx: &Context,
+    path: &str,
+    sources_file: bool,
+    depth: usize,
+    files: &mut Vec<String>,
+    out: &mut Vec<sources::Source>,
+    errors: &mut Errors,
+) {
+    if depth > 10 || files.len() >= MAX_FILES {
+        errors.note(
+            path,
+            "too_large",
+            "too many nested or included chrony files: not read",
+        );
+        return;
+    }
+    if files.iter().any(|f| f == path) {
+        return;
+    }
+    let Some(Some(text)) = errors.take(path, crate::read::host_text(ctx, path)) else {
+        return;
+    };
+    files.push(path.to_string());
+    for line in sources::chrony_lines(path, &text, sources_file) {
+        match line {
+            sources::ChronyLine::Source(s) => out.push(s),
+            sources::ChronyLine::Include(pattern) => {
+                let found = errors
+                    .take(&pattern, crate::read::host_glob(ctx, &pattern, 1000))
+                    .unwrap_or_default();
+                for f in found {
+                    chrony_walk(ctx, &f, false, depth + 1, files, out, errors);
+                }
+            }
+            sources::ChronyLine::ConfDir(dirs) | sources::ChronyLine::SourceDir(dirs)
+                if dirs.is_empty() => {}
+            sources::ChronyLine::ConfDir(dirs) => {
+                for f in sources::chrony_dir_files(&dirs, ".conf", |d| list_dir(ctx, d, errors)) {
+                    chrony_walk(ctx, &f, false, depth + 1, files, out, errors);
+                }
+            }
+            sources::ChronyLine::SourceDir(dirs) => {
+                for f in sources::chrony_dir_files(&dirs, ".sources", |d| list_dir(ctx, d, errors))
+                {
+                    chrony_walk(ctx, &f, true, depth + 1, files, out, errors);
+                }
+            }
+        }
+    }
+}
+
+/// The names in a host directory; a listing cut at its cap or unreadable is recorded.
+fn list_dir(ctx: &Context, dir: &str, errors: &mut Errors) -> Vec<String> {
+    match crate::read::host_dir(ctx, dir, 10_000) {
+        Ok(Some((names, truncated))) => {
+            if truncated {
+                errors.note(
+                    dir,
+                    "too_large",
+                    "more than 10000 entries: the rest not read",
+                );
+            }
+            names
+        }
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            errors.push(dir, &e);
+            Vec::new()
+        }
+    }
 }
 
 async fn commands(ctx: &Context, obs: &mut Value) {
@@ -181,6 +295,20 @@ async fn commands(ctx: &Context, obs: &mut Value) {
                 }
             }
             Err(e) => obs["chrony"] = json!({"error": e.to_string()}),
+        }
+        // The sources chronyd really uses (recorded only: no check depends on them).
+        if obs["daemons"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == "chronyd"))
+        {
+            obs["chronyc_sources"] =
+                match crate::util::run(&[&c, "-c", "-n", "sources"], limit, 256 * 1024).await {
+                    Ok(out) => match sources::chronyc_sources(&out) {
+                        Some(list) => json!(list),
+                        None => json!({"error": "unrecognised chronyc output"}),
+                    },
+                    Err(e) => json!({"error": e.to_string()}),
+                };
         }
     }
 }
@@ -210,13 +338,8 @@ fn finish(obs: &mut Value) {
         .iter()
         .filter_map(|k| obs[*k]["error"].as_str().map(|e| format!("{k}: {e}")))
         .collect();
-    if !failed.is_empty() {
-        if !obs["incomplete"].is_object() {
-            obs["incomplete"] = json!({});
-        }
-        for field in ["synchronized", "offset_us"] {
-            obs["incomplete"][field] = json!(failed);
-        }
+    for reason in failed {
+        crate::base::mark_incomplete(obs, &["synchronized", "offset_us"], reason);
     }
     obs["offset_us"] = obs["chrony"]["offset_us"].clone();
 }
