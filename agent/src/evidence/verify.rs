@@ -501,6 +501,10 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         c.summary = None;
     }
     report.certified = keyed.certified;
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "verify: signatures, key certificates and continuity checked"
+    );
     if let Some(policy) = &keyed.policy {
         report.anchored = true;
         for c in &mut checked {
