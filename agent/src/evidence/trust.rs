@@ -195,7 +195,7 @@ impl Policy {
                 if self.roots.is_empty() {
                     ""
                 } else {
-                    " and no certificate of a policy root vouches for"
+                    " (nor does a certificate from one of its roots)"
                 }
             ));
         }
