@@ -475,7 +475,8 @@ impl Agent {
         &self.state
     }
 
-    /// Replaces the configuration (SIGHUP). The key, chain and spool stay; sinks are rebuilt.
+    /// Replaces the configuration (SIGHUP). The key, chain and spool stay; sinks and the key
+    /// certificate are read again.
     pub fn reconfigure(&mut self, config: Config) -> anyhow::Result<()> {
         let sinks = sinks::build(&config.sinks)?;
         if config.key_path() != self.config.key_path()
@@ -494,8 +495,11 @@ impl Agent {
                 "signing key, state directory and [timestamping] changes take effect at the next restart"
             );
         }
-        self.host =
-            crate::host::identity(&config.agent.host_root, config.agent.hostname.as_deref());
+        let host = crate::host::identity(&config.agent.host_root, config.agent.hostname.as_deref());
+        // A renewed certificate takes effect on reload; a wrong one keeps the running config.
+        self.certificate =
+            rotation::load_certificate(&config, &self.key, &self.state.agent_id, &host)?;
+        self.host = host;
         self.sinks = Arc::new(sinks);
         self.config = config;
         Ok(())

@@ -705,3 +705,138 @@ fn a_kubernetes_secret_mount_for_a_non_root_agent_is_accepted() {
         "a supplementary group is not the agent's own: {err}"
     );
 }
+
+/// On S3 (moto): the agent publishes its certificate beside its key; a renewed certificate
+/// replaces the newest name and the earlier one stays under its digest name; after a
+/// rotation `verify s3://` with a roots-only policy is SOUND.
+#[test]
+fn certificates_and_rotations_on_s3_verify_sound() {
+    use evident_tests::services::{moto, s3py};
+    use evident_tests::{AWS_ENV, evident_with};
+    let Some(server) = moto() else { return };
+    let endpoint = server.url();
+    s3py(&endpoint, &["create-bucket", "enrolled"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root_keyid = root(dir.path());
+    let adir = dir.path().join("agent");
+    fs::create_dir_all(&adir).expect("dir");
+    fs::write(
+        adir.join("agent.toml"),
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n\n[signing]\ncertificate = \"{}\"\n\n[[collectors]]\nname = \"system.inventory\"\n\n[[sinks]]\ntype = \"s3\"\nbucket = \"enrolled\"\nprefix = \"fleet\"\nendpoint = \"{endpoint}\"\nforce_path_style = true\n",
+            adir.join("state").display(),
+            adir.join("agent.cert.json").display()
+        ),
+    )
+    .expect("config");
+    let run = |args: &[&str]| evident_with(&adir, args, AWS_ENV);
+    let show = run(&["key", "show", "--config", "agent.toml"]);
+    assert_eq!(show.code, 0, "{}", show.all());
+    let field = |name: &str| {
+        show.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .expect("field")
+            .to_string()
+    };
+    let (keyid, agent_id, host) = (field("keyid"), field("agent_id"), field("hostname"));
+    let pem: String = show
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(adir.join("agent.pub.pem"), pem).expect("pub");
+    let cert = adir.join("agent.cert.json");
+    enroll(
+        dir.path(),
+        &adir.join("agent.pub.pem"),
+        &agent_id,
+        &host,
+        &cert,
+        &[],
+    );
+    let once = || {
+        let r = run(&["run", "--once", "--config", "agent.toml"]);
+        assert_eq!(r.code, 0, "{}", r.all());
+    };
+    once();
+    // Renewal: a new certificate for the same key, published on the next run.
+    enroll(
+        dir.path(),
+        &adir.join("agent.pub.pem"),
+        &agent_id,
+        &host,
+        &cert,
+        &["--valid-from", "2020-01-01T00:00:00Z"],
+    );
+    once();
+    let listed = String::from_utf8_lossy(&s3py(&endpoint, &["list", "enrolled", "fleet/keys/"]))
+        .into_owned();
+    let certs = listed
+        .lines()
+        .filter(|k| {
+            k.starts_with(&format!("fleet/keys/{keyid}.")) && k.ends_with(".cert.dsse.json")
+        })
+        .count();
+    assert_eq!(certs, 3, "newest name + two digest copies: {listed}");
+    let newest = s3py(
+        &endpoint,
+        &[
+            "get",
+            "enrolled",
+            &format!("fleet/keys/{keyid}.cert.dsse.json"),
+        ],
+    );
+    assert_eq!(
+        newest,
+        fs::read(&cert).expect("cert"),
+        "the renewal replaced the newest name"
+    );
+    // Rotation with an enrolled new key.
+    let (_, ndir) = keypair(dir.path(), "next");
+    let ncert = dir.path().join("next.cert.json");
+    enroll(
+        dir.path(),
+        &ndir.join("signing.pub.pem"),
+        &agent_id,
+        &host,
+        &ncert,
+        &[],
+    );
+    let (nk, nc) = (
+        ndir.join("signing.pem").display().to_string(),
+        ncert.display().to_string(),
+    );
+    let r = run(&[
+        "key",
+        "rotate",
+        "--config",
+        "agent.toml",
+        "--new-key",
+        &nk,
+        "--certificate",
+        &nc,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    once();
+    let policy = roots_policy(dir.path(), &root_keyid);
+    let v = evident_with(
+        dir.path(),
+        &[
+            "verify",
+            "s3://enrolled/fleet",
+            "--endpoint",
+            &endpoint,
+            "--trust",
+            &policy,
+            "--json",
+        ],
+        AWS_ENV,
+    );
+    assert_eq!(v.code, 0, "{}", v.all());
+    let j: serde_json::Value = serde_json::from_str(&v.stdout).expect("json");
+    assert_eq!(j["keys"], 2, "{}", v.stdout);
+    // 3 files of the old key, 2 of the new, and the one the rotation record carries.
+    assert_eq!(j["certified"], 6, "{}", v.stdout);
+}

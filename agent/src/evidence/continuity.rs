@@ -65,13 +65,28 @@ pub fn check<'a>(
         })
     };
 
-    // Rotation edges (agent -> (old, new)) from rotation records signed by the old key.
+    // Rotation edges (agent -> (old, new)) from rotation records signed by the old key
+    // whose new public key is the key they name.
     let mut edges: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
     for r in &records {
-        if let Some(k) = &r.summary.key_rotation
-            && r.summary.kind == Kind::KeyRotation
-            && k.previous_keyid == r.signer
-        {
+        let Some(k) = &r.summary.key_rotation else {
+            continue;
+        };
+        let named = crate::evidence::keys::VerifyingKey::from_pem(k.public_key.as_bytes(), r.key)
+            .is_ok_and(|v| v.keyid() == k.new_keyid);
+        if !named {
+            bad(
+                r.key,
+                format!(
+                    "key_rotation names new key {} but carries another public key (or none)",
+                    k.new_keyid
+                ),
+            );
+            out.broken
+                .insert((r.summary.agent.id.clone(), r.summary.chain.clone()));
+            continue;
+        }
+        if r.summary.kind == Kind::KeyRotation && k.previous_keyid == r.signer {
             edges
                 .entry(r.summary.agent.id.as_str())
                 .or_default()
@@ -251,16 +266,14 @@ pub fn check<'a>(
             e.agent_id == *agent // a wildcard enrollment (a fleet key) binds no one agent
                 && (e.via.is_some() || own.iter().any(|r| r.signer.eq_ignore_ascii_case(&e.keyid)))
         }) {
-            for r in own {
+            // The cheap test first: nearly every record is signed by the enrolled key.
+            for r in own.iter().filter(|r| !lineage.linked(r.signer, &e.keyid)) {
                 let Ok(at) = chrono::DateTime::parse_from_rfc3339(&r.summary.collected_at) else {
                     continue;
                 };
                 let in_window =
                     e.valid_from.is_none_or(|f| at >= f) && e.valid_until.is_none_or(|u| at <= u);
-                if !in_window
-                    || lineage.linked(r.signer, &e.keyid)
-                    || !reported.insert((r.signer, r.summary.chain.as_str()))
-                {
+                if !in_window || !reported.insert((r.signer, r.summary.chain.as_str())) {
                     continue;
                 }
                 bad(
@@ -323,5 +336,22 @@ impl<'a> Lineage<'a> {
     fn linked(&self, a: &str, b: &str) -> bool {
         a.eq_ignore_ascii_case(b)
             || matches!((self.groups.get(a), self.groups.get(b)), (Some(x), Some(y)) if x == y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotations_link_keys_transitively_and_only_through_rotations() {
+        let l = Lineage::new(&[("a", "b"), ("c", "d"), ("b", "c"), ("x", "y")]);
+        assert!(l.linked("a", "d"));
+        assert!(l.linked("d", "a"));
+        assert!(l.linked("x", "y"));
+        assert!(!l.linked("a", "x"));
+        assert!(!l.linked("a", "z"));
+        assert!(l.linked("z", "Z"), "a key is linked to itself");
+        assert!(Lineage::new(&[]).linked("k", "k"));
     }
 }

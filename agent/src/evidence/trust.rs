@@ -202,7 +202,7 @@ impl Policy {
                 if self.roots.is_empty() {
                     ""
                 } else {
-                    " and no certificate of a policy root vouches for"
+                    " (nor does a certificate from one of its roots)"
                 }
             ));
         }
@@ -362,6 +362,33 @@ at = "2026-06-01T00:00:00Z"
                 .is_err_and(|e| e.contains("64 hex"))
         );
         assert!(Policy::parse("colour = 1").is_err());
+    }
+
+    #[test]
+    fn roots_are_read_and_checked_against_their_keyid() {
+        use crate::evidence::keys::SigningKey;
+        let (root, _) = SigningKey::generate(crate::config::Algorithm::Ed25519).expect("key");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("root.pub.pem"), root.public_pem()).expect("write");
+        let id = root.keyid();
+        let p = Policy::parse_in(
+            &format!("[[roots]]\nkeyid = \"{id}\"\npath = \"root.pub.pem\"\n"),
+            dir.path(),
+        )
+        .expect("roots-only policy");
+        assert_eq!(p.root_keys().len(), 1);
+        let inline = format!(
+            "[[roots]]\nkeyid = \"{id}\"\npublic_key = \"\"\"\n{}\"\"\"\n",
+            root.public_pem()
+        );
+        assert!(Policy::parse_in(&inline, dir.path()).is_ok());
+        let wrong = format!("[[roots]]\nkeyid = \"{K}\"\npath = \"root.pub.pem\"\n");
+        assert!(Policy::parse_in(&wrong, dir.path()).is_err_and(|e| e.contains("not the stated")));
+        let both =
+            format!("[[roots]]\nkeyid = \"{id}\"\npath = \"root.pub.pem\"\npublic_key = \"x\"\n");
+        assert!(Policy::parse_in(&both, dir.path()).is_err_and(|e| e.contains("exactly one")));
+        let missing = format!("[[roots]]\nkeyid = \"{id}\"\npath = \"nope.pem\"\n");
+        assert!(Policy::parse_in(&missing, dir.path()).is_err_and(|e| e.contains("nope.pem")));
     }
 
     #[test]
