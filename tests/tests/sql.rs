@@ -420,3 +420,52 @@ fn a_bucket_is_compacted_in_place_and_still_verifies() {
     assert_eq!(v.code, 0, "{}", v.all());
     assert!(v.stdout.contains("SOUND"), "{}", v.all());
 }
+
+#[test]
+fn a_partition_whose_index_does_not_match_its_records_is_left_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let end = chrono::DateTime::parse_from_rfc3339(END)
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let hosts: Vec<String> = ["db-1", "web-1"].iter().map(|s| s.to_string()).collect();
+    generate(&store, &hosts, 2, 2, end, |_, _, _| Outcome::Pass);
+    // One record of web-1 on the last day is changed after it was indexed.
+    let victim = files(
+        &store.join("records/date=2026-11-20/host=web-1"),
+        ".dsse.json",
+    )
+    .into_iter()
+    .next()
+    .expect("victim");
+    let mut bytes = std::fs::read(&victim).expect("read");
+    let i = bytes.len() / 2;
+    bytes[i] ^= 1;
+    std::fs::write(&victim, bytes).expect("tamper");
+    let k = evident(dir.path(), &["keygen", "--out", "compactor"]);
+    assert_eq!(k.code, 0, "{}", k.all());
+    let c = evident(
+        dir.path(),
+        &[
+            "compact",
+            "--store",
+            "store",
+            "--key",
+            "compactor/signing.pem",
+        ],
+    );
+    assert_eq!(c.code, 1, "{}", c.all());
+    assert!(
+        c.stdout
+            .contains("PROBLEM index/date=2026-11-20/host=web-1")
+            && c.stdout
+                .contains("content differs from the index line's digest")
+            && c.stdout.contains("compacted 3 partition(s)"),
+        "{}",
+        c.all()
+    );
+    // Left as it was: its index files are there, no Parquet file for it.
+    assert!(!files(&store.join("index/date=2026-11-20/host=web-1"), ".jsonl").is_empty());
+    assert!(!store.join("parquet/date=2026-11-20/host=web-1").exists());
+    assert!(files(&store.join("index/date=2026-11-19"), ".jsonl").is_empty());
+}
