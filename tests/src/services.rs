@@ -17,6 +17,21 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// `GET path` on 127.0.0.1:port (HTTP/1.1, one request): the status and the body, or None
+/// when the server cannot be reached or answers something that is not HTTP.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    Some((
+        code,
+        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
+    ))
+}
+
 /// The test venv's directory (tests/tooling/setup.sh).
 pub fn venv() -> PathBuf {
     std::env::var_os("EVIDENT_TEST_VENV").map_or_else(

@@ -2,32 +2,10 @@
 //! broken config keeps the running one, SIGTERM drains and exits 0, the store verifies, and
 //! a restart continues the same chain.
 
+use evident_tests::services::{free_port, http_get as get};
 use evident_tests::{bin, evident, predicate, records};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let code = out.split_whitespace().nth(1)?.parse().ok()?;
-    Some((
-        code,
-        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
-    ))
-}
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
