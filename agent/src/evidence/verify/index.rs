@@ -6,6 +6,7 @@
 use super::Problem;
 use super::files::{read_bounded, rel, walk};
 use super::records::Checked;
+use crate::evidence::keys::VerifyingKey;
 use crate::store::{self, IndexEntry, Summary};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -101,18 +102,18 @@ fn differences(e: &IndexEntry, c: &Checked, s: &Summary) -> Vec<String> {
     out
 }
 
-/// Checks every index file, and every row of the compacted index (`compacted`: rows of
-/// `parquet/` files whose attestation verified, with where each was read), against the
+/// Checks every index file, and every row of the compacted index (`parquet/` files, each
+/// against its signed attestation by a key in `keys`, read one file at a time), against the
 /// records, and that every valid record is indexed.
-pub(super) fn check(
+pub(super) fn check<'a>(
     root: &Path,
     dir: Option<&Path>,
-    compacted: Vec<(String, IndexEntry)>,
-    checked: &[Checked],
-    by_key: &HashMap<&str, &Checked>,
+    keys: &HashMap<String, VerifyingKey>,
+    checked: &'a [Checked],
+    by_key: &HashMap<&'a str, &'a Checked>,
     problems: &mut Vec<Problem>,
 ) {
-    let mut listed: HashSet<&str> = HashSet::with_capacity(checked.len());
+    let mut listed: HashSet<&'a str> = HashSet::with_capacity(checked.len());
     let mut index_files = Vec::new();
     if let Some(dir) = dir {
         walk(dir, &mut index_files, problems, root);
@@ -205,48 +206,49 @@ pub(super) fn check(
             }
         }
     }
-    for (at, entry) in compacted {
+    let mut row = |at: &str, entry: &IndexEntry| -> Option<Problem> {
+        let problem = |message: String| {
+            Some(Problem {
+                key: entry.key.clone(),
+                message,
+            })
+        };
         let Some(c) = by_key.get(entry.key.as_str()) else {
-            problems.push(Problem {
-                message: format!("record listed in the compacted index ({at}) is missing"),
-                key: entry.key,
-            });
-            continue;
+            return problem(format!(
+                "record listed in the compacted index ({at}) is missing"
+            ));
         };
         listed.insert(c.key.as_str());
         let Some(s) = &c.summary else {
             if !c.digest.is_empty() && c.digest != entry.digest {
-                problems.push(Problem {
-                    key: entry.key,
-                    message: format!("digest differs from the compacted index ({at})"),
-                });
+                return problem(format!("digest differs from the compacted index ({at})"));
             }
-            continue;
+            return None;
         };
-        let diff = differences(&entry, c, s);
-        if !diff.is_empty() {
-            problems.push(Problem {
-                key: entry.key.clone(),
-                message: format!(
-                    "compacted index row {at} differs from the record: {}",
-                    diff.join("; ")
-                ),
-            });
-        }
+        let mut diff = differences(entry, c, s);
         // `parquet/<partition>/index-...parquet:row N` must be the record's partition.
-        let row_dir = at.strip_prefix("parquet/").and_then(|k| k.rsplit_once('/'));
+        let row_dir = at
+            .strip_prefix("parquet/")
+            .and_then(|k| k.rsplit_once('/'))
+            .map(|(d, _)| d);
         let record_dir = c
             .key
             .strip_prefix("records/")
             .and_then(|k| k.rsplit_once('/'))
             .map(|(d, _)| d);
-        if row_dir.map(|(d, _)| d) != record_dir {
-            problems.push(Problem {
-                key: entry.key,
-                message: format!("listed in the compacted index {at}, not in its partition"),
-            });
+        if row_dir != record_dir {
+            diff.push("it lies in another partition".into());
         }
-    }
+        if diff.is_empty() {
+            None
+        } else {
+            problem(format!(
+                "compacted index row {at} differs from the record: {}",
+                diff.join("; ")
+            ))
+        }
+    };
+    problems.extend(crate::compact::verified_entries(root, keys, &mut row));
     for c in checked {
         if c.summary.is_some() && !listed.contains(c.key.as_str()) {
             problems.push(Problem {

@@ -396,14 +396,10 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
     report.notes.extend(time.notes);
     report.timestamps = time.chains;
 
-    // The compacted index (parquet/): each file against its signed attestation, then each
-    // row like an index line.
-    let (compacted, compact_problems) = crate::compact::verified_entries(root, &keys);
-    problems.extend(compact_problems);
     index::check(
         root,
         index_dir.as_deref(),
-        compacted,
+        &keys,
         &checked,
         &by_key,
         &mut problems,
