@@ -859,18 +859,19 @@ pub fn run_cli(
 }
 
 /// For `verify`: every compacted index file under `parquet/`, checked against its signed
-/// attestation (signature by a published key, SHA-256, row count, partition). Returns the
-/// rows, each with where it was read (`parquet/...:row N`), for `verify` to check like index
-/// lines (the record exists, its digest matches), and the problems found.
+/// attestation (signature by a published key, SHA-256, row count, partition). Each row is
+/// handed to `row` with where it was read (`parquet/...:row N`), one file at a time, for
+/// `verify` to check like an index line (the record exists, its digest matches); `row`
+/// returns a problem or `None`. Returns the problems found.
 pub fn verified_entries(
     root: &Path,
     keys: &HashMap<String, VerifyingKey>,
-) -> (Vec<(String, IndexEntry)>, Vec<Problem>) {
-    let mut entries = Vec::new();
+    row: &mut dyn FnMut(&str, &IndexEntry) -> Option<Problem>,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let base = root.join(DIR);
     if !base.is_dir() {
-        return (entries, problems);
+        return problems;
     }
     let mut bad = |key: String, message: String| problems.push(Problem { key, message });
     let mut files = Vec::new();
@@ -985,7 +986,9 @@ pub fn verified_entries(
                     format!("row names {}, a record of another partition", e.key),
                 );
             }
-            entries.push((at, e));
+            if let Some(p) = row(&at, &e) {
+                bad(p.key, p.message);
+            }
         }
     }
     for (missing, _) in attested {
@@ -994,7 +997,7 @@ pub fn verified_entries(
             "compacted index file listed by a signed attestation is missing".into(),
         );
     }
-    (entries, problems)
+    problems
 }
 
 fn walk(

@@ -730,21 +730,21 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
 
     // Compacted index (parquet/): each file against its signed attestation, each row like
     // an index line.
-    let (rows, compact_problems) = crate::compact::verified_entries(root, &keys);
-    problems.extend(compact_problems);
-    for (at, entry) in rows {
-        match by_key.get(entry.key.as_str()) {
-            None => problems.push(Problem {
+    let compact_problems =
+        crate::compact::verified_entries(root, &keys, &mut |at, entry| match by_key
+            .get(entry.key.as_str())
+        {
+            None => Some(Problem {
+                key: entry.key.clone(),
                 message: format!("record listed in the compacted index ({at}) is missing"),
-                key: entry.key,
             }),
-            Some(c) if c.digest != entry.digest && !c.digest.is_empty() => problems.push(Problem {
+            Some(c) if c.digest != entry.digest && !c.digest.is_empty() => Some(Problem {
+                key: entry.key.clone(),
                 message: format!("digest differs from the compacted index ({at})"),
-                key: entry.key,
             }),
-            _ => {}
-        }
-    }
+            _ => None,
+        });
+    problems.extend(compact_problems);
 
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
