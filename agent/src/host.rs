@@ -59,23 +59,25 @@ pub fn identity(host_root: &Path, hostname: Option<&str>) -> Host {
     // With the host mounted elsewhere (a DaemonSet), the kernel's host name is the pod's:
     // the node's own /etc/hostname, or the node name from the downward API, names the host.
     let mounted = host_root != Path::new("/");
+    // A discovered name counts only when `verify` would accept it (a host file can hold
+    // anything); the next source is tried otherwise. A configured name was checked at load.
+    let usable = |s: String| crate::store::valid_hostname(&s).then_some(s);
     let hostname = hostname
         .map(str::to_string)
         .or_else(|| {
             mounted
                 .then(|| read_small(&at("/etc/hostname")).map(|s| s.trim().to_string()))
                 .flatten()
-                .filter(|s| !s.is_empty())
+                .and_then(usable)
         })
         .or_else(|| {
             mounted
                 .then(|| std::env::var("NODE_NAME").ok())
                 .flatten()
-                .filter(|s| !s.is_empty())
+                .and_then(usable)
         })
-        .or_else(|| sysinfo::System::host_name().ok())
-        .or_else(|| read_small(&at("/etc/hostname")).map(|s| s.trim().to_string()))
-        .filter(|s| !s.is_empty())
+        .or_else(|| sysinfo::System::host_name().ok().and_then(usable))
+        .or_else(|| read_small(&at("/etc/hostname")).and_then(|s| usable(s.trim().to_string())))
         .unwrap_or_else(|| "unknown".to_string());
     let machine_id = read_small(&at("/etc/machine-id")).and_then(|m| app_specific_id(&m));
     let os = read_small(&at("/etc/os-release")).and_then(|t| {
@@ -148,5 +150,10 @@ mod tests {
         std::fs::write(dir.path().join("etc/hostname"), "node-7\n").expect("write");
         assert_eq!(identity(dir.path(), None).hostname, "node-7");
         assert_eq!(identity(dir.path(), Some("override")).hostname, "override");
+        // A name verify would refuse (a host file holds anything) is passed over.
+        std::fs::write(dir.path().join("etc/hostname"), "bad host/../x\n").expect("write");
+        let name = identity(dir.path(), None).hostname;
+        assert_ne!(name, "bad host/../x");
+        assert!(crate::store::valid_hostname(&name), "{name}");
     }
 }
