@@ -244,7 +244,13 @@ fn hostile_servers_are_recorded_errors_never_passes() {
             !obs["errors"].as_array().expect("errors").is_empty(),
             "{mode}: {obs:#}"
         );
-        for c in pred["checks"].as_array().expect("checks") {
+        let checks = pred["checks"].as_array().expect("checks");
+        assert_eq!(
+            checks.len(),
+            6,
+            "{mode}: every built-in check ran: {pred:#}"
+        );
+        for c in checks {
             assert_eq!(c["status"], "error", "{mode}: {c:#}");
         }
         assert!(!all.contains(TOKEN), "{mode}: token leaked");

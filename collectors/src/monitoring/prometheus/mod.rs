@@ -303,7 +303,7 @@ fn targets(data: &Value) -> Result<Value, CollectError> {
         "up": count("up"),
         "down": count("down"),
         "unknown": count("unknown"),
-        "not_up": active.len() as u64 - count("up"),
+        "not_up": (active.len() as u64).saturating_sub(count("up")),
         "down_list": down,
     }))
 }
