@@ -60,15 +60,18 @@ else
 fi
 
 # Oracles of the differential tests (tests/tests/differential.rs): sshd -T (openssh-server),
-# visudo and cvtsudoers (sudo), openssl, systemd-analyze (systemd), unshare (util-linux).
+# visudo and cvtsudoers (sudo), openssl, systemd-analyze (systemd), systemd-timesyncd (its own
+# package since Debian 12; it conflicts with chrony, so chrony is never installed as a package),
+# unshare (util-linux).
 if command -v sshd > /dev/null && command -v cvtsudoers > /dev/null && command -v openssl > /dev/null \
-  && command -v systemd-analyze > /dev/null && command -v unshare > /dev/null; then
+  && command -v systemd-analyze > /dev/null && command -v unshare > /dev/null \
+  && [ -x /lib/systemd/systemd-timesyncd ]; then
   echo "test tooling: differential-test oracles are installed"
 else
-  echo "test tooling: installing the differential-test oracles (openssh-server, sudo, openssl, systemd)"
+  echo "test tooling: installing the differential-test oracles (openssh-server, sudo, openssl, systemd, systemd-timesyncd)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends openssh-server sudo openssl systemd util-linux > /dev/null
+  apt-get install -y -qq --no-install-recommends openssh-server sudo openssl systemd systemd-timesyncd util-linux > /dev/null
 fi
 
 # Monitoring servers of tests/tests/monitoring.rs (started on 127.0.0.1 by the test itself).
