@@ -114,13 +114,13 @@ fn statuses(p: &crate::evidence::record::Predicate) -> Vec<&'static str> {
 }
 
 /// Runs until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP.
-pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> crate::pipeline::Result<()> {
     let metrics = Arc::new(Metrics::new(agent.config.health.max_backlog));
     let mut health = None;
     if let Some(addr) = agent.config.health.listen {
         let listener = crate::health::bind(addr)
             .await
-            .map_err(|e| anyhow::anyhow!("health endpoint {addr}: {e}"))?;
+            .map_err(|e| crate::pipeline::Error::Refused(format!("health endpoint {addr}: {e}")))?;
         let spool_dir = agent.config.agent.state_dir.join("spool");
         health = Some(tokio::spawn(crate::health::serve(
             listener,
@@ -129,9 +129,21 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
         )));
         tracing::info!(%addr, "serving /healthz /readyz /metrics");
     }
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|source| crate::pipeline::Error::System {
+            what: "cannot handle SIGTERM",
+            source,
+        })?;
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|source| crate::pipeline::Error::System {
+            what: "cannot handle SIGINT",
+            source,
+        })?;
+    let mut sighup =
+        signal(SignalKind::hangup()).map_err(|source| crate::pipeline::Error::System {
+            what: "cannot handle SIGHUP",
+            source,
+        })?;
     let (tx, mut rx) = mpsc::channel::<Raw>(64);
     // RFC 3161 stamping in its own task: a slow or absent TSA never holds up this loop.
     let (stamped_tx, mut stamped_rx) = mpsc::channel::<()>(1);
@@ -146,7 +158,7 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
     let mut unshipped = true;
     let mut ship_backoff = Duration::from_secs(1);
     let mut ship_at = Utc::now();
-    let mut shipping: Option<tokio::task::JoinHandle<anyhow::Result<ShipReport>>> = None;
+    let mut shipping: Option<tokio::task::JoinHandle<crate::pipeline::Result<ShipReport>>> = None;
     let mut newest = load_newest(&agent);
     metrics.controls(control_status(&agent, &newest));
     let watchdog = watchdog_interval();
@@ -370,10 +382,12 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> anyhow::Resu
 
 /// Waits for the shipping task (never called without one).
 async fn wait_for(
-    task: &mut Option<tokio::task::JoinHandle<anyhow::Result<ShipReport>>>,
-) -> anyhow::Result<ShipReport> {
+    task: &mut Option<tokio::task::JoinHandle<crate::pipeline::Result<ShipReport>>>,
+) -> crate::pipeline::Result<ShipReport> {
     match task.as_mut() {
-        Some(h) => h.await.map_err(|e| anyhow::anyhow!("shipping task: {e}"))?,
+        Some(h) => h
+            .await
+            .map_err(|e| crate::pipeline::Error::Refused(format!("shipping task: {e}")))?,
         None => std::future::pending().await,
     }
 }
@@ -478,7 +492,7 @@ fn record(
     metrics: &Metrics,
     newest: &mut BTreeMap<String, VerifiedRecord>,
     raw: Raw,
-) -> anyhow::Result<()> {
+) -> crate::pipeline::Result<()> {
     let secs = raw.duration_ms as f64 / 1000.0;
     let (p, out) = agent.record(raw)?;
     let id = p

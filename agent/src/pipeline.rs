@@ -12,13 +12,16 @@ use crate::evidence::record::{
 use crate::sinks::{self, Sink};
 use crate::spool::Spool;
 use crate::store::Outgoing;
-use anyhow::{Context as _, anyhow, bail};
 use chrono::{SecondsFormat, Utc};
+use error::{IoContext as _, refused};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod error;
 mod rotation;
+
+pub use error::{Error, Result};
 
 /// Agent version recorded in evidence.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -242,32 +245,31 @@ fn base_predicate(kind: Kind, agent_id: &str, host: &Host) -> Predicate {
 impl Agent {
     /// Opens the agent's state: key (generated on first use), chain head, spool, sinks.
     /// A fresh installation starts a chain with a signed `chain_start` record.
-    pub fn open(config: Config) -> anyhow::Result<Agent> {
+    pub fn open(config: Config) -> Result<Agent> {
         Agent::open_with(config, None)
     }
 
     /// Starts a new chain deliberately, recording why (`evident chain reset`).
-    pub fn reset_chain(config: Config, reason: &str) -> anyhow::Result<Agent> {
+    pub fn reset_chain(config: Config, reason: &str) -> Result<Agent> {
         Agent::open_with(config, Some(reason))
     }
 
-    fn open_with(config: Config, reset: Option<&str>) -> anyhow::Result<Agent> {
+    fn open_with(config: Config, reset: Option<&str>) -> Result<Agent> {
         let state_dir = config.agent.state_dir.clone();
         crate::durable::create_dir_private(&state_dir)
-            .with_context(|| format!("{}: cannot create state directory", state_dir.display()))?;
+            .at(&state_dir, "cannot create state directory")?;
         let lock = rotation::lock_state(&state_dir)?;
         let key_path = config.key_path();
         rotation::refuse_new_key(&state_dir, &key_path, reset.is_some())?;
         let (key, key_created) = SigningKey::load_or_generate(&key_path, config.signing.algorithm)?;
-        let spool = Spool::open(&state_dir)
-            .with_context(|| format!("{}: cannot open spool", state_dir.display()))?;
+        let spool = Spool::open(&state_dir).at(&state_dir, "cannot open spool")?;
         let sinks = Arc::new(sinks::build(&config.sinks)?);
         let stamper = config
             .timestamping
             .as_ref()
             .map(|t| crate::evidence::timestamp::outbox::Stamper::open(&state_dir, t))
             .transpose()
-            .map_err(|e| anyhow!(e))?;
+            .map_err(Error::Refused)?;
         let host = crate::host::identity(&config.agent.host_root, config.agent.hostname.as_deref());
         let files = ChainFiles::new(&state_dir);
 
@@ -280,9 +282,7 @@ impl Agent {
                         format!("{}\n", s.agent_id).as_bytes(),
                         0o644,
                     )
-                    .with_context(|| {
-                        format!("{}: cannot write agent id", files.agent_id.display())
-                    })?;
+                    .at(&files.agent_id, "cannot write agent id")?;
                     (s.agent_id, true)
                 }
                 _ => (files.create_agent_id()?, false),
@@ -371,23 +371,26 @@ impl Agent {
     }
 
     /// Adopts records that reached the spool but not the chain state (crash in between).
-    fn recover(&mut self) -> anyhow::Result<()> {
-        for entry in self.spool.pending()? {
-            let bytes = std::fs::read(&entry.path)
-                .with_context(|| format!("{}: cannot read spooled record", entry.path.display()))?;
+    fn recover(&mut self) -> Result<()> {
+        for entry in self
+            .spool
+            .pending()
+            .at(self.spool.dir(), "cannot list the spool")?
+        {
+            let bytes = std::fs::read(&entry.path).at(&entry.path, "cannot read spooled record")?;
             let o = Outgoing::from_bytes(bytes)
-                .map_err(|e| anyhow!("{}: {e}", entry.path.display()))?;
+                .map_err(|e| refused!("{}: {e}", entry.path.display()))?;
             let s = &o.summary;
             if s.chain != self.state.chain || s.sequence < self.state.next_sequence {
                 continue; // already in the chain state, or of an earlier chain: waits to ship
             }
             if s.sequence != self.state.next_sequence || s.previous != self.state.head {
-                bail!(
+                return Err(refused!(
                     "{}: spooled record does not continue the chain (sequence {}, expected {}); run `evident chain reset --reason \"...\"` after inspecting it",
                     entry.path.display(),
                     s.sequence,
                     self.state.next_sequence
-                );
+                ));
             }
             tracing::info!(
                 sequence = s.sequence,
@@ -401,9 +404,7 @@ impl Agent {
                 // The crash may have come before its timestamp request was written (a request
                 // whose token is already kept is not sent again).
                 st.enqueue(&s.agent.id, &s.chain, s.sequence, &o.digest)
-                    .with_context(|| {
-                        format!("{}: cannot queue a timestamp request", st.dir().display())
-                    })?;
+                    .at(st.dir(), "cannot queue a timestamp request")?;
             }
             if let Some(c) = &s.collector {
                 let run = self.state.collectors.entry(c.id.clone()).or_default();
@@ -418,11 +419,7 @@ impl Agent {
         self.save_state()
     }
 
-    fn start_chain(
-        &mut self,
-        reason: &str,
-        previous: Option<&ChainState>,
-    ) -> anyhow::Result<Outgoing> {
+    fn start_chain(&mut self, reason: &str, previous: Option<&ChainState>) -> Result<Outgoing> {
         let mut p = base_predicate(Kind::ChainStart, &self.state.agent_id, &self.host);
         p.chain_start = Some(ChainStart {
             reason: reason.to_string(),
@@ -433,26 +430,26 @@ impl Agent {
     }
 
     /// Chains, signs and spools a record; durable when this returns.
-    pub fn append(&mut self, mut p: Predicate) -> anyhow::Result<Outgoing> {
+    pub fn append(&mut self, mut p: Predicate) -> Result<Outgoing> {
         p.chain = self.state.chain.clone();
         p.sequence = self.state.next_sequence;
         p.previous = self.state.head.clone();
         let env = Envelope::sign(&p.to_payload(), &self.key)?;
         let bytes = env.to_bytes();
         let digest = sha256_hex(&bytes);
-        self.spool.put(&digest, &bytes).with_context(|| {
-            format!("{}: cannot write to the spool", self.spool.dir().display())
-        })?;
+        self.spool
+            .put(&digest, &bytes)
+            .at(self.spool.dir(), "cannot write to the spool")?;
         self.state.next_sequence += 1;
         self.state.head = Some(digest);
         // The chain state is saved lazily (before shipping, which empties the spool): the
         // spooled record itself is the durable head, and `recover` adopts it after a crash.
         self.dirty = true;
-        Outgoing::from_bytes(bytes).map_err(|e| anyhow!("internal: own record unreadable: {e}"))
+        Outgoing::from_bytes(bytes).map_err(|e| refused!("internal: own record unreadable: {e}"))
     }
 
     /// Durably saves the chain state if records were appended since the last save.
-    pub fn save_state(&mut self) -> anyhow::Result<()> {
+    pub fn save_state(&mut self) -> Result<()> {
         if self.dirty {
             self.files.save(&self.state)?;
             self.dirty = false;
@@ -477,7 +474,7 @@ impl Agent {
 
     /// Replaces the configuration (SIGHUP). The key, chain and spool stay; sinks and the key
     /// certificate are read again.
-    pub fn reconfigure(&mut self, config: Config) -> anyhow::Result<()> {
+    pub fn reconfigure(&mut self, config: Config) -> Result<()> {
         let sinks = sinks::build(&config.sinks)?;
         if config.key_path() != self.config.key_path()
             || config.agent.state_dir != self.config.agent.state_dir
@@ -516,14 +513,14 @@ impl Agent {
     }
 
     /// Runs one collector entry (by index) and records its evidence.
-    pub async fn run_collector(&mut self, index: usize) -> anyhow::Result<(Predicate, Outgoing)> {
+    pub async fn run_collector(&mut self, index: usize) -> Result<(Predicate, Outgoing)> {
         let raw = collect(&self.config, &self.config.collectors[index]).await;
         self.record(raw)
     }
 
     /// Evaluates checks on a finished collection and records it (chained, signed, spooled).
     /// A result for a collector no longer configured (after a reload) is recorded without checks.
-    pub fn record(&mut self, raw: Raw) -> anyhow::Result<(Predicate, Outgoing)> {
+    pub fn record(&mut self, raw: Raw) -> Result<(Predicate, Outgoing)> {
         let id = raw.id.clone();
         let mut p = match self.config.collectors.iter().find(|e| e.id == id) {
             Some(entry) => evaluate(&self.config, entry, &self.host, &self.state.agent_id, raw),
@@ -556,7 +553,7 @@ impl Agent {
 
     /// Writes a signed checkpoint of the chain head and each collector's last run, and (with
     /// `[timestamping]`) queues its digest for the timestamp authority.
-    pub fn checkpoint(&mut self, next_due: Option<String>) -> anyhow::Result<Outgoing> {
+    pub fn checkpoint(&mut self, next_due: Option<String>) -> Result<Outgoing> {
         let mut p = base_predicate(Kind::Checkpoint, &self.state.agent_id, &self.host);
         p.checkpoint = Some(Checkpoint {
             records: self.state.next_sequence,
@@ -585,7 +582,7 @@ impl Agent {
     }
 
     /// Runs every collector once, writes a checkpoint, and ships the spool.
-    pub async fn run_once(&mut self) -> anyhow::Result<RunReport> {
+    pub async fn run_once(&mut self) -> Result<RunReport> {
         let mut report = RunReport::default();
         let first = self.unreported.take().unwrap_or(self.state.next_sequence);
         if self.spool_over_limit() {
@@ -634,7 +631,7 @@ impl Agent {
     /// deletes unshipped evidence: it records one signed `gap` record ("spool_full"), pauses
     /// collection and counts what it skips; when space frees it records a "resumed" gap
     /// record stating the paused window and the runs skipped, and goes on.
-    pub fn admit(&mut self, runs: u64) -> anyhow::Result<bool> {
+    pub fn admit(&mut self, runs: u64) -> Result<bool> {
         let (records, bytes) = self.spool.depth().unwrap_or((0, 0));
         let limit = self.config.agent.spool_max_bytes;
         if bytes >= limit {
@@ -682,14 +679,14 @@ impl Agent {
 
     /// Ships the spool to every sink, each from its own cursor; removes what all confirmed.
     /// A failing sink stops only itself; a record a sink rejects for good is quarantined.
-    pub async fn ship(&mut self) -> anyhow::Result<ShipReport> {
+    pub async fn ship(&mut self) -> Result<ShipReport> {
         self.ship_job()?.run().await
     }
 
     /// A shipping round that owns what it needs, to run in its own task while the agent goes
     /// on recording (the daemon): it ships the records spooled so far, after the chain state
     /// that covers them is saved.
-    pub fn ship_job(&mut self) -> anyhow::Result<ShipJob> {
+    pub fn ship_job(&mut self) -> Result<ShipJob> {
         // Spooled records are the only durable copy of the head until the state is saved.
         self.save_state()?;
         Ok(ShipJob {
@@ -714,10 +711,13 @@ pub struct ShipJob {
 
 impl ShipJob {
     /// Ships the spool up to the job's last record to every sink.
-    pub async fn run(self) -> anyhow::Result<ShipReport> {
+    pub async fn run(self) -> Result<ShipReport> {
         let mut report = ShipReport::default();
         let keys = self.keys;
-        let mut pending = self.spool.pending()?;
+        let mut pending = self
+            .spool
+            .pending()
+            .at(self.spool.dir(), "cannot list the spool")?;
         pending.retain(|e| e.ordinal <= self.upto);
         let mut cache: BTreeMap<u64, Outgoing> = BTreeMap::new();
         for sink in self.sinks.iter() {
@@ -737,20 +737,22 @@ impl ShipJob {
                     if let std::collections::btree_map::Entry::Vacant(slot) =
                         cache.entry(entry.ordinal)
                     {
-                        let bytes = std::fs::read(&entry.path).with_context(|| {
-                            format!("{}: cannot read spooled record", entry.path.display())
-                        })?;
+                        let bytes = std::fs::read(&entry.path)
+                            .at(&entry.path, "cannot read spooled record")?;
                         match Outgoing::from_bytes(bytes) {
                             Ok(o) => {
                                 slot.insert(o);
                             }
                             Err(e) => {
                                 // Never deleted: kept aside for inspection, out of every sink's way.
-                                let q = self.spool.quarantine(
-                                    &name,
-                                    entry,
-                                    &format!("unreadable spool entry: {e}"),
-                                )?;
+                                let q = self
+                                    .spool
+                                    .quarantine(
+                                        &name,
+                                        entry,
+                                        &format!("unreadable spool entry: {e}"),
+                                    )
+                                    .at(self.spool.dir(), "cannot quarantine a record")?;
                                 report.errors.push(format!(
                                     "{}: corrupt spool entry quarantined at {}: {e}",
                                     entry.path.display(),
@@ -773,7 +775,10 @@ impl ShipJob {
                     Ok(rejected) => {
                         for (i, reason) in rejected.iter().enumerate() {
                             if let (Some(reason), Some((entry, _))) = (reason, batch.get(i)) {
-                                let q = self.spool.quarantine(&name, entry, reason)?;
+                                let q = self
+                                    .spool
+                                    .quarantine(&name, entry, reason)
+                                    .at(self.spool.dir(), "cannot quarantine a record")?;
                                 report.errors.push(format!(
                                     "{name}: rejected {} for good ({reason}); kept at {}",
                                     records[i].key,
@@ -792,12 +797,9 @@ impl ShipJob {
                             break;
                         }
                         if let Some(last) = chunk.last() {
-                            self.spool.advance(&name, last.ordinal).with_context(|| {
-                                format!(
-                                    "{}: cannot save the sink cursor",
-                                    self.spool.dir().display()
-                                )
-                            })?;
+                            self.spool
+                                .advance(&name, last.ordinal)
+                                .at(self.spool.dir(), "cannot save the sink cursor")?;
                         }
                         stat.0 += records.len();
                     }
@@ -821,8 +823,15 @@ impl ShipJob {
             report.errors.extend(t.errors);
         }
         let names: Vec<String> = self.sinks.iter().map(|s| s.describe()).collect();
-        report.shipped = self.spool.collect(&names)?;
-        report.pending = self.spool.pending()?.len();
+        report.shipped = self.spool.collect(&names).at(
+            self.spool.dir(),
+            "cannot remove shipped records from the spool",
+        )?;
+        report.pending = self
+            .spool
+            .pending()
+            .at(self.spool.dir(), "cannot list the spool")?
+            .len();
         Ok(report)
     }
 }

@@ -28,12 +28,11 @@ pub(super) fn run(args: &Args, config_path: Option<&Path>) -> anyhow::Result<Exi
         );
     }
     if !*once {
-        return runtime()?
-            .block_on(crate::daemon::run(
-                agent,
-                config_path.map(Path::to_path_buf),
-            ))
-            .map(|_| ExitCode::SUCCESS);
+        runtime()?.block_on(crate::daemon::run(
+            agent,
+            config_path.map(Path::to_path_buf),
+        ))?;
+        return Ok(ExitCode::SUCCESS);
     }
     let report = runtime()?.block_on(agent.run_once())?;
     if report.paused {

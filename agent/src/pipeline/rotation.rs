@@ -9,6 +9,7 @@
 //! `<key>.next` finishes the rename.
 
 use super::Agent;
+use super::error::{IoContext as _, Result, refused};
 use crate::config::Config;
 use crate::evidence::certificate;
 use crate::evidence::chain::ChainState;
@@ -17,7 +18,6 @@ use crate::evidence::keys::SigningKey;
 use crate::evidence::record::{Host, KeyRotation, Kind};
 use crate::sinks::PublicFile;
 use crate::store;
-use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
 
 /// Where the new key waits during a rotation.
@@ -35,7 +35,7 @@ fn retired_dir(state_dir: &Path) -> PathBuf {
 /// Locks the state directory (`<state_dir>/lock`, released when the process ends, even by
 /// kill -9): a second process (`key rotate`, `chain reset` or `run --once` beside the
 /// daemon) would otherwise fork the chain or sign with a retired key.
-pub fn lock_state(state_dir: &Path) -> anyhow::Result<std::fs::File> {
+pub fn lock_state(state_dir: &Path) -> Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = state_dir.join("lock");
     let f = std::fs::OpenOptions::new()
@@ -44,40 +44,34 @@ pub fn lock_state(state_dir: &Path) -> anyhow::Result<std::fs::File> {
         .write(true)
         .mode(0o600)
         .open(&path)
-        .with_context(|| format!("{}: cannot open the state lock", path.display()))?;
+        .at(&path, "cannot open the state lock")?;
     match f.try_lock() {
         Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
+        Err(std::fs::TryLockError::WouldBlock) => Err(refused!(
             "{}: another evident process (the daemon?) is using this state directory; stop it first (e.g. `systemctl stop evident`), then retry",
             state_dir.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("{}: cannot lock the state directory", path.display()))
-        }
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).at(&path, "cannot lock the state directory"),
     }
 }
 
 /// Refuses to generate a key when this agent already has chain state (a key that vanished
 /// would otherwise be replaced silently and the chain continued by a stranger's key).
-pub fn refuse_new_key(state_dir: &Path, key_path: &Path, reset: bool) -> anyhow::Result<()> {
+pub fn refuse_new_key(state_dir: &Path, key_path: &Path, reset: bool) -> Result<()> {
     let has_chain = state_dir.join("chain.json").exists() || state_dir.join("agent-id").exists();
     if reset || !has_chain || key_path.exists() || pending_path(key_path).exists() {
         return Ok(());
     }
-    bail!(
+    Err(refused!(
         "{}: the signing key is missing, but this agent already has an evidence chain in {}; a new key is never generated silently. Restore the key from its backup. To change keys, run `evident key rotate` with the old key in place. If the key is lost, `evident chain reset --reason \"...\"` starts a new chain with a new key (verify reports the key change)",
         key_path.display(),
         state_dir.display()
-    )
+    ))
 }
 
 /// Checks that the key is the one that signs the chain (finishing an interrupted rotation),
 /// and records it in the state of a chain that does not name one yet.
-pub fn settle_key(
-    state: &mut ChainState,
-    key: SigningKey,
-    key_path: &Path,
-) -> anyhow::Result<SigningKey> {
+pub fn settle_key(state: &mut ChainState, key: SigningKey, key_path: &Path) -> Result<SigningKey> {
     let Some(expected) = state.keyid.clone() else {
         state.keyid = Some(key.keyid().to_string());
         return Ok(key);
@@ -89,26 +83,25 @@ pub fn settle_key(
     if pending.exists() {
         let next = SigningKey::load(&pending)?;
         if next.keyid() == expected {
-            std::fs::rename(&pending, key_path).with_context(|| {
-                format!(
-                    "{}: cannot finish the key rotation (rename to {})",
-                    pending.display(),
+            std::fs::rename(&pending, key_path).at(
+                &pending,
+                &format!(
+                    "cannot finish the key rotation (rename to {})",
                     key_path.display()
-                )
-            })?;
+                ),
+            )?;
             if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                crate::durable::sync_dir(dir)
-                    .with_context(|| format!("{}: cannot sync", dir.display()))?;
+                crate::durable::sync_dir(dir).at(dir, "cannot sync")?;
             }
             tracing::info!(keyid = expected, "finished an interrupted key rotation");
             return Ok(next);
         }
     }
-    bail!(
+    Err(refused!(
         "{}: holds key {}, but this agent's chain is signed by key {expected}; put that key back (a chain continued by another key is a PROBLEM for verify). To change keys, run `evident key rotate` with the chain's key in place",
         key_path.display(),
         key.keyid()
-    )
+    ))
 }
 
 /// Reads `[signing] certificate` and checks it certifies this key, agent id and host.
@@ -117,16 +110,16 @@ pub fn load_certificate(
     key: &SigningKey,
     agent_id: &str,
     host: &Host,
-) -> anyhow::Result<Option<Vec<u8>>> {
+) -> Result<Option<Vec<u8>>> {
     let Some(path) = &config.signing.certificate else {
         return Ok(None);
     };
     let bytes = evident_collectors::read::bytes(path, certificate::MAX_CERTIFICATE_BYTES as u64)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read key certificate: {e}", path.display()))?;
-    let b = certificate::read_unverified(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        .map_err(|e| refused!("{}: cannot read key certificate: {e}", path.display()))?;
+    let b =
+        certificate::read_unverified(&bytes).map_err(|e| refused!("{}: {e}", path.display()))?;
     check_binding(&b, key.keyid(), agent_id, host)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        .map_err(|e| refused!("{}: {e}", path.display()))?;
     if let Ok(until) = chrono::DateTime::parse_from_rfc3339(&b.valid_until)
         && until < chrono::Utc::now()
     {
@@ -216,38 +209,39 @@ impl Agent {
         new: SigningKey,
         new_der: &[u8],
         new_certificate: Option<Vec<u8>>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let key_path = self.config.key_path();
         let state_dir = self.config.agent.state_dir.clone();
         if new.keyid() == self.key.keyid() {
-            bail!("the new key is the current key ({})", new.keyid());
+            return Err(refused!("the new key is the current key ({})", new.keyid()));
         }
         if let (Some(path), None) = (&self.config.signing.certificate, &new_certificate) {
-            bail!(
+            return Err(refused!(
                 "this agent publishes a key certificate ([signing] certificate = {}): enroll the new key first. `evident keygen --out DIR`, `evident trust enroll --root ROOT --agent-key DIR/signing.pub.pem --agent-id {} --host ... --out NEW.cert.dsse.json`, then `evident key rotate --new-key DIR/signing.pem --certificate NEW.cert.dsse.json`",
                 path.display(),
                 self.state.agent_id
-            );
+            ));
         }
         let envelope = match &new_certificate {
             Some(bytes) => {
                 let b = certificate::read_unverified(bytes)
-                    .map_err(|e| anyhow::anyhow!("--certificate: {e}"))?;
+                    .map_err(|e| refused!("--certificate: {e}"))?;
                 check_binding(&b, new.keyid(), &self.state.agent_id, &self.host)
-                    .map_err(|e| anyhow::anyhow!("--certificate: {e}"))?;
-                Some(serde_json::from_slice::<Envelope>(bytes)?)
+                    .map_err(|e| refused!("--certificate: {e}"))?;
+                Some(
+                    serde_json::from_slice::<Envelope>(bytes)
+                        .map_err(|e| refused!("--certificate: {e}"))?,
+                )
             }
             None => None,
         };
         // 1. The new key waits beside the old one.
         let pending = pending_path(&key_path);
-        crate::durable::remove(&pending)
-            .with_context(|| format!("{}: cannot remove", pending.display()))?;
+        crate::durable::remove(&pending).at(&pending, "cannot remove")?;
         SigningKey::write_new(&pending, new_der)?;
         // 2. The old key and certificate stay published.
         let retired = retired_dir(&state_dir);
-        crate::durable::create_dir_private(&retired)
-            .with_context(|| format!("{}: cannot create", retired.display()))?;
+        crate::durable::create_dir_private(&retired).at(&retired, "cannot create")?;
         let mut keep = vec![(
             format!("{}.pub.pem", self.key.keyid()),
             self.key.public_pem().into_bytes(),
@@ -260,7 +254,7 @@ impl Agent {
         }
         for (name, bytes) in keep {
             crate::durable::write(&retired.join(&name), &bytes, 0o644)
-                .with_context(|| format!("{}: cannot write", retired.join(&name).display()))?;
+                .at(&retired.join(&name), "cannot write")?;
         }
         // 3. The rotation record, signed by the old key; the state names the new key.
         let mut p = super::base_predicate(Kind::KeyRotation, &self.state.agent_id, &self.host);
@@ -276,19 +270,14 @@ impl Agent {
         self.save_state()?;
         // 4. The new key takes the old one's place; its certificate, the configured one's.
         if let (Some(path), Some(bytes)) = (&self.config.signing.certificate, &new_certificate) {
-            crate::durable::write(path, bytes, 0o644)
-                .with_context(|| format!("{}: cannot write", path.display()))?;
+            crate::durable::write(path, bytes, 0o644).at(path, "cannot write")?;
         }
-        std::fs::rename(&pending, &key_path).with_context(|| {
-            format!(
-                "{}: cannot move the new key to {}",
-                pending.display(),
-                key_path.display()
-            )
-        })?;
+        std::fs::rename(&pending, &key_path).at(
+            &pending,
+            &format!("cannot move the new key to {}", key_path.display()),
+        )?;
         if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::durable::sync_dir(dir)
-                .with_context(|| format!("{}: cannot sync", dir.display()))?;
+            crate::durable::sync_dir(dir).at(dir, "cannot sync")?;
         }
         self.key = new;
         self.certificate = new_certificate;
@@ -330,11 +319,11 @@ pub struct Identity {
 impl Agent {
     /// Makes sure the agent has a key and an agent id, without collecting or writing any
     /// record (install time: the key is enrolled before the first run), and says who it is.
-    pub fn prepare(config: &Config) -> anyhow::Result<Identity> {
+    pub fn prepare(config: &Config) -> Result<Identity> {
         use crate::evidence::chain::{ChainFiles, random_id};
         let state_dir = &config.agent.state_dir;
         crate::durable::create_dir_private(state_dir)
-            .with_context(|| format!("{}: cannot create state directory", state_dir.display()))?;
+            .at(state_dir, "cannot create state directory")?;
         // Only a fresh install is written to; an installed agent's identity is only read
         // (while its daemon runs, too).
         let installed =
@@ -352,11 +341,11 @@ impl Agent {
         let agent_id = match (files.agent_id()?, files.load()?) {
             (Some(id), Some(state)) => {
                 if let Some(k) = state.keyid.as_deref().filter(|k| *k != key.keyid()) {
-                    bail!(
+                    return Err(refused!(
                         "{}: holds key {}, but this agent's chain is signed by key {k}; put that key back (or let `evident run` finish an interrupted `evident key rotate`)",
                         key_path.display(),
                         key.keyid()
-                    );
+                    ));
                 }
                 id
             }
@@ -369,10 +358,10 @@ impl Agent {
             }
             (None, state) => {
                 if state.is_some() {
-                    bail!(
+                    return Err(refused!(
                         "{}: chain state without an agent id file; run `evident run --once` to repair it",
                         files.state.display()
-                    );
+                    ));
                 }
                 let id = files.create_agent_id()?;
                 files.save(&ChainState {
