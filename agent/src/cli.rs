@@ -96,6 +96,14 @@ enum Command {
         /// is a problem (e.g. 1h; needs --trust with [[tsa]] certificates).
         #[arg(long, value_name = "MAXLAG", value_parser = parse_duration)]
         require_timestamps: Option<std::time::Duration>,
+        /// The auditor's ledger (a directory): verify only what is new since the last SOUND
+        /// run, prove the rest unchanged from the listing, then move the ledger forward.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// With --state: hash every object verified before again (a directory listing does
+        /// not see a same-size edit whose ctime was set back).
+        #[arg(long, requires = "state")]
+        rehash: bool,
     },
     /// Readiness per control from a verified store: JSON, HTML dashboard, Prometheus or OSCAL.
     Report {
@@ -126,6 +134,10 @@ enum Command {
         /// Trust policy (TOML, see docs/trust.md): records by keys it does not enroll never count.
         #[arg(long)]
         trust: Option<PathBuf>,
+        /// The auditor's ledger (a directory, as for verify): the listing is also compared
+        /// with it, and it moves forward when the store is SOUND.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
     },
     /// Records for one control, from the store's index (fast; `verify` for proof).
     Query {
@@ -442,6 +454,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             max_age,
             trust,
             require_timestamps,
+            state,
+            rehash,
         } => {
             let mut opts = verify::Options {
                 max_age: *max_age,
@@ -462,6 +476,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             // An S3 store is mirrored to a private temporary directory and verified exactly
             // as a directory copy would be, plus what its version listing shows.
             let (_mirror, dir, listing) = usage!(open_store(store, endpoint, region, ""));
+            opts.state = usage!(ledger_state(
+                state.as_deref(),
+                store,
+                endpoint,
+                trust.as_deref(),
+                *rehash
+            ))
+            .map(|s| verify::State {
+                stamps: listing.stamps.clone(),
+                ..s
+            });
             opts.listing = listing;
             let report = usage!(verify::verify_dir(&dir, &opts));
             if *json {
@@ -485,8 +510,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             endpoint,
             region,
             trust,
+            state,
         } => {
             let config = config_or_exit!(cli);
+            let ledger = usage!(ledger_state(
+                state.as_deref(),
+                store,
+                endpoint,
+                trust.as_deref(),
+                false
+            ));
             let trust = usage!(load_trust(trust.as_deref()));
             if let Some(f) = framework
                 && !config.catalog.has_framework(f)
@@ -499,12 +532,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let (since, at) = (usage!(when(since, false)), usage!(when(at, true)));
             let (_mirror, dir, listing) = usage!(open_store(store, endpoint, region, ""));
+            let ledger = ledger.map(|s| verify::State {
+                stamps: listing.stamps.clone(),
+                ..s
+            });
             let verified = match verify::verify_full(
                 &dir,
                 &verify::Options {
                     progress: true,
                     trust,
                     listing,
+                    state: ledger,
                     ..Default::default()
                 },
             ) {
@@ -775,6 +813,7 @@ fn open_store(
     let listing = verify::Listing {
         problems: found.problems,
         notes: found.notes,
+        stamps: Some(found.stamps),
     };
     Ok((Some(mirror), root, listing))
 }
@@ -786,6 +825,48 @@ fn when(
     s.as_deref()
         .map(|s| crate::report::parse_when(s, end_of_day))
         .transpose()
+}
+
+/// `--state DIR`: the ledger's directory (created, mode 0700), the store it belongs to (a
+/// canonical path, or the S3 URL with its endpoint) and the digest of the trust policy file.
+fn ledger_state(
+    dir: Option<&Path>,
+    store: &str,
+    endpoint: &Option<String>,
+    trust: Option<&Path>,
+    rehash: bool,
+) -> Result<Option<verify::State>, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = dir else { return Ok(None) };
+    let id = if store.starts_with("s3://") {
+        match endpoint {
+            Some(e) => format!("{store} at {e}"),
+            None => store.to_string(),
+        }
+    } else {
+        std::fs::canonicalize(store)
+            .map_err(|e| format!("{store}: {e}"))?
+            .display()
+            .to_string()
+    };
+    let trust = match trust {
+        Some(p) => crate::evidence::keys::sha256_hex(
+            &std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?,
+        ),
+        None => "none".to_string(),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
+    Ok(Some(verify::State {
+        dir: dir.to_path_buf(),
+        store: id,
+        trust,
+        rehash,
+        stamps: None,
+    }))
 }
 
 /// Loads the `--trust` policy, if one was given.
