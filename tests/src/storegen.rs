@@ -144,6 +144,12 @@ pub fn generate_from(
                 evident::evidence::keys::pem("PRIVATE KEY", &der),
             )
             .expect("keep key");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                keep.join(format!("{:032x}.pem", h + 1)),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("key mode");
         }
         let _ = std::fs::create_dir_all(root.join("keys"));
         std::fs::write(root.join(store::key_key(key.keyid())), key.public_pem()).expect("key file");

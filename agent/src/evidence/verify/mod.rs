@@ -246,6 +246,8 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
         .max(1);
     let mut checked =
         records::check_all(&record_files, &keys, threads, opts.progress, &mut problems);
+    // Each file's key lives on in its `Checked`; the list of paths is not needed again.
+    drop(record_files);
     // Key certificates and key continuity (continuity.rs); then trust: who signed.
     let signed = checked.iter().filter_map(|c| {
         Some(crate::evidence::continuity::Signed {
