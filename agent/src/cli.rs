@@ -255,6 +255,7 @@ fn open_store(
     let listing = crate::evidence::verify::Listing {
         problems: found.problems,
         notes: found.notes,
+        stamps: Some(found.stamps),
     };
     Ok((Some(mirror), root, listing))
 }
@@ -266,6 +267,48 @@ fn when(
     s.as_deref()
         .map(|s| crate::report::parse_when(s, end_of_day))
         .transpose()
+}
+
+/// `--state DIR`: the ledger's directory (created, mode 0700), the store it belongs to (a
+/// canonical path, or the S3 URL with its endpoint) and the digest of the trust policy file.
+fn ledger_state(
+    dir: Option<&Path>,
+    store: &str,
+    endpoint: &Option<String>,
+    trust: Option<&Path>,
+    rehash: bool,
+) -> Result<Option<crate::evidence::verify::State>, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = dir else { return Ok(None) };
+    let id = if store.starts_with("s3://") {
+        match endpoint {
+            Some(e) => format!("{store} at {e}"),
+            None => store.to_string(),
+        }
+    } else {
+        std::fs::canonicalize(store)
+            .map_err(|e| format!("{store}: {e}"))?
+            .display()
+            .to_string()
+    };
+    let trust = match trust {
+        Some(p) => crate::evidence::keys::sha256_hex(
+            &std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?,
+        ),
+        None => "none".to_string(),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
+    Ok(Some(crate::evidence::verify::State {
+        dir: dir.to_path_buf(),
+        store: id,
+        trust,
+        rehash,
+        stamps: None,
+    }))
 }
 
 /// Loads the `--trust` policy, if one was given.

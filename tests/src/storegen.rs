@@ -132,7 +132,25 @@ pub fn generate_from(
     let mut written = 0;
     for (i, host) in hosts.iter().enumerate() {
         let h = first + i;
-        let (key, _) = SigningKey::generate(Algorithm::Ed25519).expect("key");
+        let (key, der) = SigningKey::generate(Algorithm::Ed25519).expect("key");
+        // Kept (outside the store) only when the caller asked for it, for [`extend`].
+        if let Some(keep) = root
+            .parent()
+            .map(|p| p.join(KEYS_DIR))
+            .filter(|d| d.is_dir())
+        {
+            std::fs::write(
+                keep.join(format!("{:032x}.pem", h + 1)),
+                evident::evidence::keys::pem("PRIVATE KEY", &der),
+            )
+            .expect("keep key");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                keep.join(format!("{:032x}.pem", h + 1)),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("key mode");
+        }
         let _ = std::fs::create_dir_all(root.join("keys"));
         std::fs::write(root.join(store::key_key(key.keyid())), key.public_pem()).expect("key file");
         let agent = format!("{:032x}", h + 1);
@@ -262,6 +280,133 @@ pub fn generate_from(
                 std::fs::write(path, &head.bytes).expect("head");
             }
         }
+    }
+    written
+}
+
+/// Beside the store (in its parent directory): when this directory exists, [`generate_from`]
+/// keeps each host's private key there, and [`extend`] can continue its chain.
+pub const KEYS_DIR: &str = "storegen-keys";
+
+/// Continues the chains of a generated store by about `records` records: the next days of
+/// the first hosts (10 passing observations and a checkpoint a day, one index file per
+/// host-day, the pointer and an immutable head), signed with the keys [`KEYS_DIR`] kept.
+/// Returns the records written.
+pub fn extend(root: &Path, records: usize) -> usize {
+    let keep = root.parent().expect("parent").join(KEYS_DIR);
+    let mut agents: Vec<String> = std::fs::read_dir(&keep)
+        .expect("storegen-keys")
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".pem")
+                .map(str::to_string)
+        })
+        .collect();
+    agents.sort();
+    let mut written = 0;
+    'hosts: for agent in agents {
+        let key = SigningKey::load(&keep.join(format!("{agent}.pem"))).expect("key");
+        let head = root.join(store::head_key(&agent));
+        let out = Outgoing::from_bytes(std::fs::read(&head).expect("head")).expect("head");
+        let env: Envelope = serde_json::from_slice(&out.bytes).expect("envelope");
+        let mut p: Predicate =
+            serde_json::from_slice::<serde_json::Value>(&env.payload_bytes().expect("payload"))
+                .ok()
+                .and_then(|v| serde_json::from_value(v["predicate"].clone()).ok())
+                .expect("predicate");
+        let mut seq = p.sequence + 1;
+        let mut previous = Some(out.digest.clone());
+        let mut runs = p.checkpoint.take().expect("checkpoint").collectors;
+        let made = DateTime::parse_from_rfc3339(&p.collected_at)
+            .expect("time")
+            .with_timezone(&Utc);
+        let mut day_at = made - Duration::seconds(30);
+        while written < records {
+            day_at += Duration::days(1);
+            let mut batch = Vec::new();
+            let mut sign = |mut q: Predicate, batch: &mut Vec<Outgoing>| {
+                q.sequence = seq;
+                q.previous = previous.clone();
+                if let Some(cp) = q.checkpoint.as_mut() {
+                    cp.records = seq;
+                }
+                let env = Envelope::sign(&q.to_payload(), &key).expect("sign");
+                let o = Outgoing::from_bytes(env.to_bytes()).expect("outgoing");
+                let path = root.join(&o.key);
+                std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+                std::fs::write(&path, &o.bytes).expect("write");
+                previous = Some(o.digest.clone());
+                seq += 1;
+                batch.push(o);
+            };
+            for c in COLLECTORS {
+                let mut q = p.clone();
+                q.kind = Kind::Observation;
+                q.collected_at = (day_at + Duration::seconds(1))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                q.duration_ms = Some(3);
+                q.collector = Some(CollectorInfo {
+                    id: c.id.into(),
+                    kind: c.id.into(),
+                    version: "1".into(),
+                });
+                q.controls = c.controls.iter().map(|s| s.to_string()).collect();
+                q.observation = Some(serde_json::json!({"extended": true, "ok": true}));
+                q.checks = vec![CheckResult {
+                    id: c.check.into(),
+                    status: Status::Pass,
+                    severity: Severity::Medium,
+                    message: format!("{} holds", c.check),
+                    controls: c.check_controls.iter().map(|s| s.to_string()).collect(),
+                }];
+                q.checkpoint = None;
+                let when = q.collected_at.clone();
+                sign(q, &mut batch);
+                runs.insert(
+                    c.id.to_string(),
+                    CollectorRun {
+                        last_run: Some(when.clone()),
+                        last_success: Some(when),
+                        last_sequence: batch.last().map(|o: &Outgoing| o.summary.sequence),
+                    },
+                );
+            }
+            let mut q = p.clone();
+            q.kind = Kind::Checkpoint;
+            q.collector = None;
+            q.controls = Vec::new();
+            q.observation = None;
+            q.checks = Vec::new();
+            q.collected_at = (day_at + Duration::seconds(30))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            q.checkpoint = Some(Checkpoint {
+                records: 0,
+                collectors: runs.clone(),
+                next_due: None,
+            });
+            sign(q, &mut batch);
+            written += batch.len();
+            for (k, body) in store::index_files(&batch) {
+                let path = root.join(k);
+                std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+                std::fs::write(path, body).expect("index");
+            }
+            if let Some(h) = batch.last() {
+                let s = &h.summary;
+                for k in [
+                    store::head_key(&agent),
+                    store::checkpoint_head_key(&agent, &s.chain, s.sequence),
+                ] {
+                    std::fs::write(root.join(k), &h.bytes).expect("head");
+                }
+            }
+            if day_at - made > Duration::days(3) {
+                continue 'hosts;
+            }
+        }
+        break;
     }
     written
 }

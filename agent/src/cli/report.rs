@@ -1,6 +1,6 @@
 //! `evident report`: readiness per control from a verified store, in four formats.
 
-use super::{load_trust, open_store, when};
+use super::{ledger_state, load_trust, open_store, when};
 use crate::evidence::verify;
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,10 @@ pub struct Args {
     /// Trust policy (TOML, see docs/trust.md): records by keys it does not enroll never count.
     #[arg(long)]
     pub trust: Option<PathBuf>,
+    /// The auditor's ledger (a directory, as for verify): the listing is also compared
+    /// with it, and it moves forward when the store is SOUND.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
 }
 
 /// Runs `evident report`.
@@ -50,8 +54,16 @@ pub(super) fn run(args: &Args, config_path: Option<&Path>) -> anyhow::Result<Exi
         endpoint,
         region,
         trust,
+        state,
     } = args;
     let config = config_or_exit!(config_path);
+    let ledger = usage!(ledger_state(
+        state.as_deref(),
+        store,
+        endpoint,
+        trust.as_deref(),
+        false
+    ));
     let trust = usage!(load_trust(trust.as_deref()));
     if let Some(f) = framework
         && !config.catalog.has_framework(f)
@@ -64,12 +76,17 @@ pub(super) fn run(args: &Args, config_path: Option<&Path>) -> anyhow::Result<Exi
     }
     let (since, at) = (usage!(when(since, false)), usage!(when(at, true)));
     let (_mirror, dir, listing) = usage!(open_store(store, endpoint, region, ""));
+    let ledger = ledger.map(|s| verify::State {
+        stamps: listing.stamps.clone(),
+        ..s
+    });
     let verified = match verify::verify_full(
         &dir,
         &verify::Options {
             progress: true,
             trust,
             listing,
+            state: ledger,
             ..Default::default()
         },
     ) {

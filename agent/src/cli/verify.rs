@@ -1,6 +1,6 @@
 //! `evident verify`: a store verified offline (signatures, chains, checkpoints, index).
 
-use super::{load_trust, open_store, parse_duration};
+use super::{ledger_state, load_trust, open_store, parse_duration};
 use crate::evidence::verify;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,6 +29,14 @@ pub struct Args {
     /// is a problem (e.g. 1h; needs --trust with [[tsa]] certificates).
     #[arg(long, value_name = "MAXLAG", value_parser = parse_duration)]
     pub require_timestamps: Option<std::time::Duration>,
+    /// The auditor's ledger (a directory): verify only what is new since the last SOUND
+    /// run, prove the rest unchanged from the listing, then move the ledger forward.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// With --state: hash every object verified before again (a directory listing does
+    /// not see a same-size edit whose ctime was set back).
+    #[arg(long, requires = "state")]
+    pub rehash: bool,
 }
 
 /// Runs `evident verify`.
@@ -41,6 +49,8 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         max_age,
         trust,
         require_timestamps,
+        state,
+        rehash,
     } = args;
     let mut opts = verify::Options {
         max_age: *max_age,
@@ -59,6 +69,17 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // An S3 store is mirrored to a private temporary directory and verified exactly
     // as a directory copy would be, plus what its version listing shows.
     let (_mirror, dir, listing) = usage!(open_store(store, endpoint, region, ""));
+    opts.state = usage!(ledger_state(
+        state.as_deref(),
+        store,
+        endpoint,
+        trust.as_deref(),
+        *rehash
+    ))
+    .map(|s| verify::State {
+        stamps: listing.stamps.clone(),
+        ..s
+    });
     opts.listing = listing;
     let report = usage!(verify::verify_dir(&dir, &opts));
     if *json {

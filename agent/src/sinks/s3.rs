@@ -381,6 +381,8 @@ pub struct Mirrored {
     pub problems: Vec<crate::evidence::verify::Problem>,
     /// What the listing could not show (no versioning, versions not listed).
     pub notes: Vec<String>,
+    /// The current ETag of each object (keys relative to the prefix), for the ledger.
+    pub stamps: std::collections::HashMap<String, String>,
 }
 
 /// What the version listing holds for one key.
@@ -568,7 +570,8 @@ pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<Mirrored,
                 });
             }
         }
-        if let Some((_, size)) = v.current {
+        if let Some((etag, size)) = v.current {
+            found.stamps.insert(rel.clone(), format!("etag {etag}"));
             keys.push((key, rel, size));
         }
     }

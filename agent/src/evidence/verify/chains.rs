@@ -21,7 +21,7 @@ pub(super) type Seqs<'a> = BTreeMap<u64, Vec<&'a Checked>>;
 
 /// How late a checkpoint may come after the `next_due` of the one before it (scheduling and
 /// shipping delay) before verify notes it.
-const CHECKPOINT_TOLERANCE: chrono::Duration = chrono::Duration::minutes(5);
+pub(super) const CHECKPOINT_TOLERANCE: chrono::Duration = chrono::Duration::minutes(5);
 
 fn time(s: &str) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_rfc3339(s).ok()

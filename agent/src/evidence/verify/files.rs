@@ -42,6 +42,74 @@ pub(super) fn walk(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Proble
     }
 }
 
+/// What a directory listing can tell of a file without reading it: size, modification
+/// and status-change times and inode number. An edit in place changes the status-change
+/// time (ctime), which no user can set back; replacing the file changes the inode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Stat {
+    pub(super) size: u64,
+    pub(super) mtime: (i64, i64),
+    pub(super) ctime: (i64, i64),
+    pub(super) ino: u64,
+}
+
+impl Stat {
+    pub(super) fn of(m: &std::fs::Metadata) -> Stat {
+        use std::os::unix::fs::MetadataExt;
+        Stat {
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+            ino: m.ino(),
+        }
+    }
+
+    /// The stamp kept in the ledger: `mtime.ns/ctime.ns/inode`.
+    pub(super) fn stamp(&self) -> String {
+        format!(
+            "{}.{:09}/{}.{:09}/{}",
+            self.mtime.0, self.mtime.1, self.ctime.0, self.ctime.1, self.ino
+        )
+    }
+}
+
+/// Lists the files under `dir` with their [`Stat`] (no symlink followed); anything but a
+/// regular file or directory is a problem.
+pub(super) fn walk_stat(
+    dir: &Path,
+    out: &mut Vec<(String, Stat)>,
+    problems: &mut Vec<Problem>,
+    root: &Path,
+) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(Problem {
+                key: rel(root, dir),
+                message: format!("cannot list: {e}"),
+            });
+            return;
+        }
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => walk_stat(&p, out, problems, root),
+            Ok(t) if t.is_file() => match e.metadata() {
+                Ok(m) => out.push((rel(root, &p), Stat::of(&m))),
+                Err(err) => problems.push(Problem {
+                    key: rel(root, &p),
+                    message: format!("cannot read: {err}"),
+                }),
+            },
+            _ => problems.push(Problem {
+                key: rel(root, &p),
+                message: "not a regular file (symlink or special file) in the store".into(),
+            }),
+        }
+    }
+}
+
 /// Reads a file, refusing files over [`MAX_RECORD_BYTES`].
 pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
@@ -49,8 +117,9 @@ pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
-/// Reads a file into a reused buffer, refusing files over [`MAX_RECORD_BYTES`].
-pub(super) fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), String> {
+/// Reads a file into a reused buffer, refusing files over [`MAX_RECORD_BYTES`]; returns
+/// the [`Stat`] of the file read (from the open file, so it describes these bytes).
+pub(super) fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Stat, String> {
     buf.clear();
     // Never through a symlink (O_NOFOLLOW), never blocking on a FIFO swapped in since the
     // listing (O_NONBLOCK); only a regular file is read.
@@ -74,7 +143,7 @@ pub(super) fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), String> {
             "larger than {MAX_RECORD_BYTES} bytes: not an Evident record"
         ));
     }
-    Ok(())
+    Ok(Stat::of(&meta))
 }
 
 /// The top-level store directory `name` under `root`, if it is there as a real directory (a

@@ -42,10 +42,23 @@ pub(super) fn load(
     trust: Option<&crate::evidence::trust::Policy>,
     problems: &mut Vec<Problem>,
 ) -> Vec<Head> {
-    let mut heads = Vec::new();
-    let Some(dir) = dir else { return heads };
+    let Some(dir) = dir else {
+        return Vec::new();
+    };
     let mut head_files = Vec::new();
     walk(dir, &mut head_files, problems, root);
+    load_files(root, head_files, keys, trust, problems)
+}
+
+/// [`load`] for the given head files.
+pub(super) fn load_files(
+    root: &Path,
+    head_files: Vec<std::path::PathBuf>,
+    keys: &HashMap<String, VerifyingKey>,
+    trust: Option<&crate::evidence::trust::Policy>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Head> {
+    let mut heads = Vec::new();
     for p in head_files {
         let key = rel(root, &p);
         let bytes = match read_bounded(&p) {

@@ -18,7 +18,7 @@ fn show<T: serde::Serialize + ?Sized>(v: &T) -> String {
 
 /// The fields of an index line that differ from its record (values are formatted only
 /// when they differ).
-fn differences(e: &IndexEntry, c: &Checked, s: &Summary) -> Vec<String> {
+pub(super) fn differences(e: &IndexEntry, c: &Checked, s: &Summary) -> Vec<String> {
     let mut out = Vec::new();
     let mut field =
         |name: &str, same: bool, index: &dyn Fn() -> String, record: &dyn Fn() -> String| {

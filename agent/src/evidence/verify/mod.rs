@@ -24,7 +24,10 @@ mod chains;
 mod files;
 mod heads;
 mod index;
+mod ledger;
 mod records;
+
+pub use ledger::State;
 
 use crate::evidence::keys::VerifyingKey;
 use crate::evidence::record::Kind;
@@ -115,6 +118,8 @@ pub struct Listing {
     pub problems: Vec<Problem>,
     /// Notes.
     pub notes: Vec<String>,
+    /// Each object's ETag (S3), for the ledger of `--state`.
+    pub stamps: Option<HashMap<String, String>>,
 }
 
 impl Report {
@@ -142,6 +147,8 @@ pub struct Options {
     pub require_timestamps: Option<std::time::Duration>,
     /// What listing the store found (the S3 version listing).
     pub listing: Listing,
+    /// `--state DIR`: verify incrementally against the auditor's ledger, and move it forward.
+    pub state: Option<State>,
 }
 
 /// A record that passed every per-record check.
@@ -164,87 +171,49 @@ pub struct Verified {
     pub records: Vec<VerifiedRecord>,
     /// `(agent, chain)` pairs with a chain-level problem (gap, broken link, cut-off tail...).
     pub broken_chains: std::collections::BTreeSet<(String, String)>,
+    /// The ledger to write (a SOUND full verify with `--state`; written by `verify` itself).
+    pub ledger: Option<PendingLedger>,
 }
+
+/// A ledger a full verify built, not yet written.
+#[derive(Debug)]
+pub struct PendingLedger(ledger::Pending);
 
 /// Verifies a directory store.
 pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
-    verify_full(root, opts).map(|v| v.report)
+    match &opts.state {
+        Some(state) => verify_with_state(root, opts, state, false).map(|v| v.report),
+        None => verify_all(root, opts).map(|v| v.report),
+    }
 }
 
-/// Verifies a directory store and keeps the valid records (for `report`).
+/// Verifies a directory store and keeps the valid records (for `report`). With
+/// `opts.state` every record is still read (the report needs them all), and the listing is
+/// also compared with the ledger, which moves forward when the store is SOUND.
 pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
-    if !root.is_dir() {
-        return Err(format!(
-            "{}: not a directory (an Evident store is a directory with records/, index/, keys/)",
-            root.display()
-        ));
+    match &opts.state {
+        Some(state) => verify_with_state(root, opts, state, true),
+        None => verify_all(root, opts),
     }
+}
+
+fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
     let mut report = Report::default();
     let clock = std::time::Instant::now();
     let mut problems = Vec::new();
-
-    // Top level: only store entries.
-    for e in std::fs::read_dir(root)
-        .map_err(|e| format!("{}: cannot read: {e}", root.display()))?
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !store::STORE_ENTRIES.contains(&name.as_str()) && !name.starts_with('.') {
-            problems.push(Problem {
-                key: name,
-                message: "foreign file: not part of an Evident store".into(),
-            });
-        } else if e.file_type().is_ok_and(|t| t.is_symlink()) {
-            problems.push(Problem {
-                key: name,
-                message: "a symlink in the store (never followed)".into(),
-            });
-        }
-    }
-    let dir = |name: &str, problems: &mut Vec<Problem>| files::store_dir(root, name, problems);
+    let dirs = top_level(root, &mut problems)?;
     let (keys_dir, records_dir, heads_dir, index_dir) = (
-        dir("keys", &mut problems),
-        dir("records", &mut problems),
-        dir("heads", &mut problems),
-        dir("index", &mut problems),
+        dirs.keys.clone(),
+        dirs.records.clone(),
+        dirs.heads.clone(),
+        dirs.index.clone(),
     );
-
-    // Keys.
-    let mut keys = HashMap::new();
-    let mut key_files = Vec::new();
-    if let Some(d) = &keys_dir {
-        walk(d, &mut key_files, &mut problems, root);
-    }
-    let mut certs = Vec::new();
-    for p in key_files {
-        let key = rel(root, &p);
-        if key.ends_with(".cert.dsse.json") {
-            certs.push((key, read_bounded(&p)));
-            continue;
-        }
-        match read_bounded(&p)
-            .and_then(|b| VerifyingKey::from_pem(&b, &key).map_err(|e| e.to_string()))
-        {
-            Ok(k) if key == store::key_key(k.keyid()) => {
-                keys.insert(k.keyid().to_string(), k);
-            }
-            Ok(k) => problems.push(Problem {
-                key,
-                message: format!(
-                    "public key file name does not match its keyid {}",
-                    k.keyid()
-                ),
-            }),
-            Err(e) => problems.push(Problem { key, message: e }),
-        }
-    }
+    let Loaded {
+        keys,
+        certs,
+        digest: keys_digest,
+    } = load_keys(root, keys_dir.as_deref(), &mut problems);
     report.keys = keys.len();
-    if keys.is_empty() {
-        problems.push(Problem {
-            key: "keys/".into(),
-            message: "no public key published: no signature can be checked".into(),
-        });
-    }
 
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
@@ -277,6 +246,8 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         .max(1);
     let mut checked =
         records::check_all(&record_files, &keys, threads, opts.progress, &mut problems);
+    // Each file's key lives on in its `Checked`; the list of paths is not needed again.
+    drop(record_files);
     // Key certificates and key continuity (continuity.rs); then trust: who signed.
     let signed = checked.iter().filter_map(|c| {
         Some(crate::evidence::continuity::Signed {
@@ -453,6 +424,22 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "verify: gaps computed"
     );
+    let mut ledger_notes = Vec::new();
+    let ledger = match &opts.state {
+        Some(state) if problems.is_empty() => ledger::from_full(
+            root,
+            state,
+            &checked,
+            &chains,
+            &heads,
+            &report,
+            keys_digest,
+            &mut ledger_notes,
+        ),
+        _ => None,
+    };
+    report.notes.extend(ledger_notes);
+    let ledger = ledger.map(PendingLedger);
     for p in &mut problems {
         p.key = escape_control(&p.key);
         p.message = escape_control(&p.message);
@@ -477,7 +464,170 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
         report,
         records,
         broken_chains,
+        ledger,
     })
+}
+
+/// The store's top-level directories (each present as a real directory).
+pub(super) struct Dirs {
+    pub(super) keys: Option<std::path::PathBuf>,
+    pub(super) records: Option<std::path::PathBuf>,
+    pub(super) heads: Option<std::path::PathBuf>,
+    pub(super) index: Option<std::path::PathBuf>,
+    pub(super) parquet: Option<std::path::PathBuf>,
+}
+
+/// Checks the top level of a store: only store entries, no symlink.
+pub(super) fn top_level(root: &Path, problems: &mut Vec<Problem>) -> Result<Dirs, String> {
+    if !root.is_dir() {
+        return Err(format!(
+            "{}: not a directory (an Evident store is a directory with records/, index/, keys/)",
+            root.display()
+        ));
+    }
+    for e in std::fs::read_dir(root)
+        .map_err(|e| format!("{}: cannot read: {e}", root.display()))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !store::STORE_ENTRIES.contains(&name.as_str()) && !name.starts_with('.') {
+            problems.push(Problem {
+                key: name,
+                message: "foreign file: not part of an Evident store".into(),
+            });
+        } else if e.file_type().is_ok_and(|t| t.is_symlink()) {
+            problems.push(Problem {
+                key: name,
+                message: "a symlink in the store (never followed)".into(),
+            });
+        }
+    }
+    let mut dir = |name: &str| files::store_dir(root, name, problems);
+    Ok(Dirs {
+        keys: dir("keys"),
+        records: dir("records"),
+        heads: dir("heads"),
+        index: dir("index"),
+        parquet: {
+            let p = root.join("parquet");
+            std::fs::symlink_metadata(&p)
+                .is_ok_and(|m| m.file_type().is_dir())
+                .then_some(p)
+        },
+    })
+}
+
+/// The published keys, the key certificates, and the digest of `keys/` for the ledger.
+pub(super) struct Loaded {
+    pub(super) keys: HashMap<String, VerifyingKey>,
+    pub(super) certs: Vec<(String, Result<Vec<u8>, String>)>,
+    pub(super) digest: String,
+}
+
+/// Reads `keys/`: public keys (named by their keyid) and key certificates.
+pub(super) fn load_keys(root: &Path, dir: Option<&Path>, problems: &mut Vec<Problem>) -> Loaded {
+    let mut keys = HashMap::new();
+    let mut key_files = Vec::new();
+    if let Some(d) = dir {
+        walk(d, &mut key_files, problems, root);
+    }
+    let mut certs = Vec::new();
+    let mut all = Vec::new();
+    for p in key_files {
+        let key = rel(root, &p);
+        let bytes = read_bounded(&p);
+        all.push((key.clone(), bytes.clone()));
+        if key.ends_with(".cert.dsse.json") {
+            certs.push((key, bytes));
+            continue;
+        }
+        match bytes.and_then(|b| VerifyingKey::from_pem(&b, &key).map_err(|e| e.to_string())) {
+            Ok(k) if key == store::key_key(k.keyid()) => {
+                keys.insert(k.keyid().to_string(), k);
+            }
+            Ok(k) => problems.push(Problem {
+                key,
+                message: format!(
+                    "public key file name does not match its keyid {}",
+                    k.keyid()
+                ),
+            }),
+            Err(e) => problems.push(Problem { key, message: e }),
+        }
+    }
+    if keys.is_empty() {
+        problems.push(Problem {
+            key: "keys/".into(),
+            message: "no public key published: no signature can be checked".into(),
+        });
+    }
+    Loaded {
+        keys,
+        certs,
+        digest: ledger::keys_digest(&all),
+    }
+}
+
+/// Verifies a directory store with the ledger in `opts.state`: only what is new since the
+/// ledger is read and verified when the listing proves the rest unchanged; otherwise (or
+/// without a ledger yet) everything is. A SOUND run moves the ledger forward.
+fn verify_with_state(
+    root: &Path,
+    opts: &Options,
+    state: &State,
+    every_record: bool,
+) -> Result<Verified, String> {
+    let main = ledger::load(state)?;
+    let (reason, ledger_problems) = match &main {
+        None => ("no ledger yet".to_string(), Vec::new()),
+        Some(main) => match ledger::incremental(root, opts, state, main, every_record) {
+            Ok((report, pending)) => {
+                ledger::write(state, pending)?;
+                return Ok(Verified {
+                    report,
+                    ..Default::default()
+                });
+            }
+            Err(f) => match f.error {
+                Some(e) => return Err(e),
+                None => (f.reason, f.problems),
+            },
+        },
+    };
+    let mut v = verify_all(root, opts)?;
+    v.report.notes.push(escape_control(&format!(
+        "ledger {}: everything verified ({reason})",
+        state.dir.display()
+    )));
+    let mut ledger_problems = ledger_problems;
+    if let (Some(old), Some(new)) = (&main, &v.ledger) {
+        ledger::compare(old, &new.0, &mut ledger_problems);
+    }
+    if !ledger_problems.is_empty() {
+        for mut p in ledger_problems {
+            p.key = escape_control(&p.key);
+            p.message = escape_control(&p.message);
+            v.report.problems.push(p);
+        }
+        v.report.problems.sort();
+        v.report.problems.dedup();
+        v.ledger = None;
+    }
+    match v.ledger.take() {
+        Some(pending) if v.report.sound() => {
+            ledger::write(state, pending.0)?;
+            v.report.notes.push(escape_control(&format!(
+                "ledger {}: written ({} object(s))",
+                state.dir.display(),
+                v.report.records
+            )));
+        }
+        _ => v.report.notes.push(escape_control(&format!(
+            "ledger {}: not moved forward (the store is not SOUND)",
+            state.dir.display()
+        ))),
+    }
+    Ok(v)
 }
 
 /// Hosts with valid records from more than one agent.

@@ -2,7 +2,8 @@
 //! all cores.
 
 use super::Problem;
-use super::files::read_into;
+use super::files::{Stat, read_into};
+use crate::checks::Status;
 use crate::evidence::envelope::{PAYLOAD_TYPE, pae_into};
 use crate::evidence::keys::{VerifyingKey, sha256_hex};
 use crate::store::{self, Summary};
@@ -19,6 +20,8 @@ pub(super) struct Checked {
     pub(super) summary: Option<Summary>,
     /// keyid of the signature that verified.
     pub(super) signer: String,
+    /// The file as it was read.
+    pub(super) stat: Stat,
 }
 
 /// A DSSE envelope borrowed from the bytes it was parsed from (no copy of the payload).
@@ -149,7 +152,14 @@ fn check_with(
         return (digest, None);
     }
     let summary = match store::summarize(&scratch.payload) {
-        Ok(s) => s,
+        // Only a check that does not pass is shown with its message (by `report`); the
+        // messages of passing checks are not kept for every record of a large store.
+        Ok(mut s) => {
+            for c in s.checks.iter_mut().filter(|c| c.status == Status::Pass) {
+                c.message = String::new();
+            }
+            s
+        }
         Err(e) => {
             bad(e);
             return (digest, None);
@@ -231,8 +241,12 @@ pub(super) fn check_all(
                     let mut scratch = Scratch::default();
                     let mut file = Vec::new();
                     for (key, path) in part {
+                        let mut stat = Stat::default();
                         let (digest, summary) = match read_into(path, &mut file) {
-                            Ok(()) => check_with(key, &file, keys, &mut probs, &mut scratch),
+                            Ok(s) => {
+                                stat = s;
+                                check_with(key, &file, keys, &mut probs, &mut scratch)
+                            }
                             Err(e) => {
                                 probs.push(Problem {
                                     key: key.clone(),
@@ -250,6 +264,7 @@ pub(super) fn check_all(
                                 String::new()
                             },
                             summary,
+                            stat,
                         });
                         done.fetch_add(1, Ordering::Relaxed);
                     }

@@ -1,0 +1,1424 @@
+//! `verify --state DIR`: the auditor's ledger, and incremental verification.
+//!
+//! After a SOUND verify the ledger records, in `DIR`, what was verified: per chain the
+//! sequence and digest verified through (with the signing key, each collector's newest
+//! sequence and the last checkpoint, so the next records can be checked as a continuation),
+//! the published heads, which agents write for which host, each collector's runs and gaps,
+//! and a fingerprint of every verified object (size, digest, and what the listing shows of
+//! it: modification and status-change times and inode on a directory). The objects are kept
+//! in one segment file per top-level partition (`records/date=...`, `index/date=...`,
+//! `heads/<agent>`), each named by its content digest and listed in `ledger.json` with that
+//! digest and the digest of the partition's listing.
+//!
+//! The next run lists the store (names and `lstat`, never the contents). A partition whose
+//! listing hashes as before is unchanged. In a partition that changed, every old object must
+//! still be there with the same size and stamp (a different stamp alone means it is hashed
+//! again and must have the ledger's digest); only the new objects are read and verified:
+//! signatures, then the chains continued from the ledger's state, checkpoint claims, heads,
+//! index lines and hosts. Anything this cannot prove (an old object missing or changed, a
+//! new chain or key, a problem among the new records, a compacted index or RFC 3161 tokens)
+//! makes the run a full verify, so every problem is reported exactly as a full verify words
+//! it; a missing or changed old object is also reported against the ledger (which catches a
+//! removal a full verify alone cannot see). The ledger only moves forward after a SOUND run.
+//!
+//! The ledger's own integrity: `ledger.json` ends with the SHA-256 of its body and names
+//! each segment by digest; bad JSON, another version, a wrong digest or a ledger made for
+//! another store is an error, never a silent re-trust. A changed trust policy or `keys/`
+//! makes the run a full verify (and the ledger is rewritten when it is SOUND).
+//!
+//! What a listing proves: on S3 (with versioning) an object's version id and ETag change
+//! with any write. On a directory the size, mtime, ctime and inode are compared: an edit in
+//! place changes ctime, which only root can set back (by changing the clock, or editing the
+//! disk offline); a same-size edit that also restores ctime is caught only by hashing the
+//! content again, which `--rehash` does for every old object.
+
+use super::files::{Stat, read_into, walk_stat};
+use super::records::Checked;
+use super::{CollectorGap, Options, Problem, Report};
+use crate::evidence::keys::sha256_hex;
+use crate::evidence::record::Kind;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Ledger format version.
+pub const VERSION: u32 = 1;
+/// The main file in the state directory.
+const MAIN: &str = "ledger.json";
+/// Segment files, under the state directory.
+const SEGMENTS: &str = "segments";
+/// Largest ledger or segment file read.
+const MAX_LEDGER_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// `--state DIR`: where the ledger lives and what it must belong to.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// The state directory.
+    pub dir: PathBuf,
+    /// The store it is the ledger of (a canonical path, or `s3://bucket/prefix`).
+    pub store: String,
+    /// SHA-256 of the trust policy file, or `none`.
+    pub trust: String,
+    /// Hash every old object again (a directory listing cannot see a same-size edit whose
+    /// ctime was restored).
+    pub rehash: bool,
+    /// What the store listing showed of each object besides its size (S3: version id and
+    /// ETag), by store key; `None` for a directory (its `lstat` is used).
+    pub stamps: Option<HashMap<String, String>>,
+}
+
+/// The main ledger file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Main {
+    pub(super) version: u32,
+    pub(super) store: String,
+    pub(super) trust: String,
+    /// SHA-256 over `keys/` (each file's name and content digest).
+    pub(super) keys: String,
+    pub(super) written_at: String,
+    /// Envelopes verified.
+    pub(super) records: usize,
+    pub(super) checkpoints: usize,
+    pub(super) certified: usize,
+    /// By `agent/chain`.
+    pub(super) chains: BTreeMap<String, ChainState>,
+    /// The mutable pointer of each agent, as verified.
+    pub(super) pointers: BTreeMap<String, HeadState>,
+    /// The newest immutable head of each agent.
+    pub(super) immutable: BTreeMap<String, HeadState>,
+    /// Host -> agents writing for it.
+    pub(super) hosts: BTreeMap<String, BTreeSet<String>>,
+    pub(super) gaps: Vec<GapState>,
+    /// Notes about verified history (late checkpoints), repeated on every run.
+    pub(super) history: Vec<String>,
+    /// By segment id (the first two path components).
+    pub(super) segments: BTreeMap<String, SegmentRef>,
+}
+
+/// One chain as verified.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChainState {
+    pub(super) agent: String,
+    pub(super) chain: String,
+    /// Highest sequence verified (every one before it too).
+    pub(super) through: u64,
+    /// Digest of the record at `through`.
+    pub(super) digest: String,
+    /// Store key of the record at `through`.
+    pub(super) key: String,
+    /// Key signing the chain at `through`.
+    pub(super) signer: String,
+    /// Time of its first record.
+    pub(super) began: String,
+    /// Each collector's newest sequence.
+    pub(super) newest: BTreeMap<String, u64>,
+    /// The last checkpoint.
+    pub(super) checkpoint: Option<CheckpointState>,
+    /// The sequence a later chain's chain_start says this chain ended at.
+    pub(super) continued_at: Option<u64>,
+}
+
+/// A checkpoint as verified.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CheckpointState {
+    pub(super) sequence: u64,
+    pub(super) collected_at: String,
+    pub(super) next_due: Option<String>,
+}
+
+/// A head as verified.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HeadState {
+    pub(super) key: String,
+    pub(super) chain: String,
+    pub(super) sequence: u64,
+    pub(super) digest: String,
+    pub(super) collected_at: Option<String>,
+}
+
+/// A collector's runs on a host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GapState {
+    pub(super) host: String,
+    pub(super) collector: String,
+    pub(super) runs: usize,
+    pub(super) first: String,
+    pub(super) last: String,
+    pub(super) longest_gap_seconds: i64,
+}
+
+/// A segment file as listed in the main file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SegmentRef {
+    /// File name under `segments/`.
+    pub(super) file: String,
+    /// SHA-256 of the file.
+    pub(super) sha256: String,
+    /// SHA-256 of the partition's listing (names, sizes, stamps).
+    pub(super) listing: String,
+    /// Objects in it.
+    pub(super) objects: usize,
+}
+
+/// An object: size, stamp, digest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(super) struct Object(pub(super) u64, pub(super) String, pub(super) String);
+
+/// A segment file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Segment {
+    pub(super) segment: String,
+    /// By store key.
+    pub(super) objects: BTreeMap<String, Object>,
+}
+
+/// The segment of a store key: its first two path components.
+pub(super) fn segment_of(key: &str) -> Option<&str> {
+    let mut it = key.match_indices('/');
+    let (_, _) = it.next()?;
+    let (second, _) = it.next()?;
+    Some(&key[..second])
+}
+
+/// A mutable head pointer (`heads/<agent>.dsse.json`): never a ledger object.
+pub(super) fn is_pointer(key: &str) -> bool {
+    key.strip_prefix("heads/").is_some_and(|r| !r.contains('/'))
+}
+
+/// Whether a listed file is a ledger object (dot files under `records/` are an agent's
+/// temporary files, which verify passes over).
+pub(super) fn is_object(key: &str) -> bool {
+    if is_pointer(key) {
+        return false;
+    }
+    if let Some(r) = key.strip_prefix("records/") {
+        return !r.rsplit('/').next().is_some_and(|n| n.starts_with('.'));
+    }
+    ["index/", "heads/", "parquet/"]
+        .iter()
+        .any(|p| key.starts_with(p))
+}
+
+/// The stamp of a listed file: the listing's (S3) or its `lstat`.
+pub(super) fn stamp(state: &State, key: &str, stat: &Stat) -> String {
+    match &state.stamps {
+        Some(s) => s.get(key).cloned().unwrap_or_default(),
+        None => stat.stamp(),
+    }
+}
+
+/// SHA-256 of a partition's listing.
+pub(super) fn listing_digest<'a>(items: impl Iterator<Item = (&'a str, u64, &'a str)>) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for (key, size, stamp) in items {
+        ctx.update(key.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(size.to_string().as_bytes());
+        ctx.update(&[0]);
+        ctx.update(stamp.as_bytes());
+        ctx.update(b"\n");
+    }
+    hex::encode(ctx.finish().as_ref())
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f =
+        std::fs::File::open(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let mut buf = Vec::new();
+    f.take(MAX_LEDGER_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    if buf.len() as u64 > MAX_LEDGER_BYTES {
+        return Err(format!(
+            "{}: larger than {MAX_LEDGER_BYTES} bytes: not an Evident ledger",
+            path.display()
+        ));
+    }
+    Ok(buf)
+}
+
+/// Why a state directory cannot be used: its ledger is damaged or not this store's.
+fn corrupt(path: &Path, why: &str) -> String {
+    format!(
+        "{}: the verify ledger is damaged or was altered ({why}); it is not trusted. Find out why (the ledger is the auditor's record of what was verified), then remove the state directory to verify everything again",
+        path.display()
+    )
+}
+
+/// Loads the ledger of a state directory (`None` when it has none yet).
+pub(super) fn load(state: &State) -> Result<Option<Main>, String> {
+    let path = state.dir.join(MAIN);
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+        Ok(m) if !m.file_type().is_file() => {
+            return Err(corrupt(&path, "not a regular file"));
+        }
+        Ok(_) => {}
+    }
+    let bytes = read_capped(&path)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| corrupt(&path, "not UTF-8"))?;
+    let body = text
+        .strip_suffix('\n')
+        .and_then(|t| t.rsplit_once('\n'))
+        .ok_or_else(|| corrupt(&path, "truncated: no digest line after the body"))?;
+    let (body, tail) = body;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Tail {
+        sha256: String,
+    }
+    let tail: Tail = serde_json::from_str(tail)
+        .map_err(|e| corrupt(&path, &format!("its digest line is not JSON: {e}")))?;
+    if sha256_hex(body.as_bytes()) != tail.sha256 {
+        return Err(corrupt(
+            &path,
+            "its content does not hash to the digest it ends with",
+        ));
+    }
+    #[derive(Deserialize)]
+    struct Version {
+        version: serde_json::Value,
+    }
+    let v: Version =
+        serde_json::from_str(body).map_err(|e| corrupt(&path, &format!("bad JSON: {e}")))?;
+    if v.version != serde_json::json!(VERSION) {
+        return Err(format!(
+            "{}: ledger version {} is not {VERSION}, the version this evident writes (made by another version of evident: remove the state directory to verify everything again)",
+            path.display(),
+            v.version
+        ));
+    }
+    let main: Main =
+        serde_json::from_str(body).map_err(|e| corrupt(&path, &format!("bad JSON: {e}")))?;
+    if main.store != state.store {
+        return Err(format!(
+            "{}: this ledger is for store {}, not {}: use a state directory per store",
+            path.display(),
+            main.store,
+            state.store
+        ));
+    }
+    Ok(Some(main))
+}
+
+/// Reads one segment named by the main file, checking its digest.
+pub(super) fn load_segment(state: &State, id: &str, r: &SegmentRef) -> Result<Segment, String> {
+    let path = state.dir.join(SEGMENTS).join(&r.file);
+    if !valid_file_name(&r.file) {
+        return Err(corrupt(
+            &state.dir.join(MAIN),
+            &format!("segment file name `{}` is not one it writes", r.file),
+        ));
+    }
+    let bytes = read_capped(&path).map_err(|e| corrupt(&path, &e))?;
+    if sha256_hex(&bytes) != r.sha256 {
+        return Err(corrupt(
+            &path,
+            "the segment does not hash to the digest ledger.json lists for it",
+        ));
+    }
+    let seg: Segment =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, &format!("bad JSON: {e}")))?;
+    if seg.segment != id || seg.objects.len() != r.objects {
+        return Err(corrupt(
+            &path,
+            "the segment is not the one ledger.json names",
+        ));
+    }
+    Ok(seg)
+}
+
+fn valid_file_name(name: &str) -> bool {
+    name.len() <= 80
+        && name.ends_with(".json")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'-' || b == b'.' || b.is_ascii_lowercase())
+}
+
+/// What a run decided to write.
+#[derive(Debug)]
+pub(super) struct Pending {
+    pub(super) main: Main,
+    /// Segments to (re)write, with their listing digest.
+    pub(super) segments: Vec<(Segment, String)>,
+}
+
+/// Writes the ledger durably: new segment files first (named by their digest), then
+/// `ledger.json` (write-temp, fsync, rename, directory fsync), then removes the segment
+/// files it no longer names. A crash at any point leaves a ledger that names only files
+/// that exist.
+pub(super) fn write(state: &State, mut pending: Pending) -> Result<(), String> {
+    let dir = &state.dir;
+    let segdir = dir.join(SEGMENTS);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&segdir)
+            .map_err(|e| format!("{}: cannot create: {e}", segdir.display()))?;
+    }
+    for (seg, listing) in pending.segments.drain(..) {
+        let bytes = serde_json::to_vec(&seg).map_err(|e| e.to_string())?;
+        let sha = sha256_hex(&bytes);
+        let file = format!(
+            "{}-{}.json",
+            &sha256_hex(seg.segment.as_bytes())[..16],
+            &sha[..16]
+        );
+        let path = segdir.join(&file);
+        if !path.exists() {
+            crate::durable::write(&path, &bytes, 0o600)
+                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        }
+        pending.main.segments.insert(
+            seg.segment.clone(),
+            SegmentRef {
+                file,
+                sha256: sha,
+                listing,
+                objects: seg.objects.len(),
+            },
+        );
+    }
+    let body = serde_json::to_string(&pending.main).map_err(|e| e.to_string())?;
+    let text = format!(
+        "{body}\n{}\n",
+        serde_json::json!({ "sha256": sha256_hex(body.as_bytes()) })
+    );
+    let path = dir.join(MAIN);
+    crate::durable::write(&path, text.as_bytes(), 0o600)
+        .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+    let named: BTreeSet<&str> = pending
+        .main
+        .segments
+        .values()
+        .map(|s| s.file.as_str())
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(&segdir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if valid_file_name(&name) && !named.contains(name.as_str()) {
+                let _ = crate::durable::remove(&e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 over `keys/`: each file's store key and content digest, sorted.
+pub(super) fn keys_digest(files: &[(String, Result<Vec<u8>, String>)]) -> String {
+    let mut lines: Vec<String> = files
+        .iter()
+        .map(|(k, b)| {
+            format!(
+                "{k}\0{}",
+                b.as_ref()
+                    .map_or_else(|e| format!("error {e}"), |b| sha256_hex(b))
+            )
+        })
+        .collect();
+    lines.sort();
+    sha256_hex(lines.join("\n").as_bytes())
+}
+
+/// Builds the ledger after a SOUND full verify. `None` (with a note) when a file changed
+/// while it was verified.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn from_full(
+    root: &Path,
+    state: &State,
+    checked: &[Checked],
+    chains: &super::chains::Chains<'_>,
+    heads: &[super::heads::Head],
+    report: &Report,
+    keys: String,
+    notes: &mut Vec<String>,
+) -> Option<Pending> {
+    let mut listed = Vec::new();
+    let mut problems = Vec::new();
+    for d in ["records", "index", "heads", "parquet"] {
+        let p = root.join(d);
+        if p.is_dir() {
+            walk_stat(&p, &mut listed, &mut problems, root);
+        }
+    }
+    if !problems.is_empty() {
+        notes.push(format!(
+            "ledger not written: the store changed while it was verified ({})",
+            problems[0].message
+        ));
+        return None;
+    }
+    let by_key: HashMap<&str, &Checked> = checked.iter().map(|c| (c.key.as_str(), c)).collect();
+    let mut segments: BTreeMap<String, Segment> = BTreeMap::new();
+    let mut buf = Vec::new();
+    for (key, stat) in &listed {
+        if !is_object(key) {
+            continue;
+        }
+        let Some(id) = segment_of(key) else { continue };
+        let (size, digest) = if key.starts_with("records/") {
+            match by_key.get(key.as_str()) {
+                Some(c) if c.stat == *stat && !c.digest.is_empty() => (stat.size, c.digest.clone()),
+                _ => {
+                    notes.push(format!(
+                        "ledger not written: {key} changed while it was verified"
+                    ));
+                    return None;
+                }
+            }
+        } else {
+            match read_into(&root.join(key), &mut buf) {
+                Ok(s) if s == *stat => (s.size, sha256_hex(&buf)),
+                _ => {
+                    notes.push(format!(
+                        "ledger not written: {key} changed while it was verified"
+                    ));
+                    return None;
+                }
+            }
+        };
+        segments
+            .entry(id.to_string())
+            .or_insert_with(|| Segment {
+                segment: id.to_string(),
+                objects: BTreeMap::new(),
+            })
+            .objects
+            .insert(key.clone(), Object(size, stamp(state, key, stat), digest));
+    }
+
+    // Chains.
+    let mut out: BTreeMap<String, ChainState> = BTreeMap::new();
+    let mut continued: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for ((agent, chain), seqs) in chains {
+        let Some((&through, last)) = seqs.iter().next_back() else {
+            continue;
+        };
+        let mut newest = BTreeMap::new();
+        let mut checkpoint = None;
+        let mut began = String::new();
+        for (&seq, recs) in seqs {
+            let Some(s) = recs[0].summary.as_ref() else {
+                continue;
+            };
+            if began.is_empty() {
+                began = s.collected_at.clone();
+            }
+            if s.kind == Kind::ChainStart
+                && let Some(prev) = s
+                    .chain_start
+                    .as_ref()
+                    .and_then(|c| c.previous_chain.clone())
+            {
+                let at = s
+                    .chain_start
+                    .as_ref()
+                    .and_then(|c| c.previous_sequence)
+                    .unwrap_or(0);
+                continued.insert((agent.clone(), prev), at);
+            }
+            if s.kind == Kind::Checkpoint {
+                checkpoint = Some(CheckpointState {
+                    sequence: seq,
+                    collected_at: s.collected_at.clone(),
+                    next_due: s.checkpoint.as_ref().and_then(|c| c.next_due.clone()),
+                });
+            } else if let Some(c) = &s.collector {
+                newest.insert(c.id.clone(), seq);
+            }
+        }
+        out.insert(
+            format!("{agent}/{chain}"),
+            ChainState {
+                agent: agent.clone(),
+                chain: chain.clone(),
+                through,
+                digest: last[0].digest.clone(),
+                key: last[0].key.clone(),
+                signer: last[0].signer.clone(),
+                began,
+                newest,
+                checkpoint,
+                continued_at: None,
+            },
+        );
+    }
+    for ((agent, prev), at) in continued {
+        if let Some(c) = out.get_mut(&format!("{agent}/{prev}")) {
+            c.continued_at = Some(at);
+        }
+    }
+    let mut pointers = BTreeMap::new();
+    let mut immutable: BTreeMap<String, HeadState> = BTreeMap::new();
+    for h in heads {
+        let hs = HeadState {
+            key: h.key.clone(),
+            chain: h.chain.clone(),
+            sequence: h.sequence,
+            digest: h.digest.clone(),
+            collected_at: h.collected_at.map(|t| t.to_rfc3339()),
+        };
+        if h.pointer {
+            pointers.insert(h.agent.clone(), hs);
+        } else if immutable.get(&h.agent).is_none_or(|n| newer_state(&hs, n)) {
+            immutable.insert(h.agent.clone(), hs);
+        }
+    }
+    let mut hosts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in checked.iter().filter_map(|c| c.summary.as_ref()) {
+        if !hosts
+            .get(&s.host.hostname)
+            .is_some_and(|a| a.contains(&s.agent.id))
+        {
+            hosts
+                .entry(s.host.hostname.clone())
+                .or_default()
+                .insert(s.agent.id.clone());
+        }
+    }
+    let gaps = report
+        .collectors
+        .iter()
+        .map(|c| GapState {
+            host: c.host.clone(),
+            collector: c.collector.clone(),
+            runs: c.runs,
+            first: c.first.clone(),
+            last: c.last.clone(),
+            longest_gap_seconds: c.longest_gap_seconds,
+        })
+        .collect();
+    let main = Main {
+        version: VERSION,
+        store: state.store.clone(),
+        trust: state.trust.clone(),
+        keys,
+        written_at: crate::pipeline::now_rfc3339(),
+        records: report.records,
+        checkpoints: report.checkpoints,
+        certified: report.certified,
+        chains: out,
+        pointers,
+        immutable,
+        hosts,
+        gaps,
+        history: report
+            .notes
+            .iter()
+            .filter(|n| n.contains(": checkpoint late: "))
+            .cloned()
+            .collect(),
+        segments: BTreeMap::new(),
+    };
+    let segments = segments
+        .into_values()
+        .map(|seg| {
+            let listing = listing_digest(
+                seg.objects
+                    .iter()
+                    .map(|(k, o)| (k.as_str(), o.0, o.1.as_str())),
+            );
+            (seg, listing)
+        })
+        .collect();
+    Some(Pending { main, segments })
+}
+
+fn time(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(s).ok()
+}
+
+/// `a` is a later head than `b` (the rule of [`super::heads`]).
+fn newer_state(a: &HeadState, b: &HeadState) -> bool {
+    if a.chain == b.chain {
+        a.sequence > b.sequence
+    } else {
+        a.collected_at.as_deref().and_then(time) > b.collected_at.as_deref().and_then(time)
+    }
+}
+
+/// After a full verify: what the old ledger says was verified must be what the store holds
+/// now (a record verified before that hashes otherwise is a problem, whichever changed).
+pub(super) fn compare(old: &Main, new: &Pending, problems: &mut Vec<Problem>) {
+    let digests: HashMap<&str, &str> = new
+        .segments
+        .iter()
+        .flat_map(|(s, _)| s.objects.iter().map(|(k, o)| (k.as_str(), o.2.as_str())))
+        .collect();
+    for st in old.chains.values() {
+        if let Some(d) = digests.get(st.key.as_str())
+            && *d != st.digest
+        {
+            problems.push(Problem {
+                key: st.key.clone(),
+                message: format!(
+                    "agent {} chain {}: the ledger of {} verified seq {} as sha256 {}, the store's record hashes to {}: the record or the ledger was changed",
+                    super::short(&st.agent),
+                    super::short(&st.chain),
+                    old.written_at,
+                    st.through,
+                    &st.digest[..12.min(st.digest.len())],
+                    &d[..12.min(d.len())]
+                ),
+            });
+        }
+    }
+}
+
+/// Why the incremental path gave way to a full verify, and what the ledger itself found.
+pub(super) struct Fallback {
+    pub(super) reason: String,
+    pub(super) problems: Vec<Problem>,
+    /// The ledger itself is damaged: an error, not a full verify.
+    pub(super) error: Option<String>,
+}
+
+fn fallback(reason: impl Into<String>) -> Fallback {
+    Fallback {
+        reason: reason.into(),
+        problems: Vec::new(),
+        error: None,
+    }
+}
+
+/// The incremental path: a report (SOUND) and the ledger to write, or why a full verify
+/// must decide.
+pub(super) fn incremental(
+    root: &Path,
+    opts: &Options,
+    state: &State,
+    main: &Main,
+    every_record: bool,
+) -> Result<(Report, Pending), Fallback> {
+    let clock = std::time::Instant::now();
+    if opts.require_timestamps.is_some() || opts.trust.as_ref().is_some_and(|p| !p.tsa.is_empty()) {
+        return Err(fallback("RFC 3161 timestamps are checked by a full verify"));
+    }
+    if !opts.listing.problems.is_empty() {
+        return Err(fallback("the store listing shows problems"));
+    }
+    if state.trust != main.trust {
+        return Err(fallback(
+            "the trust policy changed since the ledger was written",
+        ));
+    }
+    let mut problems = Vec::new();
+    let dirs = super::top_level(root, &mut problems).map_err(fallback)?;
+    if !problems.is_empty() {
+        return Err(fallback("the store has entries verify reports"));
+    }
+    if root
+        .join("timestamps")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        return Err(fallback("RFC 3161 timestamps are checked by a full verify"));
+    }
+    let loaded = super::load_keys(root, dirs.keys.as_deref(), &mut problems);
+    if !problems.is_empty() || loaded.keys.is_empty() {
+        return Err(fallback("keys/ has problems"));
+    }
+    if loaded.digest != main.keys {
+        return Err(fallback(
+            "keys/ changed since the ledger was written (a key or certificate was added or removed)",
+        ));
+    }
+
+    // The listing, compared with the ledger partition by partition.
+    let mut listed = Vec::new();
+    for d in [&dirs.records, &dirs.index, &dirs.heads, &dirs.parquet]
+        .into_iter()
+        .flatten()
+    {
+        walk_stat(d, &mut listed, &mut problems, root);
+    }
+    if !problems.is_empty() {
+        return Err(fallback("the store has entries verify reports"));
+    }
+    listed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut pointers = Vec::new();
+    let mut by_segment: BTreeMap<&str, Vec<(&str, Stat)>> = BTreeMap::new();
+    for (key, stat) in &listed {
+        if is_pointer(key) {
+            pointers.push(key.as_str());
+            continue;
+        }
+        if !is_object(key) {
+            continue;
+        }
+        let ok = if key.starts_with("records/") {
+            key.ends_with(".dsse.json")
+        } else if key.starts_with("index/") {
+            key.ends_with(".jsonl")
+        } else {
+            true
+        };
+        let Some(id) = segment_of(key).filter(|_| ok) else {
+            return Err(fallback("the store has entries verify reports"));
+        };
+        by_segment
+            .entry(id)
+            .or_default()
+            .push((key.as_str(), *stat));
+    }
+    let mut ledger_problems = Vec::new();
+    let mut new_objects: Vec<(&str, Stat)> = Vec::new();
+    let mut rewritten: Vec<(Segment, String)> = Vec::new();
+    let mut unchanged = 0usize;
+    let mut rehashed = 0usize;
+    let mut buf = Vec::new();
+    let since = &main.written_at;
+    let ids: BTreeSet<&str> = by_segment
+        .keys()
+        .copied()
+        .chain(main.segments.keys().map(String::as_str))
+        .collect();
+    for id in ids {
+        let now: &[(&str, Stat)] = by_segment.get(id).map_or(&[], |v| v.as_slice());
+        let stamps: Vec<String> = now.iter().map(|(k, s)| stamp(state, k, s)).collect();
+        let listing = listing_digest(
+            now.iter()
+                .zip(&stamps)
+                .map(|((k, s), st)| (*k, s.size, st.as_str())),
+        );
+        let old = main.segments.get(id);
+        if let Some(r) = old
+            && r.listing == listing
+            && !state.rehash
+        {
+            unchanged += r.objects;
+            continue;
+        }
+        let mut seg = match old {
+            Some(r) => load_segment(state, id, r).map_err(|e| Fallback {
+                reason: String::new(),
+                problems: Vec::new(),
+                error: Some(e),
+            })?,
+            None => Segment {
+                segment: id.to_string(),
+                objects: BTreeMap::new(),
+            },
+        };
+        let here: HashMap<&str, (Stat, &String)> = now
+            .iter()
+            .zip(&stamps)
+            .map(|((k, s), st)| (*k, (*s, st)))
+            .collect();
+        for (key, obj) in &mut seg.objects {
+            let Some((stat, st)) = here.get(key.as_str()) else {
+                ledger_problems.push(Problem {
+                    key: key.clone(),
+                    message: format!(
+                        "missing: verified before (ledger of {since}: {} bytes, sha256 {}) and no longer in the store",
+                        obj.0,
+                        &obj.2[..12.min(obj.2.len())]
+                    ),
+                });
+                continue;
+            };
+            if stat.size != obj.0 {
+                ledger_problems.push(Problem {
+                    key: key.clone(),
+                    message: format!(
+                        "changed since it was verified (ledger of {since}): {} bytes then, {} now",
+                        obj.0, stat.size
+                    ),
+                });
+                continue;
+            }
+            if **st == obj.1 && !state.rehash {
+                unchanged += 1;
+                continue;
+            }
+            // Another stamp (or --rehash): the content decides.
+            rehashed += 1;
+            match read_into(&root.join(key), &mut buf) {
+                Ok(s) if sha256_hex(&buf) == obj.2 => {
+                    unchanged += 1;
+                    obj.1 = stamp(state, key, &s);
+                }
+                Ok(_) => ledger_problems.push(Problem {
+                    key: key.clone(),
+                    message: format!(
+                        "changed since it was verified (ledger of {since}): its content no longer hashes to sha256 {}",
+                        &obj.2[..12.min(obj.2.len())]
+                    ),
+                }),
+                Err(e) => ledger_problems.push(Problem {
+                    key: key.clone(),
+                    message: e,
+                }),
+            }
+        }
+        for (k, s) in now {
+            if !seg.objects.contains_key(*k) {
+                new_objects.push((k, *s));
+            }
+        }
+        let l2 = listing.clone();
+        rewritten.push((seg, l2));
+    }
+    if !ledger_problems.is_empty() {
+        return Err(Fallback {
+            reason: format!(
+                "{} object(s) verified before are missing or changed",
+                ledger_problems.len()
+            ),
+            problems: ledger_problems,
+            error: None,
+        });
+    }
+    if every_record {
+        return Err(fallback(format!(
+            "the report reads every record; {unchanged} object(s) verified before are unchanged"
+        )));
+    }
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        unchanged,
+        rehashed,
+        new = new_objects.len(),
+        "verify --state: listing compared with the ledger"
+    );
+
+    // The new objects.
+    let mut new_records = Vec::new();
+    let mut new_index = Vec::new();
+    let mut new_heads = Vec::new();
+    for (key, _) in &new_objects {
+        if key.starts_with("records/") {
+            new_records.push((key.to_string(), root.join(key)));
+        } else if key.starts_with("index/") {
+            new_index.push(*key);
+        } else if key.starts_with("heads/") {
+            new_heads.push(root.join(key));
+        } else {
+            return Err(fallback(
+                "new compacted index files are checked by a full verify",
+            ));
+        }
+    }
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let checked = super::records::check_all(
+        &new_records,
+        &loaded.keys,
+        threads,
+        opts.progress,
+        &mut problems,
+    );
+    if !problems.is_empty() {
+        return Err(fallback("a new record has a problem"));
+    }
+    let keyed = crate::evidence::continuity::check(
+        &loaded.certs,
+        std::iter::empty(),
+        opts.trust.as_deref(),
+        &mut problems,
+    );
+    if !problems.is_empty() {
+        return Err(fallback("a key certificate has a problem"));
+    }
+    let mut next = main.clone();
+    let mut by_chain: BTreeMap<(&str, &str), BTreeMap<u64, &Checked>> = BTreeMap::new();
+    let mut by_key: HashMap<&str, &Checked> = HashMap::new();
+    let mut new_checkpoints = 0;
+    for c in &checked {
+        let Some(s) = &c.summary else {
+            return Err(fallback("a new record has a problem"));
+        };
+        if matches!(s.kind, Kind::KeyRotation | Kind::ChainStart) {
+            return Err(fallback(
+                "a new chain or key rotation is checked by a full verify",
+            ));
+        }
+        if let Some(policy) = &keyed.policy
+            && policy
+                .refuse(&c.signer, &s.agent.id, &s.host.hostname, &s.collected_at)
+                .is_some()
+        {
+            return Err(fallback("a new record is refused by the trust policy"));
+        }
+        if s.kind == Kind::Checkpoint {
+            new_checkpoints += 1;
+        }
+        by_key.insert(c.key.as_str(), c);
+        if by_chain
+            .entry((s.agent.id.as_str(), s.chain.as_str()))
+            .or_default()
+            .insert(s.sequence, c)
+            .is_some()
+        {
+            return Err(fallback("a duplicate sequence"));
+        }
+        let agents = next.hosts.entry(s.host.hostname.clone()).or_default();
+        agents.insert(s.agent.id.clone());
+        if agents.len() > 1
+            && main
+                .hosts
+                .get(&s.host.hostname)
+                .is_none_or(|a| a.len() <= 1)
+        {
+            return Err(fallback("a host is claimed by another agent"));
+        }
+    }
+    let mut notes = Vec::new();
+    for ((agent, chain), seqs) in &by_chain {
+        let id = format!("{agent}/{chain}");
+        let Some(st) = next.chains.get_mut(&id) else {
+            return Err(fallback("a new chain is checked by a full verify"));
+        };
+        if st.continued_at.is_some() {
+            return Err(fallback("records added to a chain a later chain continues"));
+        }
+        continue_chain(st, seqs, &mut notes)?;
+    }
+
+    // Heads: the new immutable heads and every pointer.
+    let mut head_files = new_heads;
+    head_files.extend(pointers.iter().map(|k| root.join(k)));
+    let heads = super::heads::load_files(
+        root,
+        head_files,
+        &loaded.keys,
+        keyed.policy.as_deref(),
+        &mut problems,
+    );
+    if !problems.is_empty() {
+        return Err(fallback("a head has a problem"));
+    }
+    for h in &heads {
+        let st = next
+            .chains
+            .get(&format!("{}/{}", h.agent, h.chain))
+            .ok_or_else(|| fallback("a head of a chain without records"))?;
+        let hs = HeadState {
+            key: h.key.clone(),
+            chain: h.chain.clone(),
+            sequence: h.sequence,
+            digest: h.digest.clone(),
+            collected_at: h.collected_at.map(|t| t.to_rfc3339()),
+        };
+        let matches = match by_chain
+            .get(&(h.agent.as_str(), h.chain.as_str()))
+            .and_then(|s| s.get(&h.sequence))
+        {
+            Some(c) => c.digest == h.digest,
+            None => {
+                h.sequence <= st.through
+                    && (main.pointers.get(&h.agent) == Some(&hs)
+                        || main.immutable.get(&h.agent) == Some(&hs)
+                        || (h.sequence == st.through && h.digest == st.digest))
+            }
+        };
+        if !matches {
+            return Err(fallback("a head does not match what is verified"));
+        }
+        if h.pointer {
+            next.pointers.insert(h.agent.clone(), hs);
+        } else if next
+            .immutable
+            .get(&h.agent)
+            .is_none_or(|n| newer_state(&hs, n))
+        {
+            next.immutable.insert(h.agent.clone(), hs);
+        }
+    }
+    for (agent, newest) in &next.immutable {
+        match next.pointers.get(agent) {
+            Some(p) if p.digest == newest.digest || !newer_state(newest, p) => {}
+            _ => return Err(fallback("a head was rolled back or removed")),
+        }
+        if !pointers.contains(&super::store::head_key(agent).as_str()) {
+            return Err(fallback("a head was removed"));
+        }
+    }
+    for agent in main.pointers.keys() {
+        if !pointers.contains(&super::store::head_key(agent).as_str()) {
+            return Err(fallback("a head was removed"));
+        }
+    }
+
+    // Index: every line of the new index files, every new record listed.
+    let mut listed_new: BTreeSet<&str> = BTreeSet::new();
+    for ikey in &new_index {
+        let bytes = super::files::read_bounded(&root.join(ikey))
+            .map_err(|_| fallback("a new index file cannot be read"))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let (ikey_dir, file) = ikey.rsplit_once('/').unwrap_or(("", ikey));
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let entry: crate::store::IndexEntry = serde_json::from_str(line)
+                .map_err(|_| fallback("a new index line has a problem"))?;
+            let Some(c) = by_key.get(entry.key.as_str()) else {
+                return Err(fallback("a new index line lists an older record"));
+            };
+            let Some(s) = &c.summary else {
+                return Err(fallback("a new index line has a problem"));
+            };
+            let record_dir = c
+                .key
+                .strip_prefix("records/")
+                .and_then(|k| k.rsplit_once('/'))
+                .map(|(d, _)| d);
+            if !super::index::differences(&entry, c, s).is_empty()
+                || ikey_dir.strip_prefix("index/") != record_dir
+                || file
+                    .strip_prefix(s.agent.id.as_str())
+                    .is_none_or(|r| !r.starts_with('-'))
+            {
+                return Err(fallback("a new index line has a problem"));
+            }
+            listed_new.insert(c.key.as_str());
+        }
+    }
+    if listed_new.len() != checked.len() {
+        return Err(fallback("a new record is not in the index"));
+    }
+
+    // Runs and gaps.
+    let mut runs: BTreeMap<(&str, &str), Vec<chrono::DateTime<chrono::FixedOffset>>> =
+        BTreeMap::new();
+    for c in &checked {
+        if let Some(s) = &c.summary
+            && let Some(col) = &s.collector
+            && let Some(t) = time(&s.collected_at)
+        {
+            runs.entry((s.host.hostname.as_str(), col.id.as_str()))
+                .or_default()
+                .push(t);
+        }
+    }
+    let mut gaps: BTreeMap<(String, String), GapState> = next
+        .gaps
+        .drain(..)
+        .map(|g| ((g.host.clone(), g.collector.clone()), g))
+        .collect();
+    for ((host, collector), mut times) in runs {
+        times.sort();
+        let g = gaps
+            .entry((host.to_string(), collector.to_string()))
+            .or_insert_with(|| GapState {
+                host: host.to_string(),
+                collector: collector.to_string(),
+                runs: 0,
+                first: times[0].to_rfc3339(),
+                last: times[0].to_rfc3339(),
+                longest_gap_seconds: 0,
+            });
+        let mut last = time(&g.last).ok_or_else(|| fallback("a run time in the ledger"))?;
+        for t in times {
+            if t < last {
+                return Err(fallback("a new record older than a verified one"));
+            }
+            if g.runs > 0 {
+                g.longest_gap_seconds = g.longest_gap_seconds.max((t - last).num_seconds());
+            }
+            g.runs += 1;
+            last = t;
+        }
+        g.last = last.to_rfc3339();
+    }
+    next.gaps = gaps.into_values().collect();
+
+    // The per-chain notes a full verify makes, and --max-age.
+    let mut newest_of: HashMap<&str, (Option<chrono::DateTime<chrono::FixedOffset>>, &str)> =
+        HashMap::new();
+    for st in next.chains.values() {
+        let t = time(&st.began);
+        let e = newest_of
+            .entry(st.agent.as_str())
+            .or_insert((t, st.chain.as_str()));
+        if (t, st.chain.as_str()) > *e {
+            *e = (t, st.chain.as_str());
+        }
+    }
+    let now = opts.now.unwrap_or_else(chrono::Utc::now);
+    for st in next.chains.values() {
+        let label = format!(
+            "agent {} chain {}",
+            super::short(&st.agent),
+            super::short(&st.chain)
+        );
+        match &st.checkpoint {
+            Some(cp) if cp.sequence < st.through => notes.push(format!(
+                "{label}: {} record(s) after the last checkpoint (seq {}) are not yet sealed by a checkpoint",
+                st.through - cp.sequence,
+                cp.sequence
+            )),
+            None => notes.push(format!("{label}: no checkpoint yet")),
+            _ => {}
+        }
+        if newest_of.get(st.agent.as_str()).map(|e| e.1) != Some(st.chain.as_str()) {
+            continue;
+        }
+        if let Some(cp) = &st.checkpoint
+            && let Some(due) = cp.next_due.as_deref().and_then(time)
+            && due
+                .checked_add_signed(super::chains::CHECKPOINT_TOLERANCE)
+                .is_some_and(|limit| limit < now)
+        {
+            notes.push(format!(
+                "{label}: the newest checkpoint (seq {}) said the next was due by {}, and none came: the agent stopped without a final checkpoint, or the newest records were removed",
+                cp.sequence,
+                due.to_rfc3339()
+            ));
+        }
+        if let Some(max_age) = opts.max_age {
+            let age = st
+                .checkpoint
+                .as_ref()
+                .and_then(|cp| time(&cp.collected_at))
+                .map(|t| now.signed_duration_since(t).num_seconds());
+            let limit = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+            if age.is_none_or(|a| a > limit) {
+                return Err(fallback("--max-age is exceeded"));
+            }
+        }
+    }
+    for agent in next.pointers.keys() {
+        if !next.immutable.contains_key(agent) {
+            notes.push(format!(
+                "agent {}: no immutable head published (an agent before immutable heads): a tail cut together with the head would not be found",
+                super::short(agent)
+            ));
+        }
+    }
+
+    // The report.
+    let mut report = Report {
+        records: main.records + checked.len(),
+        valid: main.records + checked.len(),
+        keys: loaded.keys.len(),
+        chains: next.chains.len(),
+        agents: next
+            .chains
+            .values()
+            .map(|c| c.agent.as_str())
+            .collect::<BTreeSet<_>>()
+            .len(),
+        checkpoints: main.checkpoints + new_checkpoints,
+        certified: main.certified,
+        anchored: keyed.policy.is_some(),
+        ..Default::default()
+    };
+    report.notes.extend(main.history.iter().cloned());
+    report.notes.extend(notes.iter().cloned());
+    if keyed.policy.is_none() {
+        let mut ids: Vec<&str> = loaded.keys.keys().map(|k| k.as_str()).collect();
+        ids.sort();
+        report.notes.push(format!(
+            "no trust policy: {} key(s) trusted on first sight (anyone who can write keys/ can add one): {}",
+            ids.len(),
+            ids.join(", ")
+        ));
+    }
+    for (host, agents) in next.hosts.iter().filter(|(_, a)| a.len() > 1) {
+        report.notes.push(format!(
+            "host {host} is claimed by {} agents ({}), each enrolled for it by the trust policy",
+            agents.len(),
+            agents
+                .iter()
+                .map(|a| super::short(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        report.host_conflicts.push(super::HostConflict {
+            host: host.clone(),
+            agents: agents.iter().cloned().collect(),
+            enrolled: true,
+        });
+    }
+    report.notes.extend(opts.listing.notes.iter().cloned());
+    report.notes.push(format!(
+        "ledger {}: {} new object(s) verified; {unchanged} verified before ({since}) found unchanged in the listing{}",
+        state.dir.display(),
+        new_objects.len(),
+        if rehashed > 0 {
+            format!(" ({rehashed} hashed again)")
+        } else {
+            " (not read again)".to_string()
+        }
+    ));
+    for n in &mut report.notes {
+        *n = super::escape_control(n);
+    }
+    report.collectors = next
+        .gaps
+        .iter()
+        .map(|g| CollectorGap {
+            host: g.host.clone(),
+            collector: g.collector.clone(),
+            runs: g.runs,
+            first: g.first.clone(),
+            last: g.last.clone(),
+            longest_gap_seconds: g.longest_gap_seconds,
+        })
+        .collect();
+    next.records = report.records;
+    next.checkpoints = report.checkpoints;
+    next.written_at = crate::pipeline::now_rfc3339();
+    next.history.extend(
+        notes
+            .into_iter()
+            .filter(|n| n.contains(": checkpoint late: ")),
+    );
+    // Segments with new objects, or with new stamps.
+    let mut segments = Vec::new();
+    for (mut seg, listing) in rewritten {
+        for (k, s) in &new_objects {
+            if segment_of(k) == Some(seg.segment.as_str()) {
+                let digest = by_key
+                    .get(k)
+                    .map(|c| c.digest.clone())
+                    .or_else(|| {
+                        read_into(&root.join(k), &mut buf)
+                            .ok()
+                            .filter(|read| read == s)
+                            .map(|_| sha256_hex(&buf))
+                    })
+                    .ok_or_else(|| fallback("a new object changed while it was verified"))?;
+                if let Some(c) = by_key.get(k)
+                    && c.stat != *s
+                {
+                    return Err(fallback("a new object changed while it was verified"));
+                }
+                seg.objects
+                    .insert(k.to_string(), Object(s.size, stamp(state, k, s), digest));
+            }
+        }
+        if seg.objects.is_empty() {
+            next.segments.remove(&seg.segment);
+            continue;
+        }
+        segments.push((seg, listing));
+    }
+    Ok((
+        report,
+        Pending {
+            main: next,
+            segments,
+        },
+    ))
+}
+
+/// Continues a verified chain with its new records (in sequence order): contiguous from
+/// the ledger's position, each `previous` link, the same signing key, and each checkpoint's
+/// claims as [`super::chains`] checks them.
+fn continue_chain(
+    st: &mut ChainState,
+    seqs: &BTreeMap<u64, &Checked>,
+    notes: &mut Vec<String>,
+) -> Result<(), Fallback> {
+    let label = format!(
+        "agent {} chain {}",
+        super::short(&st.agent),
+        super::short(&st.chain)
+    );
+    for (&seq, c) in seqs {
+        let Some(s) = &c.summary else {
+            return Err(fallback("a new record has a problem"));
+        };
+        if st.through.checked_add(1) != Some(seq)
+            || s.previous.as_deref() != Some(st.digest.as_str())
+            || c.signer != st.signer
+        {
+            return Err(fallback("a new record does not continue its chain"));
+        }
+        if s.kind == Kind::Checkpoint {
+            let Some(cp) = &s.checkpoint else {
+                return Err(fallback("a checkpoint has no content"));
+            };
+            if cp.records != seq {
+                return Err(fallback("a checkpoint claim does not hold"));
+            }
+            for (name, run) in &cp.collectors {
+                let Some(l) = run.last_sequence else { continue };
+                if st.newest.get(name) != Some(&l) {
+                    return Err(fallback("a checkpoint claim does not hold"));
+                }
+            }
+            if st.newest.keys().any(|n| !cp.collectors.contains_key(n)) {
+                return Err(fallback("a checkpoint claim does not hold"));
+            }
+            let due = match cp.next_due.as_deref().map(time) {
+                None => None,
+                Some(Some(t)) => Some(t),
+                Some(None) => return Err(fallback("a checkpoint claim does not hold")),
+            };
+            let made = time(&s.collected_at);
+            if let Some(prev) = &st.checkpoint
+                && let Some(due) = prev.next_due.as_deref().and_then(time)
+                && let (Some(made), Some(limit)) = (
+                    made,
+                    due.checked_add_signed(super::chains::CHECKPOINT_TOLERANCE),
+                )
+                && made > limit
+            {
+                notes.push(format!(
+                    "{label}: checkpoint late: seq {seq} was made at {}, after seq {} said the next was due by {} (the agent was stopped, stalled or its clock jumped)",
+                    s.collected_at,
+                    prev.sequence,
+                    due.to_rfc3339()
+                ));
+            }
+            st.checkpoint = Some(CheckpointState {
+                sequence: seq,
+                collected_at: s.collected_at.clone(),
+                next_due: due.and(cp.next_due.clone()),
+            });
+        } else if let Some(col) = &s.collector {
+            st.newest.insert(col.id.clone(), seq);
+        }
+        st.through = seq;
+        st.digest = c.digest.clone();
+        st.key = c.key.clone();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_and_objects() {
+        assert_eq!(
+            segment_of("records/date=2026-01-01/host=a/T1Z-x-abc.dsse.json"),
+            Some("records/date=2026-01-01")
+        );
+        assert_eq!(
+            segment_of("heads/agent/chain-1.dsse.json"),
+            Some("heads/agent")
+        );
+        assert_eq!(segment_of("heads/agent.dsse.json"), None);
+        assert!(is_pointer("heads/agent.dsse.json"));
+        assert!(!is_object("heads/agent.dsse.json"));
+        assert!(is_object("heads/agent/c-000000000002.dsse.json"));
+        assert!(!is_object("records/date=x/host=y/.tmp"));
+        assert!(!is_object("keys/k.pub.pem"));
+    }
+
+    #[test]
+    fn the_listing_digest_sees_every_field() {
+        let a = listing_digest([("k", 1, "s")].into_iter());
+        assert_ne!(a, listing_digest([("k", 2, "s")].into_iter()));
+        assert_ne!(a, listing_digest([("k", 1, "t")].into_iter()));
+        assert_ne!(a, listing_digest([("j", 1, "s")].into_iter()));
+        assert_ne!(a, listing_digest(std::iter::empty()));
+    }
+}
