@@ -1,19 +1,58 @@
 //! Bounded, panic-free reading of host files: every collector reads through here.
 //!
-//! Host paths (`/etc/passwd`) are resolved under the context's host root one component at a
-//! time ([`resolve`]): a symlink is followed only while it stays inside the root (an absolute
-//! target means the same path on the observed host, so it is re-rooted), `..` can never climb
-//! above the root, and loops end with an error. Only regular files are read (a FIFO or a
-//! device would block or never end), always with a size limit; directory listings are capped.
+//! Host paths (`/etc/passwd`) are resolved under the context's host root and opened through
+//! file descriptors, so what was checked is what is read: no path string is looked up twice.
+//! The rules: a symlink is followed only while it stays inside the root (an absolute target
+//! means the same path on the observed host, so it is re-rooted), `..` can never climb above
+//! the root (that is an error, "leads out of the host root"), and more than 40 symlinks in
+//! one path is a loop (an error). Where the kernel has `openat2` (Linux 5.6), a path is first
+//! opened in one call with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS` relative to a descriptor
+//! of the root; a path it will not resolve that way (an absolute symlink, an escape, a loop,
+//! or no `openat2` under a seccomp filter) is walked one component at a time with
+//! `openat(dir, name, O_PATH | O_NOFOLLOW)`, reading each symlink with `readlinkat` on the
+//! descriptor that was checked. `RESOLVE_IN_ROOT` is not used: it silently clamps `..` at
+//! the root where these rules record an escape. Mount points under the root (`/host/proc`)
+//! are crossed.
+//!
+//! The object found is held as an `O_PATH` descriptor and `fstat`ed: only regular files are
+//! read (a FIFO or a device would block or never end; block devices only by [`host_head`]),
+//! always with a size limit, and directory listings are capped. It is reopened for reading
+//! with `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC` from its parent's descriptor, and
+//! the reopened descriptor must be the same inode, or the read is refused: a component
+//! swapped for a symlink, a FIFO or another file between two reads is never followed and
+//! never blocks. Paths outside the host root (the agent's own files) go through [`bytes`]
+//! and [`text`], which open with `O_NONBLOCK` and read only what `fstat` says is a regular
+//! file.
 
 use crate::{CollectError, Context};
-use std::ffi::OsString;
+use rustix::fs::{self as rfs, FileType, Mode, OFlags, ResolveFlags};
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 /// Symlinks followed while resolving one path before it is called a loop (as Linux).
 const MAX_SYMLINKS: usize = 40;
+
+/// Whether `openat2` may be tried; cleared the first time the kernel or a seccomp filter
+/// refuses the call itself (`ENOSYS`, `EPERM`).
+static OPENAT2: AtomicBool = AtomicBool::new(true);
+
+/// How a component is looked at: the object itself, never what a symlink points to, and no
+/// open side effects (an `O_PATH` descriptor reads nothing).
+const LOOK: OFlags = OFlags::PATH.union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+/// How a checked object is reopened for reading: a FIFO swapped in must not block, a
+/// terminal must not become the controlling one, and a symlink swapped in is not followed.
+const READ: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::CLOEXEC);
+/// `openat2` resolution: never above the root, no `/proc` magic links.
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
 fn io_err(path: &Path, e: &std::io::Error) -> CollectError {
     CollectError::Io {
@@ -22,77 +61,264 @@ fn io_err(path: &Path, e: &std::io::Error) -> CollectError {
     }
 }
 
-/// Resolves `absolute` (a path on the observed host) to a real path under `root`, following
-/// symlinks without ever leaving `root`. Components that do not exist are appended as they
-/// are (opening the result then fails with "not found").
-pub fn resolve(root: &Path, absolute: &str) -> Result<PathBuf, CollectError> {
-    let shown = absolute.to_string();
+fn errno(path: &str, e: rustix::io::Errno) -> CollectError {
+    CollectError::Io {
+        path: path.to_string(),
+        message: std::io::Error::from(e).to_string(),
+    }
+}
+
+/// How a found object is reopened for reading.
+enum Reopen {
+    /// By the same `openat2` lookup from the root (the path had no symlink it would refuse).
+    Beneath(PathBuf),
+    /// By name from its parent directory's descriptor.
+    At(OwnedFd, OsString),
+}
+
+/// A host path found under the root: an `O_PATH` descriptor of the object itself (never a
+/// symlink) and its `fstat`.
+struct Found {
+    root: OwnedFd,
+    /// Held open until the reopen, so the inode cannot be freed and its number reused by
+    /// another file in between (the reopen compares device and inode numbers).
+    _pin: OwnedFd,
+    stat: rfs::Stat,
+    reopen: Reopen,
+}
+
+impl Found {
+    fn kind(&self) -> FileType {
+        FileType::from_raw_mode(self.stat.st_mode)
+    }
+
+    /// Reopens the object for reading (`extra` adds e.g. `O_DIRECTORY`); refuses a
+    /// descriptor that is not the inode that was checked.
+    fn open(&self, absolute: &str, extra: OFlags) -> Result<OwnedFd, CollectError> {
+        let fd = match &self.reopen {
+            Reopen::Beneath(rel) => {
+                rfs::openat2(&self.root, rel, READ | extra, Mode::empty(), BENEATH)
+            }
+            Reopen::At(parent, name) => rfs::openat(parent, name, READ | extra, Mode::empty()),
+        }
+        .map_err(|e| errno(absolute, e))?;
+        let st = rfs::fstat(&fd).map_err(|e| errno(absolute, e))?;
+        if (st.st_dev, st.st_ino) != (self.stat.st_dev, self.stat.st_ino) {
+            return Err(CollectError::Invalid(format!(
+                "{absolute}: replaced while it was being opened (not read)"
+            )));
+        }
+        Ok(fd)
+    }
+}
+
+/// The outcome of walking a host path.
+enum Walked {
+    /// It exists; `names` are its real components under the root.
+    Found(Found, Vec<OsString>),
+    /// A component does not exist; `names` is the path as far as it can be told.
+    Missing(Vec<OsString>),
+}
+
+/// A descriptor of the host root itself (symlinks in the root's own path are the agent's
+/// configuration and are followed).
+fn open_root(root: &Path) -> Result<OwnedFd, CollectError> {
+    rfs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| errno(&root.display().to_string(), e))
+}
+
+/// Walks `absolute` under the root one component at a time, through descriptors only.
+fn walk(root: OwnedFd, absolute: &str) -> Result<Walked, CollectError> {
     let escape = || {
         CollectError::Invalid(format!(
-            "{shown}: a path or symlink leads out of the host root"
+            "{absolute}: a path or symlink leads out of the host root"
         ))
     };
     let mut pending: Vec<OsString> = Vec::new();
-    push_components(Path::new(absolute), &mut pending)?;
+    push_components(Path::new(absolute), &mut pending);
     pending.reverse(); // a stack: next component last
-    let mut resolved: Vec<OsString> = Vec::new();
+    // Descriptors of the directories in `names` (the root itself is `root`).
+    let mut dirs: Vec<OwnedFd> = Vec::new();
+    let mut names: Vec<OsString> = Vec::new();
     let mut followed = 0usize;
-    let mut missing = false;
     while let Some(comp) = pending.pop() {
         if comp == ".." {
-            if resolved.pop().is_none() {
+            if names.pop().is_none() {
                 return Err(escape());
             }
+            dirs.pop();
             continue;
         }
-        let mut candidate = root.to_path_buf();
-        candidate.extend(&resolved);
-        candidate.push(&comp);
-        if missing {
-            resolved.push(comp);
-            continue;
-        }
-        match std::fs::symlink_metadata(&candidate) {
-            Ok(m) if m.file_type().is_symlink() => {
+        let parent: BorrowedFd<'_> = dirs.last().map_or(root.as_fd(), |d| d.as_fd());
+        let fd = match rfs::openat(parent, comp.as_os_str(), LOOK, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => {
+                // The rest cannot be looked at; `..` still counts against the root.
+                names.push(comp);
+                while let Some(rest) = pending.pop() {
+                    if rest == ".." {
+                        if names.pop().is_none() {
+                            return Err(escape());
+                        }
+                    } else {
+                        names.push(rest);
+                    }
+                }
+                return Ok(Walked::Missing(names));
+            }
+            Err(e) => return Err(errno(absolute, e)),
+        };
+        let stat = rfs::fstat(&fd).map_err(|e| errno(absolute, e))?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Symlink => {
                 followed += 1;
                 if followed > MAX_SYMLINKS {
                     return Err(CollectError::Invalid(format!(
-                        "{shown}: too many levels of symbolic links (a symlink loop)"
+                        "{absolute}: too many levels of symbolic links (a symlink loop)"
                     )));
                 }
-                let target = std::fs::read_link(&candidate).map_err(|e| CollectError::Io {
-                    path: shown.clone(),
-                    message: e.to_string(),
-                })?;
+                // The link read is the one just looked at (its descriptor, empty name).
+                let target = rfs::readlinkat(&fd, "", Vec::new())
+                    .map_err(|e| errno(absolute, e))?
+                    .into_bytes();
+                let target = PathBuf::from(OsString::from_vec(target));
                 if target.is_absolute() {
-                    resolved.clear();
+                    names.clear();
+                    dirs.clear();
                 }
                 let mut parts = Vec::new();
-                push_components(&target, &mut parts)?;
-                for p in parts.into_iter().rev() {
-                    pending.push(p);
-                }
+                push_components(&target, &mut parts);
+                pending.extend(parts.into_iter().rev());
             }
-            Ok(_) => resolved.push(comp),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                missing = true;
-                resolved.push(comp);
+            _ if pending.is_empty() => {
+                let parent = match dirs.pop() {
+                    Some(d) => d,
+                    None => root
+                        .try_clone()
+                        .map_err(|e| io_err(Path::new(absolute), &e))?,
+                };
+                names.push(comp.clone());
+                let found = Found {
+                    root,
+                    _pin: fd,
+                    stat,
+                    reopen: Reopen::At(parent, comp),
+                };
+                return Ok(Walked::Found(found, names));
             }
-            Err(e) => {
-                return Err(CollectError::Io {
-                    path: shown,
-                    message: e.to_string(),
-                });
+            FileType::Directory => {
+                dirs.push(fd);
+                names.push(comp);
             }
+            _ => return Err(errno(absolute, rustix::io::Errno::NOTDIR)),
         }
     }
+    // The path ends at a directory already walked (`/`, `/etc/..`, a symlink to a dir).
+    let fd = match dirs.pop() {
+        Some(d) => d,
+        None => root
+            .try_clone()
+            .map_err(|e| io_err(Path::new(absolute), &e))?,
+    };
+    let stat = rfs::fstat(&fd).map_err(|e| errno(absolute, e))?;
+    let reopen = match names.last() {
+        Some(name) => {
+            let parent = match dirs.pop() {
+                Some(d) => d,
+                None => root
+                    .try_clone()
+                    .map_err(|e| io_err(Path::new(absolute), &e))?,
+            };
+            Reopen::At(parent, name.clone())
+        }
+        None => Reopen::At(
+            root.try_clone()
+                .map_err(|e| io_err(Path::new(absolute), &e))?,
+            OsString::from("."),
+        ),
+    };
+    Ok(Walked::Found(
+        Found {
+            root,
+            _pin: fd,
+            stat,
+            reopen,
+        },
+        names,
+    ))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests run the walk alone (as under a seccomp filter without `openat2`) with this.
+    static WALK_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn openat2_allowed() -> bool {
+    #[cfg(test)]
+    if WALK_ONLY.with(std::cell::Cell::get) {
+        return false;
+    }
+    OPENAT2.load(Ordering::Relaxed)
+}
+
+/// Opens `absolute` under `root`: `openat2` in one call where it can, else the walk.
+fn find(root: &Path, absolute: &str) -> Result<Option<Found>, CollectError> {
+    let root_fd = open_root(root)?;
+    if openat2_allowed() {
+        let rel = relative(absolute);
+        match rfs::openat2(&root_fd, &rel, LOOK, Mode::empty(), BENEATH) {
+            Ok(fd) => {
+                let stat = rfs::fstat(&fd).map_err(|e| errno(absolute, e))?;
+                if FileType::from_raw_mode(stat.st_mode) != FileType::Symlink {
+                    return Ok(Some(Found {
+                        root: root_fd,
+                        _pin: fd,
+                        stat,
+                        reopen: Reopen::Beneath(rel),
+                    }));
+                }
+            }
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+                OPENAT2.store(false, Ordering::Relaxed);
+            }
+            // EXDEV (an absolute symlink or an escape), ELOOP, EAGAIN...: the walk decides.
+            Err(_) => {}
+        }
+    }
+    match walk(root_fd, absolute)? {
+        Walked::Found(f, _) => Ok(Some(f)),
+        Walked::Missing(_) => Ok(None),
+    }
+}
+
+/// `absolute` relative to the root, for `openat2` (`.` for the root itself).
+fn relative(absolute: &str) -> PathBuf {
+    let rel = absolute.trim_start_matches('/');
+    PathBuf::from(if rel.is_empty() { "." } else { rel })
+}
+
+/// Resolves `absolute` (a path on the observed host) to a real path under `root`, following
+/// symlinks without ever leaving `root`. Components that do not exist are appended as they
+/// are (opening the result then fails with "not found"). The path is for naming and for
+/// tools that need one; to read, use the `host_*` functions, which never look a path up
+/// twice.
+pub fn resolve(root: &Path, absolute: &str) -> Result<PathBuf, CollectError> {
+    let names = match walk(open_root(root)?, absolute)? {
+        Walked::Found(_, names) | Walked::Missing(names) => names,
+    };
     let mut out = root.to_path_buf();
-    out.extend(&resolved);
+    out.extend(&names);
     Ok(out)
 }
 
 /// Splits a path into normal components and `..` (root and `.` dropped).
-fn push_components(path: &Path, out: &mut Vec<OsString>) -> Result<(), CollectError> {
+fn push_components(path: &Path, out: &mut Vec<OsString>) {
     for c in path.components() {
         match c {
             Component::Normal(n) => out.push(n.to_os_string()),
@@ -100,75 +326,142 @@ fn push_components(path: &Path, out: &mut Vec<OsString>) -> Result<(), CollectEr
             Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
         }
     }
-    Ok(())
 }
 
-/// A resolved host path: `Ok(None)` when it does not exist.
+/// A resolved host path: `Ok(None)` when it does not exist. The path names the object for
+/// tools and messages; read it with the `host_*` functions.
 pub fn host_file(ctx: &Context, absolute: &str) -> Result<Option<PathBuf>, CollectError> {
-    let p = resolve(&ctx.host_root, absolute)?;
-    match std::fs::metadata(&p) {
-        Ok(_) => Ok(Some(p)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(Path::new(absolute), &e)),
+    match walk(open_root(&ctx.host_root)?, absolute)? {
+        Walked::Found(_, names) => {
+            let mut out = ctx.host_root.clone();
+            out.extend(&names);
+            Ok(Some(out))
+        }
+        Walked::Missing(_) => Ok(None),
     }
+}
+
+/// What `fstat` says about a host path (the object itself, after symlinks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostMeta {
+    /// A regular file.
+    pub is_file: bool,
+    /// A directory.
+    pub is_dir: bool,
+    /// A character device (`/dev/null`: a masked systemd unit).
+    pub is_char_device: bool,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, Unix seconds.
+    pub mtime: i64,
+}
+
+/// `fstat` of a host path; `Ok(None)` when it does not exist.
+pub fn host_meta(ctx: &Context, absolute: &str) -> Result<Option<HostMeta>, CollectError> {
+    Ok(find(&ctx.host_root, absolute)?.map(|f| meta_of(&f.stat)))
+}
+
+fn meta_of(stat: &rfs::Stat) -> HostMeta {
+    let kind = FileType::from_raw_mode(stat.st_mode);
+    HostMeta {
+        is_file: kind == FileType::RegularFile,
+        is_dir: kind == FileType::Directory,
+        is_char_device: kind == FileType::CharacterDevice,
+        mode: stat.st_mode & 0o7777,
+        uid: stat.st_uid,
+        gid: stat.st_gid,
+        size: u64::try_from(stat.st_size).unwrap_or(0),
+        mtime: stat.st_mtime,
+    }
+}
+
+/// A host regular file opened for reading (for streaming, e.g. hashing a large file) with
+/// its `fstat`; `Ok(None)` when it is missing. Anything but a regular file is refused.
+pub fn host_open_file(
+    ctx: &Context,
+    absolute: &str,
+) -> Result<Option<(std::fs::File, HostMeta)>, CollectError> {
+    let Some(found) = find(&ctx.host_root, absolute)? else {
+        return Ok(None);
+    };
+    if found.kind() != FileType::RegularFile {
+        return Err(CollectError::Invalid(format!(
+            "{absolute} is not a regular file"
+        )));
+    }
+    let file = std::fs::File::from(found.open(absolute, OFlags::empty())?);
+    Ok(Some((file, meta_of(&found.stat))))
+}
+
+/// Reads a host file as UTF-8, at most `limit` bytes; `Ok(None)` when it is missing.
+pub fn host_text_within(
+    ctx: &Context,
+    absolute: &str,
+    limit: u64,
+) -> Result<Option<String>, CollectError> {
+    match host_bytes_within(ctx, absolute, limit)? {
+        Some(b) => String::from_utf8(b)
+            .map(Some)
+            .map_err(|_| CollectError::Invalid(format!("{absolute} is not valid UTF-8"))),
+        None => Ok(None),
+    }
+}
+
+/// Reads a host file's bytes, at most `limit` bytes (more is [`CollectError::TooLarge`]);
+/// `Ok(None)` when it is missing.
+pub fn host_bytes_within(
+    ctx: &Context,
+    absolute: &str,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, CollectError> {
+    let Some((file, _)) = host_open_file(ctx, absolute)? else {
+        return Ok(None);
+    };
+    let mut buf = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| io_err(Path::new(absolute), &e))?;
+    if buf.len() as u64 > limit {
+        return Err(CollectError::TooLarge {
+            what: absolute.to_string(),
+            limit,
+        });
+    }
+    Ok(Some(buf))
 }
 
 /// Reads a host file as UTF-8 under the context's size limit; `Ok(None)` when it is missing.
 pub fn host_text(ctx: &Context, absolute: &str) -> Result<Option<String>, CollectError> {
-    match host_file(ctx, absolute)? {
-        Some(p) => text(&p, ctx.max_file_bytes)
-            .map(Some)
-            .map_err(|e| rename(e, absolute, &p)),
-        None => Ok(None),
-    }
+    host_text_within(ctx, absolute, ctx.max_file_bytes)
 }
 
 /// Reads a host file's bytes under the context's size limit; `Ok(None)` when it is missing.
 pub fn host_bytes(ctx: &Context, absolute: &str) -> Result<Option<Vec<u8>>, CollectError> {
-    match host_file(ctx, absolute)? {
-        Some(p) => bytes(&p, ctx.max_file_bytes)
-            .map(Some)
-            .map_err(|e| rename(e, absolute, &p)),
-        None => Ok(None),
-    }
-}
-
-/// Errors name the host path (`/etc/passwd`), not where the root is mounted.
-fn rename(e: CollectError, absolute: &str, real: &Path) -> CollectError {
-    match e {
-        CollectError::Io { message, .. } => CollectError::Io {
-            path: absolute.to_string(),
-            message,
-        },
-        CollectError::TooLarge { limit, .. } => CollectError::TooLarge {
-            what: absolute.to_string(),
-            limit,
-        },
-        CollectError::Invalid(m) => {
-            CollectError::Invalid(m.replace(&real.display().to_string(), absolute))
-        }
-        other => other,
-    }
+    host_bytes_within(ctx, absolute, ctx.max_file_bytes)
 }
 
 /// The first `n` bytes of a host file or block device (headers such as LUKS); `Ok(None)`
 /// when it is missing. FIFOs, sockets and character devices are refused.
 pub fn host_head(ctx: &Context, absolute: &str, n: u64) -> Result<Option<Vec<u8>>, CollectError> {
-    use std::os::unix::fs::FileTypeExt;
-    let Some(p) = host_file(ctx, absolute)? else {
+    let Some(f) = find(&ctx.host_root, absolute)? else {
         return Ok(None);
     };
-    let m = std::fs::metadata(&p).map_err(|e| rename(io_err(&p, &e), absolute, &p))?;
-    if !(m.is_file() || m.file_type().is_block_device()) {
+    if !matches!(f.kind(), FileType::RegularFile | FileType::BlockDevice) {
         return Err(CollectError::Invalid(format!(
             "{absolute} is not a regular file or block device"
         )));
     }
-    let file = std::fs::File::open(&p).map_err(|e| rename(io_err(&p, &e), absolute, &p))?;
+    let file = std::fs::File::from(f.open(absolute, OFlags::empty())?);
     let mut buf = Vec::new();
     file.take(n)
         .read_to_end(&mut buf)
-        .map_err(|e| rename(io_err(&p, &e), absolute, &p))?;
+        .map_err(|e| io_err(Path::new(absolute), &e))?;
     Ok(Some(buf))
 }
 
@@ -179,21 +472,29 @@ pub fn host_dir(
     absolute: &str,
     cap: usize,
 ) -> Result<Option<(Vec<String>, bool)>, CollectError> {
-    let Some(p) = host_file(ctx, absolute)? else {
+    let Some(f) = find(&ctx.host_root, absolute)? else {
         return Ok(None);
     };
-    let rd = std::fs::read_dir(&p).map_err(|e| rename(io_err(&p, &e), absolute, &p))?;
+    if f.kind() != FileType::Directory {
+        return Err(errno(absolute, rustix::io::Errno::NOTDIR));
+    }
+    let dir =
+        rfs::Dir::new(f.open(absolute, OFlags::DIRECTORY)?).map_err(|e| errno(absolute, e))?;
     let mut names = Vec::new();
     let mut truncated = false;
-    for entry in rd {
+    for entry in dir {
         let Ok(entry) = entry else { continue };
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
         if names.len() >= cap {
             truncated = true;
             break;
         }
         // Names that are not UTF-8 are skipped (they are recorded nowhere).
-        if let Ok(n) = entry.file_name().into_string() {
-            names.push(n);
+        if let Some(n) = OsStr::from_bytes(name).to_str() {
+            names.push(n.to_string());
         }
     }
     names.sort();
@@ -202,16 +503,17 @@ pub fn host_dir(
 
 /// Modification time of a host path in Unix seconds (`Ok(None)` when missing).
 pub fn host_mtime(ctx: &Context, absolute: &str) -> Result<Option<i64>, CollectError> {
-    let Some(p) = host_file(ctx, absolute)? else {
-        return Ok(None);
-    };
-    let m = std::fs::metadata(&p).map_err(|e| rename(io_err(&p, &e), absolute, &p))?;
-    Ok(m.modified().ok().map(unix_secs))
+    Ok(host_meta(ctx, absolute)?.map(|m| m.mtime))
 }
 
 /// Whether a host path is a directory (false when missing or unreadable).
 pub fn host_is_dir(ctx: &Context, absolute: &str) -> bool {
-    matches!(host_file(ctx, absolute), Ok(Some(p)) if p.is_dir())
+    matches!(host_meta(ctx, absolute), Ok(Some(m)) if m.is_dir)
+}
+
+/// Whether a host path exists (after symlinks, inside the root).
+pub fn host_exists(ctx: &Context, absolute: &str) -> Result<bool, CollectError> {
+    Ok(find(&ctx.host_root, absolute)?.is_some())
 }
 
 /// Seconds since the Unix epoch (negative before it).
@@ -256,7 +558,7 @@ pub fn host_glob(ctx: &Context, pattern: &str, cap: usize) -> Result<Vec<String>
     }
     let mut out = Vec::new();
     for p in current.into_iter().filter(|p| !p.is_empty()) {
-        if host_file(ctx, &p)?.is_some() {
+        if host_exists(ctx, &p)? {
             out.push(p);
         }
     }
@@ -300,23 +602,33 @@ pub fn text(path: &Path, limit: u64) -> Result<String, CollectError> {
 }
 
 /// Reads a whole file, refusing files larger than `limit` bytes (checked while reading, so
-/// a file that grows, or a pseudo-file that reports size 0, is bounded too).
+/// a file that grows, or a pseudo-file that reports size 0, is bounded too). Symlinks are
+/// followed (this is for the agent's own files); the file is opened with `O_NONBLOCK` and
+/// read only if `fstat` of that descriptor says it is a regular file, so a FIFO swapped in
+/// after the first look never blocks.
 pub fn bytes(path: &Path, limit: u64) -> Result<Vec<u8>, CollectError> {
     let io = |e: std::io::Error| CollectError::Io {
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    // Opening a FIFO would block until a writer comes; a device may never end.
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(CollectError::Invalid(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
+    let not_regular = || CollectError::Invalid(format!("{} is not a regular file", path.display()));
+    // A first look so that a device named here is never opened at all.
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(not_regular());
     }
-    let file = std::fs::File::open(path).map_err(io)?;
+    let fd = rfs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(e.into()))?;
+    let st = rfs::fstat(&fd).map_err(|e| io(e.into()))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(not_regular());
+    }
     let mut buf = Vec::new();
-    file.take(limit.saturating_add(1))
+    std::fs::File::from(fd)
+        .take(limit.saturating_add(1))
         .read_to_end(&mut buf)
         .map_err(io)?;
     if buf.len() as u64 > limit {
@@ -349,6 +661,173 @@ mod tests {
         }
     }
 
+    /// Runs `f` with `openat2` and then with the component walk alone.
+    fn both_ways(f: impl Fn()) {
+        for walk_only in [false, true] {
+            WALK_ONLY.with(|w| w.set(walk_only));
+            f();
+        }
+        WALK_ONLY.with(|w| w.set(false));
+    }
+
+    fn mkfifo(p: &Path) -> bool {
+        std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Runs `f` on another thread; a call that blocks fails the test instead of hanging it.
+    fn within_2s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(2))
+            .expect("the read blocked")
+    }
+
+    #[test]
+    fn symlinks_stay_inside_the_root_both_ways() {
+        both_ways(symlinks_stay_inside_the_root);
+    }
+
+    #[test]
+    fn a_component_swapped_for_a_symlink_between_reads_is_never_followed_out() {
+        both_ways(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let root = dir.path().join("root");
+            std::fs::create_dir_all(root.join("etc/app")).expect("mkdir");
+            std::fs::write(root.join("etc/app/conf"), "inside").expect("write");
+            let outside = dir.path().join("outside");
+            std::fs::create_dir_all(&outside).expect("mkdir");
+            std::fs::write(outside.join("conf"), "SECRET").expect("write");
+            let c = ctx(&root);
+            assert_eq!(
+                host_text(&c, "/etc/app/conf").expect("ok").as_deref(),
+                Some("inside")
+            );
+            // Run 2: `app` is now a relative symlink climbing out of the root.
+            std::fs::rename(root.join("etc/app"), root.join("etc/app.old")).expect("mv");
+            symlink("../../outside", root.join("etc/app")).expect("symlink");
+            let e = host_text(&c, "/etc/app/conf").expect_err("escape");
+            assert!(e.to_string().contains("out of the host root"), "{e}");
+            assert!(!e.to_string().contains("SECRET"));
+            // Run 3: an absolute symlink to the real outside directory means that path on
+            // the observed host, which does not exist there.
+            std::fs::remove_file(root.join("etc/app")).expect("rm");
+            symlink(&outside, root.join("etc/app")).expect("symlink");
+            assert_eq!(host_text(&c, "/etc/app/conf").expect("ok"), None);
+            assert_eq!(host_dir(&c, "/etc/app", 10).expect("ok"), None);
+            // Run 4: the file itself is a symlink out of the root.
+            std::fs::remove_file(root.join("etc/app")).expect("rm");
+            std::fs::rename(root.join("etc/app.old"), root.join("etc/app")).expect("mv");
+            std::fs::remove_file(root.join("etc/app/conf")).expect("rm");
+            symlink("../../../outside/conf", root.join("etc/app/conf")).expect("symlink");
+            let e = host_text(&c, "/etc/app/conf").expect_err("escape");
+            assert!(e.to_string().contains("out of the host root"), "{e}");
+        });
+    }
+
+    #[test]
+    fn an_object_replaced_between_the_check_and_the_open_is_not_read() {
+        both_ways(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let root = dir.path().join("root");
+            std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+            std::fs::write(dir.path().join("outside"), "SECRET").expect("write");
+            let file = root.join("etc/conf");
+            // Checked as a regular file, then swapped for a symlink out of the root.
+            std::fs::write(&file, "inside").expect("write");
+            let found = find(&root, "/etc/conf").expect("ok").expect("found");
+            std::fs::remove_file(&file).expect("rm");
+            symlink(dir.path().join("outside"), &file).expect("symlink");
+            assert!(found.open("/etc/conf", OFlags::empty()).is_err());
+            // Checked, then swapped for a FIFO: refused at once, no blocking open.
+            std::fs::remove_file(&file).expect("rm");
+            std::fs::write(&file, "inside").expect("write");
+            let found = find(&root, "/etc/conf").expect("ok").expect("found");
+            std::fs::remove_file(&file).expect("rm");
+            if mkfifo(&file) {
+                let e = within_2s(move || found.open("/etc/conf", OFlags::empty()))
+                    .expect_err("a FIFO swapped in");
+                assert!(e.to_string().contains("replaced"), "{e}");
+            }
+        });
+    }
+
+    #[test]
+    fn fifos_are_refused_without_blocking_both_ways() {
+        both_ways(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            if !mkfifo(&dir.path().join("fifo")) {
+                return;
+            }
+            let root = dir.path().to_path_buf();
+            let e = within_2s(move || host_text(&ctx(&root), "/fifo")).expect_err("fifo");
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+            let e = host_head(&ctx(dir.path()), "/fifo", 10).expect_err("fifo");
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+            let e = host_open_file(&ctx(dir.path()), "/fifo").expect_err("fifo");
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+            // Outside the host root too (the agent's own files).
+            let fifo = dir.path().join("fifo");
+            let e = within_2s(move || bytes(&fifo, 10)).expect_err("fifo");
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        });
+    }
+
+    #[test]
+    fn walk_and_openat2_agree_on_what_exists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("usr/lib/os")).expect("mkdir");
+        std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+        std::fs::write(root.join("usr/lib/os/release"), "ID=x").expect("write");
+        symlink("../usr/lib/os/release", root.join("etc/os-release")).expect("symlink");
+        symlink("/usr/lib/os", root.join("etc/osdir")).expect("symlink");
+        symlink("nope", root.join("etc/dangling")).expect("symlink");
+        let c = ctx(&root);
+        let paths = [
+            "/",
+            "/etc",
+            "/etc/",
+            "/etc/..",
+            "/etc/os-release",
+            "/etc/osdir/release",
+            "/etc/osdir/../os/release",
+            "/etc/osdir/./release",
+            "/etc/dangling",
+            "/etc/nope/../os-release",
+            "/usr/lib/os/release/x",
+            "/etc/os-release/..",
+        ];
+        let run = || {
+            paths
+                .iter()
+                .map(|p| {
+                    let t = host_text(&c, p).map_err(|e| e.to_string());
+                    let m = host_meta(&c, p).map_err(|e| e.to_string());
+                    format!("{p}: {t:?} {m:?}")
+                })
+                .collect::<Vec<_>>()
+        };
+        let fast = run();
+        WALK_ONLY.with(|w| w.set(true));
+        let walked = run();
+        WALK_ONLY.with(|w| w.set(false));
+        assert_eq!(fast, walked);
+        assert!(fast[4].contains("ID=x"), "{}", fast[4]);
+        assert!(fast[5].contains("ID=x"), "{}", fast[5]);
+        assert!(fast[8].contains("Ok(None)"), "{}", fast[8]);
+        assert!(fast[9].contains("Ok(None)"), "{}", fast[9]);
+        assert!(fast[10].contains("Not a directory"), "{}", fast[10]);
+        assert_eq!(
+            resolve(&root, "/etc/osdir/release").expect("resolve"),
+            root.join("usr/lib/os/release")
+        );
+    }
+
     #[test]
     fn symlinks_stay_inside_the_root() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -375,21 +854,6 @@ mod tests {
         assert!(host_text(&c, "/../outside").is_err());
         assert!(host_text(&c, "/etc/nope").expect("ok").is_none());
         assert!(host_text(&c, "/nope/deeper/x").expect("ok").is_none());
-    }
-
-    #[test]
-    fn fifos_are_refused_not_waited_on() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let status = std::process::Command::new("mkfifo")
-            .arg(dir.path().join("fifo"))
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            return;
-        }
-        let e = host_text(&ctx(dir.path()), "/fifo").expect_err("fifo");
-        assert!(e.to_string().contains("not a regular file"), "{e}");
-        let e = host_head(&ctx(dir.path()), "/fifo", 10).expect_err("fifo");
-        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 
     #[test]

@@ -235,7 +235,7 @@ pub async fn output(
 pub fn has_program(ctx: &Context, paths: &[&str]) -> Option<String> {
     paths
         .iter()
-        .find(|p| matches!(crate::read::host_file(ctx, p), Ok(Some(f)) if f.is_file()))
+        .find(|p| matches!(crate::read::host_meta(ctx, p), Ok(Some(m)) if m.is_file))
         .map(|p| p.to_string())
 }
 
@@ -251,10 +251,9 @@ pub fn processes(ctx: &Context) -> Result<Vec<String>, CollectError> {
         .iter()
         .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
         .filter_map(|p| {
-            crate::read::host_file(ctx, &format!("/proc/{p}/comm"))
+            crate::read::host_text_within(ctx, &format!("/proc/{p}/comm"), 256)
                 .ok()
                 .flatten()
-                .and_then(|f| crate::read::text(&f, 256).ok())
                 .map(|s| s.trim().to_string())
         })
         .filter(|s| !s.is_empty())

@@ -14,11 +14,13 @@ use std::process::{Command, Output};
 /// The `evident` binary built from the current sources (by this package).
 pub fn bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test>-<hash>  ->  target/<profile>/evident-under-test
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
+    // A bin of this package: target/<profile>/<bin>, beside evident-under-test.
+    let here = exe.parent().expect("target directory");
+    if here.join("evident-under-test").exists() {
+        return here.join("evident-under-test");
+    }
+    // A test or bench: target/<profile>/deps/<test>-<hash>  ->  target/<profile>/evident-under-test
+    let dir = here.parent().expect("target directory");
     dir.join("evident-under-test")
 }
 

@@ -475,13 +475,18 @@ fn kill_9_at_any_moment_loses_and_corrupts_nothing() {
     }
     cfg.push_str("[[sinks]]\ntype = \"file\"\npath = \"store\"\n");
     fs::write(dir.path().join("cfg.toml"), cfg).expect("cfg");
+    let started = std::time::Instant::now();
     assert_eq!(
         evident(dir.path(), &["run", "--once", "--config", "cfg.toml"]).code,
         0
     );
-    for i in 0..12u64 {
+    // Kill points spread evenly over a whole undisturbed run (the crash-trials bin runs
+    // hundreds at random points: `cargo run -p evident-tests --bin crash-trials`).
+    let span = (started.elapsed().as_millis() as u64).max(50);
+    const KILLS: u64 = 24;
+    for i in 0..KILLS {
         let mut child = spawn(dir.path(), &["run", "--once", "--config", "cfg.toml"]);
-        std::thread::sleep(std::time::Duration::from_millis(5 + (i * 37) % 120));
+        std::thread::sleep(std::time::Duration::from_millis(i * span / KILLS));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
     }

@@ -37,21 +37,15 @@ pub(crate) fn newest_mtime(
                 return newest;
             }
             let path = format!("{dir}/{n}");
-            let Ok(Some(p)) = crate::read::host_file(ctx, &path) else {
+            let Ok(Some(m)) = crate::read::host_meta(ctx, &path) else {
                 continue;
             };
-            let Ok(m) = std::fs::metadata(&p) else {
-                continue;
-            };
-            if m.is_dir() {
+            if m.is_dir {
                 if level < depth {
                     stack.push((path, level + 1));
                 }
-            } else if m.is_file()
-                && let Ok(t) = m.modified()
-            {
-                let t = crate::read::unix_secs(t);
-                newest = Some(newest.map_or(t, |n| n.max(t)));
+            } else if m.is_file {
+                newest = Some(newest.map_or(m.mtime, |n| n.max(m.mtime)));
             }
         }
     }
@@ -113,7 +107,7 @@ pub(crate) fn systemd_config_files(
     if let Some(main) = mains
         .iter()
         .map(|d| format!("{d}/{name}"))
-        .find(|p| matches!(crate::read::host_file(ctx, p), Ok(Some(f)) if f.is_file()))
+        .find(|p| matches!(crate::read::host_meta(ctx, p), Ok(Some(m)) if m.is_file))
     {
         files.push(main);
     }
@@ -141,7 +135,5 @@ pub(crate) fn systemd_config_files(
 
 /// Whether a systemd drop-in is masked: a symlink to /dev/null (or another device).
 fn masked(ctx: &Context, path: &str) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    matches!(crate::read::host_file(ctx, path), Ok(Some(p))
-        if std::fs::metadata(&p).is_ok_and(|m| m.file_type().is_char_device()))
+    matches!(crate::read::host_meta(ctx, path), Ok(Some(m)) if m.is_char_device)
 }

@@ -12,7 +12,10 @@
 //! Records: the parsed global settings, the effective values of the authentication keywords
 //! (OpenSSH defaults filled in), configured Ciphers/MACs/KexAlgorithms/HostKeyAlgorithms,
 //! Match blocks and their effective views (`match_views`), host keys and authorized keys as type, size and SHA256 fingerprint, key
-//! option names, and the thresholds under `policy`.
+//! option names, and the thresholds under `policy`. Each key file is put to sshd's
+//! `StrictModes` test (`authorized_key_files`: `safe_modes`, `honoured`, sshd's reason; see
+//! `strict_modes.rs`): the keys of a file sshd ignores are not counted as the user's keys,
+//! and a bad mode is a finding of `access.ssh.authorized_keys_modes`.
 //! Evidences: ISO27001:2022 A.8.5 (secure authentication), A.5.17 (authentication
 //! information), A.8.2 (privileged access rights), A.8.21 (security of network services),
 //! A.8.24 (use of cryptography).
@@ -23,6 +26,7 @@
 mod authorized_keys;
 mod match_views;
 mod sshd_config;
+mod strict_modes;
 
 use crate::util::{Errors, blocking};
 use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
@@ -628,9 +632,33 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
                     .map_or("", |(_, v)| v),
             )
         });
+    // sshd reads a key file only if its modes pass StrictModes (on by default).
+    let strict = effective
+        .get("strictmodes")
+        .and_then(Value::as_str)
+        .is_none_or(|v| v != "no");
+    let mut key_files = Vec::new();
+    let debian = crate::read::host_text(ctx, "/etc/os-release")
+        .ok()
+        .flatten()
+        .map(|t| crate::base::os_release::parse(&t))
+        .is_some_and(|o| {
+            [&o["id"], &o["id_like"]].iter().any(|v| {
+                v.as_str()
+                    .is_some_and(|s| s.split(' ').any(|w| w == "debian"))
+            })
+        });
+    let all_groups = group_text
+        .as_deref()
+        .map(|t| crate::parse::passwd::group(t).0);
     match crate::read::host_text(ctx, "/etc/passwd") {
         Ok(Some(text)) => {
             let (users, bad) = crate::parse::passwd::passwd(&text);
+            let accounts = strict_modes::Accounts {
+                users: &users,
+                groups: all_groups.as_deref(),
+                debian,
+            };
             // A passwd line not understood may be an account whose keys are not read.
             for b in bad {
                 errors.note(&format!("/etc/passwd:{}", b.line), "invalid", b.reason);
@@ -672,12 +700,40 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
                     match crate::read::host_text(ctx, &path) {
                         Ok(Some(t)) => {
                             let (keys, bad) = ssh_keys::authorized_keys(&t);
+                            let (verdict, unknown) =
+                                match strict_modes::check(ctx, &path, u, &accounts) {
+                                    Ok(v) => (v, false),
+                                    Err(e) => {
+                                        // Not knowing whether sshd reads the file: its keys
+                                        // are counted, and the fields are incomplete.
+                                        errors.push(&path, &e);
+                                        let reason = format!("modes not checked: {e}");
+                                        let v = strict_modes::Verdict {
+                                            safe: false,
+                                            reason: Some(reason),
+                                        };
+                                        (v, true)
+                                    }
+                                };
+                            // With StrictModes no, sshd reads a file whatever its modes.
+                            let honoured = verdict.safe || !strict;
+                            key_files.push(json!({
+                                "user": u.name,
+                                "uid": u.uid,
+                                "file": path,
+                                "keys": keys.len(),
+                                "safe_modes": verdict.safe,
+                                "honoured": honoured,
+                                "reason": verdict.reason,
+                            }));
                             for k in keys {
                                 let mut v = serde_json::to_value(&k).unwrap_or_default();
                                 v["user"] = json!(u.name);
                                 v["uid"] = json!(u.uid);
                                 v["file"] = json!(path);
-                                authorized.push(v);
+                                if honoured || unknown {
+                                    authorized.push(v);
+                                }
                             }
                             for b in bad {
                                 errors.note(&format!("{path}:{}", b.line), "invalid", b.reason);
@@ -697,7 +753,14 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         Err(e) => errors.push("/etc/passwd", &e),
     }
 
-    errors.incomplete_since(mark, &["authorized_keys", "root_authorized_keys"]);
+    errors.incomplete_since(
+        mark,
+        &[
+            "authorized_keys",
+            "root_authorized_keys",
+            "authorized_key_files",
+        ],
+    );
     let (errs, incomplete) = errors.finish();
     Ok(json!({
         "installed": installed,
@@ -711,6 +774,8 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         "host_keys": host_keys,
         "authorized_keys": authorized,
         "authorized_key_count": authorized.len(),
+        "authorized_key_files": key_files,
+        "strict_modes": strict,
         "root_authorized_keys": authorized.iter().filter(|k| k["uid"] == 0).count(),
         "sshd_t": null,
         "effective_source": "parsed",

@@ -261,13 +261,13 @@ pub fn card(text: &str) -> Value {
 }
 
 /// SHA-256 of a file in 1 MiB chunks, at most `limit` bytes (else `Ok(None)`).
-fn sha256(path: &std::path::Path, limit: u64) -> Result<Option<String>, CollectError> {
+fn sha256(file: std::fs::File, host: &str, limit: u64) -> Result<Option<String>, CollectError> {
     let io = |e: std::io::Error| CollectError::Io {
-        path: path.display().to_string(),
+        path: host.to_string(),
         message: e.to_string(),
     };
-    let f = std::fs::File::open(path).map_err(io)?;
-    let mut f = f.take(limit + 1);
+    let f = file;
+    let mut f = f.take(limit.saturating_add(1));
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut buf = vec![0u8; 1024 * 1024];
     let mut total = 0u64;
@@ -323,20 +323,26 @@ fn observe(ctx: &Context, config: &Config) -> Value {
                     continue;
                 }
                 let path = format!("{dir}/{n}");
-                let Some(real) = errors.take(&path, read::host_file(ctx, &path)).flatten() else {
+                let Some(meta) = errors.take(&path, read::host_meta(ctx, &path)).flatten() else {
                     continue;
                 };
-                let Ok(meta) = std::fs::metadata(&real) else {
-                    continue;
-                };
-                if !meta.is_file() {
+                if !meta.is_file {
                     continue;
                 }
-                let size = meta.len();
+                let opened = match read::host_open_file(ctx, &path) {
+                    Ok(Some(opened)) => opened,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        errors.push(&path, &e);
+                        continue;
+                    }
+                };
+                let (file, meta) = opened;
+                let size = meta.size;
                 let (digest, note) = if size > config.max_hash_bytes {
                     (Value::Null, json!("not hashed: too large"))
                 } else {
-                    match sha256(&real, config.max_hash_bytes) {
+                    match sha256(file, &path, config.max_hash_bytes) {
                         Ok(Some(d)) => (json!(d), Value::Null),
                         Ok(None) => (Value::Null, json!("not hashed: too large")),
                         Err(e) => {

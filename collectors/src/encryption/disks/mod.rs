@@ -103,10 +103,9 @@ struct Devices {
 }
 
 fn small(ctx: &Context, path: &str) -> Option<String> {
-    crate::read::host_file(ctx, path)
+    crate::read::host_text_within(ctx, path, 4096)
         .ok()
         .flatten()
-        .and_then(|p| crate::read::text(&p, 4096).ok())
         .map(|s| s.trim().to_string())
 }
 

@@ -239,25 +239,23 @@ fn entry(path: &str, size: Value, sha256: Value, source: &str, meta: Value) -> V
 }
 
 /// SHA-256 and size of a file in 1 MiB chunks, at most `limit` bytes (else no digest).
-fn hash_file(path: &std::path::Path, limit: u64) -> Result<(u64, Option<String>), CollectError> {
+fn hash_file(
+    ctx: &Context,
+    host: &str,
+    limit: u64,
+) -> Result<Option<(u64, Option<String>)>, CollectError> {
     let io = |e: std::io::Error| CollectError::Io {
-        path: path.display().to_string(),
+        path: host.to_string(),
         message: e.to_string(),
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(CollectError::Invalid(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
+    let Some((file, meta)) = read::host_open_file(ctx, host)? else {
+        return Ok(None);
+    };
+    if meta.size > limit {
+        return Ok(Some((meta.size, None)));
     }
-    if meta.len() > limit {
-        return Ok((meta.len(), None));
-    }
-    let mut f = std::fs::File::open(path)
-        .map_err(io)?
-        .take(limit.saturating_add(1));
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut f = file.take(limit.saturating_add(1));
+    let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut buf = vec![0u8; 1024 * 1024];
     let mut total = 0u64;
     loop {
@@ -267,17 +265,17 @@ fn hash_file(path: &std::path::Path, limit: u64) -> Result<(u64, Option<String>)
         }
         total = total.saturating_add(n as u64);
         if total > limit {
-            return Ok((total, None));
+            return Ok(Some((total, None)));
         }
-        ctx.update(&buf[..n]);
+        digest.update(&buf[..n]);
     }
-    let hex = ctx
+    let hex = digest
         .finish()
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Ok((total, Some(hex)))
+    Ok(Some((total, Some(hex))))
 }
 
 /// The directory holding `.git` at or above `real` (which lies under `root`), if any.
@@ -339,17 +337,14 @@ fn observe(ctx: &Context, config: &Config) -> Result<Scan, CollectError> {
                             };
                             listed.insert(host.clone());
                             let meta = metadata(row, default_interval);
-                            let (size, digest) = match read::host_file(ctx, &host) {
-                                Ok(Some(real)) => match hash_file(&real, config.max_hash_bytes) {
-                                    Ok((s, d)) => {
-                                        files.push((documents.len(), real));
-                                        (json!(s), json!(d))
-                                    }
-                                    Err(e) => {
-                                        errors.push(&host, &e);
-                                        (Value::Null, Value::Null)
-                                    }
-                                },
+                            let hashed = hash_file(ctx, &host, config.max_hash_bytes);
+                            let (size, digest) = match hashed
+                                .and_then(|h| Ok(h.zip(read::host_file(ctx, &host)?)))
+                            {
+                                Ok(Some(((s, d), real))) => {
+                                    files.push((documents.len(), real));
+                                    (json!(s), json!(d))
+                                }
                                 Ok(None) => (Value::Null, Value::Null),
                                 Err(e) => {
                                     errors.push(&host, &e);
