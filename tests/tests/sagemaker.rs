@@ -402,8 +402,8 @@ fn hostile(mode: &'static str) -> u16 {
     port
 }
 
-/// Reads one request (headers and a Content-Length body); returns its headers.
-fn read_request(conn: &mut TcpStream) -> String {
+/// Reads one request (headers and a Content-Length body): its head and its body.
+fn read_request(conn: &mut TcpStream) -> (String, Vec<u8>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
@@ -428,14 +428,15 @@ fn read_request(conn: &mut TcpStream) -> String {
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
             }
-            return head;
+            let body = buf[end + 4..].to_vec();
+            return (head, body);
         }
     }
-    String::new()
+    (String::new(), Vec::new())
 }
 
 fn answer(mut conn: TcpStream, mode: &str) {
-    let head = read_request(&mut conn);
+    let (head, _) = read_request(&mut conn);
     let reply = |conn: &mut TcpStream, status: &str, body: &[u8]| {
         let _ = write!(
             conn,
@@ -550,4 +551,113 @@ fn hostile_sagemaker_endpoints_end_in_recorded_errors_within_bounds() {
     assert_eq!(obs["errors"][0]["request"], "credentials", "{rec:#}");
     assert_eq!(obs["errors"][0]["kind"], "unavailable");
     assert_eq!(obs["requests"], 0);
+}
+
+/// Differential: botocore (AWS's own signer) recomputes the signature of every request the
+/// agent sent, from the bytes that arrived, and must find the same one.
+#[test]
+fn signatures_match_botocore_on_the_wire() {
+    let Some(python) = venv_python_with("botocore", "botocore (moto[server])") else {
+        return;
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let (head, body) = read_request(&mut conn);
+            log.lock().expect("lock").push((head, body));
+            let answer = b"{}";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.len()
+            );
+            let _ = conn.write_all(answer);
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[collectors]]\nname = \"ai.sagemaker\"\nregion = \"eu-west-1\"\nendpoint_url = \"http://127.0.0.1:{port}\"\n"
+        ),
+    );
+    let mut env = ENV.to_vec();
+    env.push(("AWS_SESSION_TOKEN", TOKEN_CANARY));
+    let rec = collect(dir.path(), &config, &env);
+    assert_eq!(rec["observation"]["complete"], true, "{rec:#}");
+    let seen = seen.lock().expect("lock").clone();
+    // An empty registry: the model-card and group listings.
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let mut requests = Vec::new();
+    let mut ours = Vec::new();
+    for (head, body) in &seen {
+        let mut headers = serde_json::Map::new();
+        for line in head.lines().skip(1) {
+            if let Some((k, v)) = line.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), json!(v.trim()));
+            }
+        }
+        let auth = headers["authorization"].as_str().expect("authorization");
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=test/")
+                && auth.contains("/eu-west-1/sagemaker/aws4_request"),
+            "{auth}"
+        );
+        let signed = auth
+            .split("SignedHeaders=")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap_or_default();
+        for h in [
+            "host",
+            "x-amz-date",
+            "x-amz-target",
+            "x-amz-security-token",
+            "content-type",
+        ] {
+            assert!(signed.split(';').any(|x| x == h), "{h} not signed: {auth}");
+        }
+        assert_eq!(headers["x-amz-security-token"], TOKEN_CANARY);
+        ours.push(
+            auth.split("Signature=")
+                .nth(1)
+                .expect("signature")
+                .to_string(),
+        );
+        requests.push(json!({
+            "url": format!("http://127.0.0.1:{port}/"),
+            "headers": headers,
+            "body": String::from_utf8_lossy(body),
+        }));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/sigv4_check.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .args(["test", "test", "eu-west-1", "sagemaker"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sigv4_check.py");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(json!(requests).to_string().as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("sigv4_check.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ours, theirs);
 }
