@@ -453,6 +453,21 @@ fn answer(mut conn: TcpStream, mode: &str) {
             br#"{"__type": "InternalFailure", "message": "database is locked"}"#,
         ),
         "invalid-json" => reply(&mut conn, "200 OK", br#"{"ModelCardSummaries": [ {"#),
+        "slow" => {
+            // 50 groups, each of whose version listings takes half a second.
+            if head.contains("SageMaker.ListModelPackageGroups") {
+                let groups: Vec<Value> = (0..50)
+                    .map(|i| json!({"ModelPackageGroupName": format!("g{i}")}))
+                    .collect();
+                let body = json!({"ModelPackageGroupSummaryList": groups}).to_string();
+                reply(&mut conn, "200 OK", body.as_bytes());
+            } else {
+                if head.contains("SageMaker.ListModelPackages") {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                reply(&mut conn, "200 OK", b"{}");
+            }
+        }
         "same-token" => reply(
             &mut conn,
             "200 OK",
@@ -533,6 +548,32 @@ fn hostile_sagemaker_endpoints_end_in_recorded_errors_within_bounds() {
             // apart, then recorded.
             assert_eq!(obs["requests"], 6, "{obs:#}");
         }
+    }
+
+    // A registry slower than the collector's time budget: the requests stop at 80 % of the
+    // timeout with one recorded error, not one per request left.
+    let port = hostile("slow");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[collectors]]\nname = \"ai.sagemaker\"\ntimeout = \"6s\"\nendpoint_url = \"http://127.0.0.1:{port}\"\n"
+        ),
+    );
+    let started = Instant::now();
+    let rec = collect(dir.path(), &config, &env);
+    assert!(started.elapsed() < Duration::from_secs(6), "{rec:#}");
+    let obs = &rec["observation"];
+    assert_eq!(obs["complete"], false);
+    assert_eq!(
+        obs["errors"],
+        json!([{"request": "time budget", "kind": "timeout",
+        "message": "the collection's time budget (80 % of its timeout) is spent: the remaining requests were not sent"}])
+    );
+    let listed = obs["requests"].as_u64().expect("requests");
+    assert!((5..20).contains(&listed), "{listed} requests");
+    for id in APPROVAL_CHECKS {
+        assert_eq!(check(&rec, id), "error", "slow {id}");
     }
 
     // No region anywhere in the chain: a recorded error, no request sent.
@@ -660,4 +701,69 @@ fn signatures_match_botocore_on_the_wire() {
         .map(str::to_string)
         .collect();
     assert_eq!(ours, theirs);
+}
+
+/// Credentials and region from a named profile of the shared files (no keys in the
+/// environment): the requests are signed with the profile's key, for the profile's region.
+#[test]
+fn a_named_profile_supplies_credentials_and_region() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let (head, _) = read_request(&mut conn);
+            log.lock().expect("lock").push(head);
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let aws_config = dir.path().join("aws-config");
+    std::fs::write(
+        &aws_config,
+        "[profile audit]\nregion = ap-southeast-2\naws_access_key_id = AKIDPROFILEAUDIT\naws_secret_access_key = profile-secret-canary-4\n",
+    )
+    .expect("aws config");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[collectors]]\nname = \"ai.sagemaker\"\nprofile = \"audit\"\nendpoint_url = \"http://127.0.0.1:{port}\"\n"
+        ),
+    );
+    let env = [
+        ("AWS_CONFIG_FILE", aws_config.to_str().expect("utf8")),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let r = evident_with(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().expect("utf8"),
+            "collect",
+            "ai.sagemaker",
+        ],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let rec: Value = serde_json::from_str(&r.stdout).expect("record JSON");
+    assert_eq!(rec["observation"]["complete"], true, "{rec:#}");
+    assert_eq!(rec["observation"]["region"], "ap-southeast-2");
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 2);
+    for head in &seen {
+        assert!(
+            head.contains("Credential=AKIDPROFILEAUDIT/")
+                && head.contains("/ap-southeast-2/sagemaker/aws4_request"),
+            "{head}"
+        );
+    }
+    assert!(!r.all().contains("profile-secret-canary-4"));
+    assert!(!rec.to_string().contains("profile-secret-canary-4"));
 }

@@ -301,6 +301,19 @@ struct Api<'a> {
 }
 
 impl Api<'_> {
+    /// Whether the time budget is spent; records it once in `errors` when it is (the
+    /// remaining requests are not sent, one error rather than one per request).
+    fn out_of_time(&self, errors: &mut Vec<Value>) -> bool {
+        if Instant::now() < self.deadline {
+            return false;
+        }
+        if !errors.iter().any(|e| e["request"] == "time budget") {
+            errors.push(json!({"request": "time budget", "kind": "timeout",
+                "message": "the collection's time budget (80 % of its timeout) is spent: the remaining requests were not sent"}));
+        }
+        true
+    }
+
     /// Calls `SageMaker.<op>` with `body`, retrying throttling and 5xx answers.
     async fn call(&mut self, op: &str, body: &Value) -> Result<Value, CollectError> {
         let shown = format!("SageMaker.{op}");
@@ -651,6 +664,10 @@ async fn snapshot(config: &Config, ctx: &Context, deadline: Instant) -> Snapshot
     };
     let mut card_records = Vec::with_capacity(cards.len());
     for c in &cards {
+        if api.out_of_time(&mut errors) {
+            complete = false;
+            break;
+        }
         let Some(name) = c["ModelCardName"].as_str() else {
             continue;
         };
@@ -691,6 +708,10 @@ async fn snapshot(config: &Config, ctx: &Context, deadline: Instant) -> Snapshot
     };
     let mut group_records = Vec::with_capacity(groups.len());
     for g in &groups {
+        if api.out_of_time(&mut errors) {
+            complete = false;
+            break;
+        }
         let Some(name) = g["ModelPackageGroupName"].as_str() else {
             continue;
         };
@@ -716,6 +737,10 @@ async fn snapshot(config: &Config, ctx: &Context, deadline: Instant) -> Snapshot
         };
         let mut versions = Vec::with_capacity(summaries.len());
         for s in &summaries {
+            if api.out_of_time(&mut errors) {
+                complete = false;
+                break;
+            }
             let Some(arn) = s["ModelPackageArn"].as_str() else {
                 continue;
             };
