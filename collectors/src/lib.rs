@@ -203,6 +203,7 @@ pub const REGISTRY: &[Registration] = &[
     logging::auditd::REGISTRATION,
     logging::time_sync::REGISTRATION,
     ai::mlflow::REGISTRATION,
+    ai::sagemaker::REGISTRATION,
     ai::model_cards::REGISTRATION,
     ai::inventory::REGISTRATION,
     monitoring::prometheus::REGISTRATION,

@@ -1,7 +1,12 @@
-//! HTTP plumbing every remote collector shares: a response body read with a byte limit, a
-//! query value percent-encoded, and an error with its whole cause chain in one line.
+//! HTTP plumbing every remote collector shares: a client with time limits and an optional CA
+//! bundle, a response body read with a byte limit, a query value percent-encoded, a request
+//! error classified, an error body made safe to record, and an error with its whole cause
+//! chain in one line.
 
+use crate::CollectError;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::path::Path;
+use std::time::Duration;
 
 /// Everything but RFC 3986's unreserved characters is encoded in a query value.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -38,6 +43,51 @@ pub async fn read_body(resp: &mut reqwest::Response, max: u64) -> Result<Vec<u8>
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A client for one server: `timeout` for connecting and for each request, redirects not
+/// followed, rustls with the built-in roots and the CAs of `ca_file` (a PEM bundle).
+pub fn client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::Client, CollectError> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("evident/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = ca_file {
+        let pem = crate::read::bytes(ca, 4 * 1024 * 1024)?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| CollectError::Invalid(format!("ca_file {}: {e}", ca.display())))?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build()
+        .map_err(|e| CollectError::Invalid(format!("HTTP client: {e}")))
+}
+
+/// A failed request as a collection error: a timeout, an unreachable server (`unavailable`)
+/// or anything else (`invalid`), named by `shown` (the request, without its URL's secrets).
+pub fn request_error(shown: &str, e: &reqwest::Error, limit: Duration) -> CollectError {
+    if e.is_timeout() {
+        CollectError::Timeout(limit)
+    } else if e.is_connect() {
+        CollectError::Unavailable(format!("{shown}: {}", error_chain(e)))
+    } else {
+        CollectError::Invalid(format!("{shown}: {}", error_chain(e)))
+    }
+}
+
+/// The body of an error response, safe to record: redacted whole (a secret cut in two would
+/// escape the match), whitespace collapsed, at most 200 characters.
+pub fn error_reason(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = crate::base::redact::text(&text);
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(200)
+        .collect()
 }
 
 /// An error and its causes, `outer: inner: innermost`.

@@ -5,8 +5,10 @@
 //! `format` option; the schema is documented in `config/ai-inventory.example.yaml`): per
 //! system its name, purpose, owner, risk level, impact-assessment reference, data sources,
 //! human oversight, lifecycle status and the registry names of the models it uses. When
-//! `ai.mlflow` has snapshotted a registry on this agent, the model names of its last complete
-//! snapshots (`<state_dir>/ai.mlflow/*.json`) are compared with the inventory.
+//! `ai.mlflow` or `ai.sagemaker` has snapshotted a registry on this agent, the model names
+//! (SageMaker: model package group names) of their last complete snapshots
+//! (`<state_dir>/ai.mlflow/*.json`, `<state_dir>/ai.sagemaker/*.json`) are compared with the
+//! inventory.
 //! Records: the systems with the required fields each lacks, parse errors as data, and the
 //! registry cross-check (models in the registry that no system lists, and listed models the
 //! registry does not hold); the required fields under `policy`.
@@ -69,7 +71,7 @@ struct Config {
     /// Fields every system must fill, for the checks.
     #[serde(default = "default_required")]
     required_fields: Vec<String>,
-    /// Compare with the registry snapshots of `ai.mlflow` on this agent.
+    /// Compare with the registry snapshots of `ai.mlflow` and `ai.sagemaker` on this agent.
     #[serde(default = "default_true")]
     cross_check_registry: bool,
 }
@@ -241,35 +243,10 @@ pub fn system(raw: &Value, required: &[String]) -> Value {
     Value::Object(m)
 }
 
-/// Registry model names from the `ai.mlflow` snapshot summaries on this agent.
+/// Registry model names from the `ai.mlflow` and `ai.sagemaker` snapshot summaries on this
+/// agent.
 fn registry_names(ctx: &Context) -> Option<(BTreeSet<String>, Vec<String>)> {
-    let dir = ctx.state_dir.join("ai.mlflow");
-    let rd = std::fs::read_dir(&dir).ok()?;
-    let mut names = BTreeSet::new();
-    let mut servers = Vec::new();
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.extension().and_then(|x| x.to_str()) != Some("json") {
-            continue;
-        }
-        let Ok(text) = read::text(&p, 64 * 1024 * 1024) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        if let Some(u) = v["uri"].as_str() {
-            servers.push(u.to_string());
-        }
-        if let Some(m) = v["models"].as_object() {
-            names.extend(m.keys().cloned());
-        }
-    }
-    if servers.is_empty() {
-        return None;
-    }
-    servers.sort();
-    Some((names, servers))
+    crate::ai::history::registry_names(ctx, &["ai.mlflow", "ai.sagemaker"])
 }
 
 fn observe(ctx: &Context, config: &Config) -> Result<Value, CollectError> {

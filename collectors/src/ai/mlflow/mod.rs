@@ -12,7 +12,8 @@
 //! History: the summary of each complete snapshot (aliases, stages, versions, tags) is kept in
 //! `<state_dir>/ai.mlflow/<server-hash>.json`; the next snapshot records what changed since
 //! (`changes`: model added/removed, version added/removed, alias moved, stage changed, tag
-//! changed), so the chain of signed records is the audit trail of production changes.
+//! changed; computed by [`crate::ai::history`], which `ai.sagemaker` shares), so the chain of
+//! signed records is the audit trail of production changes.
 //! Records the policy (which aliases and stages count as production, which tags carry owner,
 //! intended use, risk level, impact assessment, model card and approver, the evaluation
 //! freshness threshold) under `policy`, and one `production_versions` entry per version in
@@ -24,8 +25,8 @@
 //! Never collects: tokens, passwords (read at collection time, sent only as HTTP auth, never
 //! recorded), run parameters, artifacts, user credentials in URIs (removed from every URI).
 
+use crate::ai::history::{History, Vocabulary};
 use crate::base::http::BodyError;
-use crate::util::now;
 use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -252,12 +253,13 @@ struct ServerSnapshot {
     history: History,
 }
 
-/// The change history of one server's snapshot.
-struct History {
-    baseline: bool,
-    changes: Vec<Value>,
-    note: Option<String>,
-}
+/// What `ai.mlflow`'s history compares: version stages.
+const VOCABULARY: Vocabulary = Vocabulary {
+    kind: "ai.mlflow",
+    state: "stage",
+    state_changed: "stage_changed",
+    initial: "None",
+};
 
 /// A URI without user credentials (`https://user:pw@host/` -> `https://host/`).
 pub fn redact_uri(uri: &str) -> String {
@@ -378,16 +380,7 @@ impl Api<'_> {
                     BodyError::Read(e) => request_error(&shown, &e, limit),
                 })?;
             if !status.is_success() {
-                // Redacted whole before it is cut: a cut secret would escape the match.
-                let text = String::from_utf8_lossy(&body);
-                let text = crate::base::redact::text(&text);
-                let reason: String = text
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .chars()
-                    .take(200)
-                    .collect();
+                let reason = crate::base::http::error_reason(&body);
                 return Err(CollectError::Invalid(format!(
                     "{shown} answered {status}: {reason}"
                 )));
@@ -405,31 +398,14 @@ impl Api<'_> {
 }
 
 fn request_error(shown: &str, e: &reqwest::Error, limit: Duration) -> CollectError {
-    if e.is_timeout() {
-        CollectError::Timeout(limit)
-    } else if e.is_connect() {
-        CollectError::Unavailable(format!("{shown}: {}", crate::base::http::error_chain(e)))
-    } else {
-        CollectError::Invalid(format!("{shown}: {}", crate::base::http::error_chain(e)))
-    }
+    crate::base::http::request_error(shown, e, limit)
 }
 
 fn client(s: &ServerConfig, config: &Config) -> Result<reqwest::Client, CollectError> {
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(config.request_timeout_ms))
-        .timeout(Duration::from_millis(config.request_timeout_ms))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("evident/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &s.ca_file {
-        let pem = crate::read::bytes(ca, 4 * 1024 * 1024)?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| CollectError::Invalid(format!("ca_file {}: {e}", ca.display())))?;
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    b.build()
-        .map_err(|e| CollectError::Invalid(format!("HTTP client: {e}")))
+    crate::base::http::client(
+        Duration::from_millis(config.request_timeout_ms),
+        s.ca_file.as_deref(),
+    )
 }
 
 fn err(what: &str, e: &CollectError) -> Value {
@@ -551,11 +527,7 @@ async fn snapshot_server(
         models: Vec::new(),
         errors,
         complete: false,
-        history: History {
-            baseline: false,
-            changes: Vec::new(),
-            note: Some("no history: the snapshot is incomplete".into()),
-        },
+        history: History::incomplete(),
         requests: 0,
         bytes: 0,
     };
@@ -775,13 +747,9 @@ async fn snapshot_server(
             "message": format!("max_runs = {} reached; later versions' runs are not read", config.max_runs)}));
     }
     let history = if complete {
-        history(ctx, &uri, &models)
+        crate::ai::history::record(ctx, &VOCABULARY, &uri, &uri, &Map::new(), summary(&models))
     } else {
-        History {
-            baseline: false,
-            changes: Vec::new(),
-            note: Some("no history: the snapshot is incomplete".into()),
-        }
+        History::incomplete()
     };
     ServerSnapshot {
         uri,
@@ -816,208 +784,6 @@ pub fn summary(models: &[Value]) -> Value {
         );
     }
     Value::Object(out)
-}
-
-fn change(
-    kind: &str,
-    model: &str,
-    version: Option<&str>,
-    what: Option<&str>,
-    from: &Value,
-    to: &Value,
-) -> Value {
-    json!({
-        "change": kind, "model": model, "version": version, "what": what,
-        "from": from, "to": to, "production": false, "approver": null,
-    })
-}
-
-/// Changes between two JSON maps (tags, aliases): a `kind` change per key added, changed or
-/// removed, with its old and new value.
-fn diff_map(
-    out: &mut Vec<Value>,
-    kind: &str,
-    model: &str,
-    version: Option<&str>,
-    old: &Value,
-    new: &Value,
-) {
-    let empty = Map::new();
-    let o = old.as_object().unwrap_or(&empty);
-    let n = new.as_object().unwrap_or(&empty);
-    for (k, nv) in n {
-        let ov = o.get(k).unwrap_or(&Value::Null);
-        if ov != nv {
-            out.push(change(kind, model, version, Some(k), ov, nv));
-        }
-    }
-    for (k, ov) in o {
-        if !n.contains_key(k) {
-            out.push(change(kind, model, version, Some(k), ov, &Value::Null));
-        }
-    }
-}
-
-/// The changes from the `old` summary to the `new` one.
-pub fn diff(old: &Value, new: &Value) -> Vec<Value> {
-    let empty = Map::new();
-    let o = old.as_object().unwrap_or(&empty);
-    let n = new.as_object().unwrap_or(&empty);
-    let mut out = Vec::new();
-    for (name, nm) in n {
-        let Some(om) = o.get(name) else {
-            out.push(change(
-                "model_added",
-                name,
-                None,
-                None,
-                &Value::Null,
-                &json!(name),
-            ));
-            for (alias, to) in nm["aliases"].as_object().unwrap_or(&empty) {
-                out.push(change(
-                    "alias_moved",
-                    name,
-                    None,
-                    Some(alias),
-                    &Value::Null,
-                    to,
-                ));
-            }
-            continue;
-        };
-        diff_map(
-            &mut out,
-            "alias_moved",
-            name,
-            None,
-            &om["aliases"],
-            &nm["aliases"],
-        );
-        diff_map(
-            &mut out,
-            "tag_changed",
-            name,
-            None,
-            &om["tags"],
-            &nm["tags"],
-        );
-        // Versions.
-        let ov = om["versions"].as_object().unwrap_or(&empty);
-        let nv = nm["versions"].as_object().unwrap_or(&empty);
-        for (ver, v) in nv {
-            match ov.get(ver) {
-                None => {
-                    out.push(change(
-                        "version_added",
-                        name,
-                        Some(ver),
-                        None,
-                        &Value::Null,
-                        &json!(ver),
-                    ));
-                    if v["stage"].as_str().is_some_and(|s| s != "None") {
-                        out.push(change(
-                            "stage_changed",
-                            name,
-                            Some(ver),
-                            None,
-                            &Value::Null,
-                            &v["stage"],
-                        ));
-                    }
-                }
-                Some(old) => {
-                    if old["stage"] != v["stage"] {
-                        out.push(change(
-                            "stage_changed",
-                            name,
-                            Some(ver),
-                            None,
-                            &old["stage"],
-                            &v["stage"],
-                        ));
-                    }
-                    diff_map(
-                        &mut out,
-                        "tag_changed",
-                        name,
-                        Some(ver),
-                        &old["tags"],
-                        &v["tags"],
-                    );
-                }
-            }
-        }
-        for ver in ov.keys() {
-            if !nv.contains_key(ver) {
-                out.push(change(
-                    "version_removed",
-                    name,
-                    Some(ver),
-                    None,
-                    &json!(ver),
-                    &Value::Null,
-                ));
-            }
-        }
-    }
-    for name in o.keys() {
-        if !n.contains_key(name) {
-            out.push(change(
-                "model_removed",
-                name,
-                None,
-                None,
-                &json!(name),
-                &Value::Null,
-            ));
-        }
-    }
-    out
-}
-
-fn server_hash(uri: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, uri.as_bytes());
-    hex::encode(&d.as_ref()[..12])
-}
-
-/// Writes a file durably: temp file, fsync, rename, fsync of the directory.
-/// The state file, written durably in a private directory.
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        crate::base::durable::create_dir_private(dir)?;
-    }
-    crate::base::durable::write(path, bytes, 0o600)
-}
-
-fn history(ctx: &Context, uri: &str, models: &[Value]) -> History {
-    let path = ctx
-        .state_dir
-        .join("ai.mlflow")
-        .join(format!("{}.json", server_hash(uri)));
-    let new = summary(models);
-    let previous = match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice::<Value>(&b).ok(),
-        Err(_) => None,
-    };
-    let (baseline, changes, mut note) = match &previous {
-        Some(p) if p["uri"].as_str() == Some(uri) => (false, diff(&p["models"], &new), None),
-        _ => (true, Vec::new(), None),
-    };
-    let state = json!({"uri": uri, "saved_unix": now(), "models": new});
-    let bytes = serde_json::to_vec(&state).unwrap_or_default();
-    if let Err(e) = write_durably(&path, &bytes) {
-        note = Some(format!(
-            "cannot save the snapshot summary {}: {e}",
-            path.display()
-        ));
-    }
-    History {
-        baseline,
-        changes,
-        note,
-    }
 }
 
 fn tag_of<'a>(v: &'a Value, m: &'a Value, tag: &str) -> &'a Value {
@@ -1266,7 +1032,7 @@ mod tests {
         let old = summary(&sample_models("1", "Staging"));
         let new_models = sample_models("2", "Production");
         let new = summary(&new_models);
-        let changes = diff(&old, &new);
+        let changes = crate::ai::history::diff(&VOCABULARY, &old, &new);
         assert!(changes.iter().any(|c| c["change"] == "alias_moved"
             && c["from"] == "1"
             && c["to"] == "2"
@@ -1274,7 +1040,7 @@ mod tests {
         assert!(changes.iter().any(|c| c["change"] == "stage_changed"
             && c["from"] == "Staging"
             && c["to"] == "Production"));
-        assert!(diff(&new, &new).is_empty());
+        assert!(crate::ai::history::diff(&VOCABULARY, &new, &new).is_empty());
         let obs = observation(
             &config,
             vec![ServerSnapshot {
@@ -1311,12 +1077,12 @@ mod tests {
     #[test]
     fn removed_models_and_tags() {
         let old = summary(&sample_models("1", "None"));
-        let changes = diff(&old, &json!({}));
+        let changes = crate::ai::history::diff(&VOCABULARY, &old, &json!({}));
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0]["change"], "model_removed");
         let mut m = sample_models("1", "None");
         m[0]["tags"] = json!({"owner": "new-team"});
-        let changes = diff(&old, &summary(&m));
+        let changes = crate::ai::history::diff(&VOCABULARY, &old, &summary(&m));
         assert_eq!(changes[0]["change"], "tag_changed");
         assert_eq!(changes[0]["from"], "risk-team");
         assert_eq!(changes[0]["to"], "new-team");
