@@ -777,6 +777,22 @@ fn no_backup_job_or_repository_fails_with_the_reason() {
         "/etc/crontab",
         "SHELL=/bin/sh\n@reboot root rsync -a /srv /mnt\n17 * * * * root cd / && run-parts /etc/cron.hourly\n",
     );
+    // Debian's own enabled dpkg-db-backup.timer saves only the package database: ignored.
+    put(
+        &root,
+        "/usr/lib/systemd/system/dpkg-db-backup.timer",
+        "[Timer]\nOnCalendar=daily\n",
+    );
+    put(
+        &root,
+        "/usr/lib/systemd/system/dpkg-db-backup.service",
+        "[Service]\nExecStart=/usr/libexec/dpkg/dpkg-db-backup\n",
+    );
+    link(
+        &root,
+        "/etc/systemd/system/timers.target.wants/dpkg-db-backup.timer",
+        "/usr/lib/systemd/system/dpkg-db-backup.timer",
+    );
     let (_, rec) = collect(dir.path(), &root, "resilience.backups", "");
     let o = &rec["observation"];
     assert_eq!(
@@ -800,6 +816,13 @@ fn no_backup_job_or_repository_fails_with_the_reason() {
     assert_eq!(
         (boot["recurring"].as_bool(), boot["program"].as_str()),
         (Some(false), Some("rsync"))
+    );
+    assert!(by("dpkg-db-backup.timer").is_null(), "{o:#}");
+    let (_, rec) = collect(dir.path(), &root, "resilience.backups", "ignore = []");
+    assert_eq!(
+        status(&rec, "resilience.backups.job_scheduled"),
+        "pass",
+        "not ignored, it counts"
     );
     // Enabling the package's timer makes it a scheduled job.
     link(

@@ -13,6 +13,8 @@
 //! agent's state directory, and the variables `env` names), stdin closed, and time and output
 //! limits. The password comes from `password_file` (handed to restic as `--password-file`;
 //! read, bounded, for borg) or from the agent's environment variable `password_env`.
+//! Jobs named in `ignore` are left out (by default Debian's `dpkg-db-backup.timer`, which saves
+//! only the package database).
 //! Records: the jobs (source, file, unit or line, schedule, whether enabled and recurring, the
 //! matched program, the last trigger of a persistent timer); per repository its name, tool,
 //! location (URL credentials redacted), whether it answered, the error (redacted), the
@@ -59,6 +61,10 @@ struct Config {
     /// Programs whose scheduled run counts as a backup job (base names).
     #[serde(default = "default_programs")]
     programs: Vec<String>,
+    /// Jobs never counted as backups, by timer unit or cron file name: the system's own
+    /// housekeeping (Debian's `dpkg-db-backup` saves only the package database).
+    #[serde(default = "default_ignore")]
+    ignore: Vec<String>,
     /// Repositories whose snapshots are listed; none by default.
     #[serde(default)]
     repositories: Vec<Repository>,
@@ -146,6 +152,9 @@ fn default_programs() -> Vec<String> {
     .map(|s| s.to_string())
     .collect()
 }
+fn default_ignore() -> Vec<String> {
+    vec!["dpkg-db-backup.timer".into()]
+}
 fn default_timeout() -> u64 {
     60_000
 }
@@ -192,8 +201,9 @@ impl Collector for Backups {
         Box::pin(async move {
             let owned = ctx.clone();
             let programs = self.config.programs.clone();
+            let ignore = self.config.ignore.clone();
             let (jobs, mut errors) =
-                tokio::task::spawn_blocking(move || scan_jobs(&owned, &programs))
+                tokio::task::spawn_blocking(move || scan_jobs(&owned, &programs, &ignore))
                     .await
                     .map_err(|e| CollectError::Invalid(format!("collector task failed: {e}")))?;
             let mut repositories = Vec::new();
@@ -212,6 +222,7 @@ impl Collector for Backups {
                 "policy": {
                     "max_age_hours": self.config.max_age_hours,
                     "programs": self.config.programs,
+                    "ignore": self.config.ignore,
                 },
                 "jobs": jobs,
                 "repositories": repositories,
@@ -224,7 +235,7 @@ impl Collector for Backups {
 
 /// The backup jobs; unreadable files leave `jobs` incomplete only when no enabled, recurring
 /// job was found (one found is conclusive for the check).
-fn scan_jobs(ctx: &Context, programs: &[String]) -> (Vec<Value>, Errors) {
+fn scan_jobs(ctx: &Context, programs: &[String], ignore: &[String]) -> (Vec<Value>, Errors) {
     let mut errors = Errors::default();
     let vocab = crate::jobs::Vocabulary {
         programs,
@@ -232,6 +243,13 @@ fn scan_jobs(ctx: &Context, programs: &[String]) -> (Vec<Value>, Errors) {
     };
     let mut jobs = crate::jobs::timers(ctx, &vocab, &mut errors);
     jobs.extend(crate::jobs::cron(ctx, &vocab, &mut errors));
+    jobs.retain(|j| {
+        let file = j["file"].as_str().unwrap_or_default();
+        let base = file.rsplit('/').next().unwrap_or_default();
+        !ignore
+            .iter()
+            .any(|i| j["unit"].as_str() == Some(i.as_str()) || base == i)
+    });
     jobs.truncate(crate::jobs::MAX_JOBS);
     let found = jobs
         .iter()
