@@ -18,10 +18,12 @@ pub mod encryption;
 pub mod exec;
 pub mod governance;
 pub mod hardening;
+pub mod jobs;
 pub mod logging;
 pub mod monitoring;
 pub mod parse;
 pub mod read;
+pub mod resilience;
 pub mod system;
 mod util;
 
@@ -191,6 +193,9 @@ pub const REGISTRY: &[Registration] = &[
     hardening::setuid::REGISTRATION,
     hardening::pam::REGISTRATION,
     hardening::firewall::REGISTRATION,
+    hardening::antimalware::REGISTRATION,
+    resilience::backups::REGISTRATION,
+    resilience::raid::REGISTRATION,
     access::accounts::REGISTRATION,
     access::sudoers::REGISTRATION,
     access::ssh::REGISTRATION,

@@ -465,6 +465,32 @@ pub fn host_head(ctx: &Context, absolute: &str, n: u64) -> Result<Option<Vec<u8>
     Ok(Some(buf))
 }
 
+/// The last `n` bytes of a host regular file (the end of a log) and whether the file is
+/// longer than that; `Ok(None)` when it is missing. FIFOs and devices are refused.
+pub fn host_tail(
+    ctx: &Context,
+    absolute: &str,
+    n: u64,
+) -> Result<Option<(Vec<u8>, bool)>, CollectError> {
+    use std::io::{Seek, SeekFrom};
+    let Some(p) = host_file(ctx, absolute)? else {
+        return Ok(None);
+    };
+    let err = |e: std::io::Error| rename(io_err(&p, &e), absolute, &p);
+    let m = std::fs::metadata(&p).map_err(err)?;
+    if !m.is_file() {
+        return Err(CollectError::Invalid(format!(
+            "{absolute} is not a regular file"
+        )));
+    }
+    let mut file = std::fs::File::open(&p).map_err(err)?;
+    let start = m.len().saturating_sub(n);
+    file.seek(SeekFrom::Start(start)).map_err(err)?;
+    let mut buf = Vec::new();
+    file.take(n).read_to_end(&mut buf).map_err(err)?;
+    Ok(Some((buf, start > 0)))
+}
+
 /// Names in a host directory, sorted; `Ok(None)` when it does not exist. At most `cap`
 /// names are returned; the flag says whether there were more.
 pub fn host_dir(
@@ -874,6 +900,19 @@ mod tests {
         assert!(more);
         assert!(wildcard("*.conf", "a.conf") && !wildcard("*.conf", "a.conf~"));
         assert!(wildcard("ssh_host_*_key.pub", "ssh_host_rsa_key.pub"));
+    }
+
+    #[test]
+    fn tails_are_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("log"), "0123456789").expect("write");
+        let c = ctx(dir.path());
+        let (b, cut) = host_tail(&c, "/log", 4).expect("ok").expect("some");
+        assert_eq!((b.as_slice(), cut), (&b"6789"[..], true));
+        let (b, cut) = host_tail(&c, "/log", 40).expect("ok").expect("some");
+        assert_eq!((b.len(), cut), (10, false));
+        assert!(host_tail(&c, "/nope", 4).expect("ok").is_none());
+        assert!(host_tail(&c, "/", 4).is_err(), "a directory is refused");
     }
 
     #[test]

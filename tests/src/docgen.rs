@@ -650,8 +650,10 @@ pub fn collector(
     let mut any = false;
     for t in &options_of(&src, reg) {
         if !t.keys.is_empty() {
+            // A nested table (`[[collectors.x]]` entries) is introduced by its doc's first line.
+            let nested = any;
             any = true;
-            if !t.doc.starts_with(&prefix) && !t.doc.is_empty() {
+            if (nested || !t.doc.starts_with(&prefix)) && !t.doc.is_empty() {
                 let _ = writeln!(out, "{}\n", t.doc.lines().next().unwrap_or_default());
             }
             table_md(t, &mut out);

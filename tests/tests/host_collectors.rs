@@ -163,8 +163,9 @@ struct Host {
     _servers: Vec<Server>,
 }
 
-/// Writes a config naming every host collector (with `tls` as the encryption.tls options).
-fn write_config(work: &Path, root: &Path, tls: &str, extra: &str) -> PathBuf {
+/// Writes a config naming every host collector (with `opts` as some collectors' options:
+/// `(kind, options)`).
+fn write_config(work: &Path, root: &Path, opts: &[(&str, &str)], extra: &str) -> PathBuf {
     let mut c = format!(
         "[agent]\nstate_dir = \"{}\"\nhost_root = \"{}\"\n\n",
         work.join("state").display(),
@@ -174,8 +175,10 @@ fn write_config(work: &Path, root: &Path, tls: &str, extra: &str) -> PathBuf {
         c.push_str(&format!(
             "[[collectors]]\nname = \"{kind}\"\ntimeout = \"20s\"\n"
         ));
-        if *kind == "encryption.tls" {
-            c.push_str(tls);
+        for (k, o) in opts {
+            if k == kind {
+                c.push_str(o);
+            }
         }
         c.push('\n');
     }
@@ -197,6 +200,7 @@ fn hardened() -> Host {
     copy_dir(&fixture("hardened"), &root);
     std::fs::create_dir_all(root.join("dev")).expect("dev");
     std::fs::write(root.join("dev/sda2"), luks2_header()).expect("luks");
+    clamav_and_units(&root);
     let mut servers = Vec::new();
     let tls = match openssl() {
         Some(o) => {
@@ -226,7 +230,13 @@ fn hardened() -> Host {
         }
         None => "cert_files = [\"/etc/ssl/private/*\"]\n".to_string(),
     };
-    let config = write_config(&work, &root, &tls, "");
+    let backups = backup_repository(&work, &root);
+    let config = write_config(
+        &work,
+        &root,
+        &[("encryption.tls", &tls), ("resilience.backups", &backups)],
+        "",
+    );
     Host {
         _dir: dir,
         work,
@@ -234,6 +244,90 @@ fn hardened() -> Host {
         config,
         _servers: servers,
     }
+}
+
+/// What git cannot keep or what must be fresh: the links that enable the fixture's units
+/// (the backup timer, clamd and freshclam), and ClamAV databases built an hour ago.
+fn clamav_and_units(root: &Path) {
+    use std::os::unix::fs::symlink;
+    let sys = root.join("etc/systemd/system");
+    for (wants, unit, target) in [
+        (
+            "timers.target.wants",
+            "restic-backup.timer",
+            "/etc/systemd/system/restic-backup.timer",
+        ),
+        (
+            "multi-user.target.wants",
+            "clamav-daemon.service",
+            "/lib/systemd/system/clamav-daemon.service",
+        ),
+        (
+            "multi-user.target.wants",
+            "clamav-freshclam.service",
+            "/lib/systemd/system/clamav-freshclam.service",
+        ),
+    ] {
+        std::fs::create_dir_all(sys.join(wants)).expect("wants");
+        symlink(target, sys.join(wants).join(unit)).expect("enable");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let db = root.join("var/lib/clamav");
+    std::fs::create_dir_all(&db).expect("clamav");
+    for (name, built, version) in [
+        ("daily.cld", now - 3600, 27094),
+        ("main.cvd", now - 90 * 86400, 62),
+    ] {
+        let t = chrono::DateTime::from_timestamp(built, 0).expect("time");
+        let mut h = format!(
+            "ClamAV-VDB:{}:{version}:2047880:90:0123456789abcdef0123456789abcdef:sig:raynman:{built}",
+            t.format("%d %b %Y %H-%M %z")
+        )
+        .into_bytes();
+        h.resize(512, b' ');
+        std::fs::write(db.join(name), h).expect("cvd");
+    }
+}
+
+/// A real restic repository with one snapshot made now, for the hardened host (its password
+/// file is a canary); the `resilience.backups` options naming it. Without restic (outside CI)
+/// no repository is configured and the snapshot check fails.
+fn backup_repository(work: &Path, root: &Path) -> String {
+    let restic = Path::new("/usr/bin/restic");
+    if !restic.is_file() {
+        assert!(
+            !in_ci(),
+            "CI=true but restic is missing (tests/tooling/setup.sh)"
+        );
+        eprintln!("SKIPPED (backups part): no restic");
+        return String::new();
+    }
+    let repo = work.join("restic-repo");
+    let pw = work.join("restic.pw");
+    std::fs::write(&pw, "CANARY-HARDENED-RESTIC-PW\n").expect("pw");
+    for args in [
+        vec!["init"],
+        vec![
+            "backup",
+            "--host",
+            "db1",
+            root.join("etc/mdadm").to_str().expect("utf8"),
+        ],
+    ] {
+        sh(Command::new(restic)
+            .args(["--no-cache", "-r"])
+            .arg(&repo)
+            .arg("--password-file")
+            .arg(&pw)
+            .args(args));
+    }
+    format!(
+        "[[collectors.repositories]]\ntool = \"restic\"\nrepository = \"{}\"\npassword_file = \"{}\"\n",
+        repo.display(),
+        pw.display()
+    )
 }
 
 /// The weak fixture, with aged logs and lists, a self-signed mismatching TLS 1.2 server and
@@ -302,7 +396,7 @@ fn weak() -> Host {
         }
         None => String::new(),
     };
-    let config = write_config(&work, &root, &tls, "");
+    let config = write_config(&work, &root, &[("encryption.tls", &tls)], "");
     Host {
         _dir: dir,
         work,
@@ -374,6 +468,10 @@ fn hardened_host_passes_every_check() {
         .filter(|c| host_collectors().contains(&c.collector.as_str()))
         .count();
     assert_eq!(total, expected, "every host check ran");
+    if !Path::new("/usr/bin/restic").is_file() {
+        // No repository could be made (outside CI): nothing evidences a recent snapshot.
+        failures.retain(|f| !f.starts_with("resilience.backups.recent_snapshot:"));
+    }
     assert!(failures.is_empty(), "hardened host: {failures:#?}");
 
     // Spot-check the facts behind the passes.
@@ -479,6 +577,14 @@ fn weak_host_fails_each_check_for_a_visible_reason() {
         "hardening.pam.password_quality",
         "hardening.pam.no_empty_passwords",
         "hardening.pam.mfa",
+        "hardening.antimalware.engine_installed",
+        "hardening.antimalware.signatures_fresh",
+        "hardening.antimalware.updater_configured",
+        "resilience.backups.job_scheduled",
+        "resilience.backups.recent_snapshot",
+        "resilience.raid.not_degraded",
+        "resilience.raid.active",
+        "resilience.raid.failures_reported",
     ];
     if tls {
         must_fail.extend([
@@ -659,6 +765,23 @@ fn hostile() -> (tempfile::TempDir, PathBuf) {
     .expect("pam");
     sh(Command::new("mkfifo").arg(mk("/etc/pam.d/fifo")));
     std::fs::write(mk("/etc/pam.d/login"), [0xff, b'a', b'u']).expect("pam");
+    // raid: a FIFO mdstat. antimalware: a FIFO database, invalid UTF-8 freshclam.conf.
+    // backups: a FIFO crontab, a 10 MB cron.d file, a timer symlink loop.
+    sh(Command::new("mkfifo").arg(mk("/proc/mdstat")));
+    sh(Command::new("mkfifo").arg(mk("/var/lib/clamav/daily.cvd")));
+    std::fs::write(mk("/etc/clamav/freshclam.conf"), [0xff, b'C', b'\n']).expect("freshclam");
+    sh(Command::new("mkfifo").arg(mk("/etc/crontab")));
+    std::fs::write(mk("/etc/cron.d/huge"), &huge).expect("cron");
+    symlink(
+        "/etc/systemd/system/b.timer",
+        mk("/etc/systemd/system/a.timer"),
+    )
+    .expect("loop");
+    symlink(
+        "/etc/systemd/system/a.timer",
+        mk("/etc/systemd/system/b.timer"),
+    )
+    .expect("loop");
     // tls: a 10 MB "certificate" and a private key.
     std::fs::write(mk("/etc/ssl/evident/huge.pem"), &huge).expect("huge cert");
     std::fs::write(
@@ -679,7 +802,7 @@ fn hostile_host_gives_recorded_errors_not_panics_or_hangs() {
     let tls = format!(
         "endpoints = [\"127.0.0.1:{port}\"]\ncert_files = [\"/etc/ssl/evident/*\"]\ntimeout_ms = 1500\n"
     );
-    let config = write_config(&work, &root, &tls, "");
+    let config = write_config(&work, &root, &[("encryption.tls", &tls)], "");
     let host = Host {
         _dir: dir,
         work: work.clone(),
@@ -860,7 +983,7 @@ fn no_canary_secret_reaches_any_output() {
 #[test]
 fn every_host_collector_runs_on_this_machine() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), Path::new("/"), "", "");
+    let config = write_config(dir.path(), Path::new("/"), &[], "");
     for kind in &host_collectors() {
         let started = Instant::now();
         let r = evident(

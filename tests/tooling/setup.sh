@@ -6,6 +6,7 @@
 #     tracking server for the AI registry tests; ~3 min and ~850 MB on first install)
 #   - Chromium (Debian package) for the dashboard's browser test
 #   - prometheus and prometheus-alertmanager (Debian) for the monitoring collector's test
+#   - restic, borgbackup and clamav's sigtool (Debian) for the resilience and anti-malware tests
 #   - Java 17 (openjdk-17-jre-headless) for Apache Spark in local mode (PyPI pyspark in the
 #     venv), one of the engines of the documented SQL (tests/tests/sql.rs)
 #   - s3s-fs (a second, independent S3-compatible server with real SigV4) under
@@ -93,4 +94,16 @@ else
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends nftables > /dev/null
+fi
+
+# Backup tools and ClamAV's sigtool for tests/tests/resilience.rs: real restic and borg
+# repositories made by the test in a temp dir, and `sigtool --info` as the oracle of the
+# database-header parser (no signatures are downloaded: the test writes the headers).
+if command -v restic > /dev/null && command -v borg > /dev/null && command -v sigtool > /dev/null; then
+  echo "test tooling: restic, borg and sigtool are installed"
+else
+  echo "test tooling: installing restic, borgbackup and clamav (for sigtool)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends restic borgbackup clamav > /dev/null
 fi

@@ -1,6 +1,7 @@
 //! Host hardening evidence: the running kernel's security settings, setuid/setgid programs,
-//! the PAM authentication stacks and the packet filter.
+//! the PAM authentication stacks, the packet filter and anti-malware.
 
+pub mod antimalware;
 pub mod firewall;
 pub mod pam;
 pub mod setuid;
