@@ -414,6 +414,7 @@ accounts_from_host = true
             ("governance.suppliers.critical_owned", "pass"),
             ("governance.suppliers.personal_data_dpa", "fail"),
             ("governance.suppliers.ai_responsibilities", "fail"),
+            ("governance.suppliers.ai_data_terms", "fail"),
             ("governance.suppliers.certificates_valid", "fail"),
         ],
     );
@@ -437,7 +438,7 @@ accounts_from_host = true
     }
     let ok = newest(&store, "suppliers.passing");
     assert!(
-        statuses(&ok).iter().all(|(_, st)| st == "pass") && statuses(&ok).len() == 8,
+        statuses(&ok).iter().all(|(_, st)| st == "pass") && statuses(&ok).len() == 9,
         "{ok:#}"
     );
 
@@ -451,6 +452,7 @@ accounts_from_host = true
             ("governance.people.terms_signed", "pass"),
             ("governance.people.nda_signed", "fail"),
             ("governance.people.policy_acknowledged", "pass"),
+            ("governance.people.reporting_briefed", "fail"),
             ("governance.people.awareness_trained", "fail"),
             ("governance.people.ai_roles_trained", "fail"),
             ("governance.people.leavers_access_revoked", "fail"),
@@ -481,7 +483,7 @@ accounts_from_host = true
     );
     let ok = newest(&store, "people.passing");
     assert!(
-        statuses(&ok).iter().all(|(_, st)| st == "pass") && statuses(&ok).len() == 11,
+        statuses(&ok).iter().all(|(_, st)| st == "pass") && statuses(&ok).len() == 12,
         "{ok:#}"
     );
     assert_eq!(ok["observation"]["host_accounts"]["leavers_checked"], 1);
@@ -504,6 +506,9 @@ accounts_from_host = true
         ("ISO27001:2022/A.6.6", "people.passing"),
         ("ISO27001:2022/A.5.11", "people.failing"),
         ("ISO42001:2023/A.4.6", "people.failing"),
+        ("ISO42001:2023/A.3.3", "people.failing"),
+        ("ISO27001:2022/A.6.8", "people.failing"),
+        ("ISO42001:2023/A.7.3", "suppliers.failing"),
     ] {
         assert!(by(id).contains(collector), "{id}: {}", by(id));
     }

@@ -9,7 +9,8 @@
 //! oversees AI systems), `status` (`active`, `on_leave`, `notice`, `left`, `terminated`...),
 //! `start` and `end` (dates; also `start_date`, `end_date`), `screened` (date or yes/no; also
 //! `screening_date`), `terms_signed`, `nda_signed` and `policy_acknowledged` (the information
-//! security policy and the disciplinary process), each a date or yes/no,
+//! security policy and the disciplinary process) and `reporting_briefed` (told how to report
+//! information-security events and concerns about AI systems), each a date or yes/no,
 //! `awareness_training` (date of the last security-awareness training; also
 //! `security_training`), `ai_training` (date of the last AI competence training),
 //! `access_revoked` (date or time the leaver's access was removed) and `assets_returned`
@@ -23,9 +24,11 @@
 //! access, what the record lacks and what could not be read; the host cross-check; parse
 //! errors as data; the policy under `policy`.
 //! Evidences: ISO27001:2022 A.6.1-A.6.6 (screening, terms, awareness training, the
-//! disciplinary process communicated, termination, NDAs), A.5.11 (return of assets), A.5.16
+//! disciplinary process communicated, termination, NDAs), A.6.8 (people know how to report
+//! events), A.5.11 (return of assets), A.5.16
 //! and A.5.18 (identities and access rights removed on leaving), 7.2 and 7.3 (competence,
-//! awareness); ISO42001:2023 A.4.6 (human resources and their competences), 7.2.
+//! awareness); ISO42001:2023 A.4.6 (human resources and their competences), A.3.3 (reporting
+//! of concerns: people know how), 7.2.
 //! Never collects: names, birth dates, addresses, salaries, screening results, disciplinary
 //! records, free text or any field outside the schema (unknown columns are not recorded);
 //! from `/etc/passwd` only the login, uid and shell of matching leavers (never GECOS).
@@ -53,10 +56,12 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/A.6.4",  // Disciplinary process
         "ISO27001:2022/A.6.5",  // Responsibilities after termination or change of employment
         "ISO27001:2022/A.6.6",  // Confidentiality or non-disclosure agreements
+        "ISO27001:2022/A.6.8",  // Information security event reporting
         "ISO27001:2022/A.5.11", // Return of assets
         "ISO27001:2022/A.5.18", // Access rights
         "ISO27001:2022/7.2",    // Competence
         "ISO27001:2022/7.3",    // Awareness
+        "ISO42001:2023/A.3.3",  // Reporting of concerns
         "ISO42001:2023/A.4.6",  // Human resources
         "ISO42001:2023/7.2",    // Competence
     ],
@@ -265,6 +270,11 @@ fn person(raw: &Value, config: &Config, iv: Intervals, now: i64) -> Value {
         "policy_acknowledged",
         &mut problems,
     );
+    let (briefed, briefed_on, _) = done(
+        field(raw, &["reporting_briefed", "reporting_channel_briefed"]),
+        "reporting_briefed",
+        &mut problems,
+    );
     let (training, training_unix) = time_value(
         field(raw, &["awareness_training", "security_training"]),
         "awareness_training",
@@ -304,6 +314,8 @@ fn person(raw: &Value, config: &Config, iv: Intervals, now: i64) -> Value {
         "nda_signed_on": nda_on,
         "policy_acknowledged": ack,
         "policy_acknowledged_on": ack_on,
+        "reporting_briefed": briefed,
+        "reporting_briefed_on": briefed_on,
         "awareness_training": training,
         "awareness_training_unix": training_unix,
         "awareness_due_unix": due(training_unix.as_i64(), s, iv.training, iv.grace),

@@ -6,7 +6,10 @@
 //! `suppliers: [...]`), by extension or `format`, bounded by the agent's file limit. Fields of
 //! one supplier: `id`, `name`, `services` (list), `criticality` (`critical`, `high`, `medium`,
 //! `low`), `handles_personal_data` and `ai_related` (yes/no: it provides AI systems,
-//! components or data), `agreement` (a reference to the contract), `agreement_date`,
+//! components or data), `ai_supplies` (list: `system`, `component`, `model`, `data`,
+//! `service`, `tooling`), `data_terms` (for suppliers of data: a reference, or yes/no, to the
+//! terms that state the data's provenance and the rights to use it), `agreement` (a
+//! reference to the contract), `agreement_date`,
 //! `security_clauses` (yes/no: the agreement has information-security clauses), `dpa` (a
 //! reference or date of the data processing agreement, or yes/no), `ai_responsibilities` (a
 //! reference to where AI life-cycle responsibilities between the organisation and the
@@ -22,7 +25,7 @@
 //! Evidences: ISO27001:2022 A.5.19-A.5.22 (supplier relationships, agreements, ICT supply
 //! chain, monitoring and review), A.5.34 (PII: processors under a DPA), 8.1 (externally
 //! provided processes controlled); ISO42001:2023 A.10.2 (allocating responsibilities), A.10.3
-//! (suppliers), 8.1.
+//! (suppliers), A.7.3 and A.7.5 (acquisition and provenance of data from suppliers), 8.1.
 //! Never collects: contract text, prices, contacts (people's names, e-mail addresses, phone
 //! numbers) or any field outside the schema (unknown columns are not recorded).
 
@@ -50,6 +53,8 @@ pub const REGISTRATION: Registration = Registration {
         "ISO27001:2022/8.1",    // Operational planning and control (externally provided)
         "ISO42001:2023/A.10.2", // Allocating responsibilities
         "ISO42001:2023/A.10.3", // Suppliers
+        "ISO42001:2023/A.7.3",  // Acquisition of data
+        "ISO42001:2023/A.7.5",  // Data provenance
         "ISO42001:2023/8.1",    // Operational planning and control (externally provided)
     ],
     checks: crate::builtin_checks!("governance/suppliers"),
@@ -150,6 +155,31 @@ fn active_status(s: &str) -> Option<bool> {
         "offboarded" | "terminated" | "inactive" | "former" | "ended" | "exited" => Some(false),
         _ => None,
     }
+}
+
+/// What an AI supplier supplies, normalised (`models` is `model`); an unknown kind is a problem.
+fn supplies(v: Option<&Value>, problems: &mut Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in list(v) {
+        let k = match normal(&s).as_str() {
+            "system" | "systems" | "ai_system" | "ai_systems" => "system",
+            "component" | "components" => "component",
+            "model" | "models" => "model",
+            "data" | "dataset" | "datasets" | "training_data" => "data",
+            "service" | "services" | "api" => "service",
+            "tooling" | "tools" | "tool" => "tooling",
+            _ => {
+                problems.push(format!(
+                    "ai_supplies: `{s}` is not system, component, model, data, service or tooling"
+                ));
+                continue;
+            }
+        };
+        if !out.iter().any(|o| o == k) {
+            out.push(k.to_string());
+        }
+    }
+    out
 }
 
 /// A reference, or a yes/no, to something that exists: `(present, reference)`.
@@ -254,6 +284,9 @@ fn supplier(raw: &Value, config: &Config, default_interval: Interval) -> Value {
         "ai_responsibilities",
         &mut problems,
     );
+    let ai_supplies = supplies(raw.get("ai_supplies"), &mut problems);
+    let (has_data_terms, data_terms) =
+        reference(raw.get("data_terms"), "data_terms", &mut problems);
     let agreement =
         scalar(raw.get("agreement")).filter(|a| !matches!(flag(Some(&json!(a))), Ok(Some(false))));
     let (agreement_date, agreement_date_unix) =
@@ -296,6 +329,10 @@ fn supplier(raw: &Value, config: &Config, default_interval: Interval) -> Value {
         "active": active,
         "handles_personal_data": personal,
         "ai_related": ai_related,
+        "ai_supplies": ai_supplies,
+        "supplies_ai_data": ai_supplies.iter().any(|k| k == "data"),
+        "data_terms": data_terms,
+        "has_data_terms": has_data_terms == Some(true),
         "agreement": agreement,
         "agreement_date": agreement_date,
         "agreement_date_unix": agreement_date_unix,
@@ -312,7 +349,12 @@ fn supplier(raw: &Value, config: &Config, default_interval: Interval) -> Value {
         "certifications": certs,
         "problems": problems,
     });
-    m["missing_fields"] = json!(missing(&m, &config.required_fields));
+    let mut lacks = missing(&m, &config.required_fields);
+    // An AI supplier must say what it supplies, or the data check cannot see it.
+    if ai_related == Some(true) && m["ai_supplies"].as_array().is_some_and(Vec::is_empty) {
+        lacks.push("ai_supplies".into());
+    }
+    m["missing_fields"] = json!(lacks);
     m
 }
 
@@ -426,7 +468,7 @@ S-3,OldPrint,printing,low,no,no,PO-1,,no,,,,,,offboarded,ISO/IEC 27001:2022:2019
         assert_eq!(s2["ai_responsibilities"], "RACI-3");
         assert_eq!(s2["agreement"], Value::Null);
         assert_eq!(s2["has_dpa"], false);
-        assert_eq!(s2["missing_fields"], json!(["owner"]));
+        assert_eq!(s2["missing_fields"], json!(["owner", "ai_supplies"]));
         // 2024-01-01 + 6 months.
         assert_eq!(s2["review_due_unix"], 1_719_792_000);
         let s3 = supplier(&rows[2], &c, Interval::Months(12));
@@ -440,6 +482,18 @@ S-3,OldPrint,printing,low,no,no,PO-1,,no,,,,,,offboarded,ISO/IEC 27001:2022:2019
             Interval::Days(1),
         );
         assert_eq!(bad["problems"].as_array().map(Vec::len), Some(6), "{bad:#}");
+        let ai = supplier(
+            &json!({"ai_related": "yes", "ai_supplies": "Models; datasets; model; crystals", "data_terms": "DT-1"}),
+            &c,
+            Interval::Days(1),
+        );
+        assert_eq!(ai["ai_supplies"], json!(["model", "data"]));
+        assert_eq!(ai["supplies_ai_data"], true);
+        assert_eq!(
+            (ai["has_data_terms"].clone(), ai["data_terms"].clone()),
+            (json!(true), json!("DT-1"))
+        );
+        assert_eq!(ai["problems"].as_array().map(Vec::len), Some(1), "{ai:#}");
         assert_eq!(
             bad["active"], true,
             "an unknown status keeps the checks applying"
