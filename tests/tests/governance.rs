@@ -635,3 +635,47 @@ fn suppliers_and_people_hostile_input() {
         }
     }
 }
+
+#[test]
+fn suppliers_and_people_unknown_flags_are_not_a_pass() {
+    // A supplier that does not say whether it handles personal data or is an AI supplier,
+    // and a person whose record does not say whether the role is an AI role: the checks
+    // that depend on it fail (the record lacks the field), they do not pass.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path();
+    host_root_config(
+        work,
+        "[[collectors]]\nname = \"governance.suppliers\"\npath = \"/srv/unknown-s.csv\"\n\n[[collectors]]\nname = \"governance.people\"\npath = \"/srv/unknown-p.csv\"\n",
+    );
+    let root = work.join("root/srv");
+    std::fs::write(
+        root.join("unknown-s.csv"),
+        "id,name,criticality,owner,status,ai_related,handles_personal_data\nS-1,X,low,o,active,,\n",
+    )
+    .expect("write");
+    let recent = (chrono::Utc::now() - chrono::TimeDelta::days(30)).format("%Y-%m-%d");
+    std::fs::write(
+        root.join("unknown-p.csv"),
+        format!("id,role,ai_role,start,screened,terms_signed,nda_signed,policy_acknowledged,reporting_briefed,awareness_training\nE-1,eng,,2020-01-01,yes,yes,yes,yes,yes,{recent}\n"),
+    )
+    .expect("write");
+    let r = evident(work, &["run", "--once", "--config", "evident.toml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let store = work.join("store");
+    let s = newest(&store, "governance.suppliers");
+    for (check, want) in [
+        ("governance.suppliers.complete", "fail"),
+        ("governance.suppliers.personal_data_dpa", "fail"),
+        ("governance.suppliers.ai_responsibilities", "fail"),
+    ] {
+        assert_eq!(status(&s, check), want, "{check}: {s:#}");
+    }
+    let p = newest(&store, "governance.people");
+    for (check, want) in [
+        ("governance.people.complete", "fail"),
+        ("governance.people.ai_roles_trained", "fail"),
+        ("governance.people.awareness_trained", "pass"),
+    ] {
+        assert_eq!(status(&p, check), want, "{check}: {p:#}");
+    }
+}
