@@ -215,6 +215,8 @@ pub const REGISTRY: &[Registration] = &[
     governance::documents::REGISTRATION,
     governance::risks::REGISTRATION,
     governance::incidents::REGISTRATION,
+    governance::suppliers::REGISTRATION,
+    governance::people::REGISTRATION,
     exec::REGISTRATION,
 ];
 

@@ -1,5 +1,6 @@
 //! Management-system evidence both standards share (ISO/IEC 27001 and 42001 clauses 4-10):
-//! approved policies, the risk register and the incident records.
+//! approved policies, the risk register, the incident records, the supplier register and the
+//! people (HR and training) records.
 //!
 //! The helpers here read the small, hand-kept files these collectors take as input: front
 //! matter and table files (CSV, YAML or JSON), dates and review intervals. YAML is read with
@@ -7,7 +8,9 @@
 
 pub mod documents;
 pub mod incidents;
+pub mod people;
 pub mod risks;
+pub mod suppliers;
 
 use chrono::{DateTime, Months, NaiveDate, TimeDelta};
 use serde_json::{Map, Value, json};
@@ -281,6 +284,70 @@ pub(crate) fn walk(
     Ok(out)
 }
 
+/// The first of `keys` (a field and its aliases) that `raw` fills with a non-empty value.
+pub(crate) fn field<'a>(raw: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+    keys.iter().filter_map(|k| raw.get(*k)).find(|v| match v {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        _ => true,
+    })
+}
+
+/// A time from a value: `(as written, Unix seconds)`; an unparsable one is a problem of `key`.
+pub(crate) fn time_value(
+    v: Option<&Value>,
+    key: &str,
+    problems: &mut Vec<String>,
+) -> (Value, Value) {
+    let mut m = Map::new();
+    m.insert(key.to_string(), v.cloned().unwrap_or(Value::Null));
+    time_field(&Value::Object(m), key, problems)
+}
+
+/// A yes/no value (`true`, `yes`, `y`, `1`, `false`, `no`, `n`, `0`, `none`): `Ok(None)` when
+/// empty, an error for anything else.
+pub(crate) fn flag(v: Option<&Value>) -> Result<Option<bool>, String> {
+    let Some(s) = scalar(v) else { return Ok(None) };
+    match normal(&s).as_str() {
+        "true" | "yes" | "y" | "1" | "x" => Ok(Some(true)),
+        "false" | "no" | "n" | "0" | "none" | "n/a" => Ok(Some(false)),
+        _ => Err(format!("`{s}` is not yes or no")),
+    }
+}
+
+/// Something done or not: a yes/no, or the date it was done (a date means yes). Returns
+/// `(done, date as written, Unix seconds)`; `done` is `None` when the field is empty or
+/// unreadable (a problem of `key`).
+pub(crate) fn done(
+    v: Option<&Value>,
+    key: &str,
+    problems: &mut Vec<String>,
+) -> (Option<bool>, Value, Value) {
+    if let Ok(b) = flag(v) {
+        return (b, Value::Null, Value::Null);
+    }
+    let Some(s) = scalar(v) else {
+        problems.push(format!("{key}: not yes, no or a date"));
+        return (None, Value::Null, Value::Null);
+    };
+    match parse_time(&s) {
+        Ok(t) => (Some(true), json!(s), json!(t)),
+        Err(_) => {
+            problems.push(format!("{key}: `{s}` is not yes, no or a date"));
+            (None, json!(s), Value::Null)
+        }
+    }
+}
+
+/// The names in `required` whose value in the record `m` is null (or missing).
+pub(crate) fn missing(m: &Value, required: &[String]) -> Vec<String> {
+    required
+        .iter()
+        .filter(|f| m.get(f.as_str()).is_none_or(Value::is_null))
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +387,29 @@ mod tests {
         assert!(table("x: [unclosed", "yaml", "x").is_err());
         assert_eq!(list(Some(&json!("a; b,c"))), vec!["a", "b", "c"]);
         assert_eq!(normal("Access-Control Policy"), "access_control_policy");
+    }
+
+    #[test]
+    fn flags_and_done_fields() {
+        assert_eq!(flag(Some(&json!("Yes"))), Ok(Some(true)));
+        assert_eq!(flag(Some(&json!(false))), Ok(Some(false)));
+        assert_eq!(flag(Some(&json!(""))), Ok(None));
+        assert!(flag(Some(&json!("maybe"))).is_err());
+        let mut p = Vec::new();
+        assert_eq!(done(Some(&json!("no")), "nda", &mut p).0, Some(false));
+        let (d, w, t) = done(Some(&json!("2026-03-01")), "nda", &mut p);
+        assert_eq!(
+            (d, w, t),
+            (Some(true), json!("2026-03-01"), json!(1_772_323_200))
+        );
+        assert_eq!(done(None, "nda", &mut p).0, None);
+        assert!(p.is_empty());
+        assert_eq!(done(Some(&json!("soon")), "nda", &mut p).0, None);
+        assert_eq!(p.len(), 1);
+        let raw = json!({"last_review": "", "reviewed_on": "2026-01-01"});
+        assert_eq!(
+            field(&raw, &["reviewed", "last_review", "reviewed_on"]),
+            Some(&json!("2026-01-01"))
+        );
     }
 }
