@@ -473,18 +473,11 @@ pub fn host_tail(
     n: u64,
 ) -> Result<Option<(Vec<u8>, bool)>, CollectError> {
     use std::io::{Seek, SeekFrom};
-    let Some(p) = host_file(ctx, absolute)? else {
+    let Some((mut file, meta)) = host_open_file(ctx, absolute)? else {
         return Ok(None);
     };
-    let err = |e: std::io::Error| rename(io_err(&p, &e), absolute, &p);
-    let m = std::fs::metadata(&p).map_err(err)?;
-    if !m.is_file() {
-        return Err(CollectError::Invalid(format!(
-            "{absolute} is not a regular file"
-        )));
-    }
-    let mut file = std::fs::File::open(&p).map_err(err)?;
-    let start = m.len().saturating_sub(n);
+    let err = |e: std::io::Error| io_err(Path::new(absolute), &e);
+    let start = meta.size.saturating_sub(n);
     file.seek(SeekFrom::Start(start)).map_err(err)?;
     let mut buf = Vec::new();
     file.take(n).read_to_end(&mut buf).map_err(err)?;
