@@ -76,7 +76,7 @@ enum Command {
     },
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(s: &str) -> Result<std::time::Duration, crate::schedule::DurationError> {
     crate::schedule::parse_duration(s)
 }
 
@@ -317,4 +317,5 @@ fn load_trust(
 ) -> Result<Option<std::sync::Arc<crate::evidence::trust::Policy>>, String> {
     path.map(|p| crate::evidence::trust::Policy::load(p).map(std::sync::Arc::new))
         .transpose()
+        .map_err(|e| e.to_string())
 }
