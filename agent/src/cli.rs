@@ -250,7 +250,9 @@ fn open_store(
         mirror.path().join(sub)
     };
     let rt = runtime().map_err(|e| e.to_string())?;
-    let found = rt.block_on(crate::sinks::s3::mirror(&cfg, &dest))?;
+    let found = rt
+        .block_on(crate::sinks::s3::mirror(&cfg, &dest))
+        .map_err(|e| e.to_string())?;
     let root = mirror.path().to_path_buf();
     let listing = crate::evidence::verify::Listing {
         problems: found.problems,
