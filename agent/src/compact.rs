@@ -1282,6 +1282,28 @@ mod tests {
         std::fs::write(&p, &bytes).expect("file");
         assert!(read_parquet(&p).is_err());
         std::fs::write(&p, b"PAR1 not really").expect("file");
-        assert!(read_parquet(&p).is_err());
+        assert!(matches!(
+            read_parquet(&p),
+            Err(CompactError::NotParquet(_) | CompactError::ReaderPanicked)
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_keep_the_cause() {
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("gone.parquet");
+        let e = read_parquet(&missing).expect_err("missing file");
+        let CompactError::Read(io) = &e else {
+            panic!("not a read error: {e:?}");
+        };
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        let at = e.at("parquet/date=2026-11-20/host=h/index-0.parquet");
+        assert!(
+            at.to_string()
+                .starts_with("parquet/date=2026-11-20/host=h/index-0.parquet: cannot read: "),
+            "{at}"
+        );
+        let cause = std::error::Error::source(&at).expect("the wrapped error");
+        assert!(cause.to_string().starts_with("cannot read: "), "{cause}");
     }
 }

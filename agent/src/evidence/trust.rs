@@ -437,6 +437,27 @@ at = "2026-06-01T00:00:00Z"
                 .is_err_and(|e| e.to_string().contains("64 hex"))
         );
         assert!(Policy::parse("colour = 1").is_err_and(|e| matches!(e, PolicyError::Toml(_))));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("trust.toml");
+        match Policy::load(&missing) {
+            Err(e @ PolicyError::Read { .. }) => {
+                assert!(e.to_string().contains("cannot read trust policy"), "{e}");
+                let cause = std::error::Error::source(&e).expect("the read error");
+                assert!(
+                    cause.downcast_ref::<evident_collectors::CollectError>().is_some(),
+                    "{cause}"
+                );
+            }
+            other => panic!("not a read error: {other:?}"),
+        }
+        std::fs::write(&missing, "colour = 1").expect("write");
+        match Policy::load(&missing) {
+            Err(PolicyError::InFile { path, source }) => {
+                assert_eq!(path, missing);
+                assert!(matches!(*source, PolicyError::Toml(_)));
+            }
+            other => panic!("not a policy error in the file: {other:?}"),
+        }
     }
 
     #[test]
