@@ -126,13 +126,13 @@ struct CheckFile {
     checks: Vec<Spanned<CheckDef>>,
 }
 
-fn compile(expr: &str) -> Result<cel::Program, String> {
-    cel::Program::compile(expr).map_err(|e| {
-        format!(
-            "invalid CEL expression: {}",
-            e.to_string().trim().replace('\n', "; ")
-        )
-    })
+/// A check's `expr` that is not CEL (the parser's errors, on one line, as source).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid CEL expression: {}", .0.to_string().trim().replace('\n', "; "))]
+struct InvalidExpr(#[source] cel::ParseErrors);
+
+fn compile(expr: &str) -> Result<cel::Program, InvalidExpr> {
+    cel::Program::compile(expr).map_err(InvalidExpr)
 }
 
 impl CheckSet {
@@ -207,7 +207,7 @@ impl CheckSet {
             Some(e) => match compile(e.get_ref()) {
                 Ok(p) => Some((e.get_ref().clone(), p)),
                 Err(msg) => {
-                    errs.push(at(".expr", Some(e.span()), msg));
+                    errs.push(at(".expr", Some(e.span()), msg.to_string()));
                     return;
                 }
             },

@@ -76,7 +76,7 @@ enum Command {
     },
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(s: &str) -> Result<std::time::Duration, crate::schedule::DurationError> {
     crate::schedule::parse_duration(s)
 }
 
@@ -250,7 +250,9 @@ fn open_store(
         mirror.path().join(sub)
     };
     let rt = runtime().map_err(|e| e.to_string())?;
-    let found = rt.block_on(crate::sinks::s3::mirror(&cfg, &dest))?;
+    let found = rt
+        .block_on(crate::sinks::s3::mirror(&cfg, &dest))
+        .map_err(|e| e.to_string())?;
     let root = mirror.path().to_path_buf();
     let listing = crate::evidence::verify::Listing {
         problems: found.problems,
@@ -317,4 +319,5 @@ fn load_trust(
 ) -> Result<Option<std::sync::Arc<crate::evidence::trust::Policy>>, String> {
     path.map(|p| crate::evidence::trust::Policy::load(p).map(std::sync::Arc::new))
         .transpose()
+        .map_err(|e| e.to_string())
 }

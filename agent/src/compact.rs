@@ -129,6 +129,190 @@ pub struct Outcome {
     pub errors: Vec<Problem>,
 }
 
+/// Why compaction, or reading a compacted index file, failed. An error about one file,
+/// line or row is wrapped in [`CompactError::At`], which names it.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    /// `--day` is not a date.
+    #[error("--day `{0}` is not a date (YYYY-MM-DD)")]
+    Day(String),
+    /// The day asked for is today or later.
+    #[error("day {day} is not closed yet (today is {today} UTC): only past days are compacted")]
+    OpenDay {
+        /// The day asked for.
+        day: String,
+        /// Today (UTC).
+        today: String,
+    },
+    /// The directory is not a store.
+    #[error("{}: no index/ directory: not an Evident store", .0.display())]
+    NotAStore(PathBuf),
+    /// An error about the file, line or row `at` (a path or store key, `KEY:LINE`, `row N`).
+    #[error("{at}: {source}")]
+    At {
+        /// What it concerns.
+        at: String,
+        /// The error.
+        #[source]
+        source: Box<CompactError>,
+    },
+    /// A file or directory could not be listed, created, written, synced or removed.
+    #[error("{}: {what}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done ("cannot write").
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The type of a directory entry could not be read.
+    #[error("{}: {source}", path.display())]
+    FileType {
+        /// The entry.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be read.
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    /// A file is larger than this many bytes.
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
+    /// A Parquet file is too large to be an index file.
+    #[error("larger than {MAX_INDEX_BYTES} bytes: not an index file")]
+    NotAnIndexFile,
+    /// An index file is not UTF-8.
+    #[error("not UTF-8")]
+    NotUtf8,
+    /// An index line is not an index entry.
+    #[error("not an index entry: {0}")]
+    NotIndexEntry(#[source] serde_json::Error),
+    /// An index line of this partition names a record of another.
+    #[error("the record belongs to partition {0}")]
+    OtherPartition(String),
+    /// An index line names something that is not a record key.
+    #[error("index line names `{0}`, not a record key")]
+    NotRecordKey(String),
+    /// A record does not hash to its index line's digest.
+    #[error("content differs from the index line's digest")]
+    DigestMismatch,
+    /// A record's content belongs at another key.
+    #[error("its content belongs at {0}")]
+    Misplaced(String),
+    /// A record or attestation is not a DSSE envelope.
+    #[error("not a DSSE envelope: {0}")]
+    NotEnvelope(#[source] serde_json::Error),
+    /// An envelope's payload type is not in-toto.
+    #[error("payloadType `{0}` is not in-toto")]
+    PayloadType(String),
+    /// An envelope's payload is not base64.
+    #[error("{0}")]
+    Payload(String),
+    /// A record is not an Evident record.
+    #[error(transparent)]
+    Record(#[from] crate::store::RecordError),
+    /// A signature by a published key does not verify.
+    #[error("bad signature by key {0}")]
+    BadSignature(String),
+    /// An envelope carries no signature.
+    #[error("no signature")]
+    Unsigned,
+    /// An envelope is signed only by keys not published under `keys/`.
+    #[error("signed by unknown key {} (not published under keys/)", .0.join(", "))]
+    UnknownKey(Vec<String>),
+    /// An attestation's payload is not a compaction statement.
+    #[error("not a compaction attestation: {0}")]
+    NotAttestation(#[source] serde_json::Error),
+    /// The Parquet writer failed.
+    #[error("cannot write Parquet: {0}")]
+    ParquetWrite(#[source] parquet::errors::ParquetError),
+    /// The Parquet schema has fewer columns than are written (a bug).
+    #[error("cannot write Parquet: schema has fewer columns than written")]
+    Schema,
+    /// A file is not a readable Parquet file.
+    #[error("not a readable Parquet file: {0}")]
+    NotParquet(#[source] parquet::errors::ParquetError),
+    /// The Parquet reader panicked on a malformed file.
+    #[error("not a readable Parquet file (the reader failed)")]
+    ReaderPanicked,
+    /// A Parquet row could not be read.
+    #[error("{0}")]
+    Row(#[source] parquet::errors::ParquetError),
+    /// A field of an index entry or a Parquet row is not what it must be.
+    #[error("{0}")]
+    Field(String),
+    /// A sequence number does not fit Parquet's int64.
+    #[error("sequence {0} is out of range")]
+    SequenceRange(u64),
+    /// The Parquet file just written cannot be read back.
+    #[error("read back: {0}")]
+    ReadBack(#[source] Box<CompactError>),
+    /// The Parquet file read back is not what was written.
+    #[error("read back differs from what was written")]
+    ReadBackDiffers,
+    /// The Parquet file read back differs at this record.
+    #[error("read back differs at {0}")]
+    ReadBackDiffersAt(String),
+    /// The attestation cannot be serialized.
+    #[error("{0}")]
+    Serialize(#[source] serde_json::Error),
+    /// The attestation cannot be signed.
+    #[error("{0}")]
+    Sign(#[source] crate::evidence::keys::KeyError),
+    /// The runtime for an `s3://` store cannot start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// An S3 request failed (`op` names it, e.g. `PUT s3://bucket/key`).
+    #[error("{op}: {detail}")]
+    S3 {
+        /// The request.
+        op: String,
+        /// What the S3 client or server said.
+        detail: String,
+    },
+    /// An S3 request could not be built.
+    #[error("{0}")]
+    S3Request(#[source] aws_sdk_s3::error::BuildError),
+    /// The bucket could not be copied for compaction.
+    #[error(transparent)]
+    Mirror(#[from] crate::sinks::s3::MirrorError),
+    /// DeleteObjects refused to delete an object.
+    #[error(
+        "DeleteObjects s3://{bucket}/{key}: {message} (the Parquet index is uploaded; the old files stay)"
+    )]
+    DeleteRefused {
+        /// The bucket.
+        bucket: String,
+        /// The object.
+        key: String,
+        /// The server's message.
+        message: String,
+    },
+    /// No temporary directory for a day of an `s3://` store.
+    #[error("cannot create a temporary directory: {0}")]
+    TempDir(#[source] std::io::Error),
+}
+
+impl CompactError {
+    /// This error, about `at`.
+    pub(crate) fn at(self, at: impl std::fmt::Display) -> CompactError {
+        CompactError::At {
+            at: at.to_string(),
+            source: Box::new(self),
+        }
+    }
+
+    /// A `map_err` function for an I/O error on `path`.
+    pub(crate) fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| CompactError::Io { path, what, source }
+    }
+}
+
 fn name_of<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
@@ -136,21 +320,25 @@ fn name_of<T: Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-fn parse_name<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, String> {
+fn parse_name<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, CompactError> {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
-        .map_err(|_| format!("`{s}` is not a {what}"))
+        .map_err(|_| CompactError::Field(format!("`{s}` is not a {what}")))
 }
 
-fn millis(collected_at: &str) -> Result<i64, String> {
+fn millis(collected_at: &str) -> Result<i64, CompactError> {
     chrono::DateTime::parse_from_rfc3339(collected_at)
         .map(|t| t.timestamp_millis())
-        .map_err(|e| format!("collected_at `{collected_at}` is not RFC 3339: {e}"))
+        .map_err(|e| {
+            CompactError::Field(format!(
+                "collected_at `{collected_at}` is not RFC 3339: {e}"
+            ))
+        })
 }
 
-fn from_millis(ms: i64) -> Result<String, String> {
+fn from_millis(ms: i64) -> Result<String, CompactError> {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .ok_or_else(|| format!("collected_at {ms} ms is out of range"))
+        .ok_or_else(|| CompactError::Field(format!("collected_at {ms} ms is out of range")))
 }
 
 /// Values and definition/repetition levels of a required `LIST<STRING>` column.
@@ -174,8 +362,8 @@ fn list_column<'a>(
 
 /// Encodes index entries as a Parquet file ([`SCHEMA`], zstd). Deterministic: the same
 /// entries give the same bytes.
-pub fn write_parquet(entries: &[IndexEntry]) -> Result<Vec<u8>, String> {
-    let err = |e: parquet::errors::ParquetError| format!("cannot write Parquet: {e}");
+pub fn write_parquet(entries: &[IndexEntry]) -> Result<Vec<u8>, CompactError> {
+    let err = CompactError::ParquetWrite;
     let schema = Arc::new(parquet::schema::parser::parse_message_type(SCHEMA).map_err(err)?);
     let props = Arc::new(
         WriterProperties::builder()
@@ -201,7 +389,7 @@ pub fn write_parquet(entries: &[IndexEntry]) -> Result<Vec<u8>, String> {
         times.push(millis(&e.collected_at)?);
         sequences.push(
             i64::try_from(e.sequence)
-                .map_err(|_| format!("{}: sequence {} is out of range", e.key, e.sequence))?,
+                .map_err(|_| CompactError::SequenceRange(e.sequence).at(&e.key))?,
         );
     }
     let strings = |f: &dyn Fn(&IndexEntry) -> &str| -> Vec<ByteArray> {
@@ -261,11 +449,8 @@ pub fn write_parquet(entries: &[IndexEntry]) -> Result<Vec<u8>, String> {
     let mut column = |write: &mut dyn FnMut(
         &mut parquet::file::writer::SerializedColumnWriter<'_>,
     ) -> parquet::errors::Result<usize>|
-     -> Result<(), String> {
-        let mut c = rg
-            .next_column()
-            .map_err(err)?
-            .ok_or("cannot write Parquet: schema has fewer columns than written")?;
+     -> Result<(), CompactError> {
+        let mut c = rg.next_column().map_err(err)?.ok_or(CompactError::Schema)?;
         write(&mut c).map_err(err)?;
         c.close().map_err(err)
     };
@@ -322,48 +507,54 @@ fn columns(row: &Row) -> HashMap<&str, &Field> {
         .collect()
 }
 
-fn string(cols: &HashMap<&str, &Field>, name: &str) -> Result<Option<String>, String> {
+fn string(cols: &HashMap<&str, &Field>, name: &str) -> Result<Option<String>, CompactError> {
     match cols.get(name) {
         Some(Field::Str(s)) => Ok(Some(s.clone())),
         Some(Field::Null) | None => Ok(None),
-        Some(other) => Err(format!("column {name}: expected a string, found {other}")),
+        Some(other) => Err(CompactError::Field(format!(
+            "column {name}: expected a string, found {other}"
+        ))),
     }
 }
 
-fn required(cols: &HashMap<&str, &Field>, name: &str) -> Result<String, String> {
-    string(cols, name)?.ok_or_else(|| format!("column {name} is missing"))
+fn required(cols: &HashMap<&str, &Field>, name: &str) -> Result<String, CompactError> {
+    string(cols, name)?.ok_or_else(|| CompactError::Field(format!("column {name} is missing")))
 }
 
-fn strings(field: Option<&&Field>, name: &str) -> Result<Vec<String>, String> {
+fn strings(field: Option<&&Field>, name: &str) -> Result<Vec<String>, CompactError> {
     match field {
         Some(Field::ListInternal(list)) => list
             .elements()
             .iter()
             .map(|f| match f {
                 Field::Str(s) => Ok(s.clone()),
-                other => Err(format!("column {name}: expected strings, found {other}")),
+                other => Err(CompactError::Field(format!(
+                    "column {name}: expected strings, found {other}"
+                ))),
             })
             .collect(),
         Some(Field::Null) | None => Ok(Vec::new()),
-        Some(other) => Err(format!("column {name}: expected a list, found {other}")),
+        Some(other) => Err(CompactError::Field(format!(
+            "column {name}: expected a list, found {other}"
+        ))),
     }
 }
 
-fn entry_of(row: &Row) -> Result<IndexEntry, String> {
+fn entry_of(row: &Row) -> Result<IndexEntry, CompactError> {
+    let field = |m: &str| CompactError::Field(m.to_string());
     let cols = columns(row);
     let sequence = match cols.get("sequence") {
-        Some(Field::Long(n)) => {
-            u64::try_from(*n).map_err(|_| format!("sequence {n} is negative"))?
-        }
-        _ => return Err("column sequence is missing or not int64".into()),
+        Some(Field::Long(n)) => u64::try_from(*n)
+            .map_err(|_| CompactError::Field(format!("sequence {n} is negative")))?,
+        _ => return Err(field("column sequence is missing or not int64")),
     };
     let collected_at = match cols.get("collected_at") {
         Some(Field::TimestampMillis(ms)) => from_millis(*ms)?,
-        _ => return Err("column collected_at is missing or not a timestamp".into()),
+        _ => return Err(field("column collected_at is missing or not a timestamp")),
     };
     let error = match cols.get("error") {
         Some(Field::Bool(b)) => *b,
-        _ => return Err("column error is missing or not a boolean".into()),
+        _ => return Err(field("column error is missing or not a boolean")),
     };
     let mut checks = BTreeMap::new();
     let mut check_controls = BTreeMap::new();
@@ -371,7 +562,9 @@ fn entry_of(row: &Row) -> Result<IndexEntry, String> {
         Some(Field::ListInternal(list)) => {
             for f in list.elements() {
                 let Field::Group(g) = f else {
-                    return Err(format!("column checks: expected a struct, found {f}"));
+                    return Err(CompactError::Field(format!(
+                        "column checks: expected a struct, found {f}"
+                    )));
                 };
                 let c = columns(g);
                 let id = required(&c, "id")?;
@@ -384,7 +577,11 @@ fn entry_of(row: &Row) -> Result<IndexEntry, String> {
             }
         }
         Some(Field::Null) | None => {}
-        Some(other) => return Err(format!("column checks: expected a list, found {other}")),
+        Some(other) => {
+            return Err(CompactError::Field(format!(
+                "column checks: expected a list, found {other}"
+            )));
+        }
     }
     Ok(IndexEntry {
         key: required(&cols, "key")?,
@@ -407,52 +604,50 @@ fn entry_of(row: &Row) -> Result<IndexEntry, String> {
 }
 
 /// Reads a compacted index file's rows. A malformed file is an error, never a panic.
-pub fn read_parquet(path: &Path) -> Result<Vec<IndexEntry>, String> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read: {e}"))?
-        .len();
+pub fn read_parquet(path: &Path) -> Result<Vec<IndexEntry>, CompactError> {
+    let len = std::fs::metadata(path).map_err(CompactError::Read)?.len();
     if len > MAX_INDEX_BYTES {
-        return Err(format!(
-            "larger than {MAX_INDEX_BYTES} bytes: not an index file"
-        ));
+        return Err(CompactError::NotAnIndexFile);
     }
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let file = std::fs::File::open(path).map_err(CompactError::Read)?;
     // The Parquet reader is not hardened against every malformed file: contain a panic.
-    std::panic::catch_unwind(move || -> Result<Vec<IndexEntry>, String> {
-        let reader = SerializedFileReader::new(file)
-            .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    std::panic::catch_unwind(move || -> Result<Vec<IndexEntry>, CompactError> {
+        let reader = SerializedFileReader::new(file).map_err(CompactError::NotParquet)?;
         let rows = reader
             .get_row_iter(None)
-            .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+            .map_err(CompactError::NotParquet)?;
         let mut out = Vec::new();
         for (n, row) in rows.enumerate() {
-            let row = row.map_err(|e| format!("row {}: {e}", n + 1))?;
-            out.push(entry_of(&row).map_err(|e| format!("row {}: {e}", n + 1))?);
+            let at = |e: CompactError| e.at(format_args!("row {}", n + 1));
+            let row = row.map_err(|e| at(CompactError::Row(e)))?;
+            out.push(entry_of(&row).map_err(at)?);
         }
         Ok(out)
     })
-    .unwrap_or_else(|_| Err("not a readable Parquet file (the reader failed)".into()))
+    .unwrap_or_else(|_| Err(CompactError::ReaderPanicked))
 }
 
-fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, CompactError> {
+    let f = std::fs::File::open(path).map_err(CompactError::Read)?;
     let mut buf = Vec::new();
     f.take(max + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read: {e}"))?;
+        .map_err(CompactError::Read)?;
     if buf.len() as u64 > max {
-        return Err(format!("larger than {max} bytes"));
+        return Err(CompactError::TooLarge(max));
     }
     Ok(buf)
 }
 
-fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf, std::fs::FileType)>, String> {
+fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf, std::fs::FileType)>, CompactError> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| format!("{}: cannot list: {e}", dir.display()))? {
-        let e = e.map_err(|e| format!("{}: cannot list: {e}", dir.display()))?;
-        let t = e
-            .file_type()
-            .map_err(|err| format!("{}: {err}", e.path().display()))?;
+    let io = || CompactError::io(dir, "cannot list");
+    for e in std::fs::read_dir(dir).map_err(io())? {
+        let e = e.map_err(io())?;
+        let t = e.file_type().map_err(|source| CompactError::FileType {
+            path: e.path(),
+            source,
+        })?;
         out.push((e.file_name().to_string_lossy().into_owned(), e.path(), t));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -470,8 +665,9 @@ pub fn published_keys(root: &Path) -> HashMap<String, VerifyingKey> {
         if !t.is_file() || !name.ends_with(".pub.pem") {
             continue;
         }
-        if let Ok(k) = read_bounded(&path, 64 * 1024)
-            .and_then(|b| VerifyingKey::from_pem(&b, &name).map_err(|e| e.to_string()))
+        if let Some(k) = read_bounded(&path, 64 * 1024)
+            .ok()
+            .and_then(|b| VerifyingKey::from_pem(&b, &name).ok())
         {
             keys.insert(k.keyid().to_string(), k);
         }
@@ -480,13 +676,15 @@ pub fn published_keys(root: &Path) -> HashMap<String, VerifyingKey> {
 }
 
 /// Checks the envelope's signature by a published key and returns its payload.
-fn signed_payload(bytes: &[u8], keys: &HashMap<String, VerifyingKey>) -> Result<Vec<u8>, String> {
-    let env: Envelope =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+fn signed_payload(
+    bytes: &[u8],
+    keys: &HashMap<String, VerifyingKey>,
+) -> Result<Vec<u8>, CompactError> {
+    let env: Envelope = serde_json::from_slice(bytes).map_err(CompactError::NotEnvelope)?;
     if env.payload_type != PAYLOAD_TYPE {
-        return Err(format!("payloadType `{}` is not in-toto", env.payload_type));
+        return Err(CompactError::PayloadType(env.payload_type));
     }
-    let payload = env.payload_bytes()?;
+    let payload = env.payload_bytes().map_err(CompactError::Payload)?;
     let msg = pae(PAYLOAD_TYPE, &payload);
     let b64 = &base64::engine::general_purpose::STANDARD;
     let mut unknown = Vec::new();
@@ -499,15 +697,12 @@ fn signed_payload(bytes: &[u8], keys: &HashMap<String, VerifyingKey>) -> Result<
         if k.verify(&msg, &sig) {
             return Ok(payload);
         }
-        return Err(format!("bad signature by key {}", s.keyid));
+        return Err(CompactError::BadSignature(s.keyid.clone()));
     }
     Err(if unknown.is_empty() {
-        "no signature".into()
+        CompactError::Unsigned
     } else {
-        format!(
-            "signed by unknown key {} (not published under keys/)",
-            unknown.join(", ")
-        )
+        CompactError::UnknownKey(unknown)
     })
 }
 
@@ -517,22 +712,19 @@ fn entry_from_record(
     root: &Path,
     line: &IndexEntry,
     keys: &HashMap<String, VerifyingKey>,
-) -> Result<(IndexEntry, String), String> {
+) -> Result<(IndexEntry, String), CompactError> {
     if line.key.split('/').any(|p| p == ".." || p.is_empty()) || !line.key.starts_with("records/") {
-        return Err(format!("index line names `{}`, not a record key", line.key));
+        return Err(CompactError::NotRecordKey(line.key.clone()));
     }
-    let bytes = read_bounded(&root.join(&line.key), MAX_RECORD_BYTES)
-        .map_err(|e| format!("{}: {e}", line.key))?;
+    let at = |e: CompactError| e.at(&line.key);
+    let bytes = read_bounded(&root.join(&line.key), MAX_RECORD_BYTES).map_err(at)?;
     if sha256_hex(&bytes) != line.digest {
-        return Err(format!(
-            "{}: content differs from the index line's digest",
-            line.key
-        ));
+        return Err(at(CompactError::DigestMismatch));
     }
-    signed_payload(&bytes, keys).map_err(|e| format!("{}: {e}", line.key))?;
-    let o = Outgoing::from_bytes(bytes).map_err(|e| format!("{}: {e}", line.key))?;
+    signed_payload(&bytes, keys).map_err(at)?;
+    let o = Outgoing::from_bytes(bytes).map_err(|e| at(e.into()))?;
     if o.key != line.key {
-        return Err(format!("{}: its content belongs at {}", line.key, o.key));
+        return Err(at(CompactError::Misplaced(o.key)));
     }
     Ok((o.index_entry(), partition(&o.summary)))
 }
@@ -552,29 +744,26 @@ pub struct Options {
 /// and one attestation (signed by `key`) per partition. A partition that cannot be
 /// compacted (a line that does not match its record, an unreadable file) is left as it was
 /// and reported in [`Outcome::errors`].
-pub fn compact_dir(root: &Path, key: &SigningKey, opts: &Options) -> Result<Outcome, String> {
+pub fn compact_dir(root: &Path, key: &SigningKey, opts: &Options) -> Result<Outcome, CompactError> {
     if let Some(d) = &opts.day {
         chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| format!("--day `{d}` is not a date (YYYY-MM-DD)"))?;
+            .map_err(|_| CompactError::Day(d.clone()))?;
         if d.as_str() >= opts.today.as_str() {
-            return Err(format!(
-                "day {d} is not closed yet (today is {} UTC): only past days are compacted",
-                opts.today
-            ));
+            return Err(CompactError::OpenDay {
+                day: d.clone(),
+                today: opts.today.clone(),
+            });
         }
     }
     let index = root.join("index");
     if !index.is_dir() {
-        return Err(format!(
-            "{}: no index/ directory: not an Evident store",
-            root.display()
-        ));
+        return Err(CompactError::NotAStore(root.to_path_buf()));
     }
     // The compaction key must be published for verify to check the attestations.
     let key_path = root.join(crate::store::key_key(key.keyid()));
     if !key_path.exists() {
         crate::durable::write_new(&key_path, key.public_pem().as_bytes(), 0o644)
-            .map_err(|e| format!("{}: cannot write: {e}", key_path.display()))?;
+            .map_err(CompactError::io(&key_path, "cannot write"))?;
     }
     let keys = published_keys(root);
     let mut parts = Vec::new();
@@ -618,7 +807,7 @@ pub fn compact_dir(root: &Path, key: &SigningKey, opts: &Options) -> Result<Outc
                         {
                             outcome.errors.push(Problem {
                                 key: format!("index/{part}"),
-                                message: e,
+                                message: e.to_string(),
                             });
                         }
                     }
@@ -685,7 +874,7 @@ fn compact_partition(
     keys: &HashMap<String, VerifyingKey>,
     opts: &Options,
     outcome: &mut Outcome,
-) -> Result<(), String> {
+) -> Result<(), CompactError> {
     let mut replaced = Vec::new();
     let mut files = Vec::new();
     let mut rows: BTreeMap<(String, String, u64, String), IndexEntry> = BTreeMap::new();
@@ -694,22 +883,19 @@ fn compact_partition(
             continue;
         }
         let rel = format!("index/{part}/{name}");
-        let bytes = read_bounded(&path, MAX_INDEX_BYTES).map_err(|e| format!("{rel}: {e}"))?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| format!("{rel}: not UTF-8"))?;
+        let bytes = read_bounded(&path, MAX_INDEX_BYTES).map_err(|e| e.at(&rel))?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| CompactError::NotUtf8.at(&rel))?;
         for (n, line) in text
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            let line: IndexEntry = serde_json::from_str(line)
-                .map_err(|e| format!("{rel}:{}: not an index entry: {e}", n + 1))?;
-            let (entry, own) = entry_from_record(root, &line, keys)
-                .map_err(|e| format!("{rel}:{}: {e}", n + 1))?;
+            let at = |e: CompactError| e.at(format_args!("{rel}:{}", n + 1));
+            let line: IndexEntry =
+                serde_json::from_str(line).map_err(|e| at(CompactError::NotIndexEntry(e)))?;
+            let (entry, own) = entry_from_record(root, &line, keys).map_err(at)?;
             if own != part {
-                return Err(format!(
-                    "{rel}:{}: the record belongs to partition {own}",
-                    n + 1
-                ));
+                return Err(at(CompactError::OtherPartition(own)));
             }
             rows.insert(
                 (
@@ -735,21 +921,20 @@ fn compact_partition(
     let parquet = write_parquet(&entries)?;
     let digest = sha256_hex(&parquet);
     let out_dir = root.join(DIR).join(part);
-    std::fs::create_dir_all(&out_dir)
-        .map_err(|e| format!("{}: cannot create: {e}", out_dir.display()))?;
+    std::fs::create_dir_all(&out_dir).map_err(CompactError::io(&out_dir, "cannot create"))?;
     let file_name = format!("index-{}.parquet", &digest[..12]);
     let rel = format!("{DIR}/{part}/{file_name}");
     let path = out_dir.join(&file_name);
-    write_synced(&path, &parquet).map_err(|e| format!("{rel}: cannot write: {e}"))?;
+    write_synced(&path, &parquet).map_err(CompactError::io(Path::new(&rel), "cannot write"))?;
     // Read back what is on disk before anything is removed.
-    let back = read_parquet(&path).map_err(|e| format!("{rel}: read back: {e}"))?;
-    let on_disk = read_bounded(&path, MAX_INDEX_BYTES).map_err(|e| format!("{rel}: {e}"))?;
+    let back = read_parquet(&path).map_err(|e| CompactError::ReadBack(Box::new(e)).at(&rel))?;
+    let on_disk = read_bounded(&path, MAX_INDEX_BYTES).map_err(|e| e.at(&rel))?;
     if sha256_hex(&on_disk) != digest || back.len() != entries.len() {
-        return Err(format!("{rel}: read back differs from what was written"));
+        return Err(CompactError::ReadBackDiffers.at(&rel));
     }
     for (a, b) in back.iter().zip(&entries) {
         if a.key != b.key || a.digest != b.digest || a.checks != b.checks {
-            return Err(format!("{rel}: read back differs at {}", b.key));
+            return Err(CompactError::ReadBackDiffersAt(b.key.clone()).at(&rel));
         }
     }
     let (d, h) = part.split_once('/').unwrap_or((part, ""));
@@ -769,17 +954,15 @@ fn compact_partition(
             replaced: replaced.clone(),
         },
     };
-    let payload = serde_json::to_vec(&statement).map_err(|e| e.to_string())?;
-    let env = Envelope::sign(&payload, key).map_err(|e| e.to_string())?;
+    let payload = serde_json::to_vec(&statement).map_err(CompactError::Serialize)?;
+    let env = Envelope::sign(&payload, key).map_err(CompactError::Sign)?;
     let att = out_dir.join(format!("_index-{}.dsse.json", &digest[..12]));
-    write_synced(&att, &env.to_bytes())
-        .map_err(|e| format!("{}: cannot write: {e}", att.display()))?;
-    crate::durable::sync_dir(&out_dir)
-        .map_err(|e| format!("{}: cannot sync: {e}", out_dir.display()))?;
+    write_synced(&att, &env.to_bytes()).map_err(CompactError::io(&att, "cannot write"))?;
+    crate::durable::sync_dir(&out_dir).map_err(CompactError::io(&out_dir, "cannot sync"))?;
     // Both durable: now the small files may go. (A removal lost in a crash only leaves a
     // file that the next run compacts again into the same Parquet file.)
     for f in &files {
-        std::fs::remove_file(f).map_err(|e| format!("{}: cannot remove: {e}", f.display()))?;
+        std::fs::remove_file(f).map_err(CompactError::io(f, "cannot remove"))?;
     }
     let _ = std::fs::remove_dir(dir);
     outcome.partitions += 1;
@@ -801,7 +984,7 @@ pub fn run_cli(
     day: Option<String>,
     key: &SigningKey,
     json: bool,
-) -> Result<std::process::ExitCode, String> {
+) -> Result<std::process::ExitCode, CompactError> {
     let now = chrono::Utc::now();
     let opts = Options {
         day,
@@ -822,7 +1005,7 @@ pub fn run_cli(
                 .worker_threads(2)
                 .enable_all()
                 .build()
-                .map_err(|e| format!("cannot start the runtime: {e}"))?
+                .map_err(CompactError::Runtime)?
                 .block_on(crate::compact_s3::compact(&loc, key, &opts))?
         }
         None => compact_dir(Path::new(store), key, &opts)?,
@@ -830,7 +1013,7 @@ pub fn run_cli(
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&outcome).map_err(|e| e.to_string())?
+            serde_json::to_string_pretty(&outcome).map_err(CompactError::Serialize)?
         );
     } else {
         for p in &outcome.errors {
@@ -899,12 +1082,12 @@ pub fn verified_entries(
             .and_then(|b| signed_payload(&b, keys))
             .and_then(|p| {
                 serde_json::from_slice::<Statement<Compaction>>(&p)
-                    .map_err(|e| format!("not a compaction attestation: {e}"))
+                    .map_err(CompactError::NotAttestation)
             });
         let st = match parsed {
             Ok(st) => st,
             Err(e) => {
-                bad(rel, e);
+                bad(rel, e.to_string());
                 continue;
             }
         };
@@ -953,14 +1136,14 @@ pub fn verified_entries(
                 continue;
             }
             Err(e) => {
-                bad(rel, e);
+                bad(rel, e.to_string());
                 continue;
             }
         }
         let rows = match read_parquet(&path) {
             Ok(r) => r,
             Err(e) => {
-                bad(rel, e);
+                bad(rel, e.to_string());
                 continue;
             }
         };
@@ -1008,7 +1191,7 @@ fn walk(
 ) {
     let list = match list_dir(dir) {
         Ok(l) => l,
-        Err(e) => return bad(rel.to_string(), e),
+        Err(e) => return bad(rel.to_string(), e.to_string()),
     };
     for (name, path, t) in list {
         let r = format!("{rel}/{name}");
@@ -1099,6 +1282,28 @@ mod tests {
         std::fs::write(&p, &bytes).expect("file");
         assert!(read_parquet(&p).is_err());
         std::fs::write(&p, b"PAR1 not really").expect("file");
-        assert!(read_parquet(&p).is_err());
+        assert!(matches!(
+            read_parquet(&p),
+            Err(CompactError::NotParquet(_) | CompactError::ReaderPanicked)
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_keep_the_cause() {
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("gone.parquet");
+        let e = read_parquet(&missing).expect_err("missing file");
+        let CompactError::Read(io) = &e else {
+            panic!("not a read error: {e:?}");
+        };
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        let at = e.at("parquet/date=2026-11-20/host=h/index-0.parquet");
+        assert!(
+            at.to_string()
+                .starts_with("parquet/date=2026-11-20/host=h/index-0.parquet: cannot read: "),
+            "{at}"
+        );
+        let cause = std::error::Error::source(&at).expect("the wrapped error");
+        assert!(cause.to_string().starts_with("cannot read: "), "{cause}");
     }
 }

@@ -5,7 +5,7 @@
 //! their attestations are uploaded (each PUT with its SHA-256 checksum), and only then are
 //! the replaced index objects deleted (`DeleteObjects`, 1,000 keys a request).
 
-use crate::compact::{Options, Outcome};
+use crate::compact::{CompactError, Options, Outcome};
 use crate::config::S3Sink as Config;
 use crate::evidence::keys::SigningKey;
 use crate::sinks::s3::{client, describe, join, mirror};
@@ -49,7 +49,7 @@ impl Location {
     }
 }
 
-async fn put(client: &Client, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), String> {
+async fn put(client: &Client, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), CompactError> {
     let checksum = base64::engine::general_purpose::STANDARD
         .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref());
     client
@@ -62,11 +62,14 @@ async fn put(client: &Client, bucket: &str, key: &str, bytes: Vec<u8>) -> Result
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| format!("PUT s3://{bucket}/{key}: {}", describe(&e)))
+        .map_err(|e| CompactError::S3 {
+            op: format!("PUT s3://{bucket}/{key}"),
+            detail: describe(&e),
+        })
 }
 
 /// The `date=YYYY-MM-DD` values under `prefix/index/`.
-async fn days(client: &Client, loc: &Location) -> Result<Vec<String>, String> {
+async fn days(client: &Client, loc: &Location) -> Result<Vec<String>, CompactError> {
     let under = format!("{}/", join(&loc.prefix, "index"));
     let mut pages = client
         .list_objects_v2()
@@ -77,8 +80,10 @@ async fn days(client: &Client, loc: &Location) -> Result<Vec<String>, String> {
         .send();
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| format!("listing s3://{}/{under}: {}", loc.bucket, describe(&e)))?;
+        let page = page.map_err(|e| CompactError::S3 {
+            op: format!("listing s3://{}/{under}", loc.bucket),
+            detail: describe(&e),
+        })?;
         for p in page.common_prefixes() {
             if let Some(d) = p
                 .prefix()
@@ -95,14 +100,18 @@ async fn days(client: &Client, loc: &Location) -> Result<Vec<String>, String> {
 }
 
 /// Compacts a bucket's closed days (see the module documentation).
-pub async fn compact(loc: &Location, key: &SigningKey, opts: &Options) -> Result<Outcome, String> {
+pub async fn compact(
+    loc: &Location,
+    key: &SigningKey,
+    opts: &Options,
+) -> Result<Outcome, CompactError> {
     if let Some(d) = &opts.day
         && d.as_str() >= opts.today.as_str()
     {
-        return Err(format!(
-            "day {d} is not closed yet (today is {} UTC): only past days are compacted",
-            opts.today
-        ));
+        return Err(CompactError::OpenDay {
+            day: d.clone(),
+            today: opts.today.clone(),
+        });
     }
     let client = client(&loc.config("")).await;
     let mut total = Outcome::default();
@@ -113,7 +122,7 @@ pub async fn compact(loc: &Location, key: &SigningKey, opts: &Options) -> Result
         let tmp = tempfile::Builder::new()
             .prefix("evident-compact-")
             .tempdir()
-            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+            .map_err(CompactError::TempDir)?;
         let root = tmp.path();
         let part = format!("date={day}");
         mirror(&loc.config("keys"), &root.join("keys")).await?;
@@ -149,8 +158,10 @@ pub async fn compact(loc: &Location, key: &SigningKey, opts: &Options) -> Result
             // The Parquet file first, then its attestation: a file without one is a
             // problem `verify` names, never a silent pass.
             for obj in [rel.as_str(), att.as_str()] {
-                let bytes = std::fs::read(root.join(obj))
-                    .map_err(|e| format!("{obj}: cannot read the compacted file: {e}"))?;
+                let bytes = std::fs::read(root.join(obj)).map_err(CompactError::io(
+                    std::path::Path::new(obj),
+                    "cannot read the compacted file",
+                ))?;
                 put(&client, &loc.bucket, &join(&loc.prefix, obj), bytes).await?;
             }
         }
@@ -165,26 +176,28 @@ pub async fn compact(loc: &Location, key: &SigningKey, opts: &Options) -> Result
                 .iter()
                 .map(|k| ObjectIdentifier::builder().key(k).build())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
+                .map_err(CompactError::S3Request)?;
             let delete = Delete::builder()
                 .set_objects(Some(objects))
                 .quiet(true)
                 .build()
-                .map_err(|e| e.to_string())?;
+                .map_err(CompactError::S3Request)?;
             let out = client
                 .delete_objects()
                 .bucket(&loc.bucket)
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|e| format!("DeleteObjects in s3://{}: {}", loc.bucket, describe(&e)))?;
+                .map_err(|e| CompactError::S3 {
+                    op: format!("DeleteObjects in s3://{}", loc.bucket),
+                    detail: describe(&e),
+                })?;
             if let Some(e) = out.errors().first() {
-                return Err(format!(
-                    "DeleteObjects s3://{}/{}: {} (the Parquet index is uploaded; the old files stay)",
-                    loc.bucket,
-                    e.key().unwrap_or(""),
-                    e.message().unwrap_or("refused")
-                ));
+                return Err(CompactError::DeleteRefused {
+                    bucket: loc.bucket.clone(),
+                    key: e.key().unwrap_or("").to_string(),
+                    message: e.message().unwrap_or("refused").to_string(),
+                });
             }
         }
         total.partitions += outcome.partitions;

@@ -45,6 +45,16 @@ struct Inner {
     controls: Vec<(String, String, &'static str)>,
 }
 
+/// Not ready: more records wait in the spool than the backlog limit allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{waiting} records wait in the spool (limit {limit})")]
+pub struct Backlog {
+    /// Records waiting in the spool.
+    pub waiting: u64,
+    /// The limit.
+    pub limit: u64,
+}
+
 /// Shared, lock-protected counters (updated by the daemon loop, read by `/metrics`).
 #[derive(Default)]
 pub struct Metrics(Mutex<Inner>);
@@ -174,13 +184,13 @@ impl Metrics {
     }
 
     /// Ready: the backlog is within its limit.
-    pub fn ready(&self) -> Result<(), String> {
+    pub fn ready(&self) -> Result<(), Backlog> {
         self.with(|i| {
             if i.spool_records > i.backlog_limit {
-                Err(format!(
-                    "{} records wait in the spool (limit {})",
-                    i.spool_records, i.backlog_limit
-                ))
+                Err(Backlog {
+                    waiting: i.spool_records,
+                    limit: i.backlog_limit,
+                })
             } else {
                 Ok(())
             }
@@ -293,6 +303,17 @@ mod tests {
             text.contains("evident_sink_records_shipped_total{sink=\"file:./evidence\"} 3"),
             "{text}"
         );
-        assert!(m.ready().is_err());
+        let not_ready = m.ready().expect_err("11 records over a limit of 10");
+        assert_eq!(
+            not_ready,
+            Backlog {
+                waiting: 11,
+                limit: 10
+            }
+        );
+        assert_eq!(
+            not_ready.to_string(),
+            "11 records wait in the spool (limit 10)"
+        );
     }
 }

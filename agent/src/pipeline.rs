@@ -268,8 +268,7 @@ impl Agent {
             .timestamping
             .as_ref()
             .map(|t| crate::evidence::timestamp::outbox::Stamper::open(&state_dir, t))
-            .transpose()
-            .map_err(Error::Refused)?;
+            .transpose()?;
         let host = crate::host::identity(&config.agent.host_root, config.agent.hostname.as_deref());
         let files = ChainFiles::new(&state_dir);
 

@@ -6,7 +6,7 @@
 use crate::store::{IndexEntry, segment};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What to look for.
 #[derive(Debug, Clone)]
@@ -30,28 +30,57 @@ pub struct Answer {
     pub index_files: usize,
 }
 
+/// Why a query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The directory has neither `index/` nor compacted index files.
+    #[error("{}: no index/ directory: not an Evident store", .0.display())]
+    NotAStore(PathBuf),
+    /// A partition directory cannot be listed.
+    #[error("{}: {source}", path.display())]
+    List {
+        /// The directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON-lines index file cannot be read.
+    #[error(transparent)]
+    Index(#[from] evident_collectors::CollectError),
+    /// A compacted index file cannot be read.
+    #[error("{}: {source}", path.display())]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        #[source]
+        source: crate::compact::CompactError,
+    },
+}
+
 fn partition_value<'a>(name: &'a str, key: &str) -> Option<&'a str> {
     name.strip_prefix(key)?.strip_prefix('=')
 }
 
 /// Runs a query over a directory store's index.
-pub fn run(root: &Path, q: &Query) -> Result<Answer, String> {
+pub fn run(root: &Path, q: &Query) -> Result<Answer, QueryError> {
     let index = root.join("index");
     let compacted = root.join(crate::compact::DIR);
     if !index.is_dir() && !compacted.is_dir() {
-        return Err(format!(
-            "{}: no index/ directory: not an Evident store",
-            root.display()
-        ));
+        return Err(QueryError::NotAStore(root.to_path_buf()));
     }
     let since_day = q.since.map(|t| t.format("%Y-%m-%d").to_string());
     let at_day = q.at.map(|t| t.format("%Y-%m-%d").to_string());
     let host_part = q.host.as_deref().map(segment);
     let mut answer = Answer::default();
     let mut seen: BTreeMap<String, IndexEntry> = BTreeMap::new();
-    let list = |p: &Path| -> Result<Vec<std::fs::DirEntry>, String> {
+    let list = |p: &Path| -> Result<Vec<std::fs::DirEntry>, QueryError> {
         std::fs::read_dir(p)
-            .map_err(|e| format!("{}: {e}", p.display()))
+            .map_err(|source| QueryError::List {
+                path: p.to_path_buf(),
+                source,
+            })
             .map(|d| d.flatten().collect())
     };
     let bases = [index, compacted];
@@ -83,15 +112,18 @@ pub fn run(root: &Path, q: &Query) -> Result<Answer, String> {
             for file in list(&host.path())? {
                 let fname = file.file_name().to_string_lossy().into_owned();
                 let entries: Vec<IndexEntry> = if fname.ends_with(".jsonl") {
-                    let text = evident_collectors::read::text(&file.path(), 256 * 1024 * 1024)
-                        .map_err(|e| e.to_string())?;
+                    let text = evident_collectors::read::text(&file.path(), 256 * 1024 * 1024)?;
                     text.lines()
                         .filter(|l| !l.trim().is_empty())
                         .filter_map(|l| serde_json::from_str::<IndexEntry>(l).ok())
                         .collect()
                 } else if fname.starts_with("index-") && fname.ends_with(".parquet") {
-                    crate::compact::read_parquet(&file.path())
-                        .map_err(|e| format!("{}: {e}", file.path().display()))?
+                    crate::compact::read_parquet(&file.path()).map_err(|source| {
+                        QueryError::Parquet {
+                            path: file.path(),
+                            source,
+                        }
+                    })?
                 } else {
                     continue;
                 };

@@ -13,6 +13,57 @@ use std::time::Duration;
 /// so February 29 is accepted).
 const FIRE_WITHIN_DAYS: i64 = 5 * 365 + 2;
 
+/// Why a crontab expression was refused (the message names the expression or the field).
+#[derive(Debug, thiserror::Error)]
+pub enum CronError {
+    /// Not 5 fields (or 6 with seconds first).
+    #[error(
+        "crontab expression needs 5 fields (minute hour day month weekday), or 6 with seconds first; got {0}"
+    )]
+    FieldCount(usize),
+    /// A numeric weekday above 7.
+    #[error("weekday {0} is out of range 0-7")]
+    WeekdayOutOfRange(u32),
+    /// A weekday that is neither a number nor a day name.
+    #[error("unknown weekday `{0}`")]
+    UnknownWeekday(String),
+    /// A step (`*/N`) in the weekday field that is not a positive number.
+    #[error("invalid step in weekday field `{0}`")]
+    WeekdayStep(String),
+    /// A weekday range whose end is before its start (`5-1`).
+    #[error("weekday range `{0}` runs backwards")]
+    BackwardsRange(String),
+    /// The `cron` crate refused the (translated) expression.
+    #[error("invalid crontab expression `{expr}`: {source}")]
+    Invalid {
+        /// As the user wrote it.
+        expr: String,
+        /// What the `cron` crate said.
+        #[source]
+        source: cron::error::Error,
+    },
+    /// The expression parses but never fires (e.g. February 30).
+    #[error(
+        "crontab expression `{expr}` never fires in the next {years} years (a day that does not exist?)",
+        years = FIRE_WITHIN_DAYS / 365
+    )]
+    NeverFires {
+        /// As the user wrote it.
+        expr: String,
+    },
+}
+
+/// A duration that [`parse_duration`] refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid duration `{input}` (use e.g. 30s, 15m, 1h30m, 500ms, 2d): {source}")]
+pub struct DurationError {
+    /// As the user wrote it.
+    pub input: String,
+    /// What humantime said.
+    #[source]
+    pub source: humantime::DurationError,
+}
+
 /// A collector's schedule.
 #[derive(Debug, Clone)]
 pub enum Schedule {
@@ -29,34 +80,32 @@ pub enum Schedule {
 
 impl Schedule {
     /// Parses a crontab expression.
-    pub fn cron(expr: &str) -> Result<Schedule, String> {
+    pub fn cron(expr: &str) -> Result<Schedule, CronError> {
         let fields: Vec<&str> = expr.split_whitespace().collect();
         let (seconds, rest) = match fields.len() {
             5 => ("0", &fields[..]),
             6 => (fields[0], &fields[1..]),
-            n => {
-                return Err(format!(
-                    "crontab expression needs 5 fields (minute hour day month weekday), or 6 with seconds first; got {n}"
-                ));
-            }
+            n => return Err(CronError::FieldCount(n)),
         };
         let weekdays = weekday_names(rest[4])?;
         let translated = format!(
             "{seconds} {} {} {} {} {weekdays}",
             rest[0], rest[1], rest[2], rest[3]
         );
-        let schedule = cron::Schedule::from_str(&translated)
-            .map_err(|e| format!("invalid crontab expression `{expr}`: {e}"))?;
+        let schedule =
+            cron::Schedule::from_str(&translated).map_err(|source| CronError::Invalid {
+                expr: expr.to_string(),
+                source,
+            })?;
         // `0 0 30 2 *` parses but never fires: a collector that would never run is an error.
         let now = Utc::now();
         let horizon = now
             .checked_add_signed(chrono::Duration::days(FIRE_WITHIN_DAYS))
             .unwrap_or(now);
         if schedule.after(&now).next().is_none_or(|t| t > horizon) {
-            return Err(format!(
-                "crontab expression `{expr}` never fires in the next {} years (a day that does not exist?)",
-                FIRE_WITHIN_DAYS / 365
-            ));
+            return Err(CronError::NeverFires {
+                expr: expr.to_string(),
+            });
         }
         Ok(Schedule::Cron {
             source: expr.to_string(),
@@ -99,23 +148,23 @@ impl std::fmt::Display for Schedule {
 
 const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
-fn weekday_number(s: &str) -> Result<u32, String> {
+fn weekday_number(s: &str) -> Result<u32, CronError> {
     if let Ok(n) = s.parse::<u32>() {
         return if n <= 7 {
             Ok(n % 7)
         } else {
-            Err(format!("weekday {n} is out of range 0-7"))
+            Err(CronError::WeekdayOutOfRange(n))
         };
     }
     DAYS.iter()
         .position(|d| d.eq_ignore_ascii_case(s))
         .map(|p| p as u32)
-        .ok_or_else(|| format!("unknown weekday `{s}`"))
+        .ok_or_else(|| CronError::UnknownWeekday(s.to_string()))
 }
 
 /// Expands a Unix weekday field (`*`, `1-5`, `0,6`, `*/2`, `mon-fri`, `5-7`) into day names,
 /// which the `cron` crate reads without the numbering difference.
-fn weekday_names(field: &str) -> Result<String, String> {
+fn weekday_names(field: &str) -> Result<String, CronError> {
     if field == "*" || field == "?" {
         return Ok("*".to_string());
     }
@@ -127,7 +176,7 @@ fn weekday_names(field: &str) -> Result<String, String> {
                 s.parse::<u32>()
                     .ok()
                     .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("invalid step in weekday field `{part}`"))?,
+                    .ok_or_else(|| CronError::WeekdayStep(part.to_string()))?,
             ),
             None => (part, 1),
         };
@@ -138,7 +187,7 @@ fn weekday_names(field: &str) -> Result<String, String> {
             // `7` as the end of a range means Sunday at the end of the week.
             let b = if b == "7" { 7 } else { weekday_number(b)? };
             if b < a {
-                return Err(format!("weekday range `{range}` runs backwards"));
+                return Err(CronError::BackwardsRange(range.to_string()));
             }
             (a, b)
         } else {
@@ -157,9 +206,11 @@ fn weekday_names(field: &str) -> Result<String, String> {
 
 /// Parses a duration such as `90s`, `15m`, `1h30m`, `500ms` or `2d` (humantime's grammar;
 /// a value too large for a duration is an error, never a wrap-around).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration `{s}` (use e.g. 30s, 15m, 1h30m, 500ms, 2d): {e}"))
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    humantime::parse_duration(s.trim()).map_err(|source| DurationError {
+        input: s.to_string(),
+        source,
+    })
 }
 
 /// Formats a duration the way [`parse_duration`] reads it (`1h30m`, `366d`, `500ms`).
@@ -291,7 +342,8 @@ mod never_fires {
     fn a_day_that_never_comes_is_refused_and_leap_days_are_not() {
         for expr in ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6,9,11 *"] {
             let e = Schedule::cron(expr).expect_err(expr);
-            assert!(e.contains("never fires"), "{expr}: {e}");
+            assert!(matches!(e, CronError::NeverFires { .. }), "{expr}: {e}");
+            assert!(e.to_string().contains("never fires"), "{expr}: {e}");
         }
         assert!(Schedule::cron("0 0 29 2 *").is_ok());
     }

@@ -117,21 +117,43 @@ struct StatementOf<P> {
     predicate: P,
 }
 
+/// Why stored bytes are not an Evident record.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// Not JSON of a DSSE envelope.
+    #[error("not a DSSE envelope: {0}")]
+    NotEnvelope(#[source] serde_json::Error),
+    /// The envelope's payload is not base64.
+    #[error("{0}")]
+    Payload(String),
+    /// The payload is not JSON of an Evident statement.
+    #[error("payload is not an Evident statement: {0}")]
+    NotStatement(#[source] serde_json::Error),
+    /// The statement is not an in-toto Statement v1.
+    #[error("statement type `{0}` is not in-toto Statement v1")]
+    StatementType(String),
+    /// The statement's predicate is not Evident's.
+    #[error("predicate type `{0}` is not Evident's")]
+    PredicateType(String),
+}
+
 /// Reads the summary of a record from its payload bytes.
+///
+/// The error is a `String` for `verify` (whose checks collect messages); the library uses
+/// [`summary_of`].
 pub fn summarize(payload: &[u8]) -> Result<Summary, String> {
-    let st: StatementOf<Summary> = serde_json::from_slice(payload)
-        .map_err(|e| format!("payload is not an Evident statement: {e}"))?;
+    summary_of(payload).map_err(|e| e.to_string())
+}
+
+/// Reads the summary of a record from its payload bytes.
+pub fn summary_of(payload: &[u8]) -> Result<Summary, RecordError> {
+    let st: StatementOf<Summary> =
+        serde_json::from_slice(payload).map_err(RecordError::NotStatement)?;
     if st.type_ != crate::evidence::record::STATEMENT_TYPE {
-        return Err(format!(
-            "statement type `{}` is not in-toto Statement v1",
-            st.type_
-        ));
+        return Err(RecordError::StatementType(st.type_));
     }
     if st.predicate_type != crate::evidence::record::PREDICATE_TYPE {
-        return Err(format!(
-            "predicate type `{}` is not Evident's",
-            st.predicate_type
-        ));
+        return Err(RecordError::PredicateType(st.predicate_type));
     }
     Ok(st.predicate)
 }
@@ -319,10 +341,9 @@ pub struct Outgoing {
 
 impl Outgoing {
     /// Prepares an envelope for storing.
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Outgoing, String> {
-        let env: Envelope =
-            serde_json::from_slice(&bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
-        let summary = summarize(&env.payload_bytes()?)?;
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Outgoing, RecordError> {
+        let env: Envelope = serde_json::from_slice(&bytes).map_err(RecordError::NotEnvelope)?;
+        let summary = summary_of(&env.payload_bytes().map_err(RecordError::Payload)?)?;
         let digest = sha256_hex(&bytes);
         let key = record_key(&summary, &digest);
         Ok(Outgoing {

@@ -250,8 +250,8 @@ pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// Reads a file the config names (the config itself, catalogs, check files): it must be a
 /// regular file (a FIFO, device or directory is refused without blocking) of at most
 /// [`MAX_CONFIG_BYTES`], in UTF-8.
-pub fn read_config_file(path: &Path) -> Result<String, String> {
-    evident_collectors::read::text(path, MAX_CONFIG_BYTES).map_err(|e| e.to_string())
+pub fn read_config_file(path: &Path) -> Result<String, evident_collectors::CollectError> {
+    evident_collectors::read::text(path, MAX_CONFIG_BYTES)
 }
 
 /// `[agent]`: where the agent keeps its state and what it observes.
@@ -586,12 +586,30 @@ fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(s)
 }
 
-fn check_url(s: &str) -> Result<(), String> {
-    let url = reqwest::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+/// Why a configured endpoint is not a usable URL.
+#[derive(Debug, thiserror::Error)]
+enum UrlError {
+    /// It does not parse as a URL.
+    #[error("`{url}` is not a URL: {source}")]
+    Unparsable {
+        /// As configured.
+        url: String,
+        /// What the URL parser said.
+        #[source]
+        source: <reqwest::Url as std::str::FromStr>::Err,
+    },
+    /// It parses, but is not http(s) or has no host.
+    #[error("`{0}` must be an http:// or https:// URL with a host")]
+    NotHttp(String),
+}
+
+fn check_url(s: &str) -> Result<(), UrlError> {
+    let url = reqwest::Url::parse(s).map_err(|source| UrlError::Unparsable {
+        url: s.to_string(),
+        source,
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!(
-            "`{s}` must be an http:// or https:// URL with a host"
-        ));
+        return Err(UrlError::NotHttp(s.to_string()));
     }
     Ok(())
 }
@@ -999,7 +1017,7 @@ fn build_collectors(
             (Some(s), None) => match Schedule::cron(s.get_ref()) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    errs.push(src.at(Some(s.span()), &format!("{path}.schedule"), e));
+                    errs.push(src.at(Some(s.span()), &format!("{path}.schedule"), e.to_string()));
                     None
                 }
             },

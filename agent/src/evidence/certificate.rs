@@ -34,6 +34,89 @@ pub const CERTIFICATE_TYPE: &str = "https://evident.dev/key-certificate/v1";
 /// Largest certificate accepted (a certificate is about 1 KiB).
 pub const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
 
+/// Why a certificate cannot be issued, or is not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// Issuing: no host pattern given.
+    #[error("a certificate must name at least one host pattern (--host)")]
+    NoHostPattern,
+    /// Issuing: the agent id is empty.
+    #[error("the agent id is empty")]
+    EmptyAgentId,
+    /// Issuing: the validity window is empty.
+    #[error("valid_until must be after valid_from")]
+    WindowOrder,
+    /// Issuing: the statement cannot be serialized.
+    #[error("{0}")]
+    Serialize(#[source] serde_json::Error),
+    /// Issuing: the root key cannot sign.
+    #[error("{0}")]
+    Sign(#[source] crate::evidence::keys::KeyError),
+    /// Larger than [`MAX_CERTIFICATE_BYTES`].
+    #[error("larger than {MAX_CERTIFICATE_BYTES} bytes: not a key certificate")]
+    TooLarge,
+    /// Not JSON of a DSSE envelope.
+    #[error("not a DSSE envelope: {0}")]
+    NotEnvelope(#[source] serde_json::Error),
+    /// The envelope's payload type is not in-toto.
+    #[error("payloadType is not `{PAYLOAD_TYPE}`")]
+    PayloadType,
+    /// The payload is not base64.
+    #[error("{0}")]
+    Payload(String),
+    /// The payload is not a certificate statement.
+    #[error("not a key certificate statement: {0}")]
+    NotStatement(#[source] serde_json::Error),
+    /// The statement is of another predicate type.
+    #[error("predicate type `{0}` is not `{CERTIFICATE_TYPE}`")]
+    PredicateType(String),
+    /// The statement's subject is not the certified key.
+    #[error("the statement's subject is not the certified key")]
+    Subject,
+    /// The certified public key does not parse.
+    #[error("{0}")]
+    PublicKey(#[source] crate::evidence::keys::KeyError),
+    /// The certified keyid is not the public key's.
+    #[error("certifies keyid {stated} but its public key hashes to {actual}")]
+    KeyidMismatch {
+        /// The keyid the certificate states.
+        stated: String,
+        /// The keyid of its public key.
+        actual: String,
+    },
+    /// No root of the trust policy signed it (the keyids that did).
+    #[error(
+        "not signed by a root of the trust policy (signed by {})",
+        if signers.is_empty() { "nobody".to_string() } else { signers.join(", ") }
+    )]
+    NotSignedByRoot {
+        /// The keyids of its signatures.
+        signers: Vec<String>,
+    },
+    /// The named issuer is not the root that signed it.
+    #[error("names issuer {issuer} but is signed by root {root}")]
+    IssuerMismatch {
+        /// The issuer it names.
+        issuer: String,
+        /// The root whose signature verified.
+        root: String,
+    },
+    /// A validity bound is not an RFC 3339 time.
+    #[error("{field} `{value}` is not an RFC 3339 time")]
+    Time {
+        /// `valid_from` or `valid_until`.
+        field: &'static str,
+        /// As written.
+        value: String,
+    },
+    /// The validity window is empty.
+    #[error("valid_until is not after valid_from")]
+    EmptyWindow,
+    /// It names no host.
+    #[error("names no host")]
+    NoHost,
+}
+
 /// What a key certificate states.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -77,15 +160,15 @@ pub fn issue(
     hosts: &[String],
     valid_from: DateTime<Utc>,
     valid_until: DateTime<Utc>,
-) -> Result<Envelope, String> {
+) -> Result<Envelope, CertError> {
     if hosts.is_empty() {
-        return Err("a certificate must name at least one host pattern (--host)".into());
+        return Err(CertError::NoHostPattern);
     }
     if agent_id.trim().is_empty() {
-        return Err("the agent id is empty".into());
+        return Err(CertError::EmptyAgentId);
     }
     if valid_until <= valid_from {
-        return Err("valid_until must be after valid_from".into());
+        return Err(CertError::WindowOrder);
     }
     let t = |d: DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Secs, true);
     let binding = Binding {
@@ -107,63 +190,54 @@ pub fn issue(
         predicate_type: CERTIFICATE_TYPE.into(),
         predicate: &binding,
     };
-    let payload = serde_json::to_vec(&statement).map_err(|e| e.to_string())?;
-    Envelope::sign(&payload, root).map_err(|e| e.to_string())
+    let payload = serde_json::to_vec(&statement).map_err(CertError::Serialize)?;
+    Envelope::sign(&payload, root).map_err(CertError::Sign)
 }
 
 /// Reads a certificate's binding without checking its signature (the agent's own view of
 /// the certificate it publishes; `verify` always checks the signature).
-pub fn read_unverified(bytes: &[u8]) -> Result<Binding, String> {
+pub fn read_unverified(bytes: &[u8]) -> Result<Binding, CertError> {
     if bytes.len() > MAX_CERTIFICATE_BYTES {
-        return Err(format!(
-            "larger than {MAX_CERTIFICATE_BYTES} bytes: not a key certificate"
-        ));
+        return Err(CertError::TooLarge);
     }
-    let env: Envelope =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+    let env: Envelope = serde_json::from_slice(bytes).map_err(CertError::NotEnvelope)?;
     binding_of(&env)
 }
 
-fn binding_of(env: &Envelope) -> Result<Binding, String> {
+fn binding_of(env: &Envelope) -> Result<Binding, CertError> {
     if env.payload_type != PAYLOAD_TYPE {
-        return Err(format!("payloadType is not `{PAYLOAD_TYPE}`"));
+        return Err(CertError::PayloadType);
     }
-    let payload = env.payload_bytes()?;
-    let st: Statement<Binding> = serde_json::from_slice(&payload)
-        .map_err(|e| format!("not a key certificate statement: {e}"))?;
+    let payload = env.payload_bytes().map_err(CertError::Payload)?;
+    let st: Statement<Binding> =
+        serde_json::from_slice(&payload).map_err(CertError::NotStatement)?;
     if st.type_ != STATEMENT_TYPE || st.predicate_type != CERTIFICATE_TYPE {
-        return Err(format!(
-            "predicate type `{}` is not `{CERTIFICATE_TYPE}`",
-            st.predicate_type
-        ));
+        return Err(CertError::PredicateType(st.predicate_type));
     }
     let b = st.predicate;
     let subject_ok = st.subject.len() == 1
         && st.subject[0].digest.get("sha256").map(String::as_str) == Some(b.keyid.as_str());
     if !subject_ok {
-        return Err("the statement's subject is not the certified key".into());
+        return Err(CertError::Subject);
     }
     let key = VerifyingKey::from_pem(b.public_key.as_bytes(), "certificate public_key")
-        .map_err(|e| e.to_string())?;
+        .map_err(CertError::PublicKey)?;
     if key.keyid() != b.keyid {
-        return Err(format!(
-            "certifies keyid {} but its public key hashes to {}",
-            b.keyid,
-            key.keyid()
-        ));
+        return Err(CertError::KeyidMismatch {
+            stated: b.keyid,
+            actual: key.keyid().to_string(),
+        });
     }
     Ok(b)
 }
 
 /// Checks a certificate: parsed, signed by one of `roots` (keyid -> key), naming that root
 /// as issuer, with a valid window. Returns the binding when it holds.
-pub fn verify(bytes: &[u8], roots: &[(String, VerifyingKey)]) -> Result<Certified, String> {
+pub fn verify(bytes: &[u8], roots: &[(String, VerifyingKey)]) -> Result<Certified, CertError> {
     let env: Envelope = if bytes.len() > MAX_CERTIFICATE_BYTES {
-        return Err(format!(
-            "larger than {MAX_CERTIFICATE_BYTES} bytes: not a key certificate"
-        ));
+        return Err(CertError::TooLarge);
     } else {
-        serde_json::from_slice(bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?
+        serde_json::from_slice(bytes).map_err(CertError::NotEnvelope)?
     };
     verify_envelope(&env, roots)
 }
@@ -172,9 +246,9 @@ pub fn verify(bytes: &[u8], roots: &[(String, VerifyingKey)]) -> Result<Certifie
 pub fn verify_envelope(
     env: &Envelope,
     roots: &[(String, VerifyingKey)],
-) -> Result<Certified, String> {
+) -> Result<Certified, CertError> {
     let binding = binding_of(env)?;
-    let payload = env.payload_bytes()?;
+    let payload = env.payload_bytes().map_err(CertError::Payload)?;
     let msg = pae(PAYLOAD_TYPE, &payload);
     let b64 = &base64::engine::general_purpose::STANDARD;
     let signed_by_root = env.signatures.iter().find_map(|s| {
@@ -185,34 +259,31 @@ pub fn verify_envelope(
         root.verify(&msg, &sig).then(|| root.keyid().to_string())
     });
     let Some(root) = signed_by_root else {
-        let by: Vec<&str> = env.signatures.iter().map(|s| s.keyid.as_str()).collect();
-        return Err(format!(
-            "not signed by a root of the trust policy (signed by {})",
-            if by.is_empty() {
-                "nobody".to_string()
-            } else {
-                by.join(", ")
-            }
-        ));
+        return Err(CertError::NotSignedByRoot {
+            signers: env.signatures.iter().map(|s| s.keyid.clone()).collect(),
+        });
     };
     if !binding.issuer.eq_ignore_ascii_case(&root) {
-        return Err(format!(
-            "names issuer {} but is signed by root {root}",
-            binding.issuer
-        ));
+        return Err(CertError::IssuerMismatch {
+            issuer: binding.issuer,
+            root,
+        });
     }
-    let time = |s: &str, what: &str| {
+    let time = |s: &str, field: &'static str| {
         DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| format!("{what} `{s}` is not an RFC 3339 time"))
+            .map_err(|_| CertError::Time {
+                field,
+                value: s.to_string(),
+            })
     };
     let valid_from = time(&binding.valid_from, "valid_from")?;
     let valid_until = time(&binding.valid_until, "valid_until")?;
     if valid_until <= valid_from {
-        return Err("valid_until is not after valid_from".into());
+        return Err(CertError::EmptyWindow);
     }
     if binding.hosts.is_empty() {
-        return Err("names no host".into());
+        return Err(CertError::NoHost);
     }
     Ok(Certified {
         binding,
@@ -278,7 +349,11 @@ mod tests {
             other_root.keyid().to_string(),
             other_root.verifying_key().expect("vk"),
         )];
-        assert!(verify(&bytes, &wrong).is_err_and(|e| e.contains("not signed by a root")));
+        assert!(verify(&bytes, &wrong).is_err_and(|e| matches!(
+            e,
+            CertError::NotSignedByRoot { .. }
+        )
+            && e.to_string().contains("not signed by a root")));
         // A tampered binding breaks the signature.
         let mut env2 = env.clone();
         let payload = String::from_utf8(env2.payload_bytes().expect("payload"))

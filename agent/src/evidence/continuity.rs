@@ -105,7 +105,7 @@ pub fn check<'a>(
                 let c = match bytes
                     .as_ref()
                     .map_err(Clone::clone)
-                    .and_then(|b| certificate::verify(b, &roots))
+                    .and_then(|b| certificate::verify(b, &roots).map_err(|e| e.to_string()))
                 {
                     Ok(c) => c,
                     Err(e) => {

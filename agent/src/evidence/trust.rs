@@ -30,7 +30,82 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a trust policy is refused. The message names the part of the policy at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The policy file cannot be read.
+    #[error("{}: cannot read trust policy: {source}", path.display())]
+    Read {
+        /// The policy file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        #[source]
+        source: evident_collectors::CollectError,
+    },
+    /// The policy in a file is refused (the cause says why).
+    #[error("{}: {source}", path.display())]
+    InFile {
+        /// The policy file.
+        path: PathBuf,
+        /// Why the policy is refused.
+        #[source]
+        source: Box<PolicyError>,
+    },
+    /// Not TOML, or not of the policy's shape.
+    #[error("not a trust policy: {0}")]
+    Toml(#[source] toml::de::Error),
+    /// A `[[tsa]]` entry is not usable.
+    #[error(transparent)]
+    Tsa(#[from] crate::evidence::timestamp::TsaError),
+    /// An `[[agents]]` keyid is not 64 hex digits (the keyid as written, escaped).
+    #[error("agents: keyid `{0}` is not 64 hex digits")]
+    AgentKeyid(String),
+    /// An `[[agents]]` entry lists no hosts.
+    #[error("agents: key {0} lists no hosts")]
+    NoHosts(String),
+    /// The policy enrolls nothing.
+    #[error("the policy enrolls no agent key ([[agents]]) and names no root ([[roots]])")]
+    Empty,
+    /// A `[[roots]]` keyid is not 64 hex digits (the keyid as written, escaped).
+    #[error("roots: keyid `{0}` is not 64 hex digits")]
+    RootKeyid(String),
+    /// A root's `path` cannot be read.
+    #[error("roots: {}: cannot read root public key: {source}", path.display())]
+    RootRead {
+        /// The key file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        #[source]
+        source: evident_collectors::CollectError,
+    },
+    /// A root names both or neither of `path` and `public_key`.
+    #[error("roots: root {0} needs exactly one of `path` or `public_key`")]
+    RootSource(String),
+    /// A root's key is not a PEM public key.
+    #[error("roots: {origin}: not a PEM public key ({source})")]
+    RootPem {
+        /// The key file, or `root <keyid>` for an inline key.
+        origin: String,
+        /// What the PEM reader said.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// A root's key is of no supported algorithm.
+    #[error("roots: {0}")]
+    RootKey(#[source] crate::evidence::keys::KeyError),
+    /// A root's key is not the one its keyid states.
+    #[error("roots: {origin} has keyid {found}, not the stated {stated}")]
+    RootMismatch {
+        /// The key file, or `root <keyid>` for an inline key.
+        origin: String,
+        /// The key's keyid.
+        found: String,
+        /// The keyid the policy states.
+        stated: String,
+    },
+}
 
 /// An auditor's trust policy.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -102,23 +177,28 @@ pub struct Revoked {
 
 impl Policy {
     /// Reads and parses a policy file.
-    pub fn load(path: &Path) -> Result<Policy, String> {
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         // Bounded, and only a regular file (a FIFO or /dev/zero is refused, never waited on).
-        let text = crate::config::read_config_file(path)
-            .map_err(|e| format!("{}: cannot read trust policy: {e}", path.display()))?;
+        let text = crate::config::read_config_file(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Policy::parse_in(&text, base).map_err(|e| format!("{}: {e}", path.display()))
+        Policy::parse_in(&text, base).map_err(|e| PolicyError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 
     /// Parses a policy and checks it is usable (root key paths relative to the current
     /// directory).
-    pub fn parse(text: &str) -> Result<Policy, String> {
+    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
         Policy::parse_in(text, Path::new("."))
     }
 
     /// Parses a policy; root key `path`s are relative to `base`.
-    pub fn parse_in(text: &str, base: &Path) -> Result<Policy, String> {
-        let mut p: Policy = toml::from_str(text).map_err(|e| format!("not a trust policy: {e}"))?;
+    pub fn parse_in(text: &str, base: &Path) -> Result<Policy, PolicyError> {
+        let mut p: Policy = toml::from_str(text).map_err(PolicyError::Toml)?;
         p.root_der = p
             .roots
             .iter()
@@ -127,19 +207,16 @@ impl Policy {
         crate::evidence::timestamp::load_certs(&mut p.tsa, Some(base))?;
         for a in &p.agents {
             if a.keyid.len() != 64 || !a.keyid.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "agents: keyid `{}` is not 64 hex digits",
-                    a.keyid.escape_default()
+                return Err(PolicyError::AgentKeyid(
+                    a.keyid.escape_default().to_string(),
                 ));
             }
             if a.hosts.is_empty() {
-                return Err(format!("agents: key {} lists no hosts", a.keyid));
+                return Err(PolicyError::NoHosts(a.keyid.clone()));
             }
         }
         if p.agents.is_empty() && p.roots.is_empty() {
-            return Err(
-                "the policy enrolls no agent key ([[agents]]) and names no root ([[roots]])".into(),
-            );
+            return Err(PolicyError::Empty);
         }
         Ok(p)
     }
@@ -232,44 +309,40 @@ impl Policy {
 
 impl Root {
     /// Reads the root's public key and checks it has the stated keyid.
-    fn load(&self, base: &Path) -> Result<(String, Vec<u8>), String> {
+    fn load(&self, base: &Path) -> Result<(String, Vec<u8>), PolicyError> {
         use rustls_pki_types::pem::PemObject;
         let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
         if !hex64(&self.keyid) {
-            return Err(format!(
-                "roots: keyid `{}` is not 64 hex digits",
-                self.keyid.escape_default()
+            return Err(PolicyError::RootKeyid(
+                self.keyid.escape_default().to_string(),
             ));
         }
         let (text, origin) = match (&self.path, &self.public_key) {
             (Some(p), None) => {
                 let full = base.join(p);
-                let text = crate::config::read_config_file(&full).map_err(|e| {
-                    format!(
-                        "roots: {}: cannot read root public key: {e}",
-                        full.display()
-                    )
-                })?;
-                (text, full.display().to_string())
+                let origin = full.display().to_string();
+                let text = crate::config::read_config_file(&full)
+                    .map_err(|source| PolicyError::RootRead { path: full, source })?;
+                (text, origin)
             }
             (None, Some(pem)) => (pem.clone(), format!("root {}", self.keyid)),
             _ => {
-                return Err(format!(
-                    "roots: root {} needs exactly one of `path` or `public_key`",
-                    self.keyid
-                ));
+                return Err(PolicyError::RootSource(self.keyid.clone()));
             }
         };
         let der = rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(text.as_bytes())
-            .map_err(|e| format!("roots: {origin}: not a PEM public key ({e})"))?;
+            .map_err(|source| PolicyError::RootPem {
+                origin: origin.clone(),
+                source,
+            })?;
         let key = crate::evidence::keys::VerifyingKey::from_spki_der(der.as_ref(), &origin)
-            .map_err(|e| format!("roots: {e}"))?;
+            .map_err(PolicyError::RootKey)?;
         if !key.keyid().eq_ignore_ascii_case(&self.keyid) {
-            return Err(format!(
-                "roots: {origin} has keyid {}, not the stated {}",
-                key.keyid(),
-                self.keyid
-            ));
+            return Err(PolicyError::RootMismatch {
+                origin,
+                found: key.keyid().to_string(),
+                stated: self.keyid.clone(),
+            });
         }
         Ok((key.keyid().to_string(), der.as_ref().to_vec()))
     }
@@ -356,12 +429,35 @@ at = "2026-06-01T00:00:00Z"
 
     #[test]
     fn bad_policies_are_clear_errors() {
-        assert!(Policy::parse("").is_err_and(|e| e.contains("enrolls no agent")));
+        assert!(Policy::parse("").is_err_and(
+            |e| matches!(e, PolicyError::Empty) && e.to_string().contains("enrolls no agent")
+        ));
         assert!(
             Policy::parse("[[agents]]\nkeyid = \"zz\"\nagent_id = \"a\"\nhosts = [\"h\"]")
-                .is_err_and(|e| e.contains("64 hex"))
+                .is_err_and(|e| e.to_string().contains("64 hex"))
         );
-        assert!(Policy::parse("colour = 1").is_err());
+        assert!(Policy::parse("colour = 1").is_err_and(|e| matches!(e, PolicyError::Toml(_))));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("trust.toml");
+        match Policy::load(&missing) {
+            Err(e @ PolicyError::Read { .. }) => {
+                assert!(e.to_string().contains("cannot read trust policy"), "{e}");
+                let cause = std::error::Error::source(&e).expect("the read error");
+                assert!(
+                    cause.downcast_ref::<evident_collectors::CollectError>().is_some(),
+                    "{cause}"
+                );
+            }
+            other => panic!("not a read error: {other:?}"),
+        }
+        std::fs::write(&missing, "colour = 1").expect("write");
+        match Policy::load(&missing) {
+            Err(PolicyError::InFile { path, source }) => {
+                assert_eq!(path, missing);
+                assert!(matches!(*source, PolicyError::Toml(_)));
+            }
+            other => panic!("not a policy error in the file: {other:?}"),
+        }
     }
 
     #[test]
@@ -383,12 +479,25 @@ at = "2026-06-01T00:00:00Z"
         );
         assert!(Policy::parse_in(&inline, dir.path()).is_ok());
         let wrong = format!("[[roots]]\nkeyid = \"{K}\"\npath = \"root.pub.pem\"\n");
-        assert!(Policy::parse_in(&wrong, dir.path()).is_err_and(|e| e.contains("not the stated")));
+        assert!(
+            Policy::parse_in(&wrong, dir.path())
+                .is_err_and(|e| matches!(e, PolicyError::RootMismatch { .. }))
+        );
         let both =
             format!("[[roots]]\nkeyid = \"{id}\"\npath = \"root.pub.pem\"\npublic_key = \"x\"\n");
-        assert!(Policy::parse_in(&both, dir.path()).is_err_and(|e| e.contains("exactly one")));
+        assert!(
+            Policy::parse_in(&both, dir.path())
+                .is_err_and(|e| e.to_string().contains("exactly one"))
+        );
         let missing = format!("[[roots]]\nkeyid = \"{id}\"\npath = \"nope.pem\"\n");
-        assert!(Policy::parse_in(&missing, dir.path()).is_err_and(|e| e.contains("nope.pem")));
+        assert!(
+            Policy::parse_in(&missing, dir.path()).is_err_and(|e| matches!(
+                e,
+                PolicyError::RootRead { .. }
+            ) && e
+                .to_string()
+                .contains("nope.pem"))
+        );
     }
 
     #[test]

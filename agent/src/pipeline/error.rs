@@ -38,6 +38,9 @@ pub enum Error {
     /// A sink could not be built from its configuration.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The timestamping outbox or its TSA client could not be set up.
+    #[error(transparent)]
+    Timestamping(#[from] crate::evidence::timestamp::outbox::StampError),
     /// The agent refuses to go on: its state, key, certificate or spool is not what it must be
     /// (the message says what to do).
     #[error("{0}")]

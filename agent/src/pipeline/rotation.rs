@@ -132,33 +132,51 @@ pub fn load_certificate(
     Ok(Some(bytes))
 }
 
+/// How a key certificate fails to fit this agent (the message says how to fix it).
+#[derive(Debug, thiserror::Error)]
+enum Misfit {
+    /// It certifies another key.
+    #[error(
+        "the certificate is for key {certified}, not this agent's key {ours}: enroll this key (`evident trust enroll --agent-key ...`) and put its certificate here"
+    )]
+    Key { certified: String, ours: String },
+    /// It certifies another agent id.
+    #[error(
+        "the certificate is for agent id {certified}, not this agent ({ours}): enroll it again with --agent-id {ours}"
+    )]
+    AgentId { certified: String, ours: String },
+    /// None of its host patterns matches this host.
+    #[error("the certificate names hosts {hosts:?}, not this host ({host})")]
+    Host { hosts: Vec<String>, host: String },
+}
+
 fn check_binding(
     b: &certificate::Binding,
     keyid: &str,
     agent_id: &str,
     host: &Host,
-) -> Result<(), String> {
+) -> Result<(), Misfit> {
     if b.keyid != keyid {
-        return Err(format!(
-            "the certificate is for key {}, not this agent's key {keyid}: enroll this key (`evident trust enroll --agent-key ...`) and put its certificate here",
-            b.keyid
-        ));
+        return Err(Misfit::Key {
+            certified: b.keyid.clone(),
+            ours: keyid.to_string(),
+        });
     }
     if !crate::evidence::trust::matches(&b.agent_id, agent_id) {
-        return Err(format!(
-            "the certificate is for agent id {}, not this agent ({agent_id}): enroll it again with --agent-id {agent_id}",
-            b.agent_id
-        ));
+        return Err(Misfit::AgentId {
+            certified: b.agent_id.clone(),
+            ours: agent_id.to_string(),
+        });
     }
     if !b
         .hosts
         .iter()
         .any(|h| crate::evidence::trust::matches(h, &host.hostname))
     {
-        return Err(format!(
-            "the certificate names hosts {:?}, not this host ({})",
-            b.hosts, host.hostname
-        ));
+        return Err(Misfit::Host {
+            hosts: b.hosts.clone(),
+            host: host.hostname.clone(),
+        });
     }
     Ok(())
 }

@@ -485,12 +485,50 @@ async fn list_current(
     Ok(out)
 }
 
+/// Why a bucket could not be copied by [`mirror`].
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// The objects could not be listed.
+    #[error("listing s3://{bucket}/{prefix}: {detail}")]
+    List {
+        /// The bucket.
+        bucket: String,
+        /// The prefix listed.
+        prefix: String,
+        /// What the S3 client or server said.
+        detail: String,
+    },
+    /// An object could not be downloaded (GET refused, or the body broke off).
+    #[error("GET {key}: {detail}")]
+    Get {
+        /// The object.
+        key: String,
+        /// What the S3 client or server said.
+        detail: String,
+    },
+    /// A downloaded object could not be written to the local copy.
+    #[error("{}: {source}", path.display())]
+    Write {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The download limiter was closed (a bug).
+    #[error("{0}")]
+    Limiter(#[source] tokio::sync::AcquireError),
+    /// A download task failed (panicked or was cancelled).
+    #[error("{0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
 /// Downloads every current object under `s3://bucket/prefix` into `dest` (keys relative to
 /// the prefix), for `evident verify s3://...`. The listing is of object versions: a delete
 /// marker over any object, and an earlier version with other content or an earlier delete
 /// of a write-once object (record, key, per-checkpoint head), are problems. Objects over
 /// 64 MiB, or whose key is not a store path, are not downloaded and are problems.
-pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<Mirrored, String> {
+pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<Mirrored, MirrorError> {
     use crate::evidence::verify::Problem;
     let client = client(config).await;
     let prefix = {
@@ -530,7 +568,11 @@ pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<Mirrored,
             ));
             list_current(&client, bucket, &prefix)
                 .await
-                .map_err(|e| format!("listing s3://{bucket}/{prefix}: {e}"))?
+                .map_err(|detail| MirrorError::List {
+                    bucket: bucket.clone(),
+                    prefix: prefix.clone(),
+                    detail,
+                })?
         }
     };
     let mut keys = Vec::new();
@@ -603,7 +645,7 @@ pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<Mirrored,
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(MirrorError::Limiter)?;
         let path = dest.join(&rel);
         let bucket = config.bucket.clone();
         found.objects += 1;
@@ -615,21 +657,30 @@ pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<Mirrored,
                 .key(&key)
                 .send()
                 .await
-                .map_err(|e| format!("GET {key}: {}", describe(&e)))?;
+                .map_err(|e| MirrorError::Get {
+                    key: key.clone(),
+                    detail: describe(&e),
+                })?;
             let bytes = obj
                 .body
                 .collect()
                 .await
-                .map_err(|e| format!("GET {key}: {e}"))?
+                .map_err(|e| MirrorError::Get {
+                    key: key.clone(),
+                    detail: e.to_string(),
+                })?
                 .into_bytes();
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|source| MirrorError::Write {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
             }
-            std::fs::write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
+            std::fs::write(&path, &bytes).map_err(|source| MirrorError::Write { path, source })
         });
     }
     while let Some(r) = jobs.join_next().await {
-        r.map_err(|e| e.to_string())??;
+        r.map_err(MirrorError::Task)??;
     }
     Ok(found)
 }

@@ -178,7 +178,7 @@ pub fn check(
     let anchors = match tsa.filter(|t| !t.is_empty()).map(Anchors::new) {
         Some(Ok(a)) if !a.is_empty() => Some(a),
         Some(Err(e)) => {
-            out.problems.push(problem("trust policy", e));
+            out.problems.push(problem("trust policy", e.to_string()));
             None
         }
         _ => None,
@@ -258,7 +258,7 @@ pub fn check(
                                 read(&root.join(key)).and_then(|bytes| {
                                     let digest = unhex(rec.digest)
                                         .ok_or("the record's digest is not hex")?;
-                                    anchors.verify(&bytes, &digest)
+                                    anchors.verify(&bytes, &digest).map_err(|e| e.to_string())
                                 })
                             })
                             .collect()

@@ -65,6 +65,123 @@ const EKU_TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.
 /// DER value of the timeStamping key purpose (1.3.6.1.5.5.7.3.8), for webpki.
 const EKU_TIME_STAMPING_DER: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
 
+/// Why a timestamp request could not be built, or why a TSA's reply or a stored token is not
+/// accepted. The variants say what a caller can do: retry later ([`TokenError::Refused`],
+/// [`TokenError::NoRandom`]), distrust the token ([`TokenError::Altered`],
+/// [`TokenError::BadSignature`], [`TokenError::Untrusted`]), or report it as not a token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The system gave no random numbers for the request's nonce.
+    #[error("no random numbers for a nonce")]
+    NoRandom,
+    /// A DER structure does not decode or encode; `what` names it.
+    #[error("{what}: {source}")]
+    Der {
+        /// The structure (as the message names it).
+        what: String,
+        /// What the DER codec said.
+        #[source]
+        source: der::Error,
+    },
+    /// The request's digest cannot be encoded.
+    #[error("{0}")]
+    Digest(#[source] der::Error),
+    /// The TSA answered but did not grant a token.
+    #[error(
+        "the TSA refused: status {status}{}{}",
+        if text.is_empty() { "" } else { ": " },
+        text.join("; ")
+    )]
+    Refused {
+        /// The PKIStatus.
+        status: String,
+        /// The TSA's status strings.
+        text: Vec<String>,
+    },
+    /// The reply or token decodes but is not an RFC 3161 token as the RFC wants it.
+    #[error("{0}")]
+    Malformed(String),
+    /// The token stamps another hash algorithm than SHA-256.
+    #[error("the token stamps a {0} hash, not SHA-256")]
+    OtherHash(ObjectIdentifier),
+    /// The token stamps another digest than the checkpoint's.
+    #[error("the token stamps digest {stamped}, not the checkpoint's {expected}")]
+    OtherDigest {
+        /// The stamped digest (hex).
+        stamped: String,
+        /// The checkpoint's digest (hex).
+        expected: String,
+    },
+    /// The reply does not carry the request's nonce.
+    #[error("the reply does not carry the nonce of the request (a replayed or foreign reply)")]
+    Nonce,
+    /// The signed attributes do not match what they sign or name (the token was altered or
+    /// its signer swapped).
+    #[error("{0}")]
+    Altered(&'static str),
+    /// The signature is not by the signer certificate's key.
+    #[error("bad signature: the token was not signed by the key of {signer}")]
+    BadSignature {
+        /// The signer certificate's subject.
+        signer: String,
+    },
+    /// The signer is not (or was not at genTime) a TSA of the trust policy.
+    #[error("{0}")]
+    Untrusted(String),
+    /// An algorithm the verifier does not support.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A [`TokenError::Der`] for `what`.
+fn der_err(what: impl Into<String>) -> impl FnOnce(der::Error) -> TokenError {
+    let what = what.into();
+    move |source| TokenError::Der { what, source }
+}
+
+/// Why the `[[tsa]]` entries of a trust policy are not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum TsaError {
+    /// A `pem_file` cannot be read.
+    #[error("{entry}: {}: {source}", path.display())]
+    Read {
+        /// The entry (`tsa[N]`).
+        entry: String,
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        #[source]
+        source: evident_collectors::CollectError,
+    },
+    /// The entry names both or neither of `pem_file` and `pem`.
+    #[error("{0}: name exactly one of `pem_file` or `pem`")]
+    Source(String),
+    /// The PEM does not parse.
+    #[error("{entry}: not a PEM certificate: {source}")]
+    Pem {
+        /// The entry (`tsa[N]`).
+        entry: String,
+        /// What the PEM reader said.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// A PEM CERTIFICATE is not an X.509 certificate.
+    #[error("{entry}: not an X.509 certificate: {source}")]
+    NotX509 {
+        /// The entry (`tsa[N]`).
+        entry: String,
+        /// What the DER decoder said.
+        #[source]
+        source: der::Error,
+    },
+    /// The PEM holds no certificate.
+    #[error("{0}: no CERTIFICATE in the PEM")]
+    Empty(String),
+    /// A loaded certificate does not decode.
+    #[error("TSA certificate: {0}")]
+    Certificate(#[source] der::Error),
+}
+
 /// `genTime`: a GeneralizedTime that may carry fractional seconds (RFC 3161 allows them).
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct GenTime {
@@ -181,7 +298,10 @@ struct SigningCertificate {
 /// RFC 3161 section 2.4.1 and RFC 5816: the signed attributes name the signer's certificate
 /// (signingCertificate or signingCertificateV2), so the signer cannot be swapped for another
 /// certificate of the same key.
-fn check_ess(attrs: &cms::signed_data::SignedAttributes, signer_der: &[u8]) -> Result<(), String> {
+fn check_ess(
+    attrs: &cms::signed_data::SignedAttributes,
+    signer_der: &[u8],
+) -> Result<(), TokenError> {
     let value = |oid: ObjectIdentifier| {
         attrs
             .iter()
@@ -190,7 +310,9 @@ fn check_ess(attrs: &cms::signed_data::SignedAttributes, signer_der: &[u8]) -> R
     };
     let first = |n: usize| {
         if n == 0 {
-            Err("the signing-certificate attribute names no certificate".to_string())
+            Err(TokenError::Malformed(
+                "the signing-certificate attribute names no certificate".to_string(),
+            ))
         } else {
             Ok(())
         }
@@ -198,45 +320,43 @@ fn check_ess(attrs: &cms::signed_data::SignedAttributes, signer_der: &[u8]) -> R
     if let Some(v2) = value(ID_AA_SIGNING_CERTIFICATE_V2) {
         let sc: SigningCertificateV2 = v2
             .decode_as()
-            .map_err(|e| format!("signingCertificateV2 attribute: {e}"))?;
+            .map_err(der_err("signingCertificateV2 attribute"))?;
         first(sc.certs.len())?;
         let id = &sc.certs[0];
         let alg = id.hash_algorithm.as_ref().map_or(ID_SHA256, |a| a.oid);
         let hash = digest_alg(&alg)?;
         if aws_lc_rs::digest::digest(hash, signer_der).as_ref() != id.cert_hash.as_bytes() {
-            return Err(
-                "the signingCertificateV2 attribute names another certificate than the signer's"
-                    .into(),
-            );
+            return Err(TokenError::Altered(
+                "the signingCertificateV2 attribute names another certificate than the signer's",
+            ));
         }
         return Ok(());
     }
     if let Some(v1) = value(ID_AA_SIGNING_CERTIFICATE) {
         let sc: SigningCertificate = v1
             .decode_as()
-            .map_err(|e| format!("signingCertificate attribute: {e}"))?;
+            .map_err(der_err("signingCertificate attribute"))?;
         first(sc.certs.len())?;
         let h = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, signer_der);
         if h.as_ref() != sc.certs[0].cert_hash.as_bytes() {
-            return Err(
-                "the signingCertificate attribute names another certificate than the signer's"
-                    .into(),
-            );
+            return Err(TokenError::Altered(
+                "the signingCertificate attribute names another certificate than the signer's",
+            ));
         }
         return Ok(());
     }
-    Err("the signed attributes name no signing certificate (RFC 3161 wants signingCertificate or signingCertificateV2)".into())
+    Err(TokenError::Malformed("the signed attributes name no signing certificate (RFC 3161 wants signingCertificate or signingCertificateV2)".into()))
 }
 
 /// A random positive nonce for a request.
-pub fn nonce() -> Result<Int, String> {
+pub fn nonce() -> Result<Int, TokenError> {
     let mut b = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut b).map_err(|_| "no random numbers for a nonce".to_string())?;
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| TokenError::NoRandom)?;
     int_of(&b)
 }
 
 /// A non-negative INTEGER from big-endian bytes, minimally encoded.
-fn int_of(bytes: &[u8]) -> Result<Int, String> {
+fn int_of(bytes: &[u8]) -> Result<Int, TokenError> {
     let start = bytes
         .iter()
         .position(|&b| b != 0)
@@ -246,7 +366,7 @@ fn int_of(bytes: &[u8]) -> Result<Int, String> {
         v.push(0);
     }
     v.extend_from_slice(bytes.get(start..).unwrap_or(&[0]));
-    Int::new(&v).map_err(|e| format!("nonce: {e}"))
+    Int::new(&v).map_err(der_err("nonce"))
 }
 
 fn sha256_id() -> cms::cert::x509::spki::AlgorithmIdentifier<Any> {
@@ -257,20 +377,19 @@ fn sha256_id() -> cms::cert::x509::spki::AlgorithmIdentifier<Any> {
 }
 
 /// A DER `TimeStampReq` for a SHA-256 digest, asking for the TSA's certificate in the token.
-pub fn request(digest: &[u8], nonce: &Int) -> Result<Vec<u8>, String> {
+pub fn request(digest: &[u8], nonce: &Int) -> Result<Vec<u8>, TokenError> {
     let req = TimeStampReq {
         version: TspVersion::V1,
         message_imprint: MessageImprint {
             hash_algorithm: sha256_id(),
-            hashed_message: OctetString::new(digest).map_err(|e| e.to_string())?,
+            hashed_message: OctetString::new(digest).map_err(TokenError::Digest)?,
         },
         req_policy: None,
         nonce: Some(nonce.clone()),
         cert_req: true,
         extensions: None,
     };
-    req.to_der()
-        .map_err(|e| format!("cannot encode the request: {e}"))
+    req.to_der().map_err(der_err("cannot encode the request"))
 }
 
 /// What a token says, once read (and, from [`Anchors::verify`], verified).
@@ -285,91 +404,82 @@ pub struct TokenInfo {
 }
 
 /// The token inside a reply, and its TSTInfo, without checking the signature.
-fn open(reply: &[u8]) -> Result<(SignedData, Vec<u8>, TstInfo), String> {
-    let resp = TimeStampResp::from_der(reply)
-        .map_err(|e| format!("not a DER RFC 3161 TimeStampResp: {e}"))?;
+fn open(reply: &[u8]) -> Result<(SignedData, Vec<u8>, TstInfo), TokenError> {
+    let resp =
+        TimeStampResp::from_der(reply).map_err(der_err("not a DER RFC 3161 TimeStampResp"))?;
     use cmpv2::status::PkiStatus;
     match resp.status.status {
         PkiStatus::Accepted | PkiStatus::GrantedWithMods => {}
         other => {
-            let text: Vec<String> = resp
+            let text = resp
                 .status
                 .status_string
                 .iter()
                 .flat_map(|s| s.iter())
                 .map(|s| s.as_str().to_string())
                 .collect();
-            return Err(format!(
-                "the TSA refused: status {other:?}{}{}",
-                if text.is_empty() { "" } else { ": " },
-                text.join("; ")
-            ));
+            return Err(TokenError::Refused {
+                status: format!("{other:?}"),
+                text,
+            });
         }
     }
     let token = resp
         .time_stamp_token
-        .ok_or("the reply is granted but holds no token")?;
+        .ok_or_else(|| TokenError::Malformed("the reply is granted but holds no token".into()))?;
     token_parts(&token)
 }
 
-fn token_parts(token: &ContentInfo) -> Result<(SignedData, Vec<u8>, TstInfo), String> {
+fn token_parts(token: &ContentInfo) -> Result<(SignedData, Vec<u8>, TstInfo), TokenError> {
     if token.content_type != ID_SIGNED_DATA {
-        return Err(format!(
+        return Err(TokenError::Malformed(format!(
             "the token is not CMS SignedData (content type {})",
             token.content_type
-        ));
+        )));
     }
     let sd: SignedData = token
         .content
         .decode_as()
-        .map_err(|e| format!("the token's SignedData does not decode: {e}"))?;
+        .map_err(der_err("the token's SignedData does not decode"))?;
     if sd.encap_content_info.econtent_type != ID_CT_TST_INFO {
-        return Err(format!(
+        return Err(TokenError::Malformed(format!(
             "the token does not hold a TSTInfo (content type {})",
             sd.encap_content_info.econtent_type
-        ));
+        )));
     }
     let octets: OctetString = sd
         .encap_content_info
         .econtent
         .as_ref()
-        .ok_or("the token holds no TSTInfo")?
+        .ok_or_else(|| TokenError::Malformed("the token holds no TSTInfo".into()))?
         .decode_as()
-        .map_err(|e| format!("the token's content is not an OCTET STRING: {e}"))?;
+        .map_err(der_err("the token's content is not an OCTET STRING"))?;
     let raw = octets.as_bytes().to_vec();
-    let tst =
-        TstInfo::from_der(&raw).map_err(|e| format!("the token's TSTInfo does not decode: {e}"))?;
+    let tst = TstInfo::from_der(&raw).map_err(der_err("the token's TSTInfo does not decode"))?;
     Ok((sd, raw, tst))
 }
 
-fn check_imprint(tst: &TstInfo, digest: &[u8]) -> Result<(), String> {
+fn check_imprint(tst: &TstInfo, digest: &[u8]) -> Result<(), TokenError> {
     let imprint = &tst.message_imprint;
     if imprint.hash_algorithm.oid != ID_SHA256 {
-        return Err(format!(
-            "the token stamps a {} hash, not SHA-256",
-            imprint.hash_algorithm.oid
-        ));
+        return Err(TokenError::OtherHash(imprint.hash_algorithm.oid));
     }
     if imprint.hashed_message.as_bytes() != digest {
-        return Err(format!(
-            "the token stamps digest {}, not the checkpoint's {}",
-            hex::encode(imprint.hashed_message.as_bytes()),
-            hex::encode(digest)
-        ));
+        return Err(TokenError::OtherDigest {
+            stamped: hex::encode(imprint.hashed_message.as_bytes()),
+            expected: hex::encode(digest),
+        });
     }
     Ok(())
 }
 
 /// Checks a TSA's reply to our request (agent side, before the token is kept): granted,
 /// over our digest, with our nonce. The signature is checked by `verify`, offline.
-pub fn accept_reply(reply: &[u8], digest: &[u8], nonce: &Int) -> Result<TokenInfo, String> {
+pub fn accept_reply(reply: &[u8], digest: &[u8], nonce: &Int) -> Result<TokenInfo, TokenError> {
     let (_, _, tst) = open(reply)?;
     check_imprint(&tst, digest)?;
     if tst.nonce.as_ref().map(|n| n.as_bytes()) != Some(nonce.as_bytes()) {
-        return Err(
-            "the reply does not carry the nonce of the request (a replayed or foreign reply)"
-                .into(),
-        );
+        return Err(TokenError::Nonce);
     }
     Ok(TokenInfo {
         gen_time: tst.gen_time.at,
@@ -399,7 +509,7 @@ pub struct TsaEntry {
 
 /// Reads the certificates of every `[[tsa]]` entry (`pem_file` relative to `base`). Each entry
 /// must name exactly one of `pem_file` or `pem` and hold at least one certificate.
-pub fn load_certs(entries: &mut [TsaEntry], base: Option<&Path>) -> Result<(), String> {
+pub fn load_certs(entries: &mut [TsaEntry], base: Option<&Path>) -> Result<(), TsaError> {
     for (i, e) in entries.iter_mut().enumerate() {
         let what = format!("tsa[{i}]");
         let text = match (&e.pem_file, &e.pem) {
@@ -408,21 +518,34 @@ pub fn load_certs(entries: &mut [TsaEntry], base: Option<&Path>) -> Result<(), S
                     Some(b) if f.is_relative() => b.join(f),
                     _ => f.clone(),
                 };
-                crate::config::read_config_file(&path)
-                    .map_err(|err| format!("{what}: {}: {err}", path.display()))?
+                match crate::config::read_config_file(&path) {
+                    Ok(text) => text,
+                    Err(source) => {
+                        return Err(TsaError::Read {
+                            entry: what,
+                            path,
+                            source,
+                        });
+                    }
+                }
             }
             (None, Some(p)) => p.clone(),
-            _ => return Err(format!("{what}: name exactly one of `pem_file` or `pem`")),
+            _ => return Err(TsaError::Source(what)),
         };
         let mut certs = Vec::new();
         for c in CertificateDer::pem_slice_iter(text.as_bytes()) {
-            let c = c.map_err(|err| format!("{what}: not a PEM certificate: {err}"))?;
-            Certificate::from_der(c.as_ref())
-                .map_err(|err| format!("{what}: not an X.509 certificate: {err}"))?;
+            let c = c.map_err(|source| TsaError::Pem {
+                entry: what.clone(),
+                source,
+            })?;
+            Certificate::from_der(c.as_ref()).map_err(|source| TsaError::NotX509 {
+                entry: what.clone(),
+                source,
+            })?;
             certs.push(c.as_ref().to_vec());
         }
         if certs.is_empty() {
-            return Err(format!("{what}: no CERTIFICATE in the PEM"));
+            return Err(TsaError::Empty(what));
         }
         e.certs = certs;
     }
@@ -445,12 +568,11 @@ pub struct Anchors {
 
 impl Anchors {
     /// From the `[[tsa]]` entries of a policy (their certificates already loaded).
-    pub fn new(entries: &[TsaEntry]) -> Result<Anchors, String> {
+    pub fn new(entries: &[TsaEntry]) -> Result<Anchors, TsaError> {
         let (mut certs, mut anchors, mut anchor_names) = (Vec::new(), Vec::new(), Vec::new());
         for e in entries {
             for der in &e.certs {
-                let cert =
-                    Certificate::from_der(der).map_err(|err| format!("TSA certificate: {err}"))?;
+                let cert = Certificate::from_der(der).map_err(TsaError::Certificate)?;
                 let name = e
                     .name
                     .clone()
@@ -482,61 +604,57 @@ impl Anchors {
     /// signed (CMS SignedData, signed attributes with content type and message digest) by a
     /// certificate with the timeStamping key purpose that is one of the configured
     /// certificates or chains to one of them, valid at the token's `genTime`.
-    pub fn verify(&self, reply: &[u8], digest: &[u8]) -> Result<TokenInfo, String> {
+    pub fn verify(&self, reply: &[u8], digest: &[u8]) -> Result<TokenInfo, TokenError> {
         let (sd, econtent, tst) = open(reply)?;
         check_imprint(&tst, digest)?;
         let gen_time = tst.gen_time.at;
         let signers: Vec<&SignerInfo> = sd.signer_infos.0.iter().collect();
         let [si] = signers.as_slice() else {
-            return Err(format!(
+            return Err(TokenError::Malformed(format!(
                 "the token has {} signatures; RFC 3161 allows exactly the TSA's",
                 signers.len()
-            ));
+            )));
         };
         // Signed attributes: content type and the digest of the TSTInfo.
-        let attrs = si
-            .signed_attrs
-            .as_ref()
-            .ok_or("the token's signature has no signed attributes")?;
-        let attr = |oid: ObjectIdentifier| -> Result<&Any, String> {
+        let attrs = si.signed_attrs.as_ref().ok_or_else(|| {
+            TokenError::Malformed("the token's signature has no signed attributes".into())
+        })?;
+        let attr = |oid: ObjectIdentifier| -> Result<&Any, TokenError> {
             let a: Vec<_> = attrs.iter().filter(|a| a.oid == oid).collect();
             match a.as_slice() {
                 [one] if one.values.len() == 1 => one
                     .values
                     .get(0)
-                    .ok_or_else(|| format!("attribute {oid} is empty")),
-                _ => Err(format!(
+                    .ok_or_else(|| TokenError::Malformed(format!("attribute {oid} is empty"))),
+                _ => Err(TokenError::Malformed(format!(
                     "the signed attributes must hold attribute {oid} exactly once"
-                )),
+                ))),
             }
         };
         let ct: ObjectIdentifier = attr(ID_CONTENT_TYPE)?
             .decode_as()
-            .map_err(|e| format!("content-type attribute: {e}"))?;
+            .map_err(der_err("content-type attribute"))?;
         if ct != ID_CT_TST_INFO {
-            return Err(format!("the signed content type is {ct}, not TSTInfo"));
+            return Err(TokenError::Malformed(format!(
+                "the signed content type is {ct}, not TSTInfo"
+            )));
         }
         let md: OctetString = attr(ID_MESSAGE_DIGEST)?
             .decode_as()
-            .map_err(|e| format!("message-digest attribute: {e}"))?;
+            .map_err(der_err("message-digest attribute"))?;
         let hash = digest_alg(&si.digest_alg.oid)?;
         if aws_lc_rs::digest::digest(hash, &econtent).as_ref() != md.as_bytes() {
-            return Err(
-                "the signed message digest does not match the TSTInfo (the token was altered)"
-                    .into(),
-            );
+            return Err(TokenError::Altered(
+                "the signed message digest does not match the TSTInfo (the token was altered)",
+            ));
         }
-        let signed = attrs
-            .to_der()
-            .map_err(|e| format!("signed attributes: {e}"))?;
+        let signed = attrs.to_der().map_err(der_err("signed attributes"))?;
 
         // The signer's certificate: in the token, or one of the configured ones.
         let mut in_token: Vec<(Vec<u8>, Certificate)> = Vec::new();
         for c in sd.certificates.iter().flat_map(|s| s.0.iter()) {
             if let CertificateChoices::Certificate(cert) = c {
-                let der = cert
-                    .to_der()
-                    .map_err(|e| format!("certificate in the token: {e}"))?;
+                let der = cert.to_der().map_err(der_err("certificate in the token"))?;
                 in_token.push((der, cert.clone()));
             }
         }
@@ -547,25 +665,31 @@ impl Anchors {
         let (signer_der, signer) = candidates
             .into_iter()
             .find(|(_, c)| identifies(&si.sid, c))
-            .ok_or("the signer's certificate is neither in the token nor in the trust policy")?;
+            .ok_or_else(|| {
+                TokenError::Untrusted(
+                    "the signer's certificate is neither in the token nor in the trust policy"
+                        .into(),
+                )
+            })?;
         check_ess(attrs, signer_der)?;
         let cert_der = CertificateDer::from(signer_der.as_slice());
-        let ee = webpki::EndEntityCert::try_from(&cert_der)
-            .map_err(|e| format!("the signer's certificate is unusable: {e:?}"))?;
+        let ee = webpki::EndEntityCert::try_from(&cert_der).map_err(|e| {
+            TokenError::Untrusted(format!("the signer's certificate is unusable: {e:?}"))
+        })?;
         let algs = signature_algs(&si.signature_algorithm.oid, &si.digest_alg.oid)?;
         if !algs.iter().any(|a| {
             ee.verify_signature(*a, &signed, si.signature.as_bytes())
                 .is_ok()
         }) {
-            return Err(format!(
-                "bad signature: the token was not signed by the key of {}",
-                signer.tbs_certificate.subject
-            ));
+            return Err(TokenError::BadSignature {
+                signer: signer.tbs_certificate.subject.to_string(),
+            });
         }
 
         // Trust: a configured certificate itself, or a path to one, valid at genTime.
         let subject = signer.tbs_certificate.subject.to_string();
-        let secs = u64::try_from(gen_time.timestamp()).map_err(|_| "genTime is before 1970")?;
+        let secs = u64::try_from(gen_time.timestamp())
+            .map_err(|_| TokenError::Malformed("genTime is before 1970".into()))?;
         let pinned = self.certs.iter().find(|(d, _, _)| d == signer_der);
         let name = match pinned {
             Some((_, cert, name)) => {
@@ -610,10 +734,10 @@ impl Anchors {
                                 None,
                             )
                             .map_err(|e| {
-                                format!(
+                                TokenError::Untrusted(format!(
                                     "the signer {subject} does not chain to a TSA certificate of the trust policy at genTime {}: {e:?}",
                                     gen_time.to_rfc3339()
-                                )
+                                ))
                             })?;
                         tsa_purpose(signer)?;
                         let anchor = path.anchor();
@@ -679,7 +803,7 @@ fn identifies(sid: &SignerIdentifier, cert: &Certificate) -> bool {
 
 /// RFC 3161 section 2.3: the TSA's certificate has one critical extended key usage
 /// extension, with timeStamping as its only purpose (as `openssl ts -verify` checks).
-fn tsa_purpose(cert: &Certificate) -> Result<(), String> {
+fn tsa_purpose(cert: &Certificate) -> Result<(), TokenError> {
     let subject = &cert.tbs_certificate.subject;
     let eku: Vec<_> = cert
         .tbs_certificate
@@ -689,16 +813,17 @@ fn tsa_purpose(cert: &Certificate) -> Result<(), String> {
         .filter(|e| e.extn_id == <ExtendedKeyUsage as der::oid::AssociatedOid>::OID)
         .collect();
     let [ext] = eku.as_slice() else {
-        return Err(format!(
+        return Err(TokenError::Untrusted(format!(
             "the TSA certificate {subject} has no (or more than one) extended key usage extension"
-        ));
+        )));
     };
-    let usage = ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
-        .map_err(|e| format!("the TSA certificate {subject}: extended key usage: {e}"))?;
+    let usage = ExtendedKeyUsage::from_der(ext.extn_value.as_bytes()).map_err(der_err(format!(
+        "the TSA certificate {subject}: extended key usage"
+    )))?;
     if !ext.critical || usage.0 != [EKU_TIME_STAMPING] {
-        return Err(format!(
+        return Err(TokenError::Untrusted(format!(
             "the TSA certificate {subject} is not for timestamping only (RFC 3161 wants a critical extended key usage of timeStamping alone)"
-        ));
+        )));
     }
     Ok(())
 }
@@ -712,25 +837,25 @@ fn validity(cert: &Certificate) -> (u64, u64) {
     )
 }
 
-fn valid_at(cert: &Certificate, secs: u64) -> Result<(), String> {
+fn valid_at(cert: &Certificate, secs: u64) -> Result<(), TokenError> {
     let (from, until) = validity(cert);
     if secs < from || secs > until {
-        return Err(format!(
+        return Err(TokenError::Untrusted(format!(
             "the TSA certificate {} was not valid at genTime",
             cert.tbs_certificate.subject
-        ));
+        )));
     }
     Ok(())
 }
 
-fn digest_alg(oid: &ObjectIdentifier) -> Result<&'static aws_lc_rs::digest::Algorithm, String> {
+fn digest_alg(oid: &ObjectIdentifier) -> Result<&'static aws_lc_rs::digest::Algorithm, TokenError> {
     match *oid {
         ID_SHA256 => Ok(&aws_lc_rs::digest::SHA256),
         ID_SHA384 => Ok(&aws_lc_rs::digest::SHA384),
         ID_SHA512 => Ok(&aws_lc_rs::digest::SHA512),
-        other => Err(format!(
+        other => Err(TokenError::Unsupported(format!(
             "the token's digest algorithm {other} is not SHA-256, SHA-384 or SHA-512"
-        )),
+        ))),
     }
 }
 
@@ -739,7 +864,7 @@ fn digest_alg(oid: &ObjectIdentifier) -> Result<&'static aws_lc_rs::digest::Algo
 fn signature_algs(
     sig: &ObjectIdentifier,
     digest: &ObjectIdentifier,
-) -> Result<Vec<&'static dyn SignatureVerificationAlgorithm>, String> {
+) -> Result<Vec<&'static dyn SignatureVerificationAlgorithm>, TokenError> {
     use webpki::aws_lc_rs as a;
     let hash = match *sig {
         SHA256_WITH_RSA | ECDSA_SHA256 => ID_SHA256,
@@ -764,9 +889,9 @@ fn signature_algs(
         (_, true, ID_SHA512) => vec![a::ECDSA_P521_SHA512, a::ECDSA_P384_SHA512],
         _ if *sig == ED25519 => vec![a::ED25519],
         _ => {
-            return Err(format!(
+            return Err(TokenError::Unsupported(format!(
                 "the token's signature algorithm {sig} (digest {digest}) is not supported (RSA PKCS#1 v1.5, ECDSA or Ed25519)"
-            ));
+            )));
         }
     })
 }
@@ -840,8 +965,12 @@ mod tests {
     #[test]
     fn garbage_replies_are_clear_errors() {
         assert!(
-            accept_reply(b"not der", &[0; 32], &nonce().expect("nonce"))
-                .is_err_and(|e| e.contains("TimeStampResp"))
+            accept_reply(b"not der", &[0; 32], &nonce().expect("nonce")).is_err_and(|e| matches!(
+                e,
+                TokenError::Der { .. }
+            ) && e
+                .to_string()
+                .contains("TimeStampResp"))
         );
         let anchors = Anchors::new(&[]).expect("anchors");
         assert!(anchors.verify(&[0x30, 0x00], &[0; 32]).is_err());
@@ -853,11 +982,13 @@ mod tests {
     #[test]
     fn policy_entries_need_one_source_and_a_certificate() {
         let mut e = vec![TsaEntry::default()];
-        assert!(load_certs(&mut e, None).is_err_and(|m| m.contains("exactly one")));
+        assert!(load_certs(&mut e, None).is_err_and(|m| m.to_string().contains("exactly one")));
         let mut e = vec![TsaEntry {
             pem: Some("nothing here".into()),
             ..TsaEntry::default()
         }];
-        assert!(load_certs(&mut e, None).is_err_and(|m| m.contains("no CERTIFICATE")));
+        assert!(load_certs(&mut e, None).is_err_and(
+            |m| matches!(m, TsaError::Empty(_)) && m.to_string().contains("no CERTIFICATE")
+        ));
     }
 }

@@ -14,7 +14,7 @@
 //! backoff: a TSA outage delays tokens and is logged and counted in /metrics; it never holds
 //! up collection, the chain or shipping of records.
 
-use super::{MAX_TOKEN_BYTES, accept_reply, nonce, request, token_key, unhex};
+use super::{MAX_TOKEN_BYTES, TokenError, accept_reply, nonce, request, token_key, unhex};
 use crate::config::timestamping::Timestamping;
 use crate::durable;
 use crate::sinks::Sink;
@@ -24,6 +24,79 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+
+/// Why the outbox cannot be opened, or why a TSA gave no token.
+#[derive(Debug, thiserror::Error)]
+pub enum StampError {
+    /// An outbox directory cannot be created.
+    #[error("{}: cannot create: {source}", path.display())]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// `timestamping.ca_file` cannot be read.
+    #[error("timestamping.ca_file: {0}")]
+    CaFile(#[source] evident_collectors::CollectError),
+    /// `timestamping.ca_file` holds no usable PEM certificates.
+    #[error("timestamping.ca_file {}: {source}", path.display())]
+    CaPem {
+        /// The file.
+        path: PathBuf,
+        /// What the TLS stack said.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The HTTP client cannot be built.
+    #[error("timestamping: HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The request could not be built.
+    #[error(transparent)]
+    Request(#[from] TokenError),
+    /// The TSA could not be reached (or did not answer in time).
+    #[error("{url}: {source}")]
+    Send {
+        /// The TSA's URL.
+        url: String,
+        /// The HTTP client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The TSA answered with an HTTP error status.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The TSA's URL.
+        url: String,
+        /// The HTTP status.
+        status: reqwest::StatusCode,
+    },
+    /// The reply broke off.
+    #[error("{url}: reading the reply: {source}")]
+    Read {
+        /// The TSA's URL.
+        url: String,
+        /// The HTTP client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The reply is larger than any timestamp reply.
+    #[error("{url}: the reply is larger than {MAX_TOKEN_BYTES} bytes: not a timestamp reply")]
+    TooLarge {
+        /// The TSA's URL.
+        url: String,
+    },
+    /// The reply is not a token over our digest and nonce.
+    #[error("{url}: {source}")]
+    Reply {
+        /// The TSA's URL.
+        url: String,
+        /// Why the reply is not accepted.
+        #[source]
+        source: TokenError,
+    },
+}
 
 /// The outbox and the TSA client. Cheap to clone (the daemon's task holds a clone).
 #[derive(Clone)]
@@ -72,9 +145,8 @@ pub struct Shipped {
     pub errors: Vec<String>,
 }
 
-fn read_limited(path: &Path, what: &str) -> Result<Vec<u8>, String> {
-    evident_collectors::read::bytes(path, 1024 * 1024).map_err(|e| format!("{what}: {e}"))
-}
+/// Largest CA file or request file read.
+const READ_LIMIT: u64 = 1024 * 1024;
 
 /// Files `<sub>/<agent>/<name><ext>` under `dir`, sorted; temporary files are skipped.
 fn list(dir: &Path, ext: &str) -> io::Result<Vec<Item>> {
@@ -111,26 +183,30 @@ fn list(dir: &Path, ext: &str) -> io::Result<Vec<Item>> {
 impl Stamper {
     /// Opens (creating) `<state_dir>/timestamps` and builds the TSA client (a bad `ca_file`
     /// is an error now, at start).
-    pub fn open(state_dir: &Path, config: &Timestamping) -> Result<Stamper, String> {
+    pub fn open(state_dir: &Path, config: &Timestamping) -> Result<Stamper, StampError> {
         let dir = state_dir.join("timestamps");
         for sub in ["pending", "tokens", "shipped"] {
-            durable::create_dir_private(&dir.join(sub))
-                .map_err(|e| format!("{}: cannot create: {e}", dir.join(sub).display()))?;
+            let path = dir.join(sub);
+            durable::create_dir_private(&path)
+                .map_err(|source| StampError::Dir { path, source })?;
         }
         let mut b = reqwest::Client::builder()
             .timeout(config.timeout.0)
             .user_agent(concat!("evident/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &config.ca_file {
-            let pem = read_limited(ca, "timestamping.ca_file")?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("timestamping.ca_file {}: {e}", ca.display()))?;
+            let pem =
+                evident_collectors::read::bytes(ca, READ_LIMIT).map_err(StampError::CaFile)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                StampError::CaPem {
+                    path: ca.clone(),
+                    source,
+                }
+            })?;
             for c in certs {
                 b = b.add_root_certificate(c);
             }
         }
-        let client = b
-            .build()
-            .map_err(|e| format!("timestamping: HTTP client: {e}"))?;
+        let client = b.build().map_err(StampError::Client)?;
         Ok(Stamper {
             dir,
             client,
@@ -181,7 +257,7 @@ impl Stamper {
     }
 
     /// Asks the TSA for one token over `digest`; returns the reply as received.
-    async fn ask(&self, digest: &[u8]) -> Result<Vec<u8>, String> {
+    async fn ask(&self, digest: &[u8]) -> Result<Vec<u8>, StampError> {
         let url = &self.config.url;
         let nonce = nonce()?;
         let body = request(digest, &nonce)?;
@@ -192,24 +268,30 @@ impl Stamper {
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|source| StampError::Send {
+                url: url.clone(),
+                source,
+            })?;
         if !resp.status().is_success() {
-            return Err(format!("{url} answered {}", resp.status()));
+            return Err(StampError::Status {
+                url: url.clone(),
+                status: resp.status(),
+            });
         }
         let mut reply = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| format!("{url}: reading the reply: {e}"))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(|source| StampError::Read {
+            url: url.clone(),
+            source,
+        })? {
             reply.extend_from_slice(&chunk);
             if reply.len() as u64 > MAX_TOKEN_BYTES {
-                return Err(format!(
-                    "{url}: the reply is larger than {MAX_TOKEN_BYTES} bytes: not a timestamp reply"
-                ));
+                return Err(StampError::TooLarge { url: url.clone() });
             }
         }
-        accept_reply(&reply, digest, &nonce).map_err(|e| format!("{url}: {e}"))?;
+        accept_reply(&reply, digest, &nonce).map_err(|source| StampError::Reply {
+            url: url.clone(),
+            source,
+        })?;
         Ok(reply)
     }
 
@@ -228,7 +310,7 @@ impl Stamper {
         for item in pending {
             let token = self.token_path(&item.name);
             if !token.exists() {
-                let digest = match read_limited(&item.path, "timestamp request")
+                let digest = match evident_collectors::read::bytes(&item.path, READ_LIMIT)
                     .ok()
                     .and_then(|b| unhex(String::from_utf8_lossy(&b).trim()))
                 {
@@ -249,7 +331,7 @@ impl Stamper {
                 let reply = match self.ask(&digest).await {
                     Ok(r) => r,
                     Err(e) => {
-                        round.error = Some(e);
+                        round.error = Some(e.to_string());
                         return round;
                     }
                 };
