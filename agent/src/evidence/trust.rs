@@ -444,7 +444,9 @@ at = "2026-06-01T00:00:00Z"
                 assert!(e.to_string().contains("cannot read trust policy"), "{e}");
                 let cause = std::error::Error::source(&e).expect("the read error");
                 assert!(
-                    cause.downcast_ref::<evident_collectors::CollectError>().is_some(),
+                    cause
+                        .downcast_ref::<evident_collectors::CollectError>()
+                        .is_some(),
                     "{cause}"
                 );
             }
