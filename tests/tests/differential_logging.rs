@@ -10,7 +10,9 @@
 //!
 //! - logging.auditd: auditd's tools (Debian `auditd` 3): `augenrules` compiles the case's
 //!   /etc/audit/rules.d (chrooted), `auditctl -R` loads the result into this machine's kernel
-//!   and `auditctl -l` lists what the kernel holds (see [`audit_view`]; the rules are deleted
+//!   and `auditctl -l` lists what the kernel holds, compared with both the rule files' view
+//!   and Evident's live path (`evident collect --root /` while the rules are loaded; see
+//!   [`audit_view`]; the rules are deleted
 //!   after each case, under a lock, and at the end by a guard). Only when the kernel audit
 //!   subsystem is unusable (containers) does the test skip (fail under CI=true).
 //! - logging.time_sync (chrony): chronyd 4 (Debian `chrony`), chrooted, in a private network
@@ -454,15 +456,30 @@ struct AuditFacts {
 /// panics it on a lost event): whether the rules are immutable is the last `-e` augenrules
 /// kept, counted only when every rule loaded. Returns the facts and, when auditctl refused
 /// a line (it stops loading there), its complaint.
-fn audit_view(root: &Path) -> (AuditFacts, Option<String>) {
+/// What the kernel holds and what Evident's live path says while the rules are loaded.
+struct AuditView {
+    /// The facts of `auditctl -l` (and augenrules' last `-e`).
+    facts: AuditFacts,
+    /// auditctl's complaint when it refused a line.
+    refused: Option<String>,
+    /// Whether the kernel's rules are locked (`auditctl -s`: `enabled 2`).
+    kernel_immutable: bool,
+    /// The observation of `evident collect logging.auditd --root /` run in the chroot while
+    /// the rules were loaded (the live path: it runs `auditctl -l` and `-s` itself).
+    live: Value,
+}
+
+fn audit_view(root: &Path) -> AuditView {
+    let bin = evident_tests::bin();
+    let bin_dir = bin.parent().expect("target directory");
     let jail = tempfile::tempdir().expect("tempdir");
     let out = in_chroot(
         jail.path(),
         root,
-        "augenrules >/dev/null 2>&1; echo '%%%RULES'; cat /etc/audit/audit.rules 2>/dev/null; grep -Ev '^[[:space:]]*(-e|-f|-b|-r|--backlog_wait_time|--loginuid-immutable)' /etc/audit/audit.rules > /tmp/load.rules; auditctl -D >/dev/null; if auditctl -R /tmp/load.rules >/tmp/err 2>&1; then echo '%%%LOADED'; else echo '%%%REFUSED'; cat /tmp/err; fi; echo '%%%LIST'; auditctl -l; auditctl -D >/dev/null",
+        "augenrules >/dev/null 2>&1; echo '%%%RULES'; cat /etc/audit/audit.rules 2>/dev/null; grep -Ev '^[[:space:]]*(-e|-f|-b|-r|--backlog_wait_time|--loginuid-immutable)' /etc/audit/audit.rules > /tmp/load.rules; auditctl -D >/dev/null; if auditctl -R /tmp/load.rules >/tmp/err 2>&1; then echo '%%%LOADED'; else echo '%%%REFUSED'; cat /tmp/err; fi; echo '%%%STATUS'; auditctl -s; echo '%%%LIVE'; /opt/evident/evident-under-test collect logging.auditd --root / 2>/tmp/live.err || cat /tmp/live.err; echo '%%%LIST'; auditctl -l; auditctl -D >/dev/null",
         Some(Path::new(AUDIT_LOCK)),
         false,
-        &[],
+        &[(bin_dir, "/opt/evident")],
     );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (_, rest) = text.split_once("%%%RULES").expect("augenrules output");
@@ -471,7 +488,12 @@ fn audit_view(root: &Path) -> (AuditFacts, Option<String>) {
         .or_else(|| rest.split_once("%%%REFUSED"))
         .expect("auditctl -R output");
     let refused = text.contains("%%%REFUSED");
-    let (complaint, list) = rest.split_once("%%%LIST").expect("auditctl -l output");
+    let (complaint, rest) = rest.split_once("%%%STATUS").expect("auditctl -s output");
+    let (status, rest) = rest.split_once("%%%LIVE").expect("evident collect output");
+    let (live, list) = rest.split_once("%%%LIST").expect("auditctl -l output");
+    let kernel_immutable = status.lines().any(|l| l.trim() == "enabled 2");
+    let live: Value = serde_json::from_str(live.trim())
+        .unwrap_or_else(|e| panic!("evident collect printed no record ({e}): {live}"));
     let last_e = rules
         .lines()
         .rfind(|l| l.trim_start().starts_with("-e"))
@@ -518,7 +540,12 @@ fn audit_view(root: &Path) -> (AuditFacts, Option<String>) {
         syscalls: audited,
         immutable: !refused && last_e.as_deref() == Some("2"),
     };
-    (facts, refused.then(|| complaint.trim().to_string()))
+    AuditView {
+        facts,
+        refused: refused.then(|| complaint.trim().to_string()),
+        kernel_immutable,
+        live: live["observation"].clone(),
+    }
 }
 
 /// Trees of /etc/audit (rules.d and audit.rules).
@@ -681,7 +708,8 @@ fn logging_auditd_agrees_with_augenrules_and_the_kernel() {
         std::fs::create_dir_all(root.join("etc/audit")).expect("mkdir");
         // Evident first: augenrules rewrites the tree's audit.rules.
         let obs = collect("logging.auditd", root);
-        let (tool, refused) = audit_view(root);
+        let view = audit_view(root);
+        let (tool, refused) = (&view.facts, &view.refused);
         let ours = AuditFacts {
             rule_count: obs["rule_count"].as_u64().unwrap_or(u64::MAX) as usize,
             watched_paths: strings(&obs["watched_paths"]),
@@ -690,10 +718,30 @@ fn logging_auditd_agrees_with_augenrules_and_the_kernel() {
         };
         let errors = obs["errors"].as_array().map_or(0, Vec::len);
         let incomplete = !obs["incomplete"]["watched_paths"].is_null();
-        let problem = if ours != tool {
+        // The live path judges what the kernel holds.
+        let live = &view.live;
+        let live_facts = AuditFacts {
+            rule_count: live["rule_count"].as_u64().unwrap_or(u64::MAX) as usize,
+            watched_paths: strings(&live["watched_paths"]),
+            syscalls: strings(&live["syscalls"]),
+            immutable: live["immutable"] == true,
+        };
+        // Never sent `-e`: the kernel's own lock state, not augenrules' last `-e`.
+        let kernel_now = AuditFacts {
+            rule_count: tool.rule_count,
+            watched_paths: tool.watched_paths.clone(),
+            syscalls: tool.syscalls.clone(),
+            immutable: view.kernel_immutable,
+        };
+        let problem = if &ours != tool {
             Some(format!("evident {ours:?}, kernel {tool:?}"))
+        } else if live["rules_source"] != "auditctl -l" || live_facts != kernel_now {
+            Some(format!(
+                "live path: evident {live_facts:?} from {}, kernel {kernel_now:?}",
+                live["rules_source"]
+            ))
         } else {
-            match &refused {
+            match refused {
                 Some(why) if !(errors > 0 && incomplete) => Some(format!(
                     "auditctl -R refused a line ({why}), Evident recorded no error"
                 )),
@@ -710,7 +758,7 @@ fn logging_auditd_agrees_with_augenrules_and_the_kernel() {
         }
     }
     println!(
-        "logging.auditd: {} cases run, {agreed} agreed (augenrules, auditctl -R / -l on the kernel)",
+        "logging.auditd: {} cases run, {agreed} agreed (augenrules, auditctl -R / -l on the kernel; files view and live path)",
         AUDIT_CASES.len()
     );
     assert!(disagreements.is_empty(), "{disagreements:#?}");

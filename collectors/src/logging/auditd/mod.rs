@@ -7,7 +7,8 @@
 //! the newest file in `/var/log/audit`. When the host root is `/` and `auditctl` is
 //! installed, the rules the kernel has loaded (`auditctl -l`, bounded by a timeout): when it
 //! answers they are judged instead of the files (`rules_source`, `files_view`,
-//! `differences`); when the kernel audit subsystem is unavailable, why is recorded under
+//! `differences`; `immutable` from `auditctl -s`); when the kernel audit subsystem is
+//! unavailable, why is recorded under
 //! `loaded_rules` and the files are judged. The rules are loaded as `auditctl -R` does
 //! (`-A` prepends, `-d`/`-W` delete, `-D` deletes all; the first refused line, such as a
 //! duplicate rule, a trailing comment or a watch in a missing directory, stops loading and
@@ -243,6 +244,14 @@ async fn loaded_rules(ctx: &Context, obs: &mut serde_json::Value) {
     if text.trim() != "No rules" {
         parse::audit_rules(&text, &mut loaded);
     }
+    // Whether the kernel's rules are locked (`auditctl -s`: `enabled 2`).
+    let kernel_immutable = match crate::util::run(&[&auditctl, "-s"], limit, 64 * 1024).await {
+        Ok(status) => status
+            .lines()
+            .find_map(|l| l.strip_prefix("enabled "))
+            .map(|v| v.trim() == "2"),
+        Err(_) => None,
+    };
     let diff = |key: &str, ours: &[String]| -> Vec<serde_json::Value> {
         let files: Vec<String> = obs[key]
             .as_array()
@@ -269,7 +278,11 @@ async fn loaded_rules(ctx: &Context, obs: &mut serde_json::Value) {
         "watches_identity": obs["watches_identity"],
         "watches_sudoers": obs["watches_sudoers"],
         "audits_time_changes": obs["audits_time_changes"],
+        "immutable": obs["immutable"],
     });
+    if let Some(locked) = kernel_immutable {
+        obs["immutable"] = json!(locked);
+    }
     obs["rule_count"] = json!(loaded.rule_count);
     obs["watched_paths"] = json!(loaded.watched_paths);
     obs["syscalls"] = json!(loaded.syscalls);
@@ -277,6 +290,25 @@ async fn loaded_rules(ctx: &Context, obs: &mut serde_json::Value) {
     obs["watches_sudoers"] = json!(sudoers);
     obs["audits_time_changes"] = json!(time);
     obs["rules_source"] = json!("auditctl -l");
-    obs["loaded_rules"] = json!({"source": "auditctl -l", "rule_count": loaded.rule_count});
+    obs["loaded_rules"] = json!({
+        "source": "auditctl -l",
+        "rule_count": loaded.rule_count,
+        "immutable_source": if kernel_immutable.is_some() { "auditctl -s" } else { "rule files" },
+    });
     obs["differences"] = json!(differences);
+    // A listed rule the parser did not understand: what follows it was not judged.
+    if let Some(why) = &loaded.stopped {
+        crate::base::mark_incomplete(
+            obs,
+            &[
+                "rule_count",
+                "watched_paths",
+                "syscalls",
+                "watches_identity",
+                "watches_sudoers",
+                "audits_time_changes",
+            ],
+            format!("auditctl -l: {why}"),
+        );
+    }
 }
