@@ -162,7 +162,8 @@ pub fn rsyslog_includes(cleaned: &str) -> Vec<RsyslogInclude> {
         let stmt = if let Some(mut acc) = pending.take() {
             acc.push(' ');
             acc.push_str(line);
-            if !acc.contains(')') {
+            // Only the new line can close it (checking `acc` would be quadratic).
+            if !line.contains(')') {
                 pending = Some(acc);
                 continue;
             }
@@ -235,7 +236,7 @@ pub fn rsyslog_targets(lines: &[(String, String)]) -> Vec<Target> {
         if let Some((start, mut acc)) = pending.take() {
             acc.push(' ');
             acc.push_str(line);
-            if acc.contains(')') {
+            if line.contains(')') {
                 stmts.push((start, acc));
             } else {
                 pending = Some((start, acc));
@@ -478,10 +479,18 @@ pub struct AuditRules {
     /// Lines read so far (for `stopped`).
     #[serde(skip)]
     lines: usize,
+    /// Rule additions and deletions so far (bounded: each deletion searches the rules).
+    #[serde(skip)]
+    changes: usize,
 }
 
+/// Rules loaded at most, and rule additions plus deletions at most, before loading stops
+/// with an error (real rule sets have a few hundred; this bounds a hostile file's cost).
+const MAX_AUDIT_RULES: usize = 5000;
+const MAX_AUDIT_CHANGES: usize = 20_000;
+
 /// One audit rule, normalised as the kernel keeps it (a watch is an exit rule on a path).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct AuditRule {
     list: String,
     action: String,
@@ -598,6 +607,14 @@ fn audit_line(
         .any(|(k, _)| ["-w", "-W", "-a", "-A", "-d", "-D"].contains(k));
     if into.immutable && changes {
         return Err("the configuration is immutable (-e 2): no rule changes".into());
+    }
+    if changes {
+        into.changes += 1;
+        if into.changes > MAX_AUDIT_CHANGES || into.rules.len() >= MAX_AUDIT_RULES {
+            return Err(format!(
+                "more than {MAX_AUDIT_RULES} rules or {MAX_AUDIT_CHANGES} rule changes: not read further"
+            ));
+        }
     }
     if opts.iter().any(|(k, _)| *k == "-D") {
         if keys.is_empty() {
@@ -727,8 +744,8 @@ fn sorted_perm(p: &str) -> String {
 fn derive_audit(into: &mut AuditRules) {
     into.rule_count = into.rules.len();
     let mut watched = Vec::new();
-    let mut audited: Vec<String> = Vec::new();
-    let mut excluded: Vec<String> = Vec::new();
+    let mut audited: std::collections::BTreeSet<String> = Default::default();
+    let mut excluded: std::collections::BTreeSet<String> = Default::default();
     for r in into.rules.iter().filter(|r| r.list == "exit") {
         let path = r.field("path").or_else(|| r.field("dir"));
         if let Some(p) = path
@@ -742,18 +759,17 @@ fn derive_audit(into: &mut AuditRules) {
                 continue;
             }
             if r.action == "always" {
-                audited.push(s.clone());
+                audited.insert(s.clone());
             } else if r.fields.iter().all(|f| f.starts_with("arch=")) {
                 // An unconditional never rule first: that call is never audited.
-                excluded.push(s.clone());
+                excluded.insert(s.clone());
             }
         }
     }
     watched.sort();
     watched.dedup();
-    audited.sort();
     into.watched_paths = watched;
-    into.syscalls = audited;
+    into.syscalls = audited.into_iter().collect();
 }
 
 /// The rule text `augenrules` compiles from `/etc/audit/rules.d` (`files` in its order,
@@ -993,6 +1009,29 @@ action(type="omfwd" target="plain.example.com" protocol="tcp" StreamDriver="gtls
         audit_rules("-D\n-w /etc/sudoers -p wa\n", &mut r);
         assert_eq!(r.watched_paths, ["/etc/sudoers"]);
         assert_eq!(r.rule_count, 1);
+    }
+
+    #[test]
+    fn hostile_rule_files_are_bounded() {
+        // 200k distinct watches: loading stops at the rule cap, with the reason.
+        let text: String = (0..200_000)
+            .map(|i| format!("-w /etc/f{i} -p wa\n"))
+            .collect();
+        let mut r = AuditRules::default();
+        audit_rules(&text, &mut r);
+        assert_eq!(r.rule_count, MAX_AUDIT_RULES);
+        assert!(
+            r.stopped
+                .as_deref()
+                .is_some_and(|s| s.contains("not read further"))
+        );
+        // One rule naming a million system calls, and an include( never closed.
+        let many: Vec<String> = (0..1_000_000).map(|i| format!("c{i}")).collect();
+        let mut r = AuditRules::default();
+        audit_rules(&format!("-a always,exit -S {}\n", many.join(",")), &mut r);
+        assert_eq!(r.syscalls.len(), 1_000_000);
+        let open = format!("include(\n{}", "file=\"/x\"\n".repeat(200_000));
+        assert!(rsyslog_includes(&open).is_empty());
     }
 
     #[test]

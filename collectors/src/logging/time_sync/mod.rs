@@ -205,10 +205,10 @@ fn chrony_main_files(ctx: &Context) -> Vec<String> {
         .iter()
         .find_map(|b| crate::read::host_bytes(ctx, b).ok().flatten())
         .and_then(|bytes| {
-            MAINS.into_iter().find(|m| {
-                let needle = format!("\0{m}\0");
-                bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-            })
+            // The binary's NUL-terminated strings: one linear scan.
+            bytes
+                .split(|b| *b == 0)
+                .find_map(|s| MAINS.into_iter().find(|m| s == m.as_bytes()))
         });
     match compiled {
         Some(m) => vec![m.to_string()],
