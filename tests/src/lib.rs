@@ -2,6 +2,7 @@
 //! read what it stored, and find the real services the tests need (installed by
 //! `tests/tooling/setup.sh`). Under `CI=true` a missing service fails the test.
 
+pub mod differential;
 pub mod docgen;
 pub mod services;
 pub mod storegen;

@@ -14,60 +14,12 @@
 //! Each table prints `<collector>: N cases run, M agreed`; any disagreement fails the test
 //! with the case, the field, Evident's answer and the tool's.
 
+use evident_tests::differential::{Case, collect, oracle_available, strings, write_tree};
 use evident_tests::in_ci;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-
-/// Runs one collector in-process on a fixture host root with its default options.
-fn collect(kind: &str, root: &Path) -> Value {
-    let reg = evident_collectors::registration(kind).expect("registered");
-    let c = (reg.build)(toml::Spanned::new(
-        0..0,
-        toml::de::DeValue::Table(Default::default()),
-    ))
-    .expect("default options");
-    let ctx = evident_collectors::Context {
-        host_root: root.to_path_buf(),
-        ..Default::default()
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(c.collect(&ctx)).expect("collect")
-}
-
-/// Whether the oracles can run here: root (for `unshare -m`) and the program installed.
-/// Under CI=true a missing oracle is a failure.
-fn oracle_available(program: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program} && command -v unshare")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if found && root {
-        return true;
-    }
-    assert!(
-        !in_ci(),
-        "CI=true but {program} (tests/tooling/setup.sh) or root for unshare is missing"
-    );
-    eprintln!("SKIPPED: {program} or root missing; run tests/tooling/setup.sh as root");
-    false
-}
-
-fn write_tree(root: &Path, files: &[(&str, &str)]) {
-    for (path, text) in files {
-        let p = root.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&p, text).expect("write");
-    }
-}
 
 /// `sshd -T` on the tree (with `-C connection` when given), with the tree at /etc/ssh in
 /// a private mount namespace.
@@ -132,8 +84,6 @@ const SSH_KEYS: &[&str] = &[
     "macs",
     "kexalgorithms",
 ];
-
-type Case = (&'static str, &'static [(&'static str, &'static str)]);
 
 const SSH_CASES: &[Case] = &[
     ("defaults only", &[("etc/ssh/sshd_config", "")]),
@@ -1089,14 +1039,6 @@ fn systemd_table(kind: &str, base: &str, daemon: &str, files_of: impl Fn(&Value)
         SYSTEMD_CASES.len()
     );
     assert!(disagreements.is_empty(), "{disagreements:#?}");
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(String::from))
-        .collect()
 }
 
 #[test]

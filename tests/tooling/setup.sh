@@ -11,6 +11,8 @@
 #     venv), one of the engines of the documented SQL (tests/tests/sql.rs)
 #   - s3s-fs (a second, independent S3-compatible server with real SigV4) under
 #     $EVIDENT_TOOLS/bin, built from crates.io
+#   - the oracles of the differential tests (openssh-server, sudo, systemd, rsyslog, auditd;
+#     chrony unpacked under $EVIDENT_TOOLS/chrony)
 # Under CI=true any failure here fails the run (set -e); tests never skip silently there.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -73,6 +75,47 @@ else
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends openssh-server sudo openssl systemd systemd-timesyncd util-linux > /dev/null
+fi
+
+# Oracles of the logging differential tests (tests/tests/differential_logging.rs): rsyslogd
+# (rsyslog), augenrules and auditctl (auditd), installed as Debian packages. Installing them
+# must not leave daemons running: policy-rc.d refuses every start during the install (there
+# is no systemd PID 1 here either), and a daemon a maintainer script started anyway is
+# stopped by its pid file.
+if command -v rsyslogd > /dev/null && command -v auditctl > /dev/null && command -v augenrules > /dev/null; then
+  echo "test tooling: rsyslogd, auditctl and augenrules are installed"
+else
+  echo "test tooling: installing rsyslog and auditd (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends rsyslog auditd > /dev/null
+  if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+  for pidfile in /run/rsyslogd.pid /run/auditd.pid; do
+    if [ -s "$pidfile" ]; then kill "$(cat "$pidfile")" 2> /dev/null || true; fi
+  done
+fi
+# chronyd and chronyc (Debian chrony) for the same tests. The package conflicts with
+# systemd-timesyncd (the oracle of tests/tests/differential.rs; both provide time-daemon),
+# so it is not installed: its files are unpacked under $TOOLS/chrony (no maintainer
+# script, no daemon), its libraries installed as packages.
+if [ -x "$TOOLS/chrony/usr/sbin/chronyd" ] && [ -x "$TOOLS/chrony/usr/bin/chronyc" ]; then
+  echo "test tooling: chrony is unpacked under $TOOLS/chrony"
+else
+  echo "test tooling: unpacking chrony (Debian package) under $TOOLS/chrony"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends libcap2 libedit2 libgnutls30 libnettle8 libseccomp2 > /dev/null
+  deb_dir="$(mktemp -d)"
+  (cd "$deb_dir" && apt-get download -qq chrony 2> /dev/null)
+  mkdir -p "$TOOLS/chrony"
+  dpkg-deb -x "$deb_dir"/chrony_*.deb "$TOOLS/chrony"
+  rm -rf "$deb_dir"
 fi
 
 # Monitoring servers of tests/tests/monitoring.rs (started on 127.0.0.1 by the test itself).

@@ -1,13 +1,19 @@
 //! `logging.auditd`: whether the Linux audit daemon runs and what its rules watch.
 //!
 //! Reads (under the host root): the process list (`/proc/*/comm`), `/etc/audit/auditd.conf`,
-//! `/etc/audit/audit.rules` and `/etc/audit/rules.d/*.rules`, and the modification time of
+//! `/etc/audit/rules.d/*.rules` (compiled as `augenrules` does: version order, no hidden
+//! files, the last `-D` first and the last `-e` last) or, without that directory,
+//! `/etc/audit/audit.rules`, and the modification time of
 //! the newest file in `/var/log/audit`. When the host root is `/` and `auditctl` is
 //! installed, the rules the kernel has loaded (`auditctl -l`, bounded by a timeout): when it
 //! answers they are judged instead of the files (`rules_source`, `files_view`,
-//! `differences`); when the kernel audit subsystem is unavailable, why is recorded under
-//! `loaded_rules` and the files are judged. A watch counts only with the write permission;
-//! `-D` deletes the rules before it.
+//! `differences`; `immutable` from `auditctl -s`); when the kernel audit subsystem is
+//! unavailable, why is recorded under
+//! `loaded_rules` and the files are judged. The rules are loaded as `auditctl -R` does
+//! (`-A` prepends, `-d`/`-W` delete, `-D` deletes all; the first refused line, such as a
+//! duplicate rule, a trailing comment or a watch in a missing directory, stops loading and
+//! is recorded as an error). A watch counts only with the write permission; a system call
+//! only when no `never` rule names it first.
 //! Records: running, the rule files and rule count, watched paths and audited system calls,
 //! whether identity files (`/etc/passwd`, `/etc/shadow`, `/etc/group`, `/etc/gshadow`), sudo
 //! configuration and time changes are audited, whether the rules are immutable (`-e 2`),
@@ -98,9 +104,11 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
         )
         .flatten()
         .map(|t| keyval::equals(&t));
+    // What auditd loads at start: `augenrules --load` compiles /etc/audit/rules.d (when the
+    // directory exists, even empty) into audit.rules; without it, audit.rules as it is.
     let mut files = Vec::new();
-    match crate::read::host_dir(ctx, "/etc/audit/rules.d", 1000) {
-        Ok(Some((names, truncated))) => {
+    let rules_d = match crate::read::host_dir(ctx, "/etc/audit/rules.d", 1000) {
+        Ok(Some((mut names, truncated))) => {
             if truncated {
                 errors.note(
                     "/etc/audit/rules.d",
@@ -108,28 +116,49 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
                     "more than 1000 entries: the rest not read",
                 );
             }
-            files.extend(
-                names
-                    .into_iter()
-                    .filter(|n| n.ends_with(".rules"))
-                    .map(|n| format!("/etc/audit/rules.d/{n}")),
-            );
+            // `ls -1v | grep '\.rules$'`: no hidden files, version order.
+            names.retain(|n| n.ends_with(".rules") && !n.starts_with('.'));
+            names.sort_by(|a, b| parse::version_order(a, b));
+            files.extend(names.into_iter().map(|n| format!("/etc/audit/rules.d/{n}")));
+            true
         }
-        Ok(None) => {}
-        Err(e) => errors.push("/etc/audit/rules.d", &e),
-    }
+        Ok(None) => false,
+        Err(e) => {
+            errors.push("/etc/audit/rules.d", &e);
+            true
+        }
+    };
     let rules_d_count = files.len();
-    // augenrules compiles rules.d into audit.rules; read both, counting once what repeats.
-    if files.is_empty() {
+    if !rules_d {
         files.push("/etc/audit/audit.rules".into());
     }
-    let mut rules = parse::AuditRules::default();
+    let mut texts = Vec::new();
     let mut read_files = Vec::new();
     for f in &files {
         if let Some(Some(t)) = errors.take(f, crate::read::host_text(ctx, f)) {
-            parse::audit_rules(&t, &mut rules);
+            texts.push(t);
             read_files.push(f.clone());
         }
+    }
+    let text = if rules_d {
+        parse::augenrules(&texts)
+    } else {
+        texts.concat()
+    };
+    let mut rules = parse::AuditRules::default();
+    let dir_exists = |d: &str| crate::read::host_is_dir(ctx, d);
+    parse::audit_rules_checked(&text, &mut rules, Some(&dir_exists));
+    if let Some(why) = &rules.stopped {
+        let what = if rules_d {
+            "/etc/audit/rules.d (as augenrules compiles it)"
+        } else {
+            "/etc/audit/audit.rules"
+        };
+        errors.note(
+            what,
+            "invalid",
+            format!("{why}: auditctl -R stops there, the rules after it are not loaded"),
+        );
     }
     let has_gshadow = matches!(crate::read::host_file(ctx, "/etc/gshadow"), Ok(Some(_)));
     let (identity, sudoers, time) = judged(&rules, has_gshadow);
@@ -215,6 +244,14 @@ async fn loaded_rules(ctx: &Context, obs: &mut serde_json::Value) {
     if text.trim() != "No rules" {
         parse::audit_rules(&text, &mut loaded);
     }
+    // Whether the kernel's rules are locked (`auditctl -s`: `enabled 2`).
+    let kernel_immutable = match crate::util::run(&[&auditctl, "-s"], limit, 64 * 1024).await {
+        Ok(status) => status
+            .lines()
+            .find_map(|l| l.strip_prefix("enabled "))
+            .map(|v| v.trim() == "2"),
+        Err(_) => None,
+    };
     let diff = |key: &str, ours: &[String]| -> Vec<serde_json::Value> {
         let files: Vec<String> = obs[key]
             .as_array()
@@ -241,7 +278,11 @@ async fn loaded_rules(ctx: &Context, obs: &mut serde_json::Value) {
         "watches_identity": obs["watches_identity"],
         "watches_sudoers": obs["watches_sudoers"],
         "audits_time_changes": obs["audits_time_changes"],
+        "immutable": obs["immutable"],
     });
+    if let Some(locked) = kernel_immutable {
+        obs["immutable"] = json!(locked);
+    }
     obs["rule_count"] = json!(loaded.rule_count);
     obs["watched_paths"] = json!(loaded.watched_paths);
     obs["syscalls"] = json!(loaded.syscalls);
@@ -249,6 +290,25 @@ async fn loaded_rules(ctx: &Context, obs: &mut serde_json::Value) {
     obs["watches_sudoers"] = json!(sudoers);
     obs["audits_time_changes"] = json!(time);
     obs["rules_source"] = json!("auditctl -l");
-    obs["loaded_rules"] = json!({"source": "auditctl -l", "rule_count": loaded.rule_count});
+    obs["loaded_rules"] = json!({
+        "source": "auditctl -l",
+        "rule_count": loaded.rule_count,
+        "immutable_source": if kernel_immutable.is_some() { "auditctl -s" } else { "rule files" },
+    });
     obs["differences"] = json!(differences);
+    // A listed rule the parser did not understand: what follows it was not judged.
+    if let Some(why) = &loaded.stopped {
+        crate::base::mark_incomplete(
+            obs,
+            &[
+                "rule_count",
+                "watched_paths",
+                "syscalls",
+                "watches_identity",
+                "watches_sudoers",
+                "audits_time_changes",
+            ],
+            format!("auditctl -l: {why}"),
+        );
+    }
 }

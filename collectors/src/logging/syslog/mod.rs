@@ -1,8 +1,11 @@
 //! `logging.syslog`: whether a syslog daemon runs, and whether logs leave the host.
 //!
 //! Reads (under the host root): the process list (`/proc/*/comm`), `/etc/rsyslog.conf` and
-//! `/etc/rsyslog.d/*.conf`, `/etc/syslog-ng/syslog-ng.conf` and `/etc/syslog-ng/conf.d/*.conf`,
-//! and the modification times of the files in `/var/log`.
+//! the files it includes, as rsyslogd 8 reads them (`$IncludeConfig`, `include(file=)`,
+//! relative paths from its working directory `/`, commented ones not),
+//! `/etc/syslog-ng/syslog-ng.conf` and the files it `@include`s, and the modification times
+//! of the files in `/var/log`. A TLS destination is one rsyslog really encrypts: omfwd's
+//! stream driver mode 1 with a TLS driver (`gtls`, `ossl`).
 //! Records: which daemons run (rsyslogd, syslog-ng, busybox syslogd) and whether journald
 //! runs, the configuration files read, the remote forwarding targets (host, port, protocol,
 //! TLS), and the age of the newest file in `/var/log`, with the thresholds under `policy`.
@@ -74,24 +77,15 @@ impl Collector for Syslog {
     }
 }
 
-/// The include patterns of one config line: rsyslog `$IncludeConfig P` and
-/// `include(file="P")`, syslog-ng `@include "P"` (relative to `base`); a directory means
-/// every file in it.
+/// The include pattern of one syslog-ng config line: `@include "P"` (relative to `base`);
+/// a directory means every file in it.
 fn include_patterns(line: &str, base: &str) -> Option<String> {
     let l = line.trim();
-    let raw = if let Some(r) = l.strip_prefix("$IncludeConfig") {
-        r.trim().to_string()
-    } else if let Some(r) = l.strip_prefix("@include") {
-        r.trim()
-            .trim_matches(|c| c == '"' || c == '\'' || c == ';')
-            .to_string()
-    } else if l.starts_with("include(") {
-        let i = l.find("file=")?;
-        let r = l[i + 5..].trim_start_matches(['"', '\'']);
-        r.split(['"', '\'']).next()?.to_string()
-    } else {
-        return None;
-    };
+    let raw = l
+        .strip_prefix("@include")?
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'' || c == ';')
+        .to_string();
     if raw.is_empty() {
         return None;
     }
@@ -107,8 +101,108 @@ fn include_patterns(line: &str, base: &str) -> Option<String> {
     })
 }
 
-/// The main file and, in order, the files it includes, each with its text (only those it
-/// includes: a drop-in directory nobody includes is not read by the daemon either). The walk
+/// rsyslog's configuration as rsyslogd reads it: the files read, and every line in reading
+/// order (an included file's lines where its include stands), each with its `file:line`
+/// and comments blanked.
+#[derive(Debug, Default)]
+struct RsyslogTree {
+    files: Vec<String>,
+    lines: Vec<(String, String)>,
+}
+
+/// Reads `/etc/rsyslog.conf` and what it includes, as rsyslogd 8 does: `$IncludeConfig` and
+/// `include(file=...)` (possibly over several lines; commented ones do not count), a
+/// relative path taken from rsyslogd's working directory `/`, a glob expanded in sorted
+/// order without hidden files and matching nothing without error, a directory meaning its
+/// files but the hidden ones (sorted). A missing plain include (but `mode="optional"`),
+/// an unreadable file, a glob that cannot be expanded, a loop or too many files are
+/// recorded in `errors`. A missing main file is not an error (rsyslog is not configured).
+fn rsyslog_tree(ctx: &Context, main: &str, errors: &mut Errors) -> RsyslogTree {
+    struct Walk<'a> {
+        ctx: &'a Context,
+        stack: Vec<String>,
+        files: Vec<String>,
+        problems: Vec<String>,
+        out: RsyslogTree,
+    }
+    fn visit(w: &mut Walk<'_>, path: &str, required: bool) {
+        let limits = crate::parse::IncludeLimits {
+            depth: 8,
+            files: 1000,
+        };
+        let ctx = w.ctx;
+        let Some(text) = crate::parse::enter_include(
+            path,
+            required,
+            |p| crate::read::host_text(ctx, p).map_err(|e| format!("{p}: {e}")),
+            &limits,
+            &mut w.stack,
+            &mut w.files,
+            &mut w.problems,
+        ) else {
+            return;
+        };
+        w.out.files.push(path.to_string());
+        let cleaned = parse::rsyslog_uncomment(&text);
+        let mut includes = parse::rsyslog_includes(&cleaned).into_iter().peekable();
+        for (i, line) in cleaned.lines().enumerate() {
+            w.out
+                .lines
+                .push((format!("{path}:{}", i + 1), line.to_string()));
+            while let Some(inc) = includes.next_if(|inc| inc.line == i) {
+                include(w, &inc);
+            }
+        }
+        w.stack.pop();
+    }
+    fn include(w: &mut Walk<'_>, inc: &parse::RsyslogInclude) {
+        let ctx = w.ctx;
+        let path = if inc.path.starts_with('/') {
+            inc.path.clone()
+        } else {
+            format!("/{}", inc.path)
+        };
+        if crate::parse::glob::is_pattern(&path) {
+            match crate::read::host_glob(ctx, &path, 1000) {
+                Ok(found) => found.iter().for_each(|f| visit(w, f, false)),
+                Err(e) => w.problems.push(format!("{path}: {e}")),
+            }
+        } else if path.ends_with('/') || crate::read::host_is_dir(ctx, &path) {
+            let dir = path.trim_end_matches('/');
+            match crate::read::host_dir(ctx, dir, 1000) {
+                Ok(Some((names, truncated))) => {
+                    if truncated {
+                        w.problems
+                            .push(format!("{dir}: more than 1000 entries: the rest not read"));
+                    }
+                    for n in names.iter().filter(|n| !n.starts_with('.')) {
+                        visit(w, &format!("{dir}/{n}"), true);
+                    }
+                }
+                Ok(None) if inc.required => w.problems.push(format!("{dir}: not found")),
+                Ok(None) => {}
+                Err(e) => w.problems.push(format!("{dir}: {e}")),
+            }
+        } else {
+            visit(w, &path, inc.required);
+        }
+    }
+    let mut w = Walk {
+        ctx,
+        stack: Vec::new(),
+        files: Vec::new(),
+        problems: Vec::new(),
+        out: RsyslogTree::default(),
+    };
+    visit(&mut w, main, false);
+    for p in w.problems {
+        errors.note(main, "include", p);
+    }
+    w.out
+}
+
+/// syslog-ng's main file and, in order, the files it includes, each with its text (only
+/// those it includes: a drop-in directory nobody includes is not read by the daemon either). The walk
 /// is the include tree shared with sshd and sudoers (loops, depth and file count bounded); an
 /// include that is missing or unreadable, or a glob that cannot be expanded, is recorded in
 /// `errors`. A missing main file is not an error (that daemon is not configured).
@@ -188,19 +282,10 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     let journald_running = procs.iter().any(|p| p == "systemd-journal");
     let mut files = Vec::new();
     let mut targets = Vec::new();
-    let mut tls_default = false;
     let before_config = errors.len();
-    for (f, t) in conf_files(ctx, "/etc/rsyslog.conf", "/etc", &mut errors) {
-        let (found, tls) = parse::rsyslog_targets(&f, &t);
-        tls_default |= tls;
-        targets.extend(found);
-        files.push(f);
-    }
-    if tls_default {
-        for t in targets.iter_mut().filter(|t| t.protocol == "tcp") {
-            t.tls = true;
-        }
-    }
+    let rsyslog = rsyslog_tree(ctx, "/etc/rsyslog.conf", &mut errors);
+    targets.extend(parse::rsyslog_targets(&rsyslog.lines));
+    files.extend(rsyslog.files);
     for (f, t) in conf_files(
         ctx,
         "/etc/syslog-ng/syslog-ng.conf",
@@ -247,23 +332,11 @@ mod tests {
     #[test]
     fn only_included_files_are_read() {
         assert_eq!(
-            include_patterns("$IncludeConfig /etc/rsyslog.d/*.conf", "/etc").as_deref(),
-            Some("/etc/rsyslog.d/*.conf")
-        );
-        assert_eq!(
-            include_patterns(
-                "include(file=\"/etc/r.d/[0-9]*.conf\" mode=\"optional\")",
-                "/etc"
-            )
-            .as_deref(),
-            Some("/etc/r.d/[0-9]*.conf")
-        );
-        assert_eq!(
             include_patterns("@include \"conf.d/*.conf\"", "/etc/syslog-ng").as_deref(),
             Some("/etc/syslog-ng/conf.d/*.conf")
         );
         assert_eq!(
-            include_patterns("$IncludeConfig /etc/x/", "/etc").as_deref(),
+            include_patterns("@include \"/etc/x/\"", "/etc").as_deref(),
             Some("/etc/x/*")
         );
         assert_eq!(include_patterns("*.* @@logs:514", "/etc"), None);
@@ -277,24 +350,38 @@ mod tests {
             ..Default::default()
         };
         let paths = |errors: &mut Errors| -> Vec<String> {
-            conf_files(&ctx, "/etc/rsyslog.conf", "/etc", errors)
-                .into_iter()
-                .map(|(p, _)| p)
-                .collect()
+            rsyslog_tree(&ctx, "/etc/rsyslog.conf", errors).files
         };
         let mut errors = Errors::default();
         // Not included: not read (rsyslogd does not read it either).
         assert_eq!(paths(&mut errors), ["/etc/rsyslog.conf"]);
         std::fs::write(
             etc.join("rsyslog.conf"),
-            "$IncludeConfig /etc/rsyslog.d/*.conf\n",
+            "$IncludeConfig /etc/rsyslog.d/*.conf\n*.* @@main:514\n",
         )
         .expect("write");
         assert_eq!(
             paths(&mut errors),
             ["/etc/rsyslog.conf", "/etc/rsyslog.d/fwd.conf"]
         );
+        // The included lines are read where the include stands.
+        let tree = rsyslog_tree(&ctx, "/etc/rsyslog.conf", &mut errors);
+        let hosts: Vec<String> = parse::rsyslog_targets(&tree.lines)
+            .into_iter()
+            .map(|t| format!("{} {}", t.host, t.at))
+            .collect();
+        assert_eq!(
+            hosts,
+            ["b /etc/rsyslog.d/fwd.conf:1", "main /etc/rsyslog.conf:2"]
+        );
         assert!(errors.0.is_empty(), "{:?}", errors.0);
+        // A relative include is taken from rsyslogd's working directory, /.
+        std::fs::write(
+            etc.join("rsyslog.conf"),
+            "$IncludeConfig rsyslog.d/*.conf\n",
+        )
+        .expect("write");
+        assert_eq!(paths(&mut errors), ["/etc/rsyslog.conf"]);
         // A named include that is missing, and an include loop, are recorded errors.
         std::fs::write(
             etc.join("rsyslog.conf"),

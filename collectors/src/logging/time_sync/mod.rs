@@ -2,9 +2,12 @@
 //!
 //! Reads (under the host root): the process list (`/proc/*/comm`: chronyd, ntpd, ntpsec,
 //! openntpd, systemd-timesyncd), systemd-timesyncd's flag file
-//! `/run/systemd/timesync/synchronized`, chrony's `/etc/chrony.conf` and
-//! `/etc/chrony/chrony.conf` with the files their `include`, `confdir` (`*.conf`) and
-//! `sourcedir` (`*.sources`) name, `/etc/ntp.conf` and `/etc/ntpsec/ntp.conf` (with
+//! `/run/systemd/timesync/synchronized`, chrony's main file (the one of
+//! `/etc/chrony/chrony.conf` and `/etc/chrony.conf` compiled into the installed
+//! `/usr/sbin/chronyd`, whose bytes are searched for it; both when neither is found) with
+//! the files its `include`, `confdir` (`*.conf`) and `sourcedir` (`*.sources`) name (an
+//! include chronyd cannot open or search, or a source line without an address, is an
+//! error: chronyd refuses to start), `/etc/ntp.conf` and `/etc/ntpsec/ntp.conf` (with
 //! `includefile`), and `timesyncd.conf` with its drop-ins in systemd's order (each `NTP=`
 //! adds servers, an empty one resets the list; `FallbackNTP=` is used only when no `NTP=`
 //! server is left; never set: its compiled-in list). When the host root is `/`: `timedatectl show`, `chronyc -c -n tracking`
@@ -118,10 +121,10 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     // chrony: main file, then its include / confdir / sourcedir files, in order.
     let mut chrony_files = Vec::new();
     let mut chrony_sources = Vec::new();
-    for main in ["/etc/chrony.conf", "/etc/chrony/chrony.conf"] {
+    for main in chrony_main_files(ctx) {
         chrony_walk(
             ctx,
-            main,
+            &main,
             false,
             0,
             &mut chrony_files,
@@ -193,6 +196,26 @@ fn observe(ctx: &Context, config: &Config) -> Result<Observation, CollectError> 
     Ok(obs)
 }
 
+/// The chrony main files: chronyd reads only the one compiled into it (Debian
+/// `/etc/chrony/chrony.conf`, Red Hat `/etc/chrony.conf`), found in the installed chronyd;
+/// without one that names either, each that exists.
+fn chrony_main_files(ctx: &Context) -> Vec<String> {
+    const MAINS: [&str; 2] = ["/etc/chrony/chrony.conf", "/etc/chrony.conf"];
+    let compiled = ["/usr/sbin/chronyd", "/sbin/chronyd"]
+        .iter()
+        .find_map(|b| crate::read::host_bytes(ctx, b).ok().flatten())
+        .and_then(|bytes| {
+            // The binary's NUL-terminated strings: one linear scan.
+            bytes
+                .split(|b| *b == 0)
+                .find_map(|s| MAINS.into_iter().find(|m| s == m.as_bytes()))
+        });
+    match compiled {
+        Some(m) => vec![m.to_string()],
+        None => MAINS.iter().rev().map(|m| m.to_string()).collect(),
+    }
+}
+
 /// Files of one chrony configuration tree, at most.
 const MAX_FILES: usize = 256;
 
@@ -226,12 +249,42 @@ fn chrony_walk(
         match line {
             sources::ChronyLine::Source(s) => out.push(s),
             sources::ChronyLine::Include(pattern) => {
+                // chronyd globs with GLOB_ERR | GLOB_NOCHECK: a pattern matching nothing
+                // is fine, but a directory it cannot search, or a plain path it cannot
+                // open, is fatal (chronyd does not start).
+                let glob = crate::parse::glob::is_pattern(&pattern);
+                let dir = pattern
+                    .split(['*', '?', '['])
+                    .next()
+                    .and_then(|p| p.rsplit_once('/'))
+                    .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+                if glob && !crate::read::host_is_dir(ctx, dir) {
+                    errors.note(
+                        path,
+                        "invalid",
+                        format!(
+                            "include {pattern}: {dir} cannot be searched (chronyd refuses to start)"
+                        ),
+                    );
+                    continue;
+                }
+                if !glob && !matches!(crate::read::host_file(ctx, &pattern), Ok(Some(_))) {
+                    errors.note(
+                        path,
+                        "invalid",
+                        format!("include {pattern}: cannot be opened (chronyd refuses to start)"),
+                    );
+                    continue;
+                }
                 let found = errors
                     .take(&pattern, crate::read::host_glob(ctx, &pattern, 1000))
                     .unwrap_or_default();
                 for f in found {
                     chrony_walk(ctx, &f, false, depth + 1, files, out, errors);
                 }
+            }
+            sources::ChronyLine::Invalid(at, why) => {
+                errors.note(&at, "invalid", format!("{why} (chronyd refuses to start)"));
             }
             sources::ChronyLine::ConfDir(dirs) | sources::ChronyLine::SourceDir(dirs)
                 if dirs.is_empty() => {}

@@ -104,6 +104,8 @@ pub enum ChronyLine {
     ConfDir(Vec<String>),
     /// `sourcedir DIR...` (`*.sources` files).
     SourceDir(Vec<String>),
+    /// A line chronyd refuses (it then does not start): `file:line` and why.
+    Invalid(String, String),
 }
 
 /// The lines of one chrony file that matter for its sources (chrony.conf(5): comments start
@@ -123,15 +125,18 @@ pub fn chrony_lines(file: &str, text: &str, sources_file: bool) -> Vec<ChronyLin
         let args: Vec<String> = w.map(String::from).collect();
         let at = format!("{file}:{}", i + 1);
         match directive.as_str() {
-            "server" | "pool" | "peer" => {
-                if let Some(a) = args.first() {
-                    out.push(ChronyLine::Source(Source {
-                        kind: directive,
-                        address: a.clone(),
-                        at,
-                    }));
-                }
-            }
+            "server" | "pool" | "peer" => match args.first() {
+                Some(a) => out.push(ChronyLine::Source(Source {
+                    kind: directive,
+                    address: a.clone(),
+                    at,
+                })),
+                None if !sources_file => out.push(ChronyLine::Invalid(
+                    at,
+                    format!("`{directive}` without an address"),
+                )),
+                None => {}
+            },
             "refclock" if !sources_file => {
                 if let Some(a) = args.first() {
                     out.push(ChronyLine::Source(Source {
@@ -141,11 +146,10 @@ pub fn chrony_lines(file: &str, text: &str, sources_file: bool) -> Vec<ChronyLin
                     }));
                 }
             }
-            "include" if !sources_file => {
-                if let Some(p) = args.first() {
-                    out.push(ChronyLine::Include(p.clone()));
-                }
-            }
+            "include" if !sources_file => match args.first() {
+                Some(p) => out.push(ChronyLine::Include(p.clone())),
+                None => out.push(ChronyLine::Invalid(at, "`include` without a path".into())),
+            },
             "confdir" if !sources_file => out.push(ChronyLine::ConfDir(args)),
             "sourcedir" if !sources_file => out.push(ChronyLine::SourceDir(args)),
             _ => {}
@@ -156,7 +160,8 @@ pub fn chrony_lines(file: &str, text: &str, sources_file: bool) -> Vec<ChronyLin
 
 /// The files of a chrony `confdir` / `sourcedir` directive, in the order chrony reads them:
 /// the names with `suffix` of all the directories, sorted, a name in an earlier directory
-/// masking the same name in a later one. `listing` gives each directory's names.
+/// masking the same name in a later one; hidden names never match (chronyd globs
+/// `DIR/*SUFFIX`). `listing` gives each directory's names.
 pub fn chrony_dir_files(
     dirs: &[String],
     suffix: &str,
@@ -164,7 +169,10 @@ pub fn chrony_dir_files(
 ) -> Vec<String> {
     let mut by_name: std::collections::BTreeMap<String, String> = Default::default();
     for d in dirs {
-        for n in listing(d).into_iter().filter(|n| n.ends_with(suffix)) {
+        for n in listing(d)
+            .into_iter()
+            .filter(|n| n.ends_with(suffix) && !n.starts_with('.'))
+        {
             let path = format!("{}/{n}", d.trim_end_matches('/'));
             by_name.entry(n).or_insert(path);
         }
@@ -272,7 +280,7 @@ mod tests {
             &["/a".to_string(), "/b".to_string()],
             ".sources",
             |d| match d {
-                "/a" => vec!["2.sources".into(), "x.conf".into()],
+                "/a" => vec!["2.sources".into(), "x.conf".into(), ".h.sources".into()],
                 _ => vec!["1.sources".into(), "2.sources".into()],
             },
         );
