@@ -80,7 +80,15 @@ pub(super) fn run(args: &Args, config_path: Option<&Path>) -> anyhow::Result<Exi
         stamps: listing.stamps.clone(),
         ..s
     });
-    let verified = match verify::verify_full(
+    let opts = crate::report::Options {
+        at: at.unwrap_or_else(chrono::Utc::now),
+        since,
+        framework: framework.clone(),
+        store: store.clone(),
+    };
+    // Each verified record is folded into the report and dropped (bounded memory).
+    let mut builder = crate::report::Builder::new(&config, &opts);
+    let verified = match verify::verify_stream(
         &dir,
         &verify::Options {
             progress: true,
@@ -89,6 +97,7 @@ pub(super) fn run(args: &Args, config_path: Option<&Path>) -> anyhow::Result<Exi
             state: ledger,
             ..Default::default()
         },
+        &mut builder,
     ) {
         Ok(v) => v,
         Err(e) => {
@@ -96,13 +105,7 @@ pub(super) fn run(args: &Args, config_path: Option<&Path>) -> anyhow::Result<Exi
             return Ok(ExitCode::from(2));
         }
     };
-    let opts = crate::report::Options {
-        at: at.unwrap_or_else(chrono::Utc::now),
-        since,
-        framework: framework.clone(),
-        store: store.clone(),
-    };
-    let report = crate::report::build(&config, &verified, &opts);
+    let report = builder.finish(&verified);
     let text = match format {
         ReportFormat::Html => crate::report::html::render(&report),
         ReportFormat::Prometheus => crate::report::prometheus::render(&report),

@@ -12,7 +12,7 @@ pub mod prometheus;
 use crate::checks::Status as CheckState;
 use crate::config::{Config, Waiver};
 use crate::evidence::record::Kind;
-use crate::evidence::verify::{Problem, Verified};
+use crate::evidence::verify::{Problem, Verified, VerifiedRecord};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -257,8 +257,179 @@ pub struct WaiverStatus {
     pub state: &'static str,
 }
 
-/// Per (host, collector): indexes into the window's records, with their times.
-type Groups<'a> = BTreeMap<(&'a str, String), Vec<(usize, DateTime<Utc>)>>;
+/// The newest record of a host and collector for one control, and what it says about it.
+struct Newest {
+    time: DateTime<Utc>,
+    key: String,
+    agent: String,
+    chain: String,
+    collected_at: String,
+    /// `(check, message)` of each failure for this control (`collection` when collection
+    /// itself failed).
+    fails: Vec<(String, String)>,
+}
+
+/// One (host, collector) of a control: records in the window and the newest.
+struct Group {
+    records: usize,
+    newest: Newest,
+}
+
+/// What a control's readiness needs, folded record by record.
+#[derive(Default)]
+struct ControlFold {
+    /// By (host, collector).
+    groups: BTreeMap<(String, String), Group>,
+    /// The newest evidence times (at most [`TIMELINE`]), oldest first when popped.
+    times: std::collections::BinaryHeap<std::cmp::Reverse<DateTime<Utc>>>,
+}
+
+/// Evidence times kept for a control's timeline.
+const TIMELINE: usize = 200;
+
+/// The failures a record shows for `control`.
+fn fails_of(s: &crate::store::Summary, control: &str) -> Vec<(String, String)> {
+    let mut fails = Vec::new();
+    // A failed collection fails every control of the record; a failed check fails its own.
+    if s.error.is_some() {
+        fails.push((
+            "collection".into(),
+            "collection failed: no observation".into(),
+        ));
+    }
+    for c in s
+        .checks
+        .iter()
+        .filter(|c| c.status != CheckState::Pass && c.controls.iter().any(|x| x == control))
+    {
+        fails.push((c.id.clone(), c.message.clone()));
+    }
+    fails
+}
+
+/// Builds a [`Report`] from verified records handed over one at a time (a
+/// [`crate::evidence::verify::Sink`]): each is folded into per control, host and collector
+/// accumulators and dropped, so memory does not grow with the number of records.
+pub struct Builder<'a> {
+    config: &'a Config,
+    opts: &'a Options,
+    /// The controls reported, by id.
+    controls: BTreeMap<String, ControlFold>,
+    /// Enabled crosswalk pairs and the records evidencing both.
+    pairs: Vec<(String, String, usize)>,
+    hosts: BTreeSet<String>,
+    records: usize,
+}
+
+impl<'a> Builder<'a> {
+    /// A builder for the report `opts` describes.
+    pub fn new(config: &'a Config, opts: &'a Options) -> Builder<'a> {
+        let catalog = &config.catalog;
+        let controls = catalog
+            .controls()
+            .filter(|c| {
+                opts.framework.as_ref().is_none_or(|f| &c.framework == f)
+                    && catalog.is_enabled(&c.id)
+            })
+            .map(|c| (c.id.clone(), ControlFold::default()))
+            .collect();
+        let pairs = catalog
+            .crosswalk()
+            .iter()
+            .filter(|p| catalog.is_enabled(&p.iso27001) && catalog.is_enabled(&p.iso42001))
+            .map(|p| (p.iso27001.clone(), p.iso42001.clone(), 0))
+            .collect();
+        Builder {
+            config,
+            opts,
+            controls,
+            pairs,
+            hosts: BTreeSet::new(),
+            records: 0,
+        }
+    }
+
+    /// Folds one verified record in (only observations in the window count).
+    pub fn add(&mut self, r: &VerifiedRecord) {
+        let s = &r.summary;
+        if s.kind != Kind::Observation {
+            return;
+        }
+        let Some(t) = parse_time(&s.collected_at) else {
+            return;
+        };
+        if t > self.opts.at || self.opts.since.is_some_and(|since| t < since) {
+            return;
+        }
+        self.records += 1;
+        if !self.hosts.contains(&s.host.hostname) {
+            self.hosts.insert(s.host.hostname.clone());
+        }
+        for (a, b, n) in &mut self.pairs {
+            if s.controls.contains(a) && s.controls.contains(b) {
+                *n += 1;
+            }
+        }
+        let collector = s.collector.as_ref().map_or("", |c| c.id.as_str());
+        for c in &s.controls {
+            let Some(fold) = self.controls.get_mut(c) else {
+                continue;
+            };
+            fold.times.push(std::cmp::Reverse(t));
+            if fold.times.len() > TIMELINE {
+                fold.times.pop();
+            }
+            let newest = || Newest {
+                time: t,
+                key: r.key.clone(),
+                agent: s.agent.id.clone(),
+                chain: s.chain.clone(),
+                collected_at: s.collected_at.clone(),
+                fails: fails_of(s, c),
+            };
+            let k = (s.host.hostname.clone(), collector.to_string());
+            match fold.groups.get_mut(&k) {
+                Some(g) => {
+                    g.records += 1;
+                    // The later of equally new records wins, as `max_by_key` picks it.
+                    if t >= g.newest.time {
+                        g.newest = newest();
+                    }
+                }
+                None => {
+                    fold.groups.insert(
+                        k,
+                        Group {
+                            records: 1,
+                            newest: newest(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// The report, once every record was added; `verified` gives what `verify` found.
+    pub fn finish(self, verified: &Verified) -> Report {
+        finish(self, verified)
+    }
+}
+
+impl crate::evidence::verify::Sink for Builder<'_> {
+    fn record(&mut self, record: VerifiedRecord) {
+        self.add(&record);
+    }
+    fn reset(&mut self) {
+        for fold in self.controls.values_mut() {
+            *fold = ControlFold::default();
+        }
+        for p in &mut self.pairs {
+            p.2 = 0;
+        }
+        self.hosts.clear();
+        self.records = 0;
+    }
+}
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
@@ -283,8 +454,24 @@ fn waivers_for<'a>(
         .collect()
 }
 
-/// Builds the report from a verified store.
+/// Builds the report from a verified store (its records in [`Verified::records`]).
 pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
+    let mut b = Builder::new(config, opts);
+    for r in &verified.records {
+        b.add(r);
+    }
+    b.finish(verified)
+}
+
+fn finish(b: Builder<'_>, verified: &Verified) -> Report {
+    let Builder {
+        config,
+        opts,
+        controls: mut folds,
+        pairs,
+        hosts,
+        records,
+    } = b;
     let at = opts.at;
     let today = at.format("%Y-%m-%d").to_string();
     let active: Vec<&Waiver> = config
@@ -294,44 +481,11 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
         .collect();
     let catalog = &config.catalog;
 
-    // Observations in the window, with their time.
-    let mut in_window = Vec::new();
-    for r in &verified.records {
-        if r.summary.kind != Kind::Observation {
-            continue;
-        }
-        let Some(t) = parse_time(&r.summary.collected_at) else {
-            continue;
-        };
-        if t > at || opts.since.is_some_and(|s| t < s) {
-            continue;
-        }
-        in_window.push((r, t));
-    }
-    // control -> (host, collector) -> records (time order later)
-    let mut by_control: BTreeMap<&str, Groups<'_>> = BTreeMap::new();
-    for (i, (r, t)) in in_window.iter().enumerate() {
-        let s = &r.summary;
-        let collector = s
-            .collector
-            .as_ref()
-            .map_or_else(String::new, |c| c.id.clone());
-        for c in &s.controls {
-            by_control
-                .entry(c.as_str())
-                .or_default()
-                .entry((s.host.hostname.as_str(), collector.clone()))
-                .or_default()
-                .push((i, *t));
-        }
-    }
-
     let mut controls = Vec::new();
     for control in catalog.controls().filter(|c| {
         opts.framework.as_ref().is_none_or(|f| &c.framework == f) && catalog.is_enabled(&c.id)
     }) {
         let cadence = config.report.cadence_of(&control.id);
-        let groups = by_control.get(control.id.as_str());
         let mut report = ControlReport {
             id: control.id.clone(),
             framework: control.framework.clone(),
@@ -349,7 +503,10 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
             evidence: Vec::new(),
             timeline: Vec::new(),
         };
-        let Some(groups) = groups else {
+        let Some(fold) = folds
+            .remove(control.id.as_str())
+            .filter(|f| !f.groups.is_empty())
+        else {
             controls.push(report);
             continue;
         };
@@ -358,37 +515,19 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
         let mut unwaived_fail = false;
         let mut unwaived_stale = false;
         let mut waived_any = false;
-        let mut times = Vec::new();
-        for ((host, collector), recs) in groups {
-            hosts.insert(*host);
-            report.records += recs.len();
-            times.extend(recs.iter().map(|(_, t)| *t));
-            let Some(&(newest_i, newest_t)) = recs.iter().max_by_key(|(_, t)| *t) else {
-                continue;
-            };
-            let r = in_window[newest_i].0;
-            let s = &r.summary;
+        for ((host, collector), g) in fold.groups {
+            let host = host.as_str();
+            hosts.insert(host.to_string());
+            report.records += g.records;
+            let n = g.newest;
             if verified
                 .broken_chains
-                .contains(&(s.agent.id.clone(), s.chain.clone()))
+                .contains(&(n.agent.clone(), n.chain.clone()))
             {
                 report.chain_ok = false;
             }
             let mut status = "pass";
-            // A failed collection fails every control of the record; a failed check fails its own.
-            let mut fails: Vec<(String, String)> = Vec::new();
-            if s.error.is_some() {
-                fails.push((
-                    "collection".into(),
-                    "collection failed: no observation".into(),
-                ));
-            }
-            for c in s.checks.iter().filter(|c| {
-                c.status != CheckState::Pass && c.controls.iter().any(|x| x == &control.id)
-            }) {
-                fails.push((c.id.clone(), c.message.clone()));
-            }
-            for (check, message) in fails {
+            for (check, message) in n.fails {
                 status = if check == "collection" {
                     "error"
                 } else {
@@ -421,7 +560,7 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
                 }
             }
             let age = at
-                .signed_duration_since(newest_t)
+                .signed_duration_since(n.time)
                 .to_std()
                 .unwrap_or_default();
             if age > cadence {
@@ -434,24 +573,29 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
                 report.stale_hosts.push(StaleHost {
                     host: host.to_string(),
                     collector: collector.clone(),
-                    newest: s.collected_at.clone(),
+                    newest: n.collected_at.clone(),
                     waived_by: w,
                 });
             }
             report.evidence.push(EvidenceRef {
-                key: r.key.clone(),
+                key: n.key,
                 host: host.to_string(),
-                collector: collector.clone(),
-                collected_at: s.collected_at.clone(),
+                collector,
+                collected_at: n.collected_at,
                 status: status.into(),
             });
         }
-        times.sort();
+        let times: Vec<DateTime<Utc>> = fold
+            .times
+            .into_sorted_vec()
+            .into_iter()
+            .rev()
+            .map(|std::cmp::Reverse(t)| t)
+            .collect();
         report.newest = times
             .last()
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        let skip = times.len().saturating_sub(200);
-        report.timeline = times[skip..]
+        report.timeline = times
             .iter()
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .collect();
@@ -468,7 +612,6 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
         };
         controls.push(report);
     }
-
     let frameworks = catalog
         .frameworks()
         .iter()
@@ -517,13 +660,10 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
             iso27001: p.iso27001.clone(),
             iso42001: p.iso42001.clone(),
             reason: p.reason.clone(),
-            shared_records: in_window
+            shared_records: pairs
                 .iter()
-                .filter(|(r, _)| {
-                    r.summary.controls.contains(&p.iso27001)
-                        && r.summary.controls.contains(&p.iso42001)
-                })
-                .count(),
+                .find(|(a, b, _)| a == &p.iso27001 && b == &p.iso42001)
+                .map_or(0, |(_, _, n)| *n),
             status: [status_of(&p.iso27001), status_of(&p.iso42001)],
         })
         .collect();
@@ -539,10 +679,6 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
                 "expired"
             },
         })
-        .collect();
-    let hosts: BTreeSet<String> = in_window
-        .iter()
-        .map(|(r, _)| r.summary.host.hostname.clone())
         .collect();
     Report {
         schema: SCHEMA,
@@ -561,7 +697,7 @@ pub fn build(config: &Config, verified: &Verified, opts: &Options) -> Report {
         },
         waivers,
         hosts: hosts.into_iter().collect(),
-        records: in_window.len(),
+        records,
         anchored: verified.report.anchored,
         untrusted: verified.report.untrusted,
         host_conflicts: verified.report.host_conflicts.clone(),

@@ -7,7 +7,7 @@
 //! newest chain.
 
 use super::records::Checked;
-use super::{Options, Problem, Report, short};
+use super::{Options, Problem, short};
 use crate::evidence::record::Kind;
 use crate::store::Summary;
 use chrono::{DateTime, FixedOffset};
@@ -38,7 +38,7 @@ fn at<'a>(seqs: &BTreeMap<u64, Vec<&'a Checked>>, seq: u64) -> Option<&'a Summar
 pub(super) fn check(
     chains: &Chains<'_>,
     opts: &Options,
-    report: &mut Report,
+    notes: &mut BTreeMap<(String, String), Vec<String>>,
     problems: &mut Vec<Problem>,
 ) -> BTreeSet<(String, String)> {
     let now = opts.now.unwrap_or_else(chrono::Utc::now);
@@ -48,20 +48,21 @@ pub(super) fn check(
         let problems_before = problems.len();
         let label = format!("agent {} chain {}", short(agent), short(chain));
         sequence(&label, seqs, problems);
-        let last_checkpoint = claims(&label, seqs, problems, &mut report.notes);
+        let mine = notes.entry((agent.clone(), chain.clone())).or_default();
+        let last_checkpoint = claims(&label, seqs, problems, mine);
         let Some(max_seq) = seqs.keys().next_back().copied() else {
             continue;
         };
         match &last_checkpoint {
-            Some((cp, _)) if *cp < max_seq => report.notes.push(format!(
+            Some((cp, _)) if *cp < max_seq => mine.push(format!(
                 "{label}: {} record(s) after the last checkpoint (seq {cp}) are not yet sealed by a checkpoint",
                 max_seq - cp
             )),
-            None => report.notes.push(format!("{label}: no checkpoint yet")),
+            None => mine.push(format!("{label}: no checkpoint yet")),
             _ => {}
         }
         if newest.get(agent.as_str()) == Some(&chain.as_str()) {
-            newest_chain(&label, seqs, last_checkpoint, opts, now, report, problems);
+            newest_chain(&label, seqs, last_checkpoint, opts, now, mine, problems);
         }
         if problems.len() > problems_before {
             broken.insert((agent.clone(), chain.clone()));
@@ -226,7 +227,7 @@ fn newest_chain(
     last_checkpoint: Option<(u64, Option<DateTime<FixedOffset>>)>,
     opts: &Options,
     now: DateTime<chrono::Utc>,
-    report: &mut Report,
+    notes: &mut Vec<String>,
     problems: &mut Vec<Problem>,
 ) {
     let Some((_, last)) = seqs.iter().next_back() else {
@@ -237,7 +238,7 @@ fn newest_chain(
             .checked_add_signed(CHECKPOINT_TOLERANCE)
             .is_some_and(|limit| limit < now)
     {
-        report.notes.push(format!(
+        notes.push(format!(
             "{label}: the newest checkpoint (seq {cp}) said the next was due by {}, and none came: the agent stopped without a final checkpoint, or the newest records were removed",
             due.to_rfc3339()
         ));

@@ -113,11 +113,35 @@ pub(super) fn check<'a>(
     by_key: &HashMap<&'a str, &'a Checked>,
     problems: &mut Vec<Problem>,
 ) {
-    let mut listed: HashSet<&'a str> = HashSet::with_capacity(checked.len());
     let mut index_files = Vec::new();
     if let Some(dir) = dir {
         walk(dir, &mut index_files, problems, root);
     }
+    check_files(
+        root,
+        index_files,
+        Some(keys),
+        checked,
+        by_key,
+        problems,
+        &|_| true,
+    );
+}
+
+/// [`check`] for the given index files. `checked` holds every record a line may point at
+/// for which `local` is true; a line that names a record not in `by_key` for which `local`
+/// is false makes this return `false` (its record may be elsewhere: the caller decides).
+/// The compacted index is checked only when `keys` is given.
+pub(super) fn check_files<'a>(
+    root: &Path,
+    index_files: Vec<std::path::PathBuf>,
+    keys: Option<&HashMap<String, VerifyingKey>>,
+    checked: &'a [Checked],
+    by_key: &HashMap<&'a str, &'a Checked>,
+    problems: &mut Vec<Problem>,
+    local: &dyn Fn(&str) -> bool,
+) -> bool {
+    let mut listed: HashSet<&'a str> = HashSet::with_capacity(checked.len());
     for p in index_files {
         let ikey = rel(root, &p);
         if !ikey.ends_with(".jsonl") {
@@ -155,6 +179,9 @@ pub(super) fn check<'a>(
                 }
             };
             let Some(c) = by_key.get(entry.key.as_str()) else {
+                if !local(&entry.key) {
+                    return false;
+                }
                 problems.push(Problem {
                     key: entry.key.clone(),
                     message: format!("record listed in the index ({}) is missing", at()),
@@ -248,7 +275,9 @@ pub(super) fn check<'a>(
             ))
         }
     };
-    problems.extend(crate::compact::verified_entries(root, keys, &mut row));
+    if let Some(keys) = keys {
+        problems.extend(crate::compact::verified_entries(root, keys, &mut row));
+    }
     for c in checked {
         if c.summary.is_some() && !listed.contains(c.key.as_str()) {
             problems.push(Problem {
@@ -257,4 +286,5 @@ pub(super) fn check<'a>(
             });
         }
     }
+    true
 }

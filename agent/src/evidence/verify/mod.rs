@@ -19,6 +19,12 @@
 //!   enrolled both for it.
 //! - For `s3://` stores, what the version listing found (delete markers, overwritten
 //!   objects) comes in [`Options::listing`].
+//!
+//! Memory: a store as the agent lays it out is verified one host at a time (`stream.rs`):
+//! each valid record goes to a [`Sink`] (`report` folds it into its per-control
+//! accumulators) and is dropped, so peak memory follows the largest host, not the store.
+//! What only the whole store can decide is verified by the whole-store pass, which gives
+//! the same result and holds every record until the end.
 
 mod chains;
 mod files;
@@ -26,6 +32,7 @@ mod heads;
 mod index;
 mod ledger;
 mod records;
+mod stream;
 
 pub use ledger::State;
 
@@ -149,6 +156,9 @@ pub struct Options {
     pub listing: Listing,
     /// `--state DIR`: verify incrementally against the auditor's ledger, and move it forward.
     pub state: Option<State>,
+    /// Always verify the whole store at once (never one host at a time): the reference the
+    /// streaming pass is compared with in tests; it holds every record until the end.
+    pub whole_store: bool,
 }
 
 /// A record that passed every per-record check.
@@ -179,22 +189,76 @@ pub struct Verified {
 #[derive(Debug)]
 pub struct PendingLedger(ledger::Pending);
 
+/// Receives each record that passed every check of `verify`, once, as soon as nothing that
+/// is still to be read can reject it (see [`verify_stream`]).
+pub trait Sink {
+    /// One valid record.
+    fn record(&mut self, record: VerifiedRecord);
+    /// Forget every record received: verification starts again from the beginning (the
+    /// streaming pass found something only a whole-store pass can decide).
+    fn reset(&mut self);
+}
+
+impl Sink for Vec<VerifiedRecord> {
+    fn record(&mut self, record: VerifiedRecord) {
+        self.push(record);
+    }
+    fn reset(&mut self) {
+        self.clear();
+    }
+}
+
+/// A sink that keeps nothing (`verify` itself).
+struct Discard;
+
+impl Sink for Discard {
+    fn record(&mut self, _: VerifiedRecord) {}
+    fn reset(&mut self) {}
+}
+
 /// Verifies a directory store.
 pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
     match &opts.state {
         Some(state) => verify_with_state(root, opts, state, false).map(|v| v.report),
-        None => verify_all(root, opts).map(|v| v.report),
+        None => verify_stream(root, opts, &mut Discard).map(|v| v.report),
     }
 }
 
-/// Verifies a directory store and keeps the valid records (for `report`). With
-/// `opts.state` every record is still read (the report needs them all), and the listing is
-/// also compared with the ledger, which moves forward when the store is SOUND.
+/// Verifies a directory store and keeps the valid records. With `opts.state` every record
+/// is still read, and the listing is also compared with the ledger, which moves forward
+/// when the store is SOUND.
 pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
-    match &opts.state {
-        Some(state) => verify_with_state(root, opts, state, true),
-        None => verify_all(root, opts),
+    let mut records = Vec::new();
+    let mut v = verify_stream(root, opts, &mut records)?;
+    v.records = records;
+    Ok(v)
+}
+
+/// Verifies a directory store, handing each valid record to `sink` instead of keeping it
+/// (the returned [`Verified`] has no records). A store laid out as the agent writes it
+/// (`records/<date>/<host>/`, the index beside it, no RFC 3161 tokens, no compacted index,
+/// no `--state`) is verified one host at a time, so memory is bounded by the largest host's
+/// records, not by the store: every chain, head, index line and host of an agent lies in
+/// its host's partitions, and each is checked there exactly as a whole-store pass checks
+/// it. Anything else (an agent spanning hosts, an index line pointing at another host,
+/// another layout, a key rotation carrying a certificate under a trust policy) makes it a
+/// whole-store pass, which holds every record until the end. With `opts.state` every record
+/// is read too (the sink needs them all) and the listing is compared with the ledger.
+pub fn verify_stream(root: &Path, opts: &Options, sink: &mut dyn Sink) -> Result<Verified, String> {
+    if opts.state.is_none() && !opts.whole_store {
+        match stream::verify(root, opts, sink)? {
+            Some(v) => return Ok(v),
+            None => sink.reset(),
+        }
     }
+    let mut v = match &opts.state {
+        Some(state) => verify_with_state(root, opts, state, true)?,
+        None => verify_all(root, opts)?,
+    };
+    for r in std::mem::take(&mut v.records) {
+        sink.record(r);
+    }
+    Ok(v)
 }
 
 fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
@@ -318,7 +382,9 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
         .map(|(a, _)| a)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
-    let mut broken_chains = chains::check(&chains, opts, &mut report, &mut problems);
+    let mut chain_notes = BTreeMap::new();
+    let mut broken_chains = chains::check(&chains, opts, &mut chain_notes, &mut problems);
+    report.notes.extend(chain_notes.into_values().flatten());
     broken_chains.extend(keyed.broken.iter().cloned());
     let heads = heads::load(
         root,
@@ -375,7 +441,11 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
         &by_key,
         &mut problems,
     );
-    host_conflicts(&checked, &mut report, &mut problems);
+    let mut hosts: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for s in checked.iter().filter_map(|c| c.summary.as_ref()) {
+        add_host(&mut hosts, s);
+    }
+    host_conflicts(&hosts, &mut report, &mut problems);
     for c in report.host_conflicts.iter().filter(|c| !c.enrolled) {
         for (agent, chain) in chains.keys() {
             if c.agents.contains(agent) {
@@ -403,21 +473,10 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
                 .push(t);
         }
     }
-    for ((host, collector), mut times) in runs {
-        times.sort();
-        let longest = times
-            .windows(2)
-            .map(|w| (w[1] - w[0]).num_seconds())
-            .max()
-            .unwrap_or(0);
-        report.collectors.push(CollectorGap {
-            host,
-            collector,
-            runs: times.len(),
-            first: times.first().map(|t| t.to_rfc3339()).unwrap_or_default(),
-            last: times.last().map(|t| t.to_rfc3339()).unwrap_or_default(),
-            longest_gap_seconds: longest,
-        });
+    for ((host, collector), times) in runs {
+        report
+            .collectors
+            .push(collector_gap(host, collector, times));
     }
 
     tracing::debug!(
@@ -466,6 +525,28 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
         broken_chains,
         ledger,
     })
+}
+
+/// A collector's runs on a host, from the times of its records.
+fn collector_gap(
+    host: String,
+    collector: String,
+    mut times: Vec<chrono::DateTime<chrono::FixedOffset>>,
+) -> CollectorGap {
+    times.sort();
+    let longest = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_seconds())
+        .max()
+        .unwrap_or(0);
+    CollectorGap {
+        host,
+        collector,
+        runs: times.len(),
+        first: times.first().map(|t| t.to_rfc3339()).unwrap_or_default(),
+        last: times.last().map(|t| t.to_rfc3339()).unwrap_or_default(),
+        longest_gap_seconds: longest,
+    }
 }
 
 /// The store's top-level directories (each present as a real directory).
@@ -630,16 +711,26 @@ fn verify_with_state(
     Ok(v)
 }
 
-/// Hosts with valid records from more than one agent.
-fn host_conflicts(checked: &[Checked], report: &mut Report, problems: &mut Vec<Problem>) {
-    let mut agents: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
-    for s in checked.iter().filter_map(|c| c.summary.as_ref()) {
-        agents
-            .entry(s.host.hostname.as_str())
+/// Notes that the agent of `s` writes for its host.
+fn add_host(hosts: &mut BTreeMap<String, std::collections::BTreeSet<String>>, s: &Summary) {
+    if !hosts
+        .get(&s.host.hostname)
+        .is_some_and(|a| a.contains(&s.agent.id))
+    {
+        hosts
+            .entry(s.host.hostname.clone())
             .or_default()
-            .insert(s.agent.id.as_str());
+            .insert(s.agent.id.clone());
     }
-    for (host, ids) in agents.into_iter().filter(|(_, ids)| ids.len() > 1) {
+}
+
+/// Hosts with valid records from more than one agent.
+fn host_conflicts(
+    hosts: &BTreeMap<String, std::collections::BTreeSet<String>>,
+    report: &mut Report,
+    problems: &mut Vec<Problem>,
+) {
+    for (host, ids) in hosts.iter().filter(|(_, ids)| ids.len() > 1) {
         let list: Vec<String> = ids.iter().map(|a| a.to_string()).collect();
         let shown = ids.iter().map(|a| short(a)).collect::<Vec<_>>().join(", ");
         // With a policy every record left was signed by a key enrolled for this host.
