@@ -258,11 +258,15 @@ pub fn valid_keyid(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Index file for a batch of records in one partition.
-pub fn index_key(partition: &str, agent: &str, first: u64, last: u64) -> String {
+/// Index file of the records of one chain in one partition that a batch ships, named after
+/// the first of them, not the last: a batch shipped again after a crash (its cursor had not
+/// moved) starts at the same record and holds at least the same ones, so it rewrites the
+/// same file with a superset, never a second file listing the same records twice.
+pub fn index_key(partition: &str, agent: &str, chain: &str, first: u64) -> String {
     format!(
-        "index/{partition}/{}-{first:012}-{last:012}.jsonl",
-        segment(agent)
+        "index/{partition}/{}-{}-{first:012}.jsonl",
+        segment(agent),
+        segment(chain)
     )
 }
 
@@ -364,26 +368,30 @@ impl Outgoing {
     }
 }
 
-/// Groups a batch into index files: (index key, JSON lines).
+/// Groups a batch into index files, one per partition, agent and chain: (index key, JSON
+/// lines), see [`index_key`].
 pub fn index_files(batch: &[Outgoing]) -> Vec<(String, Vec<u8>)> {
-    let mut groups: BTreeMap<(String, String), Vec<&Outgoing>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, String), Vec<&Outgoing>> = BTreeMap::new();
     for o in batch {
         groups
-            .entry((partition(&o.summary), o.summary.agent.id.clone()))
+            .entry((
+                partition(&o.summary),
+                o.summary.agent.id.clone(),
+                o.summary.chain.clone(),
+            ))
             .or_default()
             .push(o);
     }
     groups
         .into_iter()
-        .map(|((part, agent), items)| {
+        .map(|((part, agent, chain), items)| {
             let first = items.iter().map(|o| o.summary.sequence).min().unwrap_or(0);
-            let last = items.iter().map(|o| o.summary.sequence).max().unwrap_or(0);
             let mut body = Vec::new();
             for o in items {
                 body.extend(serde_json::to_vec(&o.index_entry()).unwrap_or_default());
                 body.push(b'\n');
             }
-            (index_key(&part, &agent, first, last), body)
+            (index_key(&part, &agent, &chain, first), body)
         })
         .collect()
 }
