@@ -110,6 +110,17 @@ impl FileSink {
     }
 }
 
+/// An existing index file, read bounded (`None`: there is none, or it cannot be read).
+fn read_index(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).ok()?;
+    let mut buf = Vec::new();
+    f.take(store::MAX_INDEX_FILE_BYTES)
+        .read_to_end(&mut buf)
+        .ok()?;
+    Some(buf)
+}
+
 const README: &str = "This directory is an Evident evidence store.\n\
 records/  signed DSSE envelopes (in-toto Statement v1), content-addressed, partitioned by date and host\n\
 index/    JSON lines listing every record (key, digest, collector, controls, check status)\n\
@@ -144,8 +155,18 @@ impl Sink for FileSink {
             for o in batch {
                 self.write(&self.root.join(&o.key), &o.bytes, false)?;
             }
-            for (key, body) in store::index_files(batch) {
-                self.write(&self.root.join(key), &body, true)?;
+            for mut group in store::index_groups(batch) {
+                while let Some(key) = group.key() {
+                    let path = self.root.join(&key);
+                    match read_index(&path) {
+                        // Listed already by a batch shipped before a crash: index the rest.
+                        Some(existing) if group.drop_listed(&existing) => continue,
+                        // Not this agent's file for these records: replaced.
+                        Some(_) => self.write(&path, &group.body(), true)?,
+                        None => self.write(&path, &group.body(), false)?,
+                    }
+                    break;
+                }
             }
             Ok(vec![None; batch.len()])
         })
