@@ -26,6 +26,10 @@ pub use error::{Error, Result};
 /// Agent version recorded in evidence.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// How deep under the state directory stale temporary files are looked for at start
+/// (`spool/cursors`, `spool/quarantine/<sink>`, `collectors/<id>/...`).
+const STATE_TEMP_DEPTH: usize = 4;
+
 /// RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -259,6 +263,20 @@ impl Agent {
         crate::durable::create_dir_private(&state_dir)
             .at(&state_dir, "cannot create state directory")?;
         let lock = rotation::lock_state(&state_dir)?;
+        // Stale temporary files of a killed agent (chain state, cursors, outbox, collector
+        // state): the lock is held, so no other agent writes here; a live process's files
+        // are kept all the same. Bounded depth: the state directory is a shallow tree.
+        match crate::durable::remove_stale_temps(&state_dir, STATE_TEMP_DEPTH) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                removed = n,
+                "removed stale temporary files of a killed agent from the state directory"
+            ),
+            Err(e) => tracing::warn!(
+                dir = %state_dir.display(),
+                "cannot clear stale temporary files: {e}"
+            ),
+        }
         let key_path = config.key_path();
         rotation::refuse_new_key(&state_dir, &key_path, reset.is_some())?;
         let (key, key_created) = SigningKey::load_or_generate(&key_path, config.signing.algorithm)?;

@@ -280,11 +280,13 @@ pub fn valid_keyid(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Index file for a batch of records in one partition.
-pub fn index_key(partition: &str, agent: &str, first: u64, last: u64) -> String {
+/// Index file of the records of one chain in one partition that a batch ships, named after
+/// the first of them: see [`IndexGroup`].
+pub fn index_key(partition: &str, agent: &str, chain: &str, first: u64) -> String {
     format!(
-        "index/{partition}/{}-{first:012}-{last:012}.jsonl",
-        segment(agent)
+        "index/{partition}/{}-{}-{first:012}.jsonl",
+        segment(agent),
+        segment(chain)
     )
 }
 
@@ -385,27 +387,87 @@ impl Outgoing {
     }
 }
 
-/// Groups a batch into index files: (index key, JSON lines).
-pub fn index_files(batch: &[Outgoing]) -> Vec<(String, Vec<u8>)> {
-    let mut groups: BTreeMap<(String, String), Vec<&Outgoing>> = BTreeMap::new();
+/// Largest index file a sink reads back (an agent's hold at most 512 lines).
+pub const MAX_INDEX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The records of a batch for one index file: one partition, agent and chain.
+///
+/// Index files are written once and never rewritten (an auditor's ledger would see a
+/// rewrite as a changed object). A batch shipped again after a crash (its cursor had not
+/// moved) starts at the same record, so its index key is the same: a sink that finds that
+/// file drops the records it lists ([`IndexGroup::drop_listed`]) and writes the rest under
+/// the key of the first one left. No record is listed twice, whatever the batch boundaries.
+pub struct IndexGroup<'a> {
+    /// `date=.../host=...`.
+    pub partition: String,
+    /// Agent id.
+    pub agent: String,
+    /// Chain id.
+    pub chain: String,
+    /// The records still to index, in batch order.
+    pub items: Vec<&'a Outgoing>,
+}
+
+impl IndexGroup<'_> {
+    /// The index file for the records left (`None`: all are indexed already).
+    pub fn key(&self) -> Option<String> {
+        let first = self.items.iter().map(|o| o.summary.sequence).min()?;
+        Some(index_key(&self.partition, &self.agent, &self.chain, first))
+    }
+
+    /// The JSON lines of the records left.
+    pub fn body(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        for o in &self.items {
+            body.extend(serde_json::to_vec(&o.index_entry()).unwrap_or_default());
+            body.push(b'\n');
+        }
+        body
+    }
+
+    /// Drops the records an existing index file lists; whether any was dropped (if none
+    /// was, the file is not one this agent wrote for these records).
+    pub fn drop_listed(&mut self, existing: &[u8]) -> bool {
+        let listed: std::collections::HashSet<String> = String::from_utf8_lossy(existing)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<IndexEntry>(l).ok())
+            .map(|e| e.key)
+            .collect();
+        let before = self.items.len();
+        self.items.retain(|o| !listed.contains(&o.key));
+        self.items.len() < before
+    }
+}
+
+/// Groups a batch by index file: partition, agent and chain ([`IndexGroup`]).
+pub fn index_groups(batch: &[Outgoing]) -> Vec<IndexGroup<'_>> {
+    let mut groups: BTreeMap<(String, String, String), Vec<&Outgoing>> = BTreeMap::new();
     for o in batch {
         groups
-            .entry((partition(&o.summary), o.summary.agent.id.clone()))
+            .entry((
+                partition(&o.summary),
+                o.summary.agent.id.clone(),
+                o.summary.chain.clone(),
+            ))
             .or_default()
             .push(o);
     }
     groups
         .into_iter()
-        .map(|((part, agent), items)| {
-            let first = items.iter().map(|o| o.summary.sequence).min().unwrap_or(0);
-            let last = items.iter().map(|o| o.summary.sequence).max().unwrap_or(0);
-            let mut body = Vec::new();
-            for o in items {
-                body.extend(serde_json::to_vec(&o.index_entry()).unwrap_or_default());
-                body.push(b'\n');
-            }
-            (index_key(&part, &agent, first, last), body)
+        .map(|((partition, agent, chain), items)| IndexGroup {
+            partition,
+            agent,
+            chain,
+            items,
         })
+        .collect()
+}
+
+/// The index files of a batch written into an empty store: (index key, JSON lines).
+pub fn index_files(batch: &[Outgoing]) -> Vec<(String, Vec<u8>)> {
+    index_groups(batch)
+        .into_iter()
+        .filter_map(|g| Some((g.key()?, g.body())))
         .collect()
 }
 

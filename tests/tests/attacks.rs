@@ -573,6 +573,75 @@ fn index_fields_are_compared_and_unindexed_records_reported() {
     assert_problem(&verify(&store, &[]), &[&target, "not in the index"]);
 }
 
+/// Drops the index lines of the records at `seqs` (agent-written single-chain store).
+fn unindex(store: &Path, seqs: &[u64]) -> Vec<String> {
+    let targets: Vec<String> = seqs
+        .iter()
+        .map(|s| key(store, &record_at(store, *s)))
+        .collect();
+    for p in walk(&store.join("index")) {
+        let text = fs::read_to_string(&p).expect("index");
+        let kept: String = text
+            .lines()
+            .filter(|l| !targets.iter().any(|t| l.contains(t.as_str())))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(&p, kept).expect("rewrite");
+    }
+    targets
+}
+
+#[test]
+fn an_interrupted_shipment_is_a_note_but_an_unindexed_record_under_a_head_is_a_problem() {
+    // What a kill between the last run's record writes and its index write leaves: records
+    // 5 and 6 stored, their index lines and the head of checkpoint 6 not written (the
+    // sinks write records, index, head in that order; the pointer still names seq 4).
+    let (_dir, store) = three_runs();
+    let (agent, chain) = ids(&store);
+    unindex(&store, &[5, 6]);
+    fs::remove_file(store.join(store::checkpoint_head_key(&agent, &chain, 6))).expect("head 6");
+    fs::copy(
+        store.join(store::checkpoint_head_key(&agent, &chain, 4)),
+        store.join(store::head_key(&agent)),
+    )
+    .expect("pointer back to 4");
+    let v = verify(&store, &[]);
+    assert_sound(&v);
+    assert!(
+        v.stdout.contains(
+            "2 record(s) from seq 5 on, after the newest published head (seq 4), are not in the index yet: an interrupted shipment"
+        ),
+        "{}",
+        v.stdout
+    );
+
+    // Attack: hide the index line of the record a head stands on (seq 6, the newest
+    // checkpoint): the store vouches for it, so `query` missing it is a problem.
+    let (_dir, store) = three_runs();
+    let hidden = unindex(&store, &[6]);
+    assert_problem(&verify(&store, &[]), &[&hidden[0], "not in the index"]);
+    // Also with the immutable head removed: the pointer still names seq 6.
+    let (_dir, store) = three_runs();
+    let (agent, chain) = ids(&store);
+    let hidden = unindex(&store, &[5, 6]);
+    fs::remove_file(store.join(store::checkpoint_head_key(&agent, &chain, 6))).expect("head 6");
+    let v = verify(&store, &[]);
+    for k in &hidden {
+        assert_problem(&v, &[k, "not in the index"]);
+    }
+    // And below an older head: seq 3 is covered by head 4 even when the newest is gone.
+    let (_dir, store) = three_runs();
+    let (agent, chain) = ids(&store);
+    let hidden = unindex(&store, &[3]);
+    fs::remove_file(store.join(store::checkpoint_head_key(&agent, &chain, 6))).expect("head 6");
+    fs::copy(
+        store.join(store::checkpoint_head_key(&agent, &chain, 4)),
+        store.join(store::head_key(&agent)),
+    )
+    .expect("pointer back to 4");
+    assert_problem(&verify(&store, &[]), &[&hidden[0], "not in the index"]);
+}
+
 #[test]
 fn ids_are_validated_and_never_printed_raw() {
     let dir = tempfile::tempdir().expect("tempdir");

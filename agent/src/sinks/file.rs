@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 /// A directory store.
 pub struct FileSink {
     root: PathBuf,
+    /// Directories already cleared of stale temporary files by this process.
+    cleaned: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl FileSink {
@@ -17,6 +19,7 @@ impl FileSink {
     pub fn open(root: &Path) -> Result<FileSink, SinkError> {
         Ok(FileSink {
             root: root.to_path_buf(),
+            cleaned: Default::default(),
         })
     }
 
@@ -29,6 +32,7 @@ impl FileSink {
                 root.display()
             ))
         })?;
+        self.clean(root);
         let entries = std::fs::read_dir(root).map_err(|e| {
             self.fail(format!(
                 "cannot read store directory {}: {e}",
@@ -58,11 +62,39 @@ impl FileSink {
         }
     }
 
+    /// Removes the stale temporary files a killed writer left in `dir`, the first time this
+    /// process writes there. A writer leaves one only in a directory it was writing to, and
+    /// what it was writing is shipped again (its cursor did not move), so every directory
+    /// that can hold one is cleared by the next process, with one listing per directory
+    /// written, never a walk of the whole store.
+    fn clean(&self, dir: &Path) {
+        let mut cleaned = match self.cleaned.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if cleaned.contains(dir) {
+            return;
+        }
+        match durable::remove_stale_temps(dir, 0) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                dir = %dir.display(),
+                removed = n,
+                "removed stale temporary files of a killed writer"
+            ),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "cannot clear stale temporary files: {e}")
+            }
+        }
+        cleaned.insert(dir.to_path_buf());
+    }
+
     /// Writes a file durably. Unless `replace`, an existing file must hold the same bytes.
     fn write(&self, path: &Path, bytes: &[u8], replace: bool) -> Result<(), SinkError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| self.fail(format!("cannot create {}: {e}", dir.display())))?;
+            self.clean(dir);
         }
         if !replace && let Ok(existing) = std::fs::read(path) {
             if existing == bytes {
@@ -76,6 +108,17 @@ impl FileSink {
         durable::write(path, bytes, 0o644)
             .map_err(|e| self.fail(format!("cannot write {}: {e}", path.display())))
     }
+}
+
+/// An existing index file, read bounded (`None`: there is none, or it cannot be read).
+fn read_index(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).ok()?;
+    let mut buf = Vec::new();
+    f.take(store::MAX_INDEX_FILE_BYTES)
+        .read_to_end(&mut buf)
+        .ok()?;
+    Some(buf)
 }
 
 const README: &str = "This directory is an Evident evidence store.\n\
@@ -112,8 +155,18 @@ impl Sink for FileSink {
             for o in batch {
                 self.write(&self.root.join(&o.key), &o.bytes, false)?;
             }
-            for (key, body) in store::index_files(batch) {
-                self.write(&self.root.join(key), &body, true)?;
+            for mut group in store::index_groups(batch) {
+                while let Some(key) = group.key() {
+                    let path = self.root.join(&key);
+                    match read_index(&path) {
+                        // Listed already by a batch shipped before a crash: index the rest.
+                        Some(existing) if group.drop_listed(&existing) => continue,
+                        // Not this agent's file for these records: replaced.
+                        Some(_) => self.write(&path, &group.body(), true)?,
+                        None => self.write(&path, &group.body(), false)?,
+                    }
+                    break;
+                }
             }
             Ok(vec![None; batch.len()])
         })

@@ -301,17 +301,26 @@ impl Sink for S3Sink {
             if let Some(e) = first_error {
                 return Err(self.fail(e));
             }
-            for (key, body) in store::index_files(batch) {
-                put(
-                    client.clone(),
-                    self.config.clone(),
-                    self.key(&key),
-                    body,
-                    false,
-                    "application/x-ndjson",
-                )
-                .await
-                .map_err(|e| self.fail(e))?;
+            for mut group in store::index_groups(batch) {
+                while let Some(key) = group.key() {
+                    let key = self.key(&key);
+                    let existing = get_index(&client, &self.config.bucket, &key).await;
+                    // Listed already by a batch shipped before a crash: index the rest.
+                    if existing.as_ref().is_some_and(|b| group.drop_listed(b)) {
+                        continue;
+                    }
+                    put(
+                        client.clone(),
+                        self.config.clone(),
+                        key,
+                        group.body(),
+                        false,
+                        "application/x-ndjson",
+                    )
+                    .await
+                    .map_err(|e| self.fail(e))?;
+                    break;
+                }
             }
             Ok(vec![None; batch.len()])
         })
@@ -458,6 +467,30 @@ async fn list_versions(
             return Err("truncated version listing without a next marker".into());
         }
     }
+}
+
+/// An existing index file's bytes (`None`: there is none, it is larger than an index file
+/// can be, or it cannot be read, e.g. a write-only policy without `s3:GetObject`: the batch's
+/// index file is then written whole, over any earlier one of the same key, so still no
+/// record is listed twice).
+async fn get_index(client: &Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let obj = match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e) => {
+            if status(&e) != Some(404) {
+                tracing::debug!(key, "cannot read the index file back: {}", describe(&e));
+            }
+            return None;
+        }
+    };
+    if obj
+        .content_length()
+        .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > store::MAX_INDEX_FILE_BYTES))
+    {
+        return None;
+    }
+    let bytes = obj.body.collect().await.ok()?.into_bytes();
+    Some(bytes.to_vec())
 }
 
 /// Lists current objects only (ListObjectsV2).

@@ -34,19 +34,33 @@ pub(super) struct Head {
 }
 
 /// Reads and checks every file under `heads/`; a head signed by a key the trust policy
-/// refuses is a problem and is not compared with the chains.
+/// refuses is a problem and is not compared with the chains. A stale temporary file of a
+/// killed writer is a note, never read as a head.
 pub(super) fn load(
     root: &Path,
     dir: Option<&Path>,
     keys: &HashMap<String, VerifyingKey>,
     trust: Option<&crate::evidence::trust::Policy>,
     problems: &mut Vec<Problem>,
+    notes: &mut Vec<String>,
 ) -> Vec<Head> {
     let Some(dir) = dir else {
         return Vec::new();
     };
     let mut head_files = Vec::new();
     walk(dir, &mut head_files, problems, root);
+    let (temps, head_files): (Vec<_>, Vec<_>) = head_files.into_iter().partition(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(crate::durable::is_temp_name)
+    });
+    if let Some(first) = temps.first() {
+        notes.push(format!(
+            "{} stale temporary file(s) of a killed writer in heads/ (e.g. {}): not evidence; the agent removes them at its next run",
+            temps.len(),
+            rel(root, first)
+        ));
+    }
     load_files(root, head_files, keys, trust, problems)
 }
 

@@ -1,14 +1,22 @@
 //! The index: every line points at a record that exists, lies in that record's partition
 //! and agent file, and says what the record says (digest, agent, chain, sequence, kind,
 //! collector, host, time, controls, worst status, each check's status). Every valid record
-//! is listed.
+//! is listed, with one exception: records of a chain beyond every sequence the store
+//! vouches for elsewhere (its newest head, or the `chain_start` of a chain continuing it)
+//! may be unindexed, a note. The sinks write records, then their index, then the head, so a
+//! kill between them leaves exactly that (an interrupted shipment, indexed at the agent's
+//! next run); hiding those records from the index gives an attacker no more than deleting
+//! them (a tail cut, docs/trust.md). An unindexed record at or below such a sequence stays
+//! a problem. A record listed twice (a store written before index files were named after
+//! their batch's first record) and a stale temporary file of a killed writer are notes.
 
 use super::Problem;
 use super::files::{read_bounded, rel, walk};
+use super::heads::Head;
 use super::records::Checked;
 use crate::evidence::keys::VerifyingKey;
 use crate::store::{self, IndexEntry, Summary};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 /// A value as JSON (how the index line shows it).
@@ -102,16 +110,49 @@ pub(super) fn differences(e: &IndexEntry, c: &Checked, s: &Summary) -> Vec<Strin
     out
 }
 
+/// Per chain, the highest sequence the store vouches for outside the index: the newest
+/// verified head, and the last sequence a continuing chain's `chain_start` names.
+fn covered(heads: &[Head], checked: &[Checked]) -> HashMap<(String, String), u64> {
+    let mut out: HashMap<(String, String), u64> = HashMap::new();
+    let mut cover = |agent: &str, chain: &str, seq: u64| {
+        let e = out
+            .entry((agent.to_string(), chain.to_string()))
+            .or_insert(seq);
+        *e = (*e).max(seq);
+    };
+    for h in heads {
+        cover(&h.agent, &h.chain, h.sequence);
+    }
+    for s in checked.iter().filter_map(|c| c.summary.as_ref()) {
+        if let Some(link) = &s.chain_start
+            && let Some(prev) = &link.previous_chain
+        {
+            // A continuation that does not say where the previous chain ended vouches for
+            // all of it.
+            cover(
+                &s.agent.id,
+                prev,
+                link.previous_sequence.unwrap_or(u64::MAX),
+            );
+        }
+    }
+    out
+}
+
 /// Checks every index file, and every row of the compacted index (`parquet/` files, each
 /// against its signed attestation by a key in `keys`, read one file at a time), against the
-/// records, and that every valid record is indexed.
+/// records, and that every valid record is indexed (see the module doc for the records of
+/// an interrupted shipment, judged against `heads`).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn check<'a>(
     root: &Path,
     dir: Option<&Path>,
     keys: &HashMap<String, VerifyingKey>,
     checked: &'a [Checked],
     by_key: &HashMap<&'a str, &'a Checked>,
+    heads: &[Head],
     problems: &mut Vec<Problem>,
+    notes: &mut Vec<String>,
 ) {
     let mut index_files = Vec::new();
     if let Some(dir) = dir {
@@ -123,7 +164,9 @@ pub(super) fn check<'a>(
         Some(keys),
         checked,
         by_key,
+        heads,
         problems,
+        notes,
         &|_| true,
     );
 }
@@ -131,19 +174,32 @@ pub(super) fn check<'a>(
 /// [`check`] for the given index files. `checked` holds every record a line may point at
 /// for which `local` is true; a line that names a record not in `by_key` for which `local`
 /// is false makes this return `false` (its record may be elsewhere: the caller decides).
-/// The compacted index is checked only when `keys` is given.
+/// The compacted index is checked only when `keys` is given. Unindexed records past what
+/// `heads` vouch for are an interrupted shipment (a note), others a problem.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn check_files<'a>(
     root: &Path,
     index_files: Vec<std::path::PathBuf>,
     keys: Option<&HashMap<String, VerifyingKey>>,
     checked: &'a [Checked],
     by_key: &HashMap<&'a str, &'a Checked>,
+    heads: &[Head],
     problems: &mut Vec<Problem>,
+    notes: &mut Vec<String>,
     local: &dyn Fn(&str) -> bool,
 ) -> bool {
     let mut listed: HashSet<&'a str> = HashSet::with_capacity(checked.len());
+    let mut twice: BTreeMap<String, usize> = BTreeMap::new();
+    let mut temps: Vec<String> = Vec::new();
     for p in index_files {
         let ikey = rel(root, &p);
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(crate::durable::is_temp_name)
+        {
+            temps.push(ikey);
+            continue;
+        }
         if !ikey.ends_with(".jsonl") {
             problems.push(Problem {
                 key: ikey,
@@ -188,7 +244,9 @@ pub(super) fn check_files<'a>(
                 });
                 continue;
             };
-            listed.insert(c.key.as_str());
+            if !listed.insert(c.key.as_str()) {
+                *twice.entry(ikey.clone()).or_default() += 1;
+            }
             let Some(s) = &c.summary else {
                 // Not a valid record: its own problem is reported; the digest still counts.
                 if !c.digest.is_empty() && c.digest != entry.digest {
@@ -278,13 +336,49 @@ pub(super) fn check_files<'a>(
     if let Some(keys) = keys {
         problems.extend(crate::compact::verified_entries(root, keys, &mut row));
     }
+    let covered = covered(heads, checked);
+    // Unindexed records beyond what the store vouches for, per chain: (count, lowest seq).
+    let mut interrupted: BTreeMap<(&str, &str), (usize, u64, Option<u64>)> = BTreeMap::new();
     for c in checked {
-        if c.summary.is_some() && !listed.contains(c.key.as_str()) {
-            problems.push(Problem {
-                key: c.key.clone(),
-                message: "not in the index: `evident query` does not find this record".into(),
-            });
+        let Some(s) = &c.summary else { continue };
+        if listed.contains(c.key.as_str()) {
+            continue;
         }
+        let bound = covered.get(&(s.agent.id.clone(), s.chain.clone())).copied();
+        if bound.is_none_or(|b| s.sequence > b) {
+            let e = interrupted
+                .entry((s.agent.id.as_str(), s.chain.as_str()))
+                .or_insert((0, s.sequence, bound));
+            e.0 += 1;
+            e.1 = e.1.min(s.sequence);
+            continue;
+        }
+        problems.push(Problem {
+            key: c.key.clone(),
+            message: "not in the index: `evident query` does not find this record".into(),
+        });
+    }
+    for ((agent, chain), (n, lowest, bound)) in interrupted {
+        let after = match bound {
+            Some(b) => format!("after the newest published head (seq {b})"),
+            None => "of a chain with no published head".to_string(),
+        };
+        notes.push(format!(
+            "agent {} chain {}: {n} record(s) from seq {lowest} on, {after}, are not in the index yet: an interrupted shipment, indexed at the agent's next run (`evident query` does not find them until then)",
+            super::short(agent),
+            super::short(chain)
+        ));
+    }
+    for (ikey, n) in twice {
+        notes.push(format!(
+            "{ikey}: {n} record(s) listed again (already listed by an earlier line or file): a SQL count(*) over the index counts them twice (`evident compact` keeps one row each)"
+        ));
+    }
+    if let Some(first) = temps.first() {
+        notes.push(format!(
+            "{} stale temporary file(s) of a killed writer in the index (e.g. {first}): not evidence; the agent removes them at its next run",
+            temps.len()
+        ));
     }
     true
 }

@@ -192,10 +192,16 @@ pub(super) fn is_pointer(key: &str) -> bool {
     key.strip_prefix("heads/").is_some_and(|r| !r.contains('/'))
 }
 
-/// Whether a listed file is a ledger object (dot files under `records/` are an agent's
-/// temporary files, which verify passes over).
+/// Whether a listed file is a ledger object (dot files under `records/`, and a killed
+/// writer's temporary files anywhere, are not: verify notes them and the agent removes them
+/// at its next start, which must not read as a removal).
 pub(super) fn is_object(key: &str) -> bool {
-    if is_pointer(key) {
+    if is_pointer(key)
+        || key
+            .rsplit('/')
+            .next()
+            .is_some_and(crate::durable::is_temp_name)
+    {
         return false;
     }
     if let Some(r) = key.strip_prefix("records/") {

@@ -289,9 +289,15 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
         walk(d, &mut files, &mut problems, root);
     }
     let mut record_files = Vec::with_capacity(files.len());
+    let mut temps = 0usize;
     for p in files {
         let key = rel(root, &p);
-        if key.ends_with(".dsse.json") {
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(crate::durable::is_temp_name)
+        {
+            temps += 1;
+        } else if key.ends_with(".dsse.json") {
             record_files.push((key, p));
         } else if !p
             .file_name()
@@ -304,6 +310,11 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
         }
     }
     report.records = record_files.len();
+    if temps > 0 {
+        report.notes.push(format!(
+            "{temps} stale temporary file(s) of a killed writer in records/: not evidence; the agent removes them at its next run"
+        ));
+    }
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -392,6 +403,7 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
         &keys,
         keyed.policy.as_deref(),
         &mut problems,
+        &mut report.notes,
     );
     heads::check(
         &heads,
@@ -439,7 +451,9 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
         &keys,
         &checked,
         &by_key,
+        &heads,
         &mut problems,
+        &mut report.notes,
     );
     let mut hosts: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for s in checked.iter().filter_map(|c| c.summary.as_ref()) {

@@ -148,6 +148,7 @@ pub(super) fn verify(
     let mut chain_keys: BTreeSet<(String, String)> = BTreeSet::new();
     let mut chain_notes: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut head_notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut index_notes: Vec<String> = Vec::new();
     let mut broken_chains: BTreeSet<(String, String)> = BTreeSet::new();
     let mut host_agents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut gaps: BTreeMap<(String, String), CollectorGap> = BTreeMap::new();
@@ -170,6 +171,13 @@ pub(super) fn verify(
         let mut record_files = Vec::with_capacity(files.len());
         for p in files {
             let key = rel(root, &p);
+            if p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(crate::durable::is_temp_name)
+            {
+                // A killed writer's temporary file: the whole-store pass notes it.
+                return Ok(None);
+            }
             if key.ends_with(".dsse.json") {
                 record_files.push((key, p));
             } else if !p
@@ -263,7 +271,8 @@ pub(super) fn verify(
         let mut broken = super::chains::check(&chains, opts, &mut chain_notes, &mut problems);
         broken.extend(keyed.broken.iter().cloned());
 
-        // Heads of this host's agents.
+        // Heads of this host's agents (kept for the index check of this host).
+        let mut host_heads = Vec::new();
         if let Some(hdir) = &dirs.heads {
             for a in &agents {
                 let seg = crate::store::segment(a);
@@ -278,6 +287,14 @@ pub(super) fn verify(
                     walk(&own, &mut head_files, &mut problems, root);
                     heads_seen.insert(seg);
                 }
+                if head_files.iter().any(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(crate::durable::is_temp_name)
+                }) {
+                    // A killed writer's temporary head: the whole-store pass notes it.
+                    return Ok(None);
+                }
                 let loaded = heads::load_files(
                     root,
                     head_files,
@@ -290,6 +307,7 @@ pub(super) fn verify(
                 if !notes.is_empty() {
                     head_notes.entry(a.to_string()).or_default().extend(notes);
                 }
+                host_heads.extend(loaded);
             }
         }
 
@@ -318,7 +336,9 @@ pub(super) fn verify(
             None,
             &checked,
             &by_key,
+            &host_heads,
             &mut problems,
+            &mut index_notes,
             &local,
         ) {
             return Ok(None);
@@ -417,6 +437,7 @@ pub(super) fn verify(
         .len();
     report.notes.extend(chain_notes.into_values().flatten());
     report.notes.extend(head_notes.into_values().flatten());
+    report.notes.extend(index_notes);
     super::host_conflicts(&host_agents, &mut report, &mut problems);
     for c in report.host_conflicts.iter().filter(|c| !c.enrolled) {
         for (agent, chain) in &chain_keys {
