@@ -597,6 +597,21 @@ fn endpoint_for(config: &Config, region: &str) -> String {
     }
 }
 
+/// The items of a listing; a listing cut short (capped, or failed: `None`) makes the
+/// snapshot incomplete.
+fn listing_or_incomplete(listed: Option<(Vec<Value>, bool)>, complete: &mut bool) -> Vec<Value> {
+    match listed {
+        Some((list, whole)) => {
+            *complete &= whole;
+            list
+        }
+        None => {
+            *complete = false;
+            Vec::new()
+        }
+    }
+}
+
 async fn snapshot(config: &Config, ctx: &Context, deadline: Instant) -> Snapshot {
     let limit = Duration::from_millis(config.request_timeout_ms);
     let mut snap = Snapshot {
@@ -642,7 +657,7 @@ async fn snapshot(config: &Config, ctx: &Context, deadline: Instant) -> Snapshot
     let mut complete = true;
 
     // Model cards first: versions are matched with them.
-    let cards = match api
+    let listed = api
         .list(
             "ListModelCards",
             "ListModelCards",
@@ -651,17 +666,8 @@ async fn snapshot(config: &Config, ctx: &Context, deadline: Instant) -> Snapshot
             config.max_model_cards,
             &mut errors,
         )
-        .await
-    {
-        Some((list, whole)) => {
-            complete &= whole;
-            list
-        }
-        None => {
-            complete = false;
-            Vec::new()
-        }
-    };
+        .await;
+    let cards = listing_or_incomplete(listed, &mut complete);
     let mut card_records = Vec::with_capacity(cards.len());
     for c in &cards {
         if api.out_of_time(&mut errors) {
@@ -725,16 +731,7 @@ async fn snapshot(config: &Config, ctx: &Context, deadline: Instant) -> Snapshot
                 &mut errors,
             )
             .await;
-        let summaries = match listed {
-            Some((list, whole)) => {
-                complete &= whole;
-                list
-            }
-            None => {
-                complete = false;
-                Vec::new()
-            }
-        };
+        let summaries = listing_or_incomplete(listed, &mut complete);
         let mut versions = Vec::with_capacity(summaries.len());
         for s in &summaries {
             if api.out_of_time(&mut errors) {
