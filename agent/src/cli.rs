@@ -280,7 +280,6 @@ fn ledger_state(
     trust: Option<&Path>,
     rehash: bool,
 ) -> Result<Option<crate::evidence::verify::State>, String> {
-    use std::os::unix::fs::DirBuilderExt;
     let Some(dir) = dir else { return Ok(None) };
     let id = if store.starts_with("s3://") {
         match endpoint {
@@ -299,10 +298,7 @@ fn ledger_state(
         ),
         None => "none".to_string(),
     };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    crate::durable::create_dir_private(dir)
         .map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
     Ok(Some(crate::evidence::verify::State {
         dir: dir.to_path_buf(),
