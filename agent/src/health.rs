@@ -109,7 +109,7 @@ fn answer<B>(
         }
         "/metrics" => text(
             StatusCode::OK,
-            "text/plain; version=0.0.4",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics.render(),
         ),
         _ => text(

@@ -3,8 +3,12 @@
 //! and failed per sink (authentication failures apart), last success per collector, and the
 //! per-control readiness of this host's newest evidence.
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 
 #[derive(Default, Clone)]
@@ -65,11 +69,126 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn escape(label: &str) -> String {
-    label
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// A metric's labels, in the order they are written.
+pub(crate) type Labels = Vec<(&'static str, String)>;
+
+/// One exposition, built from a snapshot and encoded by prometheus-client (OpenMetrics text:
+/// a counter is typed under its name without `_total` and its samples carry it; `# EOF` last).
+/// Families and samples keep the order they are added in. Used by `/metrics` and by
+/// `evident report --format prometheus` (node_exporter's textfile).
+#[derive(Debug, Default)]
+pub(crate) struct Exposition(Vec<MetricFamily>);
+
+#[derive(Debug)]
+struct MetricFamily {
+    name: String,
+    help: String,
+    samples: Samples,
+}
+
+#[derive(Debug)]
+enum Samples {
+    Counter(Vec<(Labels, u64)>),
+    Gauge(Vec<(Labels, u64)>),
+    GaugeF64(Vec<(Labels, f64)>),
+}
+
+impl Exposition {
+    fn add(&mut self, name: &str, help: &str, samples: Samples) {
+        self.0.push(MetricFamily {
+            name: name.to_string(),
+            help: help.to_string(),
+            samples,
+        });
+    }
+
+    /// A counter family; `name` is the sample name, ending in `_total`.
+    pub(crate) fn counter(&mut self, name: &str, help: &str, samples: Vec<(Labels, u64)>) {
+        let name = name.strip_suffix("_total").unwrap_or(name);
+        self.add(name, help, Samples::Counter(samples));
+    }
+
+    /// An integer gauge family.
+    pub(crate) fn gauge(&mut self, name: &str, help: &str, samples: Vec<(Labels, u64)>) {
+        self.add(name, help, Samples::Gauge(samples));
+    }
+
+    /// A floating-point gauge family (durations, Unix times, ratios).
+    pub(crate) fn gauge_f64(&mut self, name: &str, help: &str, samples: Vec<(Labels, f64)>) {
+        self.add(name, help, Samples::GaugeF64(samples));
+    }
+
+    /// The encoded text.
+    pub(crate) fn render(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut out = String::new();
+        // Writing into a String cannot fail; an encoder error would leave a text without
+        // `# EOF`, which a scraper rejects as a whole rather than reading it partly.
+        let _ = encode(&mut out, &registry);
+        out
+    }
+}
+
+impl Collector for Exposition {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        for f in &self.0 {
+            let kind = match f.samples {
+                Samples::Counter(_) => MetricType::Counter,
+                Samples::Gauge(_) | Samples::GaugeF64(_) => MetricType::Gauge,
+            };
+            let mut metric = encoder.encode_descriptor(&f.name, &f.help, None, kind)?;
+            match &f.samples {
+                Samples::Counter(s) => each(&mut metric, s, |m, v| {
+                    m.encode_counter::<NoLabelSet, _, u64>(v, None)
+                })?,
+                Samples::Gauge(s) => each(&mut metric, s, |m, v| {
+                    m.encode_gauge(&i64::try_from(*v).unwrap_or(i64::MAX))
+                })?,
+                Samples::GaugeF64(s) => each(&mut metric, s, |m, v| m.encode_gauge(v))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Encodes each sample: without labels as the bare metric, else as one member of the family
+/// (label values escaped as the text formats require; the encoder writes them as given).
+fn each<V>(
+    metric: &mut MetricEncoder,
+    samples: &[(Labels, V)],
+    value: impl Fn(&mut MetricEncoder, &V) -> std::fmt::Result,
+) -> std::fmt::Result {
+    for (labels, v) in samples {
+        if labels.is_empty() {
+            value(metric, v)?;
+        } else {
+            let labels: Labels = labels
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        *k,
+                        v.replace('\\', "\\\\")
+                            .replace('"', "\\\"")
+                            .replace('\n', "\\n"),
+                    )
+                })
+                .collect();
+            value(&mut metric.encode_family(&labels)?, v)?;
+        }
+    }
+    Ok(())
+}
+
+/// One sample per entry of `map` that `f` gives a value for, labelled `key="<entry>"`.
+fn per<T, V>(
+    key: &'static str,
+    map: &BTreeMap<String, T>,
+    f: &dyn Fn(&T) -> Option<V>,
+) -> Vec<(Labels, V)> {
+    map.iter()
+        .filter_map(|(id, t)| f(t).map(|v| (vec![(key, id.clone())], v)))
+        .collect()
 }
 
 impl Metrics {
@@ -197,71 +316,49 @@ impl Metrics {
         })
     }
 
-    /// Prometheus text exposition: each family's HELP and TYPE lines directly above its
-    /// samples (written by hand: a dozen families do not justify a metrics crate's build cost).
+    /// The exposition (OpenMetrics text, encoded by prometheus-client): each family's HELP
+    /// and TYPE lines directly above its samples, `# EOF` last.
     pub fn render(&self) -> String {
         self.with(|i| {
-            let mut o = String::new();
-            let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
-                let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-                for (labels, value) in samples {
-                    let _ = writeln!(o, "{name}{labels} {value}");
-                }
-            };
-            let per_collector = |f: &dyn Fn(&CollectorStats) -> Option<String>| -> Vec<(String, String)> {
-                i.collectors
-                    .iter()
-                    .filter_map(|(id, c)| f(c).map(|v| (format!("{{collector=\"{}\"}}", escape(id)), v)))
-                    .collect()
-            };
-            let per_sink = |f: &dyn Fn(&SinkStats) -> Option<String>| -> Vec<(String, String)> {
-                i.sinks
-                    .iter()
-                    .filter_map(|(id, s)| f(s).map(|v| (format!("{{sink=\"{}\"}}", escape(id)), v)))
-                    .collect()
-            };
-            let one = |v: String| vec![(String::new(), v)];
-            family("evident_collector_runs_total", "counter", "Collections run, per collector.", per_collector(&|c| Some(c.runs.to_string())));
-            family("evident_collector_failures_total", "counter", "Collections that failed (recorded as errors).", per_collector(&|c| Some(c.failures.to_string())));
-            family("evident_collector_skipped_total", "counter", "Runs skipped because the previous run was still going.", per_collector(&|c| Some(c.skipped.to_string())));
-            family("evident_collector_duration_seconds", "gauge", "Wall time of the last collection.", per_collector(&|c| Some(format!("{:.6}", c.last_duration_seconds))));
-            family("evident_collector_last_success_timestamp_seconds", "gauge", "Unix time of the last successful collection.", per_collector(&|c| c.last_success.map(|t| format!("{t:.3}"))));
-            family("evident_check_results_total", "counter", "Check results, per status.", i.checks.iter().map(|(s, n)| (format!("{{status=\"{}\"}}", escape(s)), n.to_string())).collect());
-            family("evident_records_total", "counter", "Records written to the spool (signed and chained).", one(i.records.to_string()));
-            family("evident_checkpoints_total", "counter", "Checkpoints written.", one(i.checkpoints.to_string()));
-            family("evident_spool_records", "gauge", "Records waiting in the spool.", one(i.spool_records.to_string()));
-            family("evident_spool_bytes", "gauge", "Bytes waiting in the spool.", one(i.spool_bytes.to_string()));
-            family("evident_collection_paused", "gauge", "1 while collection is paused because the spool is full.", one(u8::from(i.paused).to_string()));
-            family("evident_sink_records_shipped_total", "counter", "Records confirmed by a sink.", per_sink(&|s| Some(s.shipped.to_string())));
-            family("evident_sink_failures_total", "counter", "Shipping rounds a sink failed.", per_sink(&|s| Some(s.failures.to_string())));
-            family("evident_sink_auth_failures_total", "counter", "Shipping rounds a sink refused the agent's credentials (HTTP 401/403).", per_sink(&|s| Some(s.auth_failures.to_string())));
-            family("evident_sink_last_success_timestamp_seconds", "gauge", "Unix time of a sink's last successful round.", per_sink(&|s| s.last_success.map(|t| format!("{t:.3}"))));
-            family("evident_timestamps_total", "counter", "RFC 3161 tokens obtained from the timestamp authority.", one(i.timestamps.to_string()));
-            family("evident_timestamp_failures_total", "counter", "Stamping rounds that failed (the TSA was down or refused).", one(i.timestamp_failures.to_string()));
-            family("evident_timestamps_pending", "gauge", "Checkpoints waiting for a timestamp token.", one(i.timestamps_pending.to_string()));
-            family("evident_timestamp_last_success_timestamp_seconds", "gauge", "Unix time of the last successful stamping round.", i.timestamp_last_success.map(|t| (String::new(), format!("{t:.3}"))).into_iter().collect());
-            family("evident_config_reloads_total", "counter", "SIGHUP reloads, per result.", vec![
-                ("{result=\"ok\"}".into(), i.config_reloads.to_string()),
-                ("{result=\"error\"}".into(), i.config_reload_failures.to_string()),
+            let mut e = Exposition::default();
+            let one = |v: u64| vec![(Labels::new(), v)];
+            e.counter("evident_collector_runs_total", "Collections run, per collector.", per("collector", &i.collectors, &|c| Some(c.runs)));
+            e.counter("evident_collector_failures_total", "Collections that failed (recorded as errors).", per("collector", &i.collectors, &|c| Some(c.failures)));
+            e.counter("evident_collector_skipped_total", "Runs skipped because the previous run was still going.", per("collector", &i.collectors, &|c| Some(c.skipped)));
+            e.gauge_f64("evident_collector_duration_seconds", "Wall time of the last collection.", per("collector", &i.collectors, &|c| Some(c.last_duration_seconds)));
+            e.gauge_f64("evident_collector_last_success_timestamp_seconds", "Unix time of the last successful collection.", per("collector", &i.collectors, &|c| c.last_success));
+            e.counter("evident_check_results_total", "Check results, per status.", i.checks.iter().map(|(s, n)| (vec![("status", s.clone())], *n)).collect());
+            e.counter("evident_records_total", "Records written to the spool (signed and chained).", one(i.records));
+            e.counter("evident_checkpoints_total", "Checkpoints written.", one(i.checkpoints));
+            e.gauge("evident_spool_records", "Records waiting in the spool.", one(i.spool_records));
+            e.gauge("evident_spool_bytes", "Bytes waiting in the spool.", one(i.spool_bytes));
+            e.gauge("evident_collection_paused", "1 while collection is paused because the spool is full.", one(u64::from(i.paused)));
+            e.counter("evident_sink_records_shipped_total", "Records confirmed by a sink.", per("sink", &i.sinks, &|s| Some(s.shipped)));
+            e.counter("evident_sink_failures_total", "Shipping rounds a sink failed.", per("sink", &i.sinks, &|s| Some(s.failures)));
+            e.counter("evident_sink_auth_failures_total", "Shipping rounds a sink refused the agent's credentials (HTTP 401/403).", per("sink", &i.sinks, &|s| Some(s.auth_failures)));
+            e.gauge_f64("evident_sink_last_success_timestamp_seconds", "Unix time of a sink's last successful round.", per("sink", &i.sinks, &|s| s.last_success));
+            e.counter("evident_timestamps_total", "RFC 3161 tokens obtained from the timestamp authority.", one(i.timestamps));
+            e.counter("evident_timestamp_failures_total", "Stamping rounds that failed (the TSA was down or refused).", one(i.timestamp_failures));
+            e.gauge("evident_timestamps_pending", "Checkpoints waiting for a timestamp token.", one(i.timestamps_pending));
+            e.gauge_f64("evident_timestamp_last_success_timestamp_seconds", "Unix time of the last successful stamping round.", i.timestamp_last_success.map(|t| (Labels::new(), t)).into_iter().collect());
+            e.counter("evident_config_reloads_total", "SIGHUP reloads, per result.", vec![
+                (vec![("result", "ok".into())], i.config_reloads),
+                (vec![("result", "error".into())], i.config_reload_failures),
             ]);
-            family("evident_start_time_seconds", "gauge", "Unix time the daemon started.", one(format!("{:.3}", i.started)));
-            family(
+            e.gauge_f64("evident_start_time_seconds", "Unix time the daemon started.", vec![(Labels::new(), i.started)]);
+            e.gauge(
                 "evident_control_status",
-                "gauge",
                 "Readiness of a control from this host's newest evidence, as `evident report` computes it: 1 for its current status.",
                 i.controls
                     .iter()
                     .flat_map(|(framework, control, status)| {
                         STATUSES.iter().map(move |s| {
-                            (
-                                format!("{{framework=\"{}\",control=\"{}\",status=\"{s}\"}}", escape(framework), escape(control)),
-                                u8::from(s == status).to_string(),
-                            )
+                            (vec![("framework", framework.clone()), ("control", control.clone()), ("status", (*s).to_string())], u64::from(s == status))
                         })
                     })
                     .collect(),
             );
-            o
+            e.render()
         })
     }
 
@@ -290,7 +387,24 @@ mod tests {
         );
         m.shipped("file:./evidence", 3, false);
         m.spool(11, 5000);
+        m.controls(vec![(
+            "ISO27001:2022".into(),
+            "A.5.\"1\"\\x".into(),
+            "failing",
+        )]);
         let text = m.render();
+        // OpenMetrics: the family typed without `_total`, its samples with it, `# EOF` last.
+        assert!(
+            text.contains("# HELP evident_records Records written to the spool (signed and chained).\n# TYPE evident_records counter\nevident_records_total 1\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\n# EOF\n"), "{text}");
+        // Label values are escaped; one status per control is 1, in STATUSES order.
+        assert!(
+            text.contains("evident_control_status{framework=\"ISO27001:2022\",control=\"A.5.\\\"1\\\"\\\\x\",status=\"passing\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("status=\"failing\"} 1\n"), "{text}");
         assert!(
             text.contains("evident_collector_runs_total{collector=\"system.inventory\"} 1"),
             "{text}"

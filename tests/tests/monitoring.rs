@@ -256,3 +256,95 @@ fn hostile_servers_are_recorded_errors_never_passes() {
         assert!(!all.contains(TOKEN), "{mode}: token leaked");
     }
 }
+
+/// `GET path` as HTTP/1.0 (the server answers unchunked and closes): the JSON body.
+fn api(port: u16, path: &str) -> Option<Value> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    serde_json::from_str(out.split("\r\n\r\n").nth(1)?).ok()
+}
+
+/// The daemon's `/metrics` as a real Prometheus scrapes it: the target is up with no scrape
+/// error, counters are typed as counters and keep their `_total` sample names, and the
+/// per-control status of this host is queryable.
+#[test]
+fn real_prometheus_scrapes_the_daemons_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let Some(prom) = system_bin("/usr/bin/prometheus", "prometheus") else {
+        return;
+    };
+    let (hport, pport) = (free_port(), free_port());
+    let cfg = d.join("evident.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n\n[health]\nlisten = \"127.0.0.1:{hport}\"\n\n[[collectors]]\nname = \"system.inventory\"\ninterval = \"1s\"\n\n[[sinks]]\ntype = \"file\"\npath = \"{}\"\n",
+            d.join("state").display(),
+            d.join("store").display()
+        ),
+    )
+    .expect("config");
+    let _agent = Server::start(
+        &evident_tests::bin(),
+        &["run", "--config", cfg.to_str().expect("utf8")],
+        hport,
+        "evident run",
+    );
+    std::fs::write(
+        d.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: evident\n  static_configs:\n  - targets: ['127.0.0.1:{hport}']\n"
+        ),
+    )
+    .expect("prometheus config");
+    let _prometheus = Server::start(
+        &prom,
+        &[
+            &format!("--config.file={}", d.join("prometheus.yml").display()),
+            &format!("--storage.tsdb.path={}", d.join("tsdb").display()),
+            &format!("--web.listen-address=127.0.0.1:{pport}"),
+        ],
+        pport,
+        "prometheus",
+    );
+    let query = |q: &str| -> Vec<Value> {
+        api(pport, &format!("/api/v1/query?query={q}"))
+            .and_then(|v| v["data"]["result"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let started = Instant::now();
+    let (target, runs, controls) = loop {
+        let target = api(pport, "/api/v1/targets")
+            .and_then(|v| v["data"]["activeTargets"].get(0).cloned())
+            .unwrap_or_default();
+        let runs = query("evident_collector_runs_total");
+        let controls = query("evident_control_status");
+        if (target["health"] == "up" && !runs.is_empty() && !controls.is_empty())
+            || started.elapsed() > Duration::from_secs(60)
+        {
+            break (target, runs, controls);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(target["health"], "up", "{target:#}");
+    assert_eq!(target["lastError"], "", "{target:#}");
+    assert!(
+        runs.iter()
+            .any(|r| r["metric"]["collector"] == "system.inventory"),
+        "{runs:?}"
+    );
+    // Exactly one status per control is 1.
+    let ones = controls.iter().filter(|r| r["value"][1] == "1").count();
+    assert!(ones > 0 && ones * 5 == controls.len(), "{controls:?}");
+    // The metadata Prometheus took from the exposition: a counter is a counter.
+    let meta = api(pport, "/api/v1/metadata?metric=evident_collector_runs").unwrap_or_default();
+    assert_eq!(
+        meta["data"]["evident_collector_runs"][0]["type"], "counter",
+        "{meta:#}"
+    );
+}

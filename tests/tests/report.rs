@@ -207,6 +207,32 @@ fn json_report_figures() {
     );
     assert!(r.stdout.contains("evident_control_status{framework=\"ISO27001:2022\",control=\"ISO27001:2022/A.8.24\",status=\"failing\"} 1"), "{}", r.stdout);
     assert!(r.stdout.contains("evident_report_rejected_records 1"));
+    // The textfile as Prometheus' own linter reads it (Debian package `prometheus`).
+    let promtool = PathBuf::from("/usr/bin/promtool");
+    if !promtool.exists() {
+        assert!(
+            !in_ci(),
+            "CI=true but promtool is missing: tests/tooling/setup.sh installs prometheus"
+        );
+        eprintln!("SKIPPED: promtool check metrics (apt-get install prometheus)");
+        return;
+    }
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn promtool");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), r.stdout.as_bytes())
+        .expect("write promtool's stdin");
+    let lint = child.wait_with_output().expect("promtool");
+    assert!(
+        lint.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
 }
 
 fn chromium() -> Option<PathBuf> {
