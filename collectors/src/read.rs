@@ -1061,4 +1061,43 @@ mod tests {
                 .is_none()
         );
     }
+
+    /// On the real procfs the one-call reader names this process, and the process list
+    /// the collectors use agrees with reading every `comm` the general way; a `/proc` that is
+    /// a plain directory (a fixture tree) is not taken for procfs and is read the general way
+    /// (a symlinked `comm` followed inside the root, a name over the limit skipped).
+    #[test]
+    fn process_names_from_procfs_and_from_a_tree() {
+        let me = std::fs::read_to_string("/proc/self/comm").expect("comm");
+        let me = me.trim();
+        let slash = ctx(Path::new("/"));
+        let fast = proc_comms(&slash, 65_536, 256)
+            .expect("read /proc")
+            .expect("/proc is procfs and openat2 is allowed here");
+        assert!(fast.iter().any(|n| n.trim() == me), "{me} in {fast:?}");
+        let names = crate::util::processes(&slash).expect("processes");
+        assert!(names.iter().any(|n| n == me), "{me} in {names:?}");
+        WALK_ONLY.with(|w| w.set(true));
+        let general = crate::util::processes(&slash).expect("processes");
+        WALK_ONLY.with(|w| w.set(false));
+        assert!(general.iter().any(|n| n == me), "{me} in {general:?}");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for (pid, comm) in [("1", "init\n"), ("22", "sshd\n"), ("self", "bogus\n")] {
+            std::fs::create_dir_all(root.join("proc").join(pid)).expect("mkdir");
+            std::fs::write(root.join("proc").join(pid).join("comm"), comm).expect("write");
+        }
+        std::fs::create_dir_all(root.join("proc/30")).expect("mkdir");
+        std::fs::write(root.join("proc/30/comm"), "x".repeat(300)).expect("write");
+        std::fs::create_dir_all(root.join("proc/40")).expect("mkdir");
+        std::fs::write(root.join("name"), "chronyd\n").expect("write");
+        symlink("/name", root.join("proc/40/comm")).expect("symlink");
+        let tree = ctx(root);
+        assert!(proc_comms(&tree, 65_536, 256).expect("read").is_none());
+        assert_eq!(
+            crate::util::processes(&tree).expect("processes"),
+            vec!["chronyd", "init", "sshd"]
+        );
+    }
 }
