@@ -1,16 +1,26 @@
 //! One full host cycle: every host collector once, on this machine, with default options
-//! (as `evident run --once` would run them). Prints CPU time (user+system of this process,
-//! and separately of the commands it ran), wall time and peak RSS.
+//! (as `evident run --once` would run them), repeated. Prints, per collector and for the whole
+//! cycle, the median wall time and the median CPU time of this process (user+system of all its
+//! threads, `CLOCK_PROCESS_CPUTIME_ID`, nanosecond resolution), the mean CPU time of the
+//! commands it ran (user+system of reaped children from `/proc/self/stat`: the kernel keeps
+//! those in 10 ms ticks, so only a mean over many cycles means anything), and peak RSS.
 //!
-//! Run: `cargo bench -p evident-collectors --bench host` (release profile).
-//! `HOST_BENCH_CYCLES` sets how many cycles are averaged after the first (default 30);
-//! `HOST_BENCH_ROOT` observes another root (a fixture tree) instead of `/`.
+//! Run: `cargo bench -p evident-collectors --bench host` (release profile), on a quiet machine.
+//! `HOST_BENCH_CYCLES` sets how many cycles are measured after the first, unmeasured one
+//! (default 30); `HOST_BENCH_ROOT` observes another root (a fixture tree) instead of `/`.
 
 use evident_collectors::{Context, registration};
-use std::time::{Duration, Instant};
+use rustix::time::{ClockId, clock_gettime};
+use std::time::Instant;
 
-/// (self user+system, children user+system) in seconds, from /proc/self/stat.
-fn cpu() -> (f64, f64) {
+/// CPU time of this process (every thread), in seconds.
+fn self_cpu() -> f64 {
+    let t = clock_gettime(ClockId::ProcessCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+/// User+system time of the reaped children (cutime + cstime), in seconds (10 ms ticks).
+fn children_cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -18,10 +28,10 @@ fn cpu() -> (f64, f64) {
         .split_whitespace()
         .map(|x| x.parse().unwrap_or(0.0))
         .collect();
-    // rest[0] is field 3 (state); utime = field 14, stime 15, cutime 16, cstime 17.
+    // rest[0] is field 3 (state); cutime is field 16, cstime 17.
     let tick = 100.0; // USER_HZ on Linux
     let g = |i: usize| f.get(i - 3).copied().unwrap_or(0.0) / tick;
-    (g(14) + g(15), g(16) + g(17))
+    g(16) + g(17)
 }
 
 fn vm(key: &str) -> String {
@@ -33,11 +43,29 @@ fn vm(key: &str) -> String {
         .unwrap_or_default()
 }
 
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One collector's figures in one cycle, in seconds.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    wall: f64,
+    cpu: f64,
+    children: f64,
+}
+
 fn main() {
     let kinds: Vec<&str> = evident_collectors::host_kinds().collect();
-    let cycles: u32 = std::env::var("HOST_BENCH_CYCLES")
+    let cycles: usize = std::env::var("HOST_BENCH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
         .unwrap_or(30);
     let ctx = Context {
         host_root: std::env::var_os("HOST_BENCH_ROOT").map_or_else(|| "/".into(), Into::into),
@@ -55,49 +83,97 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let cycle = |per: &mut Vec<Duration>| {
-        for (i, (kind, c)) in collectors.iter().enumerate() {
-            let t = Instant::now();
-            let r = rt.block_on(c.collect(&ctx));
-            per[i] += t.elapsed();
-            if let Err(e) = r {
-                eprintln!("{kind}: {e}");
-            }
-        }
+    let mut errors = std::collections::BTreeMap::<&str, String>::new();
+    let mut cycle = || -> Vec<Sample> {
+        collectors
+            .iter()
+            .map(|(kind, c)| {
+                let (k0, c0, t) = (children_cpu(), self_cpu(), Instant::now());
+                let r = rt.block_on(c.collect(&ctx));
+                let wall = t.elapsed().as_secs_f64();
+                let (c1, k1) = (self_cpu(), children_cpu());
+                if let Err(e) = r {
+                    errors.insert(kind, e.to_string());
+                }
+                Sample {
+                    wall,
+                    cpu: c1 - c0,
+                    children: k1 - k0,
+                }
+            })
+            .collect()
     };
-    let mut per = vec![Duration::ZERO; kinds.len()];
-    let (c0, k0) = cpu();
     let t0 = Instant::now();
-    cycle(&mut per);
+    let first: Vec<Sample> = cycle();
     let first_wall = t0.elapsed();
-    let (c1, k1) = cpu();
-    per.iter_mut().for_each(|d| *d = Duration::ZERO);
-    let t1 = Instant::now();
-    for _ in 0..cycles {
-        cycle(&mut per);
-    }
-    let wall = t1.elapsed() / cycles;
-    let (c2, k2) = cpu();
-    let n = f64::from(cycles);
+    let runs: Vec<Vec<Sample>> = (0..cycles).map(|_| cycle()).collect();
+
+    let ms = |s: f64| s * 1e3;
     println!(
-        "host cycle: {} collectors on root {}",
+        "host cycle: {} collectors on root {}; first cycle {:.1} ms wall, {:.1} ms CPU \
+         (+ {:.0} ms in commands); then {cycles} cycles:",
         kinds.len(),
-        ctx.host_root.display()
+        ctx.host_root.display(),
+        ms(first_wall.as_secs_f64()),
+        ms(first.iter().map(|s| s.cpu).sum()),
+        ms(first.iter().map(|s| s.children).sum()),
     );
     println!(
-        "first cycle: wall {:.1} ms, CPU {:.1} ms (+ {:.1} ms in commands it ran; 10 ms tick resolution)",
-        first_wall.as_secs_f64() * 1e3,
-        (c1 - c0) * 1e3,
-        (k1 - k0) * 1e3
+        "  {:<22} {:>10} {:>10} {:>14}",
+        "collector", "wall ms", "CPU ms", "commands ms"
     );
     println!(
-        "mean of {cycles} cycles: wall {:.2} ms, CPU {:.2} ms (+ {:.2} ms in commands it ran)",
-        wall.as_secs_f64() * 1e3,
-        (c2 - c1) * 1e3 / n,
-        (k2 - k1) * 1e3 / n
+        "  {:<22} {:>10} {:>10} {:>14}",
+        "", "(median)", "(median)", "(mean)"
     );
-    for (k, d) in kinds.iter().zip(&per) {
-        println!("  {k:<20} wall {:>7.2} ms", d.as_secs_f64() * 1e3 / n);
+    let n = runs.len() as f64;
+    for (i, kind) in kinds.iter().enumerate() {
+        let mut wall: Vec<f64> = runs.iter().map(|r| r[i].wall).collect();
+        let mut cpu: Vec<f64> = runs.iter().map(|r| r[i].cpu).collect();
+        let children: f64 = runs.iter().map(|r| r[i].children).sum::<f64>() / n;
+        println!(
+            "  {kind:<22} {:>10.2} {:>10.2} {:>14.2}",
+            ms(median(&mut wall)),
+            ms(median(&mut cpu)),
+            ms(children)
+        );
     }
+    let mut wall: Vec<f64> = runs
+        .iter()
+        .map(|r| r.iter().map(|s| s.wall).sum())
+        .collect();
+    let mut cpu: Vec<f64> = runs.iter().map(|r| r.iter().map(|s| s.cpu).sum()).collect();
+    let children: f64 = runs.iter().flatten().map(|s| s.children).sum::<f64>() / n;
+    let (wmin, wmax) = (
+        wall.iter().copied().fold(f64::INFINITY, f64::min),
+        wall.iter().copied().fold(0.0, f64::max),
+    );
+    let (cmin, cmax) = (
+        cpu.iter().copied().fold(f64::INFINITY, f64::min),
+        cpu.iter().copied().fold(0.0, f64::max),
+    );
+    let (cpu_med, wall_med) = (median(&mut cpu), median(&mut wall));
+    println!(
+        "  {:<22} {:>10.2} {:>10.2} {:>14.2}",
+        "whole cycle",
+        ms(wall_med),
+        ms(cpu_med),
+        ms(children)
+    );
+    println!(
+        "whole cycle: CPU {:.2} ms (median; {:.2}-{:.2}) + {:.2} ms in commands (mean) = {:.2} ms; \
+         wall {:.2} ms (median; {:.2}-{:.2})",
+        ms(cpu_med),
+        ms(cmin),
+        ms(cmax),
+        ms(children),
+        ms(cpu_med + children),
+        ms(wall_med),
+        ms(wmin),
+        ms(wmax)
+    );
     println!("peak RSS (VmHWM): {}", vm("VmHWM:"));
+    for (kind, e) in &errors {
+        println!("note: {kind} failed in at least one cycle: {e}");
+    }
 }

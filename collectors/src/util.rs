@@ -242,6 +242,16 @@ pub fn has_program(ctx: &Context, paths: &[&str]) -> Option<String> {
 /// Names (`comm`) of the processes running on the observed host, from `<root>/proc`
 /// (at most 65536 processes; a process that ends while it is read is skipped).
 pub fn processes(ctx: &Context) -> Result<Vec<String>, CollectError> {
+    if let Some(comms) = crate::read::proc_comms(ctx, 65_536, 256)? {
+        let mut names: Vec<String> = comms
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        names.sort();
+        names.dedup();
+        return Ok(names);
+    }
     let Some((pids, _)) = crate::read::host_dir(ctx, "/proc", 65_536)? else {
         return Err(CollectError::Unavailable(
             "no /proc under the host root".into(),
