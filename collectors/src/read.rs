@@ -669,6 +669,10 @@ pub fn unix_secs(t: SystemTime) -> i64 {
     }
 }
 
+/// Names a directory on a glob's way may hold (at least; four times the match cap when that
+/// is more): /usr/lib of a real host holds hundreds, of which a pattern keeps a few.
+const GLOB_LISTING: usize = 4096;
+
 /// Expands a host glob (glob(7) per component: `*`, `?`, character classes; no `**`) to
 /// existing host paths, sorted. An unreadable directory on the way, or more than `cap`
 /// matches, is an error: a partial expansion would look like a complete one.
@@ -681,7 +685,9 @@ pub fn host_glob(ctx: &Context, pattern: &str, cap: usize) -> Result<Vec<String>
         for base in &current {
             if glob::is_pattern(part) {
                 let dir = if base.is_empty() { "/" } else { base.as_str() };
-                if let Some((names, truncated)) = host_dir(ctx, dir, cap.saturating_mul(4))? {
+                if let Some((names, truncated)) =
+                    host_dir(ctx, dir, cap.saturating_mul(4).max(GLOB_LISTING))?
+                {
                     if truncated {
                         return Err(too_many());
                     }

@@ -53,10 +53,12 @@ pub(crate) fn newest_mtime(
 }
 
 /// The systemd version of the observed host, from the name of its shared library
-/// (`libsystemd-shared-252.so`); `None` when not found.
+/// (`libsystemd-shared-252.so`); `None` when not found. The multiarch directory is matched
+/// as `*-linux-*` (x86_64-linux-gnu, aarch64-linux-gnu, arm-linux-gnueabihf...): a bare `*`
+/// would expand to every entry of /usr/lib and exceed the glob's cap on a real host.
 pub(crate) fn systemd_version(ctx: &Context) -> Option<u32> {
     const PATTERNS: [&str; 4] = [
-        "/usr/lib/*/systemd/libsystemd-shared-*.so",
+        "/usr/lib/*-linux-*/systemd/libsystemd-shared-*.so",
         "/usr/lib/systemd/libsystemd-shared-*.so",
         "/usr/lib64/systemd/libsystemd-shared-*.so",
         "/lib/systemd/libsystemd-shared-*.so",
@@ -136,4 +138,27 @@ pub(crate) fn systemd_config_files(
 /// Whether a systemd drop-in is masked: a symlink to /dev/null (or another device).
 fn masked(ctx: &Context, path: &str) -> bool {
     matches!(crate::read::host_meta(ctx, path), Ok(Some(m)) if m.is_char_device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a real host /usr/lib holds far more entries than the glob's cap: the version is
+    /// still found in the multiarch directory.
+    #[test]
+    fn systemd_version_is_found_beside_many_lib_entries() {
+        let root = tempfile::tempdir().expect("tempdir");
+        for i in 0..300 {
+            std::fs::create_dir_all(root.path().join(format!("usr/lib/pkg{i}"))).expect("mkdir");
+        }
+        let lib = root.path().join("usr/lib/x86_64-linux-gnu/systemd");
+        std::fs::create_dir_all(&lib).expect("mkdir");
+        std::fs::write(lib.join("libsystemd-shared-252.so"), "").expect("marker");
+        let ctx = Context {
+            host_root: root.path().to_path_buf(),
+            ..Context::default()
+        };
+        assert_eq!(systemd_version(&ctx), Some(252));
+    }
 }
