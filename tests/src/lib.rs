@@ -4,6 +4,8 @@
 
 pub mod differential;
 pub mod docgen;
+pub mod registry;
+pub mod runs;
 pub mod services;
 pub mod storegen;
 pub mod tsa;
