@@ -163,6 +163,17 @@ pub fn predicate(path: &Path) -> serde_json::Value {
     statement(path)["predicate"].clone()
 }
 
+/// The status of check `id` in a record's predicate (panics when there is none).
+pub fn check_status<'a>(pred: &'a serde_json::Value, id: &str) -> &'a str {
+    pred["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["id"] == id)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or_else(|| panic!("no check {id}: {pred:#}"))
+}
+
 /// The store key of a record file (path relative to the store).
 pub fn key(store: &Path, path: &Path) -> String {
     path.strip_prefix(store)

@@ -1,6 +1,6 @@
 //! The scaffolding of the AI model-registry tests (tests/tests/ai_registry.rs for
 //! `ai.mlflow`, tests/tests/sagemaker.rs for `ai.sagemaker`): a config with one collector
-//! into a file sink, one `collect` of it, its records and its checks.
+//! into a file sink, one `collect` of it and its records.
 
 use crate::{evident_with, records};
 use serde_json::Value;
@@ -17,17 +17,6 @@ pub fn write_config(work: &Path, collector: &str) -> PathBuf {
     let path = work.join("evident.toml");
     std::fs::write(&path, c).expect("config");
     path
-}
-
-/// The status of check `id` in a record's predicate (panics when there is none).
-pub fn check<'a>(pred: &'a Value, id: &str) -> &'a str {
-    pred["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["id"] == id)
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or_else(|| panic!("no check {id}: {pred:#}"))
 }
 
 /// The records of collector `kind` in a store (not chain starts or checkpoints), in chain

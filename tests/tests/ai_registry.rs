@@ -5,7 +5,8 @@
 //! change history (an alias moved with and without an approver). Hostile fake servers (500,
 //! invalid JSON, a 50 MB body, never answering) end in recorded errors within the bounds.
 
-use evident_tests::registry::{self, check, write_config};
+use evident_tests::check_status as check;
+use evident_tests::registry::{self, write_config};
 use evident_tests::services::{free_port, mlflow, mlflow_fake};
 use evident_tests::{evident, predicate, records};
 use serde_json::Value;

@@ -10,7 +10,8 @@
 //! moto has no DeleteModelPackage: a removed version is covered by the collector's unit
 //! tests of the shared history.
 
-use evident_tests::registry::{self, check, write_config};
+use evident_tests::check_status as check;
+use evident_tests::registry::{self, write_config};
 use evident_tests::services::{free_port, moto, venv_python_with};
 use evident_tests::{evident_with, predicate, records};
 use serde_json::{Value, json};
