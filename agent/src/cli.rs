@@ -101,7 +101,8 @@ pub fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("evident: {}", crate::redaction::line(&format!("{e:#}")));
+            let chain = evident_collectors::base::http::error_chain(e.as_ref());
+            eprintln!("evident: {}", crate::redaction::line(&chain));
             ExitCode::from(1)
         }
     }
@@ -265,7 +266,7 @@ fn open_store(
 fn when(
     s: &Option<String>,
     end_of_day: bool,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, crate::report::WhenError> {
     s.as_deref()
         .map(|s| crate::report::parse_when(s, end_of_day))
         .transpose()

@@ -224,8 +224,9 @@ fn friendly(expr: &str) -> String {
     e
 }
 
-/// Replaces a leading `NAME.iter()...` by the value of the file's `const NAME`.
-fn consts(file: &syn::File, expr: &str) -> String {
+/// Replaces a leading `NAME.iter()...` by the value of the file's `const NAME`, or of the
+/// `const NAME` it imports (`use crate::a::b::NAME;`, read through `resolve`).
+fn consts(file: &syn::File, expr: &str, resolve: Resolve<'_>) -> String {
     let name: String = expr
         .chars()
         .take_while(|c| c.is_ascii_uppercase() || *c == '_')
@@ -233,13 +234,45 @@ fn consts(file: &syn::File, expr: &str) -> String {
     if name.is_empty() || !expr[name.len()..].starts_with('.') {
         return expr.to_string();
     }
-    file.items
-        .iter()
-        .find_map(|i| match i {
-            Item::Const(c) if c.ident == name => Some(tidy(&c.expr).replacen('&', "", 1)),
-            _ => None,
+    const_in(file, &name)
+        .or_else(|| {
+            let module = imported_from(file, &name)?;
+            let src = resolve(module.strip_prefix("crate::")?)?;
+            const_in(&syn::parse_file(&src).ok()?, &name)
         })
         .unwrap_or_else(|| expr.to_string())
+}
+
+/// Reads the source of a module of the crate (`access::accounts`), for imported consts.
+type Resolve<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The value of `const NAME` in `file`, as written.
+fn const_in(file: &syn::File, name: &str) -> Option<String> {
+    file.items.iter().find_map(|i| match i {
+        Item::Const(c) if c.ident == name => Some(tidy(&c.expr).replacen('&', "", 1)),
+        _ => None,
+    })
+}
+
+/// The module `file` imports `name` from (`use crate::a::b::NAME;` gives `crate::a::b`).
+fn imported_from(file: &syn::File, name: &str) -> Option<String> {
+    fn walk(tree: &syn::UseTree, prefix: &mut Vec<String>, name: &str) -> Option<String> {
+        match tree {
+            syn::UseTree::Path(p) => {
+                prefix.push(p.ident.to_string());
+                let found = walk(&p.tree, prefix, name);
+                prefix.pop();
+                found
+            }
+            syn::UseTree::Name(n) if n.ident == name => Some(prefix.join("::")),
+            syn::UseTree::Group(g) => g.items.iter().find_map(|t| walk(t, prefix, name)),
+            _ => None,
+        }
+    }
+    file.items.iter().find_map(|i| match i {
+        Item::Use(u) => walk(&u.tree, &mut Vec::new(), name),
+        _ => None,
+    })
 }
 
 fn fn_body(file: &syn::File, name: &str) -> Option<String> {
@@ -352,6 +385,22 @@ fn friendly_type(ty: &str) -> String {
 
 /// Every struct with named fields deriving `Deserialize` in a source file, in order.
 pub fn tables(src: &str) -> Vec<Table> {
+    tables_with(src, &|_| None)
+}
+
+/// [`tables`] of a collectors-crate file under `root`: a default may name a const the file
+/// imports from another module of the crate.
+fn collector_tables(root: &Path, src: &str) -> Vec<Table> {
+    tables_with(src, &|module| {
+        let base = format!("collectors/src/{}", module.replace("::", "/"));
+        [format!("{base}/mod.rs"), format!("{base}.rs")]
+            .iter()
+            .map(|rel| read(root, rel))
+            .find(|text| !text.is_empty())
+    })
+}
+
+fn tables_with(src: &str, resolve: Resolve<'_>) -> Vec<Table> {
     let Ok(file) = syn::parse_file(src) else {
         return Vec::new();
     };
@@ -392,7 +441,9 @@ pub fn tables(src: &str) -> Vec<Table> {
             let optional = ty.starts_with("Option<");
             let field_default = args.iter().find(|(k, _)| k == "default");
             let default = match field_default {
-                Some((_, Some(func))) => fn_body(&file, func).map(|b| friendly(&consts(&file, &b))),
+                Some((_, Some(func))) => {
+                    fn_body(&file, func).map(|b| friendly(&consts(&file, &b, resolve)))
+                }
                 Some((_, None)) => type_default(&file, &ty),
                 None if container_default => defaults
                     .get(&id.to_string())
@@ -511,8 +562,8 @@ fn folder_of(reg: &evident_collectors::Registration) -> String {
 
 /// A collector's option tables: the structs documented as "`KIND` options", else every
 /// deserialized struct of its `mod.rs`.
-fn options_of(src: &str, reg: &evident_collectors::Registration) -> Vec<Table> {
-    let all = tables(src);
+fn options_of(root: &Path, src: &str, reg: &evident_collectors::Registration) -> Vec<Table> {
+    let all = collector_tables(root, src);
     let prefix = format!("`{}` options", reg.kind);
     if all.iter().any(|t| t.doc.starts_with(&prefix)) {
         all.into_iter()
@@ -564,7 +615,7 @@ pub fn collectors_block(root: &Path) -> String {
             }
         );
         let _ = writeln!(out, "{off}[[collectors]]\n{off}name = \"{}\"", reg.kind);
-        for t in options_of(&src, reg) {
+        for t in options_of(root, &src, reg) {
             for k in &t.keys {
                 let value = match (k.required, k.default.as_deref()) {
                     (true, _) => "...".to_string(),
@@ -648,7 +699,7 @@ pub fn collector(
     out.push_str("## Options\n\nBesides the keys every `[[collectors]]` entry has (see the [configuration\nreference](../reference/configuration.md)):\n\n");
     let prefix = format!("`{}` options", reg.kind);
     let mut any = false;
-    for t in &options_of(&src, reg) {
+    for t in &options_of(root, &src, reg) {
         if !t.keys.is_empty() {
             // A nested table (`[[collectors.x]]` entries) is introduced by its doc's first line.
             let nested = any;

@@ -4,6 +4,8 @@
 
 pub mod differential;
 pub mod docgen;
+pub mod registry;
+pub mod runs;
 pub mod services;
 pub mod storegen;
 pub mod tsa;
@@ -159,6 +161,17 @@ pub fn statement(path: &Path) -> serde_json::Value {
 /// The predicate of a stored envelope.
 pub fn predicate(path: &Path) -> serde_json::Value {
     statement(path)["predicate"].clone()
+}
+
+/// The status of check `id` in a record's predicate (panics when there is none).
+pub fn check_status<'a>(pred: &'a serde_json::Value, id: &str) -> &'a str {
+    pred["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["id"] == id)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or_else(|| panic!("no check {id}: {pred:#}"))
 }
 
 /// The store key of a record file (path relative to the store).

@@ -5,6 +5,8 @@
 //! change history (an alias moved with and without an approver). Hostile fake servers (500,
 //! invalid JSON, a 50 MB body, never answering) end in recorded errors within the bounds.
 
+use evident_tests::check_status as check;
+use evident_tests::registry::{self, write_config};
 use evident_tests::services::{free_port, mlflow, mlflow_fake};
 use evident_tests::{evident, predicate, records};
 use serde_json::Value;
@@ -13,47 +15,13 @@ use std::time::{Duration, Instant};
 
 const TOKEN_CANARY: &str = "evident-canary-token-7f3a9c";
 
-fn write_config(work: &Path, collector: &str) -> PathBuf {
-    let c = format!(
-        "[agent]\nstate_dir = \"{}\"\n\n{collector}\n[[sinks]]\ntype = \"file\"\npath = \"{}\"\n",
-        work.join("state").display(),
-        work.join("store").display()
-    );
-    let path = work.join("evident.toml");
-    std::fs::write(&path, c).expect("config");
-    path
-}
-
-fn check<'a>(pred: &'a Value, id: &str) -> &'a str {
-    pred["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["id"] == id)
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or_else(|| panic!("no check {id}: {pred:#}"))
-}
-
 /// The `ai.mlflow` records of a store (not chain starts or checkpoints), in chain order.
 fn mlflow_records(store: &Path) -> Vec<PathBuf> {
-    records(store)
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains("-ai.mlflow-"))
-        .collect()
+    registry::records_of(store, "ai.mlflow")
 }
 
 fn collect(dir: &Path, config: &Path) -> Value {
-    let r = evident(
-        dir,
-        &[
-            "--config",
-            config.to_str().expect("utf8"),
-            "collect",
-            "ai.mlflow",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.all());
-    serde_json::from_str(&r.stdout).expect("record JSON")
+    registry::collect(dir, config, "ai.mlflow", &[])
 }
 
 #[test]

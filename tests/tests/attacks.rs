@@ -11,57 +11,12 @@ use evident::evidence::record::{
     AgentInfo, ChainStart, Checkpoint, CollectorInfo, CollectorRun, Host, Kind, Predicate,
 };
 use evident::store::{self, Outgoing};
+use evident_tests::runs::{assert_problem, assert_sound, once, record_at, three_runs, verify};
 use evident_tests::services::{moto, s3py};
 use evident_tests::{AWS_ENV, Run, evident, evident_with, key, predicate, records};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// One `run --once` of the agent in `dir` into `dir/evidence`.
-fn once(dir: &Path) -> Run {
-    fs::write(
-        dir.join("evident.toml"),
-        "[[collectors]]\nname = \"system.inventory\"\n\n[[sinks]]\ntype = \"file\"\npath = \"evidence\"\n",
-    )
-    .expect("config");
-    let r = evident(dir, &["run", "--once", "--config", "evident.toml"]);
-    assert_eq!(r.code, 0, "{}", r.all());
-    r
-}
-
-/// Three runs: seq 0 chain_start, then (observation, checkpoint) x 3: checkpoints at 2, 4, 6.
-fn three_runs() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for _ in 0..3 {
-        once(dir.path());
-    }
-    let store = dir.path().join("evidence");
-    (dir, store)
-}
-
-fn verify(store: &Path, extra: &[&str]) -> Run {
-    let s = store.display().to_string();
-    let mut args = vec!["verify", s.as_str()];
-    args.extend_from_slice(extra);
-    evident(store.parent().unwrap_or(store), &args)
-}
-
-/// Asserts verify exits 1 and prints a PROBLEM line containing every one of `parts`.
-fn assert_problem(r: &Run, parts: &[&str]) {
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert!(
-        r.stdout
-            .lines()
-            .any(|l| l.starts_with("PROBLEM ") && parts.iter().all(|p| l.contains(p))),
-        "no PROBLEM line with {parts:?}:\n{}",
-        r.stdout
-    );
-}
-
-fn assert_sound(r: &Run) {
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert!(r.stdout.contains(": SOUND"), "{}", r.stdout);
-}
 
 /// The agent id and chain of the agent-written store.
 fn ids(store: &Path) -> (String, String) {
@@ -70,14 +25,6 @@ fn ids(store: &Path) -> (String, String) {
         p["agent"]["id"].as_str().expect("agent").to_string(),
         p["chain"].as_str().expect("chain").to_string(),
     )
-}
-
-/// The record file of a sequence (single-chain store).
-fn record_at(store: &Path, seq: u64) -> PathBuf {
-    records(store)
-        .into_iter()
-        .find(|p| predicate(p)["sequence"] == seq)
-        .expect("record at seq")
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! shows clause coverage and the clause crosswalk (one record, `6.1.2` of both standards).
 //! A FIFO among the incident reports ends in a recorded error and `error` checks, not a hang.
 
+use evident_tests::check_status as status;
 use evident_tests::{copy_dir, evident, predicate, records};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -97,16 +98,6 @@ fn newest(store: &Path, id: &str) -> Value {
         .map(|p| predicate(&p))
         .next_back()
         .unwrap_or_else(|| panic!("no {id} record"))
-}
-
-fn status<'a>(pred: &'a Value, id: &str) -> &'a str {
-    pred["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["id"] == id)
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or_else(|| panic!("no check {id}: {pred:#}"))
 }
 
 #[test]

@@ -4,37 +4,10 @@
 //! (plus what the ledger itself knows), or a clear error for a damaged ledger.
 
 use evident::store;
+use evident_tests::runs::{assert_problem, assert_sound, once, record_at, three_runs, verify};
 use evident_tests::{Run, evident, predicate, records};
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// One `run --once` of the agent in `dir` into `dir/evidence`.
-fn once(dir: &Path) {
-    fs::write(
-        dir.join("evident.toml"),
-        "[[collectors]]\nname = \"system.inventory\"\n\n[[sinks]]\ntype = \"file\"\npath = \"evidence\"\n",
-    )
-    .expect("config");
-    let r = evident(dir, &["run", "--once", "--config", "evident.toml"]);
-    assert_eq!(r.code, 0, "{}", r.all());
-}
-
-/// Three runs: seq 0 chain_start, then (observation, checkpoint) x 3.
-fn three_runs() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for _ in 0..3 {
-        once(dir.path());
-    }
-    let store = dir.path().join("evidence");
-    (dir, store)
-}
-
-fn verify(store: &Path, extra: &[&str]) -> Run {
-    let s = store.display().to_string();
-    let mut args = vec!["verify", s.as_str()];
-    args.extend_from_slice(extra);
-    evident(store.parent().unwrap_or(store), &args)
-}
 
 fn verify_state(store: &Path) -> Run {
     verify(store, &["--state", "ledger"])
@@ -42,22 +15,6 @@ fn verify_state(store: &Path) -> Run {
 
 fn ledger(store: &Path) -> PathBuf {
     store.parent().unwrap_or(store).join("ledger")
-}
-
-fn assert_problem(r: &Run, parts: &[&str]) {
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert!(
-        r.stdout
-            .lines()
-            .any(|l| l.starts_with("PROBLEM ") && parts.iter().all(|p| l.contains(p))),
-        "no PROBLEM line with {parts:?}:\n{}",
-        r.stdout
-    );
-}
-
-fn assert_sound(r: &Run) {
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert!(r.stdout.contains(": SOUND"), "{}", r.stdout);
 }
 
 /// The summary line's counts (records, valid, agents, chains, checkpoints, keys).
@@ -70,13 +27,6 @@ fn counts(r: &Run) -> String {
     let start = line.find(": ").map_or(0, |i| i + 2);
     let end = line.rfind(" in ").unwrap_or(line.len());
     line[start..end].to_string()
-}
-
-fn record_at(store: &Path, seq: u64) -> PathBuf {
-    records(store)
-        .into_iter()
-        .find(|p| predicate(p)["sequence"] == seq)
-        .expect("record at seq")
 }
 
 #[test]

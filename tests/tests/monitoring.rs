@@ -6,6 +6,7 @@
 //! recorded errors, every check an error, never a pass. Secrets in the Alertmanager
 //! configuration and the bearer token never reach a record.
 
+use evident_tests::check_status as status;
 use evident_tests::services::{Server, free_port, mlflow_fake};
 use evident_tests::{evident, in_ci};
 use serde_json::Value;
@@ -121,16 +122,6 @@ fn collect(dir: &Path, config: &Path) -> (Value, String) {
         serde_json::from_str(&r.stdout).expect("record JSON"),
         r.all(),
     )
-}
-
-fn status<'a>(pred: &'a Value, id: &str) -> &'a str {
-    pred["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["id"] == id)
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or_else(|| panic!("no check {id}: {pred:#}"))
 }
 
 #[test]

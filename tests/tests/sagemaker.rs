@@ -10,6 +10,8 @@
 //! moto has no DeleteModelPackage: a removed version is covered by the collector's unit
 //! tests of the shared history.
 
+use evident_tests::check_status as check;
+use evident_tests::registry::{self, write_config};
 use evident_tests::services::{free_port, moto, venv_python_with};
 use evident_tests::{evident_with, predicate, records};
 use serde_json::{Value, json};
@@ -36,48 +38,13 @@ const ENV: &[(&str, &str)] = &[
     ),
 ];
 
-fn write_config(work: &Path, collector: &str) -> PathBuf {
-    let c = format!(
-        "[agent]\nstate_dir = \"{}\"\n\n{collector}\n[[sinks]]\ntype = \"file\"\npath = \"{}\"\n",
-        work.join("state").display(),
-        work.join("store").display()
-    );
-    let path = work.join("evident.toml");
-    std::fs::write(&path, c).expect("config");
-    path
-}
-
-fn check<'a>(pred: &'a Value, id: &str) -> &'a str {
-    pred["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["id"] == id)
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or_else(|| panic!("no check {id}: {pred:#}"))
-}
-
 /// The `ai.sagemaker` records of a store, in chain order.
 fn sagemaker_records(store: &Path) -> Vec<PathBuf> {
-    records(store)
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains("-ai.sagemaker-"))
-        .collect()
+    registry::records_of(store, "ai.sagemaker")
 }
 
 fn collect(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Value {
-    let r = evident_with(
-        dir,
-        &[
-            "--config",
-            config.to_str().expect("utf8"),
-            "collect",
-            "ai.sagemaker",
-        ],
-        env,
-    );
-    assert_eq!(r.code, 0, "{}", r.all());
-    serde_json::from_str(&r.stdout).expect("record JSON")
+    registry::collect(dir, config, "ai.sagemaker", env)
 }
 
 fn seed(endpoint: &str, args: &[&str]) {

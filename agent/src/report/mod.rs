@@ -704,9 +704,14 @@ fn finish(b: Builder<'_>, verified: &Verified) -> Report {
     }
 }
 
+/// A `--at` or `--since` value that is neither a date nor an RFC 3339 time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a date (2026-03-01) or an RFC 3339 time")]
+pub struct WhenError(pub String);
+
 /// Parses an RFC 3339 time, or a date `2026-03-01` as the start of that day (UTC), or its
 /// end with `end_of_day` (so `--at 2026-03-01` includes that day's evidence).
-pub fn parse_when(s: &str, end_of_day: bool) -> Result<DateTime<Utc>, String> {
+pub fn parse_when(s: &str, end_of_day: bool) -> Result<DateTime<Utc>, WhenError> {
     if let Some(t) = parse_time(s) {
         return Ok(t);
     }
@@ -720,5 +725,26 @@ pub fn parse_when(s: &str, end_of_day: bool) -> Result<DateTime<Utc>, String> {
             }
         })
         .map(|t| t.and_utc())
-        .ok_or_else(|| format!("`{s}` is not a date (2026-03-01) or an RFC 3339 time"))
+        .ok_or_else(|| WhenError(s.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_takes_a_date_or_a_time_and_names_what_it_refused() {
+        let day = |end| parse_when("2026-03-01", end).map(|t| t.to_rfc3339());
+        assert_eq!(day(false).as_deref(), Ok("2026-03-01T00:00:00+00:00"));
+        assert_eq!(day(true).as_deref(), Ok("2026-03-01T23:59:59+00:00"));
+        assert_eq!(
+            parse_when("2026-03-01T10:00:00Z", true).map(|t| t.timestamp()),
+            Ok(1_772_359_200)
+        );
+        let e = parse_when("yesterday", false).expect_err("not a date");
+        assert_eq!(
+            e.to_string(),
+            "`yesterday` is not a date (2026-03-01) or an RFC 3339 time"
+        );
+    }
 }

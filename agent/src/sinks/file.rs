@@ -27,17 +27,14 @@ impl FileSink {
     fn ensure(&self) -> Result<(), SinkError> {
         let root = &self.root;
         std::fs::create_dir_all(root).map_err(|e| {
-            self.fail(format!(
-                "cannot create store directory {}: {e}",
-                root.display()
-            ))
+            self.io_fail(
+                format!("cannot create store directory {}", root.display()),
+                e,
+            )
         })?;
         self.clean(root);
         let entries = std::fs::read_dir(root).map_err(|e| {
-            self.fail(format!(
-                "cannot read store directory {}: {e}",
-                root.display()
-            ))
+            self.io_fail(format!("cannot read store directory {}", root.display()), e)
         })?;
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -56,10 +53,12 @@ impl FileSink {
     }
 
     fn fail(&self, message: String) -> SinkError {
-        SinkError {
-            sink: self.describe(),
-            message,
-        }
+        SinkError::new(self.describe(), message)
+    }
+
+    /// A failure caused by an I/O error, whose words end the message.
+    fn io_fail(&self, message: String, e: std::io::Error) -> SinkError {
+        self.fail(format!("{message}: {e}")).because(e)
     }
 
     /// Removes the stale temporary files a killed writer left in `dir`, the first time this
@@ -93,7 +92,7 @@ impl FileSink {
     fn write(&self, path: &Path, bytes: &[u8], replace: bool) -> Result<(), SinkError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| self.fail(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| self.io_fail(format!("cannot create {}", dir.display()), e))?;
             self.clean(dir);
         }
         if !replace && let Ok(existing) = std::fs::read(path) {
@@ -106,7 +105,7 @@ impl FileSink {
             )));
         }
         durable::write(path, bytes, 0o644)
-            .map_err(|e| self.fail(format!("cannot write {}: {e}", path.display())))
+            .map_err(|e| self.io_fail(format!("cannot write {}", path.display()), e))
     }
 }
 
@@ -217,5 +216,36 @@ impl Sink for FileSink {
             }
             self.write(&path, bytes, false).map(|()| None)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_cannot_be_created_says_why_and_keeps_the_io_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").expect("file");
+        let root = file.join("store");
+        let sink = FileSink::open(&root).expect("open");
+        let e = sink.ensure().expect_err("under a regular file");
+        let io = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the I/O error is the source");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "file:{}: cannot create store directory {}: {io}",
+                root.display(),
+                root.display()
+            )
+        );
+        // Printed as a chain, the cause is said once.
+        assert_eq!(
+            evident_collectors::base::http::error_chain(&e),
+            e.to_string()
+        );
     }
 }

@@ -24,37 +24,40 @@ pub struct HttpSink {
     client: reqwest::Client,
 }
 
-fn read_limited(path: &std::path::Path, what: &str) -> Result<Vec<u8>, String> {
-    evident_collectors::read::bytes(path, 1024 * 1024).map_err(|e| format!("{what}: {e}"))
+/// A credential or certificate file of `sink`, read bounded.
+fn read_limited(sink: &str, path: &std::path::Path, what: &str) -> Result<Vec<u8>, SinkError> {
+    evident_collectors::read::bytes(path, 1024 * 1024)
+        .map_err(|e| SinkError::new(sink.to_string(), format!("{what}: {e}")).because(e))
 }
 
 impl HttpSink {
     /// Builds the client (CA and client certificate are read now: a bad file is an error at start).
     pub fn new(config: Config) -> Result<HttpSink, SinkError> {
-        let fail = |m: String| SinkError {
-            sink: config.url.clone(),
-            message: m,
-        };
+        let sink = config.url.as_str();
+        let fail = |m: String| SinkError::new(sink.to_string(), m);
         let mut b = reqwest::Client::builder()
             .timeout(config.timeout.0)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("evident/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &config.ca_file {
-            let pem = read_limited(ca, "ca_file").map_err(fail)?;
+            let pem = read_limited(sink, ca, "ca_file")?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| fail(format!("ca_file {}: {e}", ca.display())))?;
+                .map_err(|e| fail(format!("ca_file {}: {e}", ca.display())).because(e))?;
             for c in certs {
                 b = b.add_root_certificate(c);
             }
         }
         if let (Some(cert), Some(key)) = (&config.client_cert, &config.client_key) {
-            let mut pem = read_limited(cert, "client_cert").map_err(fail)?;
-            pem.extend(read_limited(key, "client_key").map_err(fail)?);
-            let id = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| fail(format!("client certificate {}: {e}", cert.display())))?;
+            let mut pem = read_limited(sink, cert, "client_cert")?;
+            pem.extend(read_limited(sink, key, "client_key")?);
+            let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                fail(format!("client certificate {}: {e}", cert.display())).because(e)
+            })?;
             b = b.identity(id);
         }
-        let client = b.build().map_err(|e| fail(format!("HTTP client: {e}")))?;
+        let client = b
+            .build()
+            .map_err(|e| fail(format!("HTTP client: {e}")).because(e))?;
         Ok(HttpSink {
             config: Arc::new(config),
             client,
@@ -62,15 +65,12 @@ impl HttpSink {
     }
 
     fn fail(&self, message: String) -> SinkError {
-        SinkError {
-            sink: self.describe(),
-            message,
-        }
+        SinkError::new(self.describe(), message)
     }
 
     fn token(&self) -> Result<Option<String>, SinkError> {
         if let Some(path) = &self.config.token_file {
-            let t = read_limited(path, "token_file").map_err(|e| self.fail(e))?;
+            let t = read_limited(&self.describe(), path, "token_file")?;
             let t = String::from_utf8_lossy(&t).trim().to_string();
             evident_collectors::base::redact::secret(&t);
             return Ok(Some(t));
@@ -185,7 +185,7 @@ impl Sink for HttpSink {
                     .clone()
                     .acquire_owned()
                     .await
-                    .map_err(|e| self.fail(e.to_string()))?;
+                    .map_err(|e| self.fail(e.to_string()).because(e))?;
                 let (client, url, token, o) = (
                     self.client.clone(),
                     self.config.url.clone(),
@@ -259,7 +259,7 @@ impl Sink for HttpSink {
                     Err(self.fail(format!("{url} answered {}", r.status())))
                 }
                 Ok(r) => Ok(Some(format!("{url} answered {}", r.status()))),
-                Err(e) => Err(self.fail(format!("{url}: {e}"))),
+                Err(e) => Err(self.fail(format!("{url}: {e}")).because(e)),
             }
         })
     }

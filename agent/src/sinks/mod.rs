@@ -20,8 +20,29 @@ pub const AUTH_FAILED: &str = "authentication failed";
 pub struct SinkError {
     /// The sink (`file:./evidence`).
     pub sink: String,
-    /// What failed.
+    /// What failed (with the words of the underlying error, where there is one: this is
+    /// what logs, metrics and the spool show).
     pub message: String,
+    /// The underlying error (an I/O, HTTP client or file-reading error), where there is one.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SinkError {
+    /// An error of `sink` with no underlying error.
+    pub fn new(sink: String, message: String) -> SinkError {
+        SinkError {
+            sink,
+            message,
+            source: None,
+        }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn because(mut self, source: impl std::error::Error + Send + Sync + 'static) -> SinkError {
+        self.source = Some(Box::new(source));
+        self
+    }
 }
 
 /// A file the agent publishes beside its records: its public key (`keys/<keyid>.pub.pem`,

@@ -105,6 +105,7 @@ impl S3Sink {
         SinkError {
             sink: self.describe(),
             message,
+            source: None,
         }
     }
 

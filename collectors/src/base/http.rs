@@ -90,13 +90,17 @@ pub fn error_reason(body: &[u8]) -> String {
         .collect()
 }
 
-/// An error and its causes, `outer: inner: innermost`.
+/// An error and its causes, `outer: inner: innermost`. A cause whose words already end the
+/// message (an error that quotes its source, as `SinkError` does) is not repeated.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
+        let words = cause.to_string();
+        if !s.ends_with(&words) {
+            s.push_str(": ");
+            s.push_str(&words);
+        }
         src = cause.source();
     }
     s
@@ -117,6 +121,9 @@ mod tests {
     fn error_chain_names_every_cause() {
         let inner = std::io::Error::other("connection reset");
         assert_eq!(error_chain(&Wrapped(inner)), "wrapped: connection reset");
+        // An error that quotes its cause: the cause is not said twice.
+        let quoting = Quoting(std::io::Error::other("disk full"));
+        assert_eq!(error_chain(&quoting), "cannot write x: disk full");
     }
 
     #[derive(Debug)]
@@ -126,6 +133,19 @@ mod tests {
             f.write_str("wrapped")
         }
     }
+    #[derive(Debug)]
+    struct Quoting(std::io::Error);
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot write x: {}", self.0)
+        }
+    }
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
     impl std::error::Error for Wrapped {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             Some(&self.0)

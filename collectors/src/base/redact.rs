@@ -9,8 +9,9 @@
 //!   query values (`?token=x&a=y` -> `?token=[REDACTED]&a=[REDACTED]`);
 //! - the credential of an `Authorization`-style scheme (`Bearer x`, `Basic x`, `token x`).
 //!
-//! Hand-written: the patterns are few and fixed, and a regex engine would cost more than the
-//! whole module.
+//! URLs are parsed by the `url` crate; finding where one starts and ends in free text, and the
+//! few fixed patterns of the rest, are written here (a regex engine would cost more than the
+//! whole module).
 
 use std::borrow::Cow;
 use std::sync::RwLock;
@@ -129,7 +130,9 @@ fn ends_url(c: char) -> bool {
         )
 }
 
-/// Userinfo and query values of every `scheme://` URL in `s`.
+/// Userinfo and query values of every `scheme://` URL in `s`. Where a URL starts and ends in
+/// free text is found here; each one is parsed by the `url` crate, and only a URL holding a
+/// credential is written again (its host, port, path and fragment as parsed).
 fn urls(s: &str) -> Cow<'_, str> {
     if !s.contains("://") {
         return Cow::Borrowed(s);
@@ -138,42 +141,16 @@ fn urls(s: &str) -> Cow<'_, str> {
     let mut rest = s;
     let mut changed = false;
     while let Some(i) = rest.find("://") {
+        let scheme = scheme_before(&rest[..i]);
         out.push_str(&rest[..i + 3]);
         rest = &rest[i + 3..];
-        let end = rest.find(ends_url).unwrap_or(rest.len());
-        let (url, tail) = rest.split_at(end);
-        let auth_end = url.find(['/', '?', '#']).unwrap_or(url.len());
-        let (authority, path) = url.split_at(auth_end);
-        match authority.rfind('@') {
-            Some(at) => {
-                out.push_str(MARK);
-                out.push_str(&authority[at..]);
+        let (url, tail) = rest.split_at(url_end(rest));
+        match without_credentials(scheme, url) {
+            Some(r) => {
+                out.push_str(&r);
                 changed = true;
             }
-            None => out.push_str(authority),
-        }
-        match path.split_once('?') {
-            Some((p, q)) => {
-                out.push_str(p);
-                out.push('?');
-                let (q, frag) = q.split_once('#').map_or((q, None), |(a, b)| (a, Some(b)));
-                let pairs: Vec<String> = q
-                    .split('&')
-                    .map(|pair| match pair.split_once('=') {
-                        Some((k, v)) if !v.is_empty() => {
-                            changed = true;
-                            format!("{k}={MARK}")
-                        }
-                        _ => pair.to_string(),
-                    })
-                    .collect();
-                out.push_str(&pairs.join("&"));
-                if let Some(f) = frag {
-                    out.push('#');
-                    out.push_str(f);
-                }
-            }
-            None => out.push_str(path),
+            None => out.push_str(url),
         }
         rest = tail;
     }
@@ -183,6 +160,77 @@ fn urls(s: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(s)
     }
+}
+
+/// The URL scheme that `head` ends with (RFC 3986: a letter, then letters, digits, `+-.`).
+fn scheme_before(head: &str) -> &str {
+    let start = head
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        .last()
+        .map_or(head.len(), |(j, _)| j);
+    head[start..].trim_start_matches(|c: char| !c.is_ascii_alphabetic())
+}
+
+/// Where the URL at the start of `s` (what follows `://`) ends: at white space, a quote or a
+/// closing bracket, except a `]` that closes a `[` of the URL (an IPv6 host, `[REDACTED]`).
+fn url_end(s: &str) -> usize {
+    let mut open = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => open = open.saturating_add(1),
+            ']' if open > 0 => open -= 1,
+            c if ends_url(c) => return i,
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+/// `url` (what follows `scheme://`) with its userinfo and query values replaced by [`MARK`];
+/// `None` when it holds neither. Something that does not parse as a URL but could hold one
+/// (an `@` or a `?`) is replaced whole: its parts cannot be told apart.
+fn without_credentials(scheme: &str, url: &str) -> Option<String> {
+    // A stand-in scheme where the text has none (`://host`): parsed leniently, never printed.
+    let scheme = if scheme.is_empty() { "x" } else { scheme };
+    let Ok(parsed) = url::Url::parse(&format!("{scheme}://{url}")) else {
+        return url.contains(['@', '?']).then(|| MARK.to_string());
+    };
+    let userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+    let query = parsed.query().filter(|q| {
+        q.split('&')
+            .any(|pair| pair.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
+    });
+    if !userinfo && query.is_none() {
+        return None;
+    }
+    let mut out = String::with_capacity(url.len());
+    if userinfo {
+        out.push_str(MARK);
+        out.push('@');
+    }
+    out.push_str(&parsed[url::Position::BeforeHost..url::Position::AfterPort]);
+    // The parser gives a special URL without a path the path `/`; the text had none.
+    if url.contains('/') || parsed.path() != "/" {
+        out.push_str(parsed.path());
+    }
+    if let Some(q) = parsed.query() {
+        out.push('?');
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) if !v.is_empty() => format!("{k}={MARK}"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if let Some(f) = parsed.fragment() {
+        out.push('#');
+        out.push_str(f);
+    }
+    Some(out)
 }
 
 /// The credential after `Bearer`, `Basic`, `Token` or `token` (as in an echoed
@@ -281,6 +329,24 @@ mod tests {
         assert_eq!(
             text("s3://bucket/key?versionId=3"),
             "s3://bucket/key?versionId=[REDACTED]"
+        );
+        // No path, an IPv6 host, a scheme after other words, and an already redacted URL.
+        assert_eq!(
+            text("sink https://u:p@h failed"),
+            "sink https://[REDACTED]@h failed"
+        );
+        assert_eq!(
+            text("(at:http://u:p@[::1]:8080/x)"),
+            "(at:http://[REDACTED]@[::1]:8080/x)"
+        );
+        assert_eq!(
+            text("https://[REDACTED]@h/x?a=[REDACTED]"),
+            "https://[REDACTED]@h/x?a=[REDACTED]"
+        );
+        // Not a URL (the port is out of range), but it holds a credential: masked whole.
+        assert_eq!(
+            text("GET http://u:pw@h:99999/x failed"),
+            "GET http://[REDACTED] failed"
         );
     }
 

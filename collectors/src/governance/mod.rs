@@ -221,6 +221,83 @@ pub(crate) fn table(text: &str, format: &str, key: &str) -> Result<Vec<Value>, S
     Ok(rows)
 }
 
+/// A register: the one table file (CSV, YAML or JSON) a governance collector reads.
+pub(crate) struct Register<'a> {
+    /// The file on the host.
+    pub path: &'a str,
+    /// The `format` option (default: from the extension).
+    pub format: Option<&'a str>,
+    /// What the file is, for the error when there is none ("no supplier register at PATH").
+    pub what: &'a str,
+    /// What its rows are (`suppliers`): the key of the list in a YAML or JSON mapping, and
+    /// the word of the `too_large` error.
+    pub rows: &'a str,
+    /// At most this many rows are read.
+    pub max: usize,
+    /// The fields of the observation a parse error leaves incomplete.
+    pub unparsed: &'a [&'a str],
+    /// The fields of the observation more than `max` rows leave incomplete.
+    pub cut: &'a [&'a str],
+}
+
+/// What a register file held.
+pub(crate) struct Rows {
+    /// The format it was read as (`csv`, `yaml` or `json`).
+    pub format: String,
+    /// Its rows, at most the register's `max`.
+    pub rows: Vec<Value>,
+    /// Why it does not parse (there are no rows then); recorded as data.
+    pub parse_error: Option<String>,
+}
+
+impl Register<'_> {
+    /// Reads the register as a [`table`] of `rows`.
+    pub fn read_table(
+        &self,
+        ctx: &crate::Context,
+        errors: &mut crate::util::Errors,
+    ) -> Result<Rows, crate::CollectError> {
+        self.read(ctx, errors, |text, format| table(text, format, self.rows))
+    }
+
+    /// Reads the register with `parse` (text, format): a missing file is `Unavailable`, a
+    /// parse error is kept as data (and marks `unparsed`), more than `max` rows is a
+    /// `too_large` error (and marks `cut`: the rest were not read).
+    pub fn read(
+        &self,
+        ctx: &crate::Context,
+        errors: &mut crate::util::Errors,
+        parse: impl FnOnce(&str, &str) -> Result<Vec<Value>, String>,
+    ) -> Result<Rows, crate::CollectError> {
+        let text = crate::read::host_text(ctx, self.path)?.ok_or_else(|| {
+            crate::CollectError::Unavailable(format!("no {} at {}", self.what, self.path))
+        })?;
+        let format = format_of(self.path, self.format);
+        let (mut rows, parse_error) = match parse(&text, &format) {
+            Ok(r) => (r, None),
+            Err(e) => {
+                // Nothing about any row can be judged; `readable` fails on the error itself.
+                errors.mark(self.unparsed, format!("{}: {e}", self.path));
+                (Vec::new(), Some(e))
+            }
+        };
+        if rows.len() > self.max {
+            let (max, what) = (self.max, self.rows);
+            errors.note(self.path, "too_large", format!("more than {max} {what}"));
+            errors.mark(
+                self.cut,
+                format!("more than {max} {what}: the rest were not read"),
+            );
+            rows.truncate(max);
+        }
+        Ok(Rows {
+            format,
+            rows,
+            parse_error,
+        })
+    }
+}
+
 /// Parses YAML front matter (between `---` lines at the top of a Markdown file) into a
 /// mapping: `Ok(None)` when there is none.
 pub(crate) fn front_matter(text: &str) -> Result<Option<Value>, String> {
@@ -346,6 +423,15 @@ pub(crate) fn missing(m: &Value, required: &[String]) -> Vec<String> {
         .filter(|f| m.get(f.as_str()).is_none_or(Value::is_null))
         .cloned()
         .collect()
+}
+
+/// A collection context reading the host tree at `root` (for the collectors' tests).
+#[cfg(test)]
+pub(crate) fn test_ctx(root: &std::path::Path) -> crate::Context {
+    crate::Context {
+        host_root: root.to_path_buf(),
+        ..crate::Context::default()
+    }
 }
 
 #[cfg(test)]

@@ -65,19 +65,21 @@ fn default_admin_groups() -> Vec<String> {
         .to_vec()
 }
 
+/// Shells that do not allow an interactive login: the default of `nologin_shells` (also of
+/// `governance.people`, whose host cross-check reads accounts the same way).
+pub(crate) const NOLOGIN_SHELLS: &[&str] = &[
+    "/usr/sbin/nologin",
+    "/sbin/nologin",
+    "/bin/false",
+    "/usr/bin/false",
+    "/bin/sync",
+    "/sbin/shutdown",
+    "/sbin/halt",
+    "",
+];
+
 fn default_nologin() -> Vec<String> {
-    [
-        "/usr/sbin/nologin",
-        "/sbin/nologin",
-        "/bin/false",
-        "/usr/bin/false",
-        "/bin/sync",
-        "/sbin/shutdown",
-        "/sbin/halt",
-        "",
-    ]
-    .map(String::from)
-    .to_vec()
+    NOLOGIN_SHELLS.iter().map(|s| s.to_string()).collect()
 }
 
 fn build(opts: Options<'_>) -> Result<Box<dyn Collector>, toml::de::Error> {

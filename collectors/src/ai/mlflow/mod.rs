@@ -261,26 +261,49 @@ const VOCABULARY: Vocabulary = Vocabulary {
     initial: "None",
 };
 
-/// A URI without user credentials (`https://user:pw@host/` -> `https://host/`).
+/// A URI without user credentials (`https://user:pw@host/` -> `https://host/`), as parsed by
+/// the `url` crate; one without credentials is kept as written. Something that does not
+/// parse as a URL passes the shared redaction step instead (no userinfo or query values).
 pub fn redact_uri(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return uri.to_string();
+    let Ok(mut url) = url::Url::parse(uri) else {
+        return crate::base::redact::text(uri).into_owned();
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    match authority.rfind('@') {
-        Some(at) => format!("{scheme}://{}{path}", &authority[at + 1..]),
-        None => uri.to_string(),
+    if url.username().is_empty() && url.password().is_none() {
+        return uri.to_string();
+    }
+    // Both fail only for a URL that cannot have a host, and so has no userinfo.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    // The parser gives a URL without a path the path `/`: the base URL stays without one.
+    let bare = uri
+        .split_once("://")
+        .is_some_and(|(_, rest)| !rest.contains('/'));
+    if bare && url.path() == "/" {
+        format!(
+            "{}{}",
+            &url[..url::Position::BeforePath],
+            &url[url::Position::AfterPath..]
+        )
+    } else {
+        url.into()
     }
 }
 
-/// `user` and `password` from `scheme://user:password@host/...`.
+/// `user` and `password` from `scheme://user:password@host/...`, percent-decoded.
 fn userinfo(uri: &str) -> Option<(String, String)> {
-    let rest = uri.split_once("://")?.1;
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let info = &authority[..authority.rfind('@')?];
-    let (user, password) = info.split_once(':').unwrap_or((info, ""));
-    Some((user.to_string(), password.to_string()))
+    let url = url::Url::parse(uri).ok()?;
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    Some((
+        decode(url.username()),
+        decode(url.password().unwrap_or_default()),
+    ))
 }
 
 fn read_secret(path: &Path) -> Result<String, CollectError> {
@@ -1024,6 +1047,17 @@ mod tests {
             Some(("u".to_string(), "pw".to_string()))
         );
         assert_eq!(userinfo("http://127.0.0.1:5000/a@b"), None);
+        // A base URL stays without a trailing `/`; an encoded `@` in a password is decoded.
+        assert_eq!(
+            redact_uri("http://u:p@127.0.0.1:5000"),
+            "http://127.0.0.1:5000"
+        );
+        assert_eq!(
+            userinfo("http://bob:p%40ss@h/"),
+            Some(("bob".to_string(), "p@ss".to_string()))
+        );
+        // Not a URL: the shared redaction step, never the credential.
+        assert_eq!(redact_uri("http://u:pw@h:99999"), "http://[REDACTED]");
     }
 
     #[test]

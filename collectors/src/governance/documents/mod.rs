@@ -279,14 +279,17 @@ fn hash_file(
 }
 
 /// The directory holding `.git` at or above `real` (which lies under `root`), if any.
-fn git_top(root: &std::path::Path, real: &std::path::Path) -> Option<std::path::PathBuf> {
-    let mut d = Some(real);
+/// The top directory of the checkout `base` is in (its real path, to run git in): the
+/// nearest directory holding a `.git`, up from where `base` really is on the host. Each
+/// `.git` is looked up through the host reader (inside the root, never a path opened twice).
+fn git_top(ctx: &Context, base: &str) -> Option<std::path::PathBuf> {
+    let real = read::resolve(&ctx.host_root, base).ok()?;
+    let on_host = std::path::Path::new("/").join(real.strip_prefix(&ctx.host_root).ok()?);
+    let mut d = Some(on_host.as_path());
     while let Some(dir) = d {
-        if !dir.starts_with(root) {
-            return None;
-        }
-        if dir.join(".git").exists() {
-            return Some(dir.to_path_buf());
+        let git = dir.join(".git");
+        if read::host_exists(ctx, git.to_str()?).unwrap_or(false) {
+            return Some(ctx.host_root.join(dir.strip_prefix("/").ok()?));
         }
         d = dir.parent();
     }
@@ -445,9 +448,7 @@ fn observe(ctx: &Context, config: &Config) -> Result<Scan, CollectError> {
         }
     }
     let git_top = if config.git {
-        read::resolve(&ctx.host_root, &base)
-            .ok()
-            .and_then(|real| git_top(&ctx.host_root, &real))
+        git_top(ctx, &base)
     } else {
         None
     };
@@ -582,12 +583,7 @@ mod tests {
 
     const POLICY: &str = "---\nid: POL-1\ntitle: Information security policy\ntype: Information-Security\nowner: CISO\napprover: CEO\napproved: 2026-01-15\nreview_interval: 12 months\nversion: 2.1\nstatus: approved\ncontrols: [ISO27001:2022/A.5.1, ISO27001:2022/5.2]\nsecret: not recorded\n---\n# Policy\nThe text itself is never recorded.\n";
 
-    fn ctx(root: &std::path::Path) -> Context {
-        Context {
-            host_root: root.to_path_buf(),
-            ..Context::default()
-        }
-    }
+    use crate::governance::test_ctx as ctx;
 
     fn config() -> Config {
         let mut c: Config = toml::from_str("").expect("defaults");
@@ -701,6 +697,29 @@ mod tests {
             ),
             Err(CollectError::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn a_git_link_out_of_the_host_root_is_no_checkout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        let p = root.join("p");
+        std::fs::create_dir_all(&p).expect("mkdir");
+        std::fs::write(p.join("infosec.md"), POLICY).expect("write");
+        // A checkout outside the host root, linked from inside it.
+        std::fs::create_dir_all(dir.path().join("outside/.git")).expect("mkdir");
+        std::os::unix::fs::symlink("../../outside/.git", p.join(".git")).expect("symlink");
+        let scan = observe(&ctx(&root), &config()).expect("observe");
+        assert_eq!(scan.git_top, None);
+        // Inside the root, a checkout above the documents is found.
+        std::fs::remove_file(p.join(".git")).expect("rm");
+        std::fs::create_dir_all(root.join(".git")).expect("mkdir");
+        let scan = observe(&ctx(&root), &config()).expect("observe");
+        let top = scan.git_top.expect("a checkout");
+        assert_eq!(
+            std::fs::canonicalize(top).ok(),
+            std::fs::canonicalize(&root).ok()
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! Evidences: ISO27001:2022 A.5.24-A.5.27, 10.2; ISO42001:2023 10.2, A.8.4.
 //! Never collects: the reports' text, lessons learned or any field outside the schema.
 
-use super::{Interval, add_interval, normal, parse_interval, scalar, time_field};
+use super::{Interval, Register, add_interval, normal, parse_interval, scalar, time_field};
 use crate::read;
 use crate::util::{Errors, blocking};
 use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
@@ -293,27 +293,24 @@ fn observe(ctx: &Context, config: &Config) -> Result<Value, CollectError> {
         }
     } else {
         source = "file";
-        let text = read::host_text(ctx, &config.path)?.ok_or_else(|| {
-            CollectError::Unavailable(format!("no incident records at {}", config.path))
-        })?;
-        let format = super::format_of(&config.path, config.format.as_deref());
-        match super::table(&text, &format, "incidents") {
-            Ok(rows) => {
-                if rows.len() > config.max_incidents {
-                    errors.note(
-                        &config.path,
-                        "too_large",
-                        format!("more than {} incidents", config.max_incidents),
-                    );
-                }
-                incidents = rows
-                    .iter()
-                    .take(config.max_incidents)
-                    .map(|r| incident(r, false, &limits))
-                    .collect();
-            }
-            Err(e) => parse_error = Some(e),
+        // A `too_large` error marks every judged field incomplete (`finish_into` below), and a
+        // parse error is data (`parse_error`): no field to mark here.
+        let rows = Register {
+            path: &config.path,
+            format: config.format.as_deref(),
+            what: "incident records",
+            rows: "incidents",
+            max: config.max_incidents,
+            unparsed: &[],
+            cut: &[],
         }
+        .read_table(ctx, &mut errors)?;
+        incidents = rows
+            .rows
+            .iter()
+            .map(|r| incident(r, false, &limits))
+            .collect();
+        parse_error = rows.parse_error;
     }
     let mut obs = json!({
         "policy": {
@@ -344,12 +341,7 @@ mod tests {
         c.limits().expect("limits")
     }
 
-    fn ctx(root: &std::path::Path) -> Context {
-        Context {
-            host_root: root.to_path_buf(),
-            ..Context::default()
-        }
-    }
+    use crate::governance::test_ctx as ctx;
 
     fn config(path: &str) -> Config {
         let mut c: Config = toml::from_str("").expect("defaults");

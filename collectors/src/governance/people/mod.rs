@@ -34,8 +34,10 @@
 //! from `/etc/passwd` only the login, uid and shell of matching leavers (never GECOS).
 
 use super::{
-    Interval, add_interval, done, field, flag, missing, normal, parse_interval, scalar, time_value,
+    Interval, Register, Rows, add_interval, done, field, flag, missing, normal, parse_interval,
+    scalar, time_value,
 };
+use crate::access::accounts::NOLOGIN_SHELLS;
 use crate::read;
 use crate::util::{Errors, blocking};
 use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
@@ -126,18 +128,7 @@ fn default_required() -> Vec<String> {
         .collect()
 }
 fn default_nologin() -> Vec<String> {
-    [
-        "/usr/sbin/nologin",
-        "/sbin/nologin",
-        "/bin/false",
-        "/usr/bin/false",
-        "/bin/sync",
-        "/sbin/shutdown",
-        "/sbin/halt",
-        "",
-    ]
-    .map(String::from)
-    .to_vec()
+    NOLOGIN_SHELLS.iter().map(|s| s.to_string()).collect()
 }
 fn default_max() -> usize {
     100_000
@@ -388,40 +379,22 @@ fn host_accounts(ctx: &Context, config: &Config, people: &[Value], errors: &mut 
 
 fn observe(ctx: &Context, config: &Config, now: i64) -> Result<Value, CollectError> {
     let iv = config.intervals().map_err(CollectError::Invalid)?;
-    let text = read::host_text(ctx, &config.path)?
-        .ok_or_else(|| CollectError::Unavailable(format!("no people export at {}", config.path)))?;
-    let format = super::format_of(&config.path, config.format.as_deref());
     let mut errors = Errors::default();
-    let (rows, parse_error) = match super::table(&text, &format, "people") {
-        Ok(r) => (r, None),
-        Err(e) => {
-            // Nothing about anyone can be judged; `readable` fails on the error itself.
-            errors.mark(
-                &["people", "host_accounts"],
-                format!("{}: {e}", config.path),
-            );
-            (Vec::new(), Some(e))
-        }
-    };
-    if rows.len() > config.max_people {
-        errors.note(
-            &config.path,
-            "too_large",
-            format!("more than {} people", config.max_people),
-        );
-        errors.mark(
-            &["people", "host_accounts"],
-            format!(
-                "more than {} people: the rest were not read",
-                config.max_people
-            ),
-        );
+    let Rows {
+        format,
+        rows,
+        parse_error,
+    } = Register {
+        path: &config.path,
+        format: config.format.as_deref(),
+        what: "people export",
+        rows: "people",
+        max: config.max_people,
+        unparsed: &["people", "host_accounts"],
+        cut: &["people", "host_accounts"],
     }
-    let people: Vec<Value> = rows
-        .iter()
-        .take(config.max_people)
-        .map(|r| person(r, config, iv, now))
-        .collect();
+    .read_table(ctx, &mut errors)?;
+    let people: Vec<Value> = rows.iter().map(|r| person(r, config, iv, now)).collect();
     let with_problems = people
         .iter()
         .filter(|p| p["problems"].as_array().is_some_and(|a| !a.is_empty()))
@@ -471,12 +444,7 @@ P-2,bob,ml-engineer,yes,2026-02-20,,2026-02-25,yes,yes,yes,,,,,Bob Example,1,199
 P-3,carol,analyst,no,2020-01-01,2026-02-01,yes,yes,yes,yes,2025-01-01,,2026-02-10,yes,Carol Example,1,1992-01-01\n\
 P-4,dave,engineer,no,2027-01-01,,yes,yes,yes,yes,,,,,Dave Example,1,1993-01-01\n";
 
-    fn ctx(root: &std::path::Path) -> Context {
-        Context {
-            host_root: root.to_path_buf(),
-            ..Context::default()
-        }
-    }
+    use crate::governance::test_ctx as ctx;
 
     fn config(path: &str) -> Config {
         let mut c: Config = toml::from_str("").expect("defaults");

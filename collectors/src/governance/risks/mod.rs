@@ -23,7 +23,9 @@
 //! Never collects: fields outside the schema (free-text descriptions, treatment plans and
 //! unknown columns are not recorded).
 
-use super::{Interval, add_interval, list, normal, parse_interval, scalar, time_field};
+use super::{
+    Interval, Register, Rows, add_interval, list, normal, parse_interval, scalar, time_field,
+};
 use crate::read;
 use crate::util::{Errors, blocking};
 use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
@@ -252,32 +254,29 @@ pub fn risk(raw: &Value, required: &[String], high_score: u32, interval: Interva
 fn observe(ctx: &Context, config: &Config) -> Result<Value, CollectError> {
     let interval = parse_interval(&config.review_interval)
         .map_err(|e| CollectError::Invalid(format!("review_interval: {e}")))?;
-    let text = read::host_text(ctx, &config.path)?
-        .ok_or_else(|| CollectError::Unavailable(format!("no risk register at {}", config.path)))?;
-    let format = super::format_of(&config.path, config.format.as_deref());
     let mut errors = Errors::default();
-    let (rows, assessments, parse_error) = match parse(&text, &format) {
-        Ok((r, a)) => (r, a, None),
-        Err(e) => (Vec::new(), Vec::new(), Some(e)),
-    };
-    let truncated = rows.len() > config.max_risks;
-    if truncated {
-        errors.note(
-            &config.path,
-            "too_large",
-            format!("more than {} risks", config.max_risks),
-        );
-        errors.mark(
-            &["risks", "ai_systems"],
-            format!(
-                "more than {} risks: the rest were not read",
-                config.max_risks
-            ),
-        );
+    let mut assessments = Vec::new();
+    let Rows {
+        format,
+        rows,
+        parse_error,
+    } = Register {
+        path: &config.path,
+        format: config.format.as_deref(),
+        what: "risk register",
+        rows: "risks",
+        max: config.max_risks,
+        // A parse error marks `ai_systems` below, after what the inventory says.
+        unparsed: &[],
+        cut: &["risks", "ai_systems"],
     }
+    .read(ctx, &mut errors, |text, format| {
+        let (rows, a) = parse(text, format)?;
+        assessments = a;
+        Ok(rows)
+    })?;
     let risks: Vec<Value> = rows
         .iter()
-        .take(config.max_risks)
         .map(|r| risk(r, &config.required_fields, config.high_score, interval))
         .collect();
     let assessments: Vec<Value> = assessments
@@ -399,12 +398,7 @@ mod tests {
 
     const CSV: &str = "id,title,category,owner,likelihood,impact,treatment,status,reviewed,controls,ai_systems,description\nR-1,Biased scores,Bias,ml-lead,4,4,mitigate,open,2026-06-01,ISO42001:2023/A.5.4,card-fraud-screening,secret prose\nR-2,Laptop theft,security,,likely,major,,open,2024-01-01,,,\nR-3,Old risk,privacy,dpo,2,2,accept,closed,,,,\n";
 
-    fn ctx(root: &std::path::Path) -> Context {
-        Context {
-            host_root: root.to_path_buf(),
-            ..Context::default()
-        }
-    }
+    use crate::governance::test_ctx as ctx;
 
     fn config(path: &str) -> Config {
         let mut c: Config = toml::from_str("").expect("defaults");

@@ -30,9 +30,9 @@
 //! numbers) or any field outside the schema (unknown columns are not recorded).
 
 use super::{
-    Interval, add_interval, field, flag, list, missing, normal, parse_interval, scalar, time_value,
+    Interval, Register, Rows, add_interval, field, flag, list, missing, normal, parse_interval,
+    scalar, time_value,
 };
-use crate::read;
 use crate::util::{Errors, blocking};
 use crate::{BoxFuture, CollectError, Collector, Context, Observation, Options, Registration};
 use serde::Deserialize;
@@ -361,38 +361,22 @@ fn supplier(raw: &Value, config: &Config, default_interval: Interval) -> Value {
 fn observe(ctx: &Context, config: &Config) -> Result<Value, CollectError> {
     let interval = parse_interval(&config.review_interval)
         .map_err(|e| CollectError::Invalid(format!("review_interval: {e}")))?;
-    let text = read::host_text(ctx, &config.path)?.ok_or_else(|| {
-        CollectError::Unavailable(format!("no supplier register at {}", config.path))
-    })?;
-    let format = super::format_of(&config.path, config.format.as_deref());
     let mut errors = Errors::default();
-    let (rows, parse_error) = match super::table(&text, &format, "suppliers") {
-        Ok(r) => (r, None),
-        Err(e) => {
-            // Nothing about any supplier can be judged; `readable` fails on the error itself.
-            errors.mark(&["suppliers"], format!("{}: {e}", config.path));
-            (Vec::new(), Some(e))
-        }
-    };
-    if rows.len() > config.max_suppliers {
-        errors.note(
-            &config.path,
-            "too_large",
-            format!("more than {} suppliers", config.max_suppliers),
-        );
-        errors.mark(
-            &["suppliers"],
-            format!(
-                "more than {} suppliers: the rest were not read",
-                config.max_suppliers
-            ),
-        );
+    let Rows {
+        format,
+        rows,
+        parse_error,
+    } = Register {
+        path: &config.path,
+        format: config.format.as_deref(),
+        what: "supplier register",
+        rows: "suppliers",
+        max: config.max_suppliers,
+        unparsed: &["suppliers"],
+        cut: &["suppliers"],
     }
-    let suppliers: Vec<Value> = rows
-        .iter()
-        .take(config.max_suppliers)
-        .map(|r| supplier(r, config, interval))
-        .collect();
+    .read_table(ctx, &mut errors)?;
+    let suppliers: Vec<Value> = rows.iter().map(|r| supplier(r, config, interval)).collect();
     let with_problems = suppliers
         .iter()
         .filter(|s| s["problems"].as_array().is_some_and(|p| !p.is_empty()))
@@ -424,12 +408,7 @@ S-1,CloudCo,hosting;backups,critical,yes,no,MSA-7,2025-01-10,yes,DPA-7,,2026-05-
 S-2,ModelWorks,LLM API,high,no,yes,,,,no,RACI-3,2024-01-01,6 months,,active,,\n\
 S-3,OldPrint,printing,low,no,no,PO-1,,no,,,,,,offboarded,ISO/IEC 27001:2022:2019-05-01,\n";
 
-    fn ctx(root: &std::path::Path) -> Context {
-        Context {
-            host_root: root.to_path_buf(),
-            ..Context::default()
-        }
-    }
+    use crate::governance::test_ctx as ctx;
 
     fn config(path: &str) -> Config {
         let mut c: Config = toml::from_str("").expect("defaults");
