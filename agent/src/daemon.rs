@@ -27,6 +27,10 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+/// How long the daemon must have nothing to do before it gives memory back
+/// ([`crate::idle::release`]): a cycle's results and its shipping round come within seconds.
+const IDLE_AFTER: Duration = Duration::from_secs(10);
+
 /// Stable splay of a collector in `[0, jitter)`.
 pub fn splay(agent_id: &str, collector: &str, jitter: Duration) -> Duration {
     let ms = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
@@ -163,6 +167,8 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> crate::pipel
     metrics.controls(control_status(&agent, &newest));
     let watchdog = watchdog_interval();
     let mut next_watchdog = Utc::now();
+    // Work since memory was last given back (startup is work: config, keys, the chain).
+    let mut worked = true;
     notify("READY=1");
     tracing::info!(collectors = agent.config.collectors.len(), sinks = ?agent.sink_names(), "daemon started");
 
@@ -215,6 +221,7 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> crate::pipel
             metrics.controls(control_status(&agent, &newest));
             next_checkpoint = next;
             unshipped = true;
+            worked = true;
         }
         if unshipped && now >= ship_at && shipping.is_none() {
             shipping = Some(tokio::spawn(agent.ship_job()?.run()));
@@ -237,16 +244,34 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> crate::pipel
         if watchdog.is_some() {
             wake = wake.min(next_watchdog);
         }
+        // Idle until `wake` (nothing collecting or shipping, nothing due within IDLE_AFTER):
+        // give back the heap and code pages of the cycle that just ended.
+        if worked
+            && tasks.is_empty()
+            && shipping.is_none()
+            && !(unshipped && ship_at <= later(Utc::now(), IDLE_AFTER))
+            && until(wake) >= IDLE_AFTER
+        {
+            worked = false;
+            let r = crate::idle::release();
+            tracing::debug!(
+                heap_trimmed = r.heap_trimmed,
+                executable_kb = r.executable_kb,
+                "idle: memory given back"
+            );
+        }
         tokio::select! {
             _ = tokio::time::sleep(until(wake)) => {}
             Some(raw) = rx.recv() => {
                 running.remove(&raw.id);
                 record(&mut agent, &metrics, &mut newest, raw)?;
                 unshipped = true;
+                worked = true;
                 ship_at = ship_at.min(Utc::now() + chrono::Duration::seconds(2));
             }
             done = wait_for(&mut shipping), if shipping.is_some() => {
                 shipping = None;
+                worked = true;
                 let report = done?;
                 account(&metrics, &report);
                 let now = Utc::now();
@@ -271,6 +296,7 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> crate::pipel
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
+                worked = true;
                 notify("RELOADING=1");
                 match config::load(config_path.as_deref()) {
                     Ok(new) => match agent.reconfigure(new) {

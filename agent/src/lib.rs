@@ -16,6 +16,7 @@ pub mod evidence;
 pub use evident_collectors::base::durable;
 pub mod health;
 pub mod host;
+pub mod idle;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
