@@ -589,6 +589,73 @@ fn an_interrupted_shipment_is_a_note_but_an_unindexed_record_under_a_head_is_a_p
     assert_problem(&verify(&store, &[]), &[&hidden[0], "not in the index"]);
 }
 
+/// Rolls the store back to what a kill during the last run's parallel record uploads
+/// leaves: the head of checkpoint 6 and the index lines of 5 and 6 never written, the
+/// pointer still at checkpoint 4.
+fn before_last_index_and_head(store: &Path) {
+    let (agent, chain) = ids(store);
+    unindex(store, &[5, 6]);
+    fs::remove_file(store.join(store::checkpoint_head_key(&agent, &chain, 6))).expect("head 6");
+    fs::copy(
+        store.join(store::checkpoint_head_key(&agent, &chain, 4)),
+        store.join(store::head_key(&agent)),
+    )
+    .expect("pointer back to 4");
+}
+
+#[test]
+fn a_gap_past_the_newest_head_is_an_interrupted_shipment_but_at_or_below_a_head_a_problem() {
+    // A kill while the S3 sink PUT the last run's records in parallel: checkpoint 6 was
+    // stored, observation 5 not (nor the index lines or the head of 6).
+    let (dir, store) = three_runs();
+    before_last_index_and_head(&store);
+    fs::remove_file(record_at(&store, 5)).expect("rm 5");
+    let v = verify(&store, &[]);
+    assert_sound(&v);
+    assert!(
+        v.stdout.contains(
+            "1 record(s) missing from seq 5 on, before seq 6, after the newest published head (seq 4): an interrupted shipment"
+        ) && v.stdout.contains("the chain counts as ending at seq 4"),
+        "{}",
+        v.stdout
+    );
+    // The auditor's ledger vouches only for whole chains: it waits for the next run.
+    let state = dir.path().join("ledger");
+    let s = state.display().to_string();
+    let v = verify(&store, &["--state", &s]);
+    assert_sound(&v);
+    assert!(
+        v.stdout.contains("ledger not written") && !state.join("ledger.json").exists(),
+        "{}",
+        v.stdout
+    );
+
+    // Attack: the same gap with the head of checkpoint 6 in place (it vouches for 0..=6).
+    let (_dir, store) = three_runs();
+    fs::remove_file(record_at(&store, 5)).expect("rm 5");
+    assert_problem(&verify(&store, &[]), &["chain gap from seq 5 to 5"]);
+    // The immutable head of 6 removed, but the pointer still names checkpoint 6.
+    let (_dir, store) = three_runs();
+    let (agent, chain) = ids(&store);
+    fs::remove_file(record_at(&store, 5)).expect("rm 5");
+    fs::remove_file(store.join(store::checkpoint_head_key(&agent, &chain, 6))).expect("head 6");
+    assert_problem(&verify(&store, &[]), &["chain gap from seq 5 to 5"]);
+    // Below an older head: seq 3 is covered by head 4 even with every newer head gone, and
+    // a later gap past the newest head does not excuse it.
+    let (_dir, store) = three_runs();
+    before_last_index_and_head(&store);
+    fs::remove_file(record_at(&store, 3)).expect("rm 3");
+    fs::remove_file(record_at(&store, 5)).expect("rm 5");
+    let v = verify(&store, &[]);
+    assert_problem(&v, &["chain gap from seq 3 to 3"]);
+    assert_problem(&v, &["chain gap from seq 5 to 5"]);
+    // At the head itself: checkpoint 4 gone while its head names it.
+    let (_dir, store) = three_runs();
+    before_last_index_and_head(&store);
+    fs::remove_file(record_at(&store, 4)).expect("rm 4");
+    assert_problem(&verify(&store, &[]), &["chain gap from seq 4 to 4"]);
+}
+
 #[test]
 fn ids_are_validated_and_never_printed_raw() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -62,6 +62,17 @@ else
   touch "$TOOLS/.s3s-fs-$S3S_VERSION"
 fi
 
+# rclone (Debian package): the generic S3 copier tests/tooling/s3_drain_bench.sh measures the
+# S3 sink's drain rate against, on the same s3s-fs server and the same files.
+if command -v rclone > /dev/null; then
+  echo "test tooling: $(rclone version 2> /dev/null | head -n 1) is installed"
+else
+  echo "test tooling: installing rclone (Debian package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends rclone > /dev/null
+fi
+
 # Oracles of the differential tests (tests/tests/differential.rs): sshd -T (openssh-server),
 # visudo and cvtsudoers (sudo), openssl, systemd-analyze (systemd), systemd-timesyncd (its own
 # package since Debian 12; it conflicts with chrony, so chrony is never installed as a package),

@@ -264,6 +264,7 @@ impl Sink for S3Sink {
         batch: &'a [Outgoing],
     ) -> BoxFuture<'a, Result<Vec<Option<String>>, SinkError>> {
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let client = self.client().await.clone();
             let limit = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
             let mut tasks = tokio::task::JoinSet::new();
@@ -302,6 +303,7 @@ impl Sink for S3Sink {
             if let Some(e) = first_error {
                 return Err(self.fail(e));
             }
+            let stored = started.elapsed();
             for mut group in store::index_groups(batch) {
                 while let Some(key) = group.key() {
                     let key = self.key(&key);
@@ -323,6 +325,12 @@ impl Sink for S3Sink {
                     break;
                 }
             }
+            tracing::debug!(
+                records = batch.len(),
+                records_ms = stored.as_millis() as u64,
+                index_ms = (started.elapsed() - stored).as_millis() as u64,
+                "S3: stored a batch"
+            );
             Ok(vec![None; batch.len()])
         })
     }

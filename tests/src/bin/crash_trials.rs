@@ -192,6 +192,8 @@ struct Tally {
     kill_ms: Vec<u64>,
     verifies: usize,
     sound: usize,
+    /// Verifies that noted records missing past the newest head (a kill mid-batch).
+    gap_noted: usize,
     unsound: Vec<String>,
     lost: Vec<String>,
     temp_after_kill: usize,
@@ -282,6 +284,11 @@ fn trials(sink: &Sink, count: u64, verify_every: u64, rng: &mut Rng) -> Result<(
         if (trial + 1) % verify_every == 0 || trial + 1 == count {
             let v = sink.verify();
             t.verifies += 1;
+            if v.stdout
+                .contains("an interrupted shipment (a batch's records are uploaded")
+            {
+                t.gap_noted += 1;
+            }
             if v.code == 0 && v.stdout.contains("SOUND") {
                 t.sound += 1;
             } else {
@@ -325,10 +332,11 @@ fn trials(sink: &Sink, count: u64, verify_every: u64, rng: &mut Rng) -> Result<(
         ms.get(ms.len() * 3 / 4).unwrap_or(&0)
     );
     println!(
-        "verify during trials: {} run, {} SOUND, {} unsound",
+        "verify during trials: {} run, {} SOUND, {} unsound; {} noted records missing past the newest head (an interrupted shipment)",
         t.verifies,
         t.sound,
-        t.unsound.len()
+        t.unsound.len(),
+        t.gap_noted
     );
     println!(
         "records in the store: {before} before the trials, {after} after the final run; chain(s) {} with {expected} sequence(s) in all; {spooled_left} left in the spool",

@@ -5,6 +5,16 @@
 //! `chain_start` naming a previous chain matches that chain's last record, and only an
 //! agent's first chain may start without naming one. `--max-age` applies to each agent's
 //! newest chain.
+//!
+//! One exception to "no gap": when every missing sequence lies beyond what the store vouches
+//! for outside the records (the chain's newest published head, or the last sequence a
+//! continuing chain's `chain_start` names), the gap is a note, an interrupted shipment: the
+//! S3 sink uploads a batch's records in parallel, so a kill mid-batch can leave a later
+//! record stored and an earlier one not, and the agent's next run stores the rest. The chain
+//! is then judged as if it ended before its first missing record (`--max-age` and the
+//! `next_due` note count only checkpoints before it), so the gap gives an adversary no more
+//! than cutting the chain's tail there (docs/trust.md). A gap at or below such a sequence
+//! stays a problem.
 
 use super::records::Checked;
 use super::{Options, Problem, short};
@@ -34,9 +44,12 @@ fn at<'a>(seqs: &BTreeMap<u64, Vec<&'a Checked>>, seq: u64) -> Option<&'a Summar
         .and_then(|c| c.summary.as_ref())
 }
 
-/// Checks every chain; returns the chains with a chain-level problem.
+/// Checks every chain; returns the chains with a chain-level problem. `covered` holds, per
+/// chain, the highest sequence the store vouches for outside the records (see the module
+/// doc: gaps beyond it are an interrupted shipment).
 pub(super) fn check(
     chains: &Chains<'_>,
+    covered: &HashMap<(String, String), u64>,
     opts: &Options,
     notes: &mut BTreeMap<(String, String), Vec<String>>,
     problems: &mut Vec<Problem>,
@@ -47,8 +60,9 @@ pub(super) fn check(
     for ((agent, chain), seqs) in chains {
         let problems_before = problems.len();
         let label = format!("agent {} chain {}", short(agent), short(chain));
-        sequence(&label, seqs, problems);
         let mine = notes.entry((agent.clone(), chain.clone())).or_default();
+        let bound = covered.get(&(agent.clone(), chain.clone())).copied();
+        let cut = sequence(&label, seqs, bound, problems, mine);
         let last_checkpoint = claims(&label, seqs, problems, mine);
         let Some(max_seq) = seqs.keys().next_back().copied() else {
             continue;
@@ -62,7 +76,12 @@ pub(super) fn check(
             _ => {}
         }
         if newest.get(agent.as_str()) == Some(&chain.as_str()) {
-            newest_chain(&label, seqs, last_checkpoint, opts, now, mine, problems);
+            // Past an interrupted shipment's gap nothing counts for freshness.
+            let sealed = match cut {
+                Some(cut) => checkpoint_before(seqs, cut),
+                None => last_checkpoint,
+            };
+            newest_chain(&label, seqs, sealed, opts, now, mine, problems);
         }
         if problems.len() > problems_before {
             broken.insert((agent.clone(), chain.clone()));
@@ -72,8 +91,60 @@ pub(super) fn check(
     broken
 }
 
-/// Sequence 0 is a `chain_start`; no gap, no duplicate, every link.
-fn sequence(label: &str, seqs: &BTreeMap<u64, Vec<&Checked>>, problems: &mut Vec<Problem>) {
+/// The first sequence missing from a chain, if any.
+fn first_missing(seqs: &BTreeMap<u64, Vec<&Checked>>) -> Option<u64> {
+    let mut expect = 0u64;
+    for &seq in seqs.keys() {
+        if seq != expect {
+            return Some(expect);
+        }
+        expect = seq.checked_add(1)?;
+    }
+    None
+}
+
+/// The last checkpoint before sequence `cut`, and its `next_due`.
+fn checkpoint_before(
+    seqs: &BTreeMap<u64, Vec<&Checked>>,
+    cut: u64,
+) -> Option<(u64, Option<DateTime<FixedOffset>>)> {
+    seqs.range(..cut).rev().find_map(|(&seq, recs)| {
+        let s = recs[0].summary.as_ref()?;
+        let cp = s
+            .checkpoint
+            .as_ref()
+            .filter(|_| s.kind == Kind::Checkpoint)?;
+        Some((seq, cp.next_due.as_deref().and_then(time)))
+    })
+}
+
+/// Sequence 0 is a `chain_start`; no gap, no duplicate, every link. Gaps that all lie beyond
+/// `bound` (what the store vouches for) are one note, an interrupted shipment, and the first
+/// missing sequence is returned: the chain is judged as ending before it.
+fn sequence(
+    label: &str,
+    seqs: &BTreeMap<u64, Vec<&Checked>>,
+    bound: Option<u64>,
+    problems: &mut Vec<Problem>,
+    notes: &mut Vec<String>,
+) -> Option<u64> {
+    let cut = first_missing(seqs).filter(|&m| bound.is_none_or(|b| m > b));
+    if let (Some(cut), Some(&last)) = (cut, seqs.keys().next_back()) {
+        let missing = (last + 1).saturating_sub(seqs.len() as u64);
+        let after = match bound {
+            Some(b) => format!("after the newest published head (seq {b})"),
+            None => "in a chain with no published head".to_string(),
+        };
+        notes.push(format!(
+            "{label}: {missing} record(s) missing from seq {cut} on, before seq {last}, {after}: an interrupted shipment (a batch's records are uploaded in parallel), stored by the agent's next run; until then the chain counts as ending at seq {}",
+            cut.checked_sub(1).map_or("none".into(), |s| s.to_string())
+        ));
+    }
+    let gap = |problems: &mut Vec<Problem>, p: Problem| {
+        if cut.is_none() {
+            problems.push(p);
+        }
+    };
     let mut prev: Option<(u64, &Checked)> = None;
     for (&seq, recs) in seqs {
         let first = recs[0];
@@ -89,26 +160,32 @@ fn sequence(label: &str, seqs: &BTreeMap<u64, Vec<&Checked>>, problems: &mut Vec
         }
         let Some(s) = &first.summary else { continue };
         match prev {
-            None if seq != 0 => problems.push(Problem {
-                key: first.key.clone(),
-                message: format!(
-                    "{label}: chain gap from seq 0 to {}: the first {seq} records are missing",
-                    seq - 1
-                ),
-            }),
+            None if seq != 0 => gap(
+                problems,
+                Problem {
+                    key: first.key.clone(),
+                    message: format!(
+                        "{label}: chain gap from seq 0 to {}: the first {seq} records are missing",
+                        seq - 1
+                    ),
+                },
+            ),
             None if s.kind != Kind::ChainStart => problems.push(Problem {
                 key: first.key.clone(),
                 message: format!("{label}: sequence 0 is not a chain_start record"),
             }),
-            Some((p, _)) if seq > p + 1 => problems.push(Problem {
-                key: first.key.clone(),
-                message: format!(
-                    "{label}: chain gap from seq {} to {}: {} record(s) missing",
-                    p + 1,
-                    seq - 1,
-                    seq - p - 1
-                ),
-            }),
+            Some((p, _)) if seq > p + 1 => gap(
+                problems,
+                Problem {
+                    key: first.key.clone(),
+                    message: format!(
+                        "{label}: chain gap from seq {} to {}: {} record(s) missing",
+                        p + 1,
+                        seq - 1,
+                        seq - p - 1
+                    ),
+                },
+            ),
             Some((_, pc)) if s.previous.as_deref() != Some(pc.digest.as_str()) => {
                 problems.push(Problem {
                     key: first.key.clone(),
@@ -128,6 +205,7 @@ fn sequence(label: &str, seqs: &BTreeMap<u64, Vec<&Checked>>, problems: &mut Vec
         }
         prev = Some((seq, first));
     }
+    cut
 }
 
 /// Compares each checkpoint's claims with the chain; returns the last checkpoint (sequence

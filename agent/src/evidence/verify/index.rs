@@ -112,7 +112,7 @@ pub(super) fn differences(e: &IndexEntry, c: &Checked, s: &Summary) -> Vec<Strin
 
 /// Per chain, the highest sequence the store vouches for outside the index: the newest
 /// verified head, and the last sequence a continuing chain's `chain_start` names.
-fn covered(heads: &[Head], checked: &[Checked]) -> HashMap<(String, String), u64> {
+pub(super) fn covered(heads: &[Head], checked: &[Checked]) -> HashMap<(String, String), u64> {
     let mut out: HashMap<(String, String), u64> = HashMap::new();
     let mut cover = |agent: &str, chain: &str, seq: u64| {
         let e = out

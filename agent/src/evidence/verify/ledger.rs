@@ -512,6 +512,16 @@ pub(super) fn from_full(
         let Some((&through, last)) = seqs.iter().next_back() else {
             continue;
         };
+        if u64::try_from(seqs.len()).ok() != through.checked_add(1) {
+            // Records missing past the newest head (an interrupted shipment, a note): the
+            // ledger vouches only for whole chains, so it waits for the agent's next run.
+            notes.push(format!(
+                "ledger not written: agent {} chain {} has records missing (an interrupted shipment); verify again after the agent's next run",
+                super::short(agent),
+                super::short(chain)
+            ));
+            return None;
+        }
         let mut newest = BTreeMap::new();
         let mut checkpoint = None;
         let mut began = String::new();

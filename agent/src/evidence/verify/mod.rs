@@ -393,18 +393,29 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
         .map(|(a, _)| a)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
-    let mut chain_notes = BTreeMap::new();
-    let mut broken_chains = chains::check(&chains, opts, &mut chain_notes, &mut problems);
-    report.notes.extend(chain_notes.into_values().flatten());
-    broken_chains.extend(keyed.broken.iter().cloned());
+    // Heads are read first (what they vouch for decides whether a gap is an interrupted
+    // shipment); what reading them finds is reported after the chains, as before.
+    let (mut head_problems, mut head_notes) = (Vec::new(), Vec::new());
     let heads = heads::load(
         root,
         heads_dir.as_deref(),
         &keys,
         keyed.policy.as_deref(),
-        &mut problems,
-        &mut report.notes,
+        &mut head_problems,
+        &mut head_notes,
     );
+    let mut chain_notes = BTreeMap::new();
+    let mut broken_chains = chains::check(
+        &chains,
+        &index::covered(&heads, &checked),
+        opts,
+        &mut chain_notes,
+        &mut problems,
+    );
+    report.notes.extend(chain_notes.into_values().flatten());
+    broken_chains.extend(keyed.broken.iter().cloned());
+    problems.append(&mut head_problems);
+    report.notes.append(&mut head_notes);
     heads::check(
         &heads,
         &chains,

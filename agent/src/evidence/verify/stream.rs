@@ -268,15 +268,16 @@ pub(super) fn verify(
                 }
             }
         }
-        let mut broken = super::chains::check(&chains, opts, &mut chain_notes, &mut problems);
-        broken.extend(keyed.broken.iter().cloned());
-
-        // Heads of this host's agents (kept for the index check of this host).
+        // Heads of this host's agents (kept for the index check of this host), read before the
+        // chains (what they vouch for decides whether a gap is an interrupted shipment); what
+        // reading them finds is reported after the chains, as the whole-store pass does.
         let mut host_heads = Vec::new();
+        let mut loaded_heads = Vec::new();
         if let Some(hdir) = &dirs.heads {
             for a in &agents {
                 let seg = crate::store::segment(a);
                 let mut head_files = Vec::new();
+                let mut found = Vec::new();
                 let pointer = hdir.join(format!("{seg}.dsse.json"));
                 if std::fs::symlink_metadata(&pointer).is_ok_and(|m| m.file_type().is_file()) {
                     head_files.push(pointer);
@@ -284,7 +285,7 @@ pub(super) fn verify(
                 }
                 let own = hdir.join(&seg);
                 if std::fs::symlink_metadata(&own).is_ok_and(|m| m.file_type().is_dir()) {
-                    walk(&own, &mut head_files, &mut problems, root);
+                    walk(&own, &mut head_files, &mut found, root);
                     heads_seen.insert(seg);
                 }
                 if head_files.iter().any(|p| {
@@ -295,19 +296,33 @@ pub(super) fn verify(
                     // A killed writer's temporary head: the whole-store pass notes it.
                     return Ok(None);
                 }
-                let loaded = heads::load_files(
+                let from = host_heads.len();
+                host_heads.extend(heads::load_files(
                     root,
                     head_files,
                     &keys,
                     keyed.policy.as_deref(),
-                    &mut problems,
-                );
-                let mut notes = Vec::new();
-                heads::check(&loaded, &chains, &mut problems, &mut notes, &mut broken);
-                if !notes.is_empty() {
-                    head_notes.entry(a.to_string()).or_default().extend(notes);
-                }
-                host_heads.extend(loaded);
+                    &mut found,
+                ));
+                loaded_heads.push((*a, from..host_heads.len(), found));
+            }
+        }
+        let mut broken = super::chains::check(
+            &chains,
+            &index::covered(&host_heads, &checked),
+            opts,
+            &mut chain_notes,
+            &mut problems,
+        );
+        broken.extend(keyed.broken.iter().cloned());
+        for (a, range, mut found) in loaded_heads {
+            problems.append(&mut found);
+            let mut notes = Vec::new();
+            if let Some(loaded) = host_heads.get(range) {
+                heads::check(loaded, &chains, &mut problems, &mut notes, &mut broken);
+            }
+            if !notes.is_empty() {
+                head_notes.entry(a.to_string()).or_default().extend(notes);
             }
         }
 
