@@ -195,7 +195,9 @@ fn a_damaged_ledger_is_an_error_never_a_silent_re_trust() {
         .expect("a chain")
         .clone();
     let digest = chain["digest"].as_str().expect("digest");
-    let forged = format!("{}0", &digest[..digest.len() - 1]);
+    // A different last hex digit (a fixed "0" left one digest in 16 unchanged).
+    let last = if digest.ends_with('0') { "1" } else { "0" };
+    let forged = format!("{}{last}", &digest[..digest.len() - 1]);
     let edited = body.replace(digest, &forged);
     fs::write(&main, format!("{edited}\n{tail}\n")).expect("edit");
     let r = verify_state(&store);
