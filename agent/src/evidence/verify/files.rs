@@ -110,8 +110,25 @@ pub(super) fn walk_stat(
     }
 }
 
+/// Why a store file cannot be read (a problem of that file, never of the run).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReadError {
+    /// A symlink (`O_NOFOLLOW` refused it).
+    #[error("a symlink in the store (never followed)")]
+    Symlink,
+    /// The system refused.
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    /// A FIFO, socket or device.
+    #[error("not a regular file (symlink or special file) in the store")]
+    NotAFile,
+    /// Over [`MAX_RECORD_BYTES`].
+    #[error("larger than {MAX_RECORD_BYTES} bytes: not an Evident record")]
+    TooLarge,
+}
+
 /// Reads a file, refusing files over [`MAX_RECORD_BYTES`].
-pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, ReadError> {
     let mut buf = Vec::new();
     read_into(path, &mut buf)?;
     Ok(buf)
@@ -119,29 +136,49 @@ pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
 
 /// Reads a file into a reused buffer, refusing files over [`MAX_RECORD_BYTES`]; returns
 /// the [`Stat`] of the file read (from the open file, so it describes these bytes).
-pub(super) fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Stat, String> {
+pub(super) fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Stat, ReadError> {
     buf.clear();
     // Never through a symlink (O_NOFOLLOW), never blocking on a FIFO swapped in since the
     // listing (O_NONBLOCK); only a regular file is read.
-    let f = std::fs::OpenOptions::new()
+    let mut f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => "a symlink in the store (never followed)".to_string(),
-            _ => format!("cannot read: {e}"),
+            Some(libc::ELOOP) => ReadError::Symlink,
+            _ => ReadError::Io(e),
         })?;
-    let meta = f.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    let meta = f.metadata()?;
     if !meta.file_type().is_file() {
-        return Err("not a regular file (symlink or special file) in the store".into());
+        return Err(ReadError::NotAFile);
     }
-    f.take(MAX_RECORD_BYTES + 1)
-        .read_to_end(buf)
-        .map_err(|e| format!("cannot read: {e}"))?;
+    // One read of the size the file had when opened, plus a byte: a file of exactly that
+    // size needs no second read to find its end; one that grew is read on to its end (or
+    // past the bound).
+    let mut chunk = usize::try_from(meta.len().min(MAX_RECORD_BYTES)).unwrap_or(0) + 1;
+    let mut limit = (&mut f).take(MAX_RECORD_BYTES + 1);
+    loop {
+        let start = buf.len();
+        buf.resize(start + chunk, 0);
+        let n = match limit.read(&mut buf[start..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                buf.truncate(start);
+                continue;
+            }
+            Err(e) => {
+                buf.truncate(start);
+                return Err(ReadError::Io(e));
+            }
+        };
+        buf.truncate(start + n);
+        if n == 0 || (n < chunk && buf.len() as u64 == meta.len()) {
+            break;
+        }
+        chunk = 64 * 1024;
+    }
     if buf.len() as u64 > MAX_RECORD_BYTES {
-        return Err(format!(
-            "larger than {MAX_RECORD_BYTES} bytes: not an Evident record"
-        ));
+        return Err(ReadError::TooLarge);
     }
     Ok(Stat::of(&meta))
 }

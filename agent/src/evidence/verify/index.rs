@@ -212,7 +212,7 @@ pub(super) fn check_files<'a>(
             Err(e) => {
                 problems.push(Problem {
                     key: ikey,
-                    message: e,
+                    message: e.to_string(),
                 });
                 continue;
             }

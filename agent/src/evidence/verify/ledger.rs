@@ -34,7 +34,7 @@
 
 use super::files::{Stat, read_into, walk_stat};
 use super::records::Checked;
-use super::{CollectorGap, Options, Problem, Report};
+use super::{CollectorGap, Error, Options, Problem, Report};
 use crate::evidence::keys::sha256_hex;
 use crate::evidence::record::Kind;
 use serde::{Deserialize, Serialize};
@@ -234,37 +234,40 @@ pub(super) fn listing_digest<'a>(items: impl Iterator<Item = (&'a str, u64, &'a 
     hex::encode(ctx.finish().as_ref())
 }
 
-fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
+fn read_capped(path: &Path) -> Result<Vec<u8>, Error> {
     use std::io::Read;
-    let f =
-        std::fs::File::open(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let read = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = std::fs::File::open(path).map_err(read)?;
     let mut buf = Vec::new();
     f.take(MAX_LEDGER_BYTES + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        .map_err(read)?;
     if buf.len() as u64 > MAX_LEDGER_BYTES {
-        return Err(format!(
-            "{}: larger than {MAX_LEDGER_BYTES} bytes: not an Evident ledger",
-            path.display()
-        ));
+        return Err(Error::LedgerTooLarge {
+            path: path.to_path_buf(),
+            max: MAX_LEDGER_BYTES,
+        });
     }
     Ok(buf)
 }
 
 /// Why a state directory cannot be used: its ledger is damaged or not this store's.
-fn corrupt(path: &Path, why: &str) -> String {
-    format!(
-        "{}: the verify ledger is damaged or was altered ({why}); it is not trusted. Find out why (the ledger is the auditor's record of what was verified), then remove the state directory to verify everything again",
-        path.display()
-    )
+fn corrupt(path: &Path, why: &str) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    }
 }
 
 /// Loads the ledger of a state directory (`None` when it has none yet).
-pub(super) fn load(state: &State) -> Result<Option<Main>, String> {
+pub(super) fn load(state: &State) -> Result<Option<Main>, Error> {
     let path = state.dir.join(MAIN);
     match std::fs::symlink_metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+        Err(source) => return Err(Error::Read { path, source }),
         Ok(m) if !m.file_type().is_file() => {
             return Err(corrupt(&path, "not a regular file"));
         }
@@ -297,27 +300,25 @@ pub(super) fn load(state: &State) -> Result<Option<Main>, String> {
     let v: Version =
         serde_json::from_str(body).map_err(|e| corrupt(&path, &format!("bad JSON: {e}")))?;
     if v.version != serde_json::json!(VERSION) {
-        return Err(format!(
-            "{}: ledger version {} is not {VERSION}, the version this evident writes (made by another version of evident: remove the state directory to verify everything again)",
-            path.display(),
-            v.version
-        ));
+        return Err(Error::Version {
+            path,
+            found: v.version,
+        });
     }
     let main: Main =
         serde_json::from_str(body).map_err(|e| corrupt(&path, &format!("bad JSON: {e}")))?;
     if main.store != state.store {
-        return Err(format!(
-            "{}: this ledger is for store {}, not {}: use a state directory per store",
-            path.display(),
-            main.store,
-            state.store
-        ));
+        return Err(Error::OtherStore {
+            path,
+            ledger: main.store,
+            store: state.store.clone(),
+        });
     }
     Ok(Some(main))
 }
 
 /// Reads one segment named by the main file, checking its digest.
-pub(super) fn load_segment(state: &State, id: &str, r: &SegmentRef) -> Result<Segment, String> {
+pub(super) fn load_segment(state: &State, id: &str, r: &SegmentRef) -> Result<Segment, Error> {
     let path = state.dir.join(SEGMENTS).join(&r.file);
     if !valid_file_name(&r.file) {
         return Err(corrupt(
@@ -325,7 +326,7 @@ pub(super) fn load_segment(state: &State, id: &str, r: &SegmentRef) -> Result<Se
             &format!("segment file name `{}` is not one it writes", r.file),
         ));
     }
-    let bytes = read_capped(&path).map_err(|e| corrupt(&path, &e))?;
+    let bytes = read_capped(&path).map_err(|e| corrupt(&path, &e.to_string()))?;
     if sha256_hex(&bytes) != r.sha256 {
         return Err(corrupt(
             &path,
@@ -363,7 +364,7 @@ pub(super) struct Pending {
 /// `ledger.json` (write-temp, fsync, rename, directory fsync), then removes the segment
 /// files it no longer names. A crash at any point leaves a ledger that names only files
 /// that exist.
-pub(super) fn write(state: &State, mut pending: Pending) -> Result<(), String> {
+pub(super) fn write(state: &State, mut pending: Pending) -> Result<(), Error> {
     let dir = &state.dir;
     let segdir = dir.join(SEGMENTS);
     {
@@ -372,10 +373,13 @@ pub(super) fn write(state: &State, mut pending: Pending) -> Result<(), String> {
             .recursive(true)
             .mode(0o700)
             .create(&segdir)
-            .map_err(|e| format!("{}: cannot create: {e}", segdir.display()))?;
+            .map_err(|source| Error::Create {
+                path: segdir.clone(),
+                source,
+            })?;
     }
     for (seg, listing) in pending.segments.drain(..) {
-        let bytes = serde_json::to_vec(&seg).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec(&seg)?;
         let sha = sha256_hex(&bytes);
         let file = format!(
             "{}-{}.json",
@@ -384,8 +388,10 @@ pub(super) fn write(state: &State, mut pending: Pending) -> Result<(), String> {
         );
         let path = segdir.join(&file);
         if !path.exists() {
-            crate::durable::write(&path, &bytes, 0o600)
-                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+            crate::durable::write(&path, &bytes, 0o600).map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
         }
         pending.main.segments.insert(
             seg.segment.clone(),
@@ -397,14 +403,16 @@ pub(super) fn write(state: &State, mut pending: Pending) -> Result<(), String> {
             },
         );
     }
-    let body = serde_json::to_string(&pending.main).map_err(|e| e.to_string())?;
+    let body = serde_json::to_string(&pending.main)?;
     let text = format!(
         "{body}\n{}\n",
         serde_json::json!({ "sha256": sha256_hex(body.as_bytes()) })
     );
     let path = dir.join(MAIN);
-    crate::durable::write(&path, text.as_bytes(), 0o600)
-        .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+    crate::durable::write(&path, text.as_bytes(), 0o600).map_err(|source| Error::Write {
+        path: path.clone(),
+        source,
+    })?;
     let named: BTreeSet<&str> = pending
         .main
         .segments
@@ -698,7 +706,7 @@ pub(super) struct Fallback {
     pub(super) reason: String,
     pub(super) problems: Vec<Problem>,
     /// The ledger itself is damaged: an error, not a full verify.
-    pub(super) error: Option<String>,
+    pub(super) error: Option<Error>,
 }
 
 fn fallback(reason: impl Into<String>) -> Fallback {
@@ -731,7 +739,7 @@ pub(super) fn incremental(
         ));
     }
     let mut problems = Vec::new();
-    let dirs = super::top_level(root, &mut problems).map_err(fallback)?;
+    let dirs = super::top_level(root, &mut problems).map_err(|e| fallback(e.to_string()))?;
     if !problems.is_empty() {
         return Err(fallback("the store has entries verify reports"));
     }
@@ -875,7 +883,7 @@ pub(super) fn incremental(
                 }),
                 Err(e) => ledger_problems.push(Problem {
                     key: key.clone(),
-                    message: e,
+                    message: e.to_string(),
                 }),
             }
         }

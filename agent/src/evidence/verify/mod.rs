@@ -20,13 +20,15 @@
 //! - For `s3://` stores, what the version listing found (delete markers, overwritten
 //!   objects) comes in [`Options::listing`].
 //!
-//! Memory: a store as the agent lays it out is verified one host at a time (`stream.rs`):
-//! each valid record goes to a [`Sink`] (`report` folds it into its per-control
-//! accumulators) and is dropped, so peak memory follows the largest host, not the store.
+//! Memory: a store as the agent lays it out is verified one host at a time (`stream.rs`,
+//! a host per core in parallel, merged in host order): each valid record goes to a
+//! [`Sink`] (`report` folds it into its per-control accumulators) and is dropped, so peak
+//! memory follows the largest hosts, not the store.
 //! What only the whole store can decide is verified by the whole-store pass, which gives
 //! the same result and holds every record until the end.
 
 mod chains;
+mod error;
 mod files;
 mod heads;
 mod index;
@@ -34,6 +36,7 @@ mod ledger;
 mod records;
 mod stream;
 
+pub use error::Error;
 pub use ledger::State;
 
 use crate::evidence::keys::VerifyingKey;
@@ -217,7 +220,7 @@ impl Sink for Discard {
 }
 
 /// Verifies a directory store.
-pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
+pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, Error> {
     match &opts.state {
         Some(state) => verify_with_state(root, opts, state, false).map(|v| v.report),
         None => verify_stream(root, opts, &mut Discard).map(|v| v.report),
@@ -227,7 +230,7 @@ pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, String> {
 /// Verifies a directory store and keeps the valid records. With `opts.state` every record
 /// is still read, and the listing is also compared with the ledger, which moves forward
 /// when the store is SOUND.
-pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
+pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, Error> {
     let mut records = Vec::new();
     let mut v = verify_stream(root, opts, &mut records)?;
     v.records = records;
@@ -244,7 +247,7 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, String> {
 /// another layout, a key rotation carrying a certificate under a trust policy) makes it a
 /// whole-store pass, which holds every record until the end. With `opts.state` every record
 /// is read too (the sink needs them all) and the listing is compared with the ledger.
-pub fn verify_stream(root: &Path, opts: &Options, sink: &mut dyn Sink) -> Result<Verified, String> {
+pub fn verify_stream(root: &Path, opts: &Options, sink: &mut dyn Sink) -> Result<Verified, Error> {
     if opts.state.is_none() && !opts.whole_store {
         match stream::verify(root, opts, sink)? {
             Some(v) => return Ok(v),
@@ -261,7 +264,7 @@ pub fn verify_stream(root: &Path, opts: &Options, sink: &mut dyn Sink) -> Result
     Ok(v)
 }
 
-fn verify_all(root: &Path, opts: &Options) -> Result<Verified, String> {
+fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
     let mut report = Report::default();
     let clock = std::time::Instant::now();
     let mut problems = Vec::new();
@@ -584,15 +587,15 @@ pub(super) struct Dirs {
 }
 
 /// Checks the top level of a store: only store entries, no symlink.
-pub(super) fn top_level(root: &Path, problems: &mut Vec<Problem>) -> Result<Dirs, String> {
+pub(super) fn top_level(root: &Path, problems: &mut Vec<Problem>) -> Result<Dirs, Error> {
     if !root.is_dir() {
-        return Err(format!(
-            "{}: not a directory (an Evident store is a directory with records/, index/, keys/)",
-            root.display()
-        ));
+        return Err(Error::NotAStore(root.to_path_buf()));
     }
     for e in std::fs::read_dir(root)
-        .map_err(|e| format!("{}: cannot read: {e}", root.display()))?
+        .map_err(|source| Error::Read {
+            path: root.to_path_buf(),
+            source,
+        })?
         .flatten()
     {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -641,7 +644,7 @@ pub(super) fn load_keys(root: &Path, dir: Option<&Path>, problems: &mut Vec<Prob
     let mut all = Vec::new();
     for p in key_files {
         let key = rel(root, &p);
-        let bytes = read_bounded(&p);
+        let bytes = read_bounded(&p).map_err(|e| e.to_string());
         all.push((key.clone(), bytes.clone()));
         if key.ends_with(".cert.dsse.json") {
             certs.push((key, bytes));
@@ -682,7 +685,7 @@ fn verify_with_state(
     opts: &Options,
     state: &State,
     every_record: bool,
-) -> Result<Verified, String> {
+) -> Result<Verified, Error> {
     let main = ledger::load(state)?;
     let (reason, ledger_problems) = match &main {
         None => ("no ledger yet".to_string(), Vec::new()),

@@ -250,7 +250,7 @@ pub(super) fn check_all(
                             Err(e) => {
                                 probs.push(Problem {
                                     key: key.clone(),
-                                    message: e,
+                                    message: e.to_string(),
                                 });
                                 (String::new(), None)
                             }

@@ -7,6 +7,13 @@
 //! record. The checks are the whole-store pass's own functions, applied to the host's
 //! records, and the report is assembled in the same order, so its output is the same.
 //!
+//! Hosts are verified in parallel, one worker per core, each taking a whole host (read,
+//! hash, parse and check its records, its chains, heads and index files), at most two
+//! hosts per worker ahead of the merge, which takes the results in host order: every core
+//! verifies signatures all the time, and memory stays that of a few hosts. A head whose
+//! bytes are a record already verified (the same sha256 under the key its content names)
+//! takes that record's outcome instead of a second signature check.
+//!
 //! Whatever this cannot decide within one host returns `None`, and the caller verifies the
 //! whole store at once: an agent whose records lie under two hosts, an index line naming a
 //! record under another host, a store not laid out as `<date>/<host>/`, RFC 3161 tokens, a
@@ -16,8 +23,8 @@
 use super::chains::Chains;
 use super::files::walk;
 use super::{
-    CollectorGap, Options, Problem, Report, Sink, Verified, VerifiedRecord, add_host,
-    collector_gap, escape_control, heads, index, load_keys, records, rel, top_level,
+    CollectorGap, Options, Problem, Report, Sink, Verified, VerifiedRecord, collector_gap,
+    escape_control, heads, index, load_keys, records, rel, top_level,
 };
 use crate::evidence::record::Kind;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -91,7 +98,7 @@ pub(super) fn verify(
     root: &Path,
     opts: &Options,
     sink: &mut dyn Sink,
-) -> Result<Option<Verified>, String> {
+) -> Result<Option<Verified>, super::Error> {
     if opts.state.is_some()
         || opts.require_timestamps.is_some()
         || opts.trust.as_ref().is_some_and(|p| !p.tsa.is_empty())
@@ -153,251 +160,120 @@ pub(super) fn verify(
     let mut host_agents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut gaps: BTreeMap<(String, String), CollectorGap> = BTreeMap::new();
     let mut heads_seen: HashSet<String> = HashSet::new();
-    let (n_hosts, mut done) = (hosts.len(), 0usize);
+    let hosts: Vec<(String, Partitions)> = hosts.into_iter().collect();
+    let n_hosts = hosts.len();
+    let ctx = Ctx {
+        root,
+        opts,
+        dirs: &dirs,
+        dates: &dates,
+        keys: &keys,
+        certs: &certs,
+    };
 
-    for (host_dir, parts) in &hosts {
-        // Records.
-        let mut files = Vec::new();
-        if let Some(d) = &dirs.records {
-            for &i in &parts.records {
-                walk(
-                    &d.join(&dates[i as usize]).join(host_dir),
-                    &mut files,
-                    &mut problems,
-                    root,
+    // Hosts are verified on `threads` workers, each a whole host at a time (its records,
+    // chains, heads and index), at most `window` hosts ahead of the one merged next; the
+    // results are merged here in host order, so the output is that of one host after the
+    // other. With fewer hosts than cores, each host's records are split over the cores.
+    let workers = threads.min(n_hosts).max(1);
+    let inner = (threads / workers).max(1);
+    let window = workers * 2;
+    let queue = std::sync::Mutex::new(Queue::default());
+    let ready = std::sync::Condvar::new();
+    let lock = || queue.lock().unwrap_or_else(|e| e.into_inner());
+    let whole = std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (ctx, hosts, queue, ready) = (&ctx, &hosts, &queue, &ready);
+            scope.spawn(move || {
+                let lock = || queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    let i = {
+                        let mut q = lock();
+                        loop {
+                            if q.stop || q.next >= hosts.len() {
+                                return;
+                            }
+                            if q.next < q.merged + window {
+                                q.next += 1;
+                                break q.next - 1;
+                            }
+                            q = ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                        }
+                    };
+                    let (host_dir, parts) = &hosts[i];
+                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        verify_host(ctx, host_dir, parts, inner)
+                    }))
+                    .unwrap_or_else(|_| Some(Host::failed(host_dir)));
+                    lock().done.insert(i, out);
+                    ready.notify_all();
+                }
+            });
+        }
+        // However the merge ends (done, handing over to the whole-store pass, or a panic in
+        // the sink), the workers take no more hosts, so the scope can join them.
+        let _stop = Stop(&queue, &ready);
+        for (i, (host_dir, _)) in hosts.iter().enumerate() {
+            let out = {
+                let mut q = lock();
+                loop {
+                    if let Some(out) = q.done.remove(&i) {
+                        q.merged = i + 1;
+                        break out;
+                    }
+                    q = ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            ready.notify_all();
+            let Some(h) = out else { return true };
+            for a in &h.agents {
+                match agent_host.get(a) {
+                    Some(other) if other != host_dir => return true,
+                    Some(_) => {}
+                    None => {
+                        agent_host.insert(a.clone(), host_dir.clone());
+                    }
+                }
+            }
+            for g in &h.gaps {
+                if gaps.contains_key(&(g.host.clone(), g.collector.clone())) {
+                    return true;
+                }
+            }
+            report.records += h.records;
+            report.valid += h.valid;
+            report.checkpoints += h.checkpoints;
+            report.untrusted += h.untrusted;
+            problems.extend(h.problems);
+            chain_notes.extend(h.chain_notes);
+            for (a, notes) in h.head_notes {
+                head_notes.entry(a).or_default().extend(notes);
+            }
+            index_notes.extend(h.index_notes);
+            heads_seen.extend(h.heads_seen);
+            for (host, agent) in h.host_agents {
+                host_agents.entry(host).or_default().insert(agent);
+            }
+            for g in h.gaps {
+                gaps.insert((g.host.clone(), g.collector.clone()), g);
+            }
+            chain_keys.extend(h.chain_keys);
+            broken_chains.extend(h.broken);
+            for r in h.verified {
+                sink.record(r);
+            }
+            if show {
+                eprint!(
+                    "\rverifying: {} records, {}/{n_hosts} hosts",
+                    report.records,
+                    i + 1
                 );
             }
         }
-        let mut record_files = Vec::with_capacity(files.len());
-        for p in files {
-            let key = rel(root, &p);
-            if p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(crate::durable::is_temp_name)
-            {
-                // A killed writer's temporary file: the whole-store pass notes it.
-                return Ok(None);
-            }
-            if key.ends_with(".dsse.json") {
-                record_files.push((key, p));
-            } else if !p
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            {
-                problems.push(Problem {
-                    key,
-                    message: "foreign file: not an Evident record".into(),
-                });
-            }
-        }
-        report.records += record_files.len();
-        let mut checked = records::check_all(&record_files, &keys, threads, false, &mut problems);
-        drop(record_files);
-        if opts.trust.is_some()
-            && checked.iter().any(|c| {
-                c.summary
-                    .as_ref()
-                    .and_then(|s| s.key_rotation.as_ref())
-                    .is_some_and(|k| k.certificate.is_some())
-            })
-        {
-            return Ok(None);
-        }
-        // Key continuity, then trust.
-        let signed = checked.iter().filter_map(|c| {
-            Some(crate::evidence::continuity::Signed {
-                key: &c.key,
-                signer: &c.signer,
-                summary: c.summary.as_ref()?,
-            })
-        });
-        let keyed = crate::evidence::continuity::check(
-            &certs,
-            signed,
-            opts.trust.as_deref(),
-            &mut problems,
-        );
-        for c in checked
-            .iter_mut()
-            .filter(|c| keyed.rejected.contains(&c.key))
-        {
-            c.summary = None;
-        }
-        if let Some(policy) = &keyed.policy {
-            for c in &mut checked {
-                let Some(s) = &c.summary else { continue };
-                if let Some(why) =
-                    policy.refuse(&c.signer, &s.agent.id, &s.host.hostname, &s.collected_at)
-                {
-                    problems.push(Problem {
-                        key: c.key.clone(),
-                        message: format!("untrusted: {why}"),
-                    });
-                    report.untrusted += 1;
-                    c.summary = None;
-                }
-            }
-        }
-
-        // Chains: every agent of this host's records must have none elsewhere.
-        let mut chains: Chains<'_> = BTreeMap::new();
-        let mut by_key: HashMap<&str, &records::Checked> = HashMap::new();
-        let mut agents: BTreeSet<&str> = BTreeSet::new();
-        for c in &checked {
-            by_key.insert(c.key.as_str(), c);
-            if let Some(s) = &c.summary {
-                report.valid += 1;
-                if s.kind == Kind::Checkpoint {
-                    report.checkpoints += 1;
-                }
-                agents.insert(s.agent.id.as_str());
-                chains
-                    .entry((s.agent.id.clone(), s.chain.clone()))
-                    .or_default()
-                    .entry(s.sequence)
-                    .or_default()
-                    .push(c);
-            }
-        }
-        for a in &agents {
-            match agent_host.get(*a) {
-                Some(h) if h != host_dir => return Ok(None),
-                Some(_) => {}
-                None => {
-                    agent_host.insert(a.to_string(), host_dir.clone());
-                }
-            }
-        }
-        // Heads of this host's agents (kept for the index check of this host), read before the
-        // chains (what they vouch for decides whether a gap is an interrupted shipment); what
-        // reading them finds is reported after the chains, as the whole-store pass does.
-        let mut host_heads = Vec::new();
-        let mut loaded_heads = Vec::new();
-        if let Some(hdir) = &dirs.heads {
-            for a in &agents {
-                let seg = crate::store::segment(a);
-                let mut head_files = Vec::new();
-                let mut found = Vec::new();
-                let pointer = hdir.join(format!("{seg}.dsse.json"));
-                if std::fs::symlink_metadata(&pointer).is_ok_and(|m| m.file_type().is_file()) {
-                    head_files.push(pointer);
-                    heads_seen.insert(format!("{seg}.dsse.json"));
-                }
-                let own = hdir.join(&seg);
-                if std::fs::symlink_metadata(&own).is_ok_and(|m| m.file_type().is_dir()) {
-                    walk(&own, &mut head_files, &mut found, root);
-                    heads_seen.insert(seg);
-                }
-                if head_files.iter().any(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(crate::durable::is_temp_name)
-                }) {
-                    // A killed writer's temporary head: the whole-store pass notes it.
-                    return Ok(None);
-                }
-                let from = host_heads.len();
-                host_heads.extend(heads::load_files(
-                    root,
-                    head_files,
-                    &keys,
-                    keyed.policy.as_deref(),
-                    &mut found,
-                ));
-                loaded_heads.push((*a, from..host_heads.len(), found));
-            }
-        }
-        let mut broken = super::chains::check(
-            &chains,
-            &index::covered(&host_heads, &checked),
-            opts,
-            &mut chain_notes,
-            &mut problems,
-        );
-        broken.extend(keyed.broken.iter().cloned());
-        for (a, range, mut found) in loaded_heads {
-            problems.append(&mut found);
-            let mut notes = Vec::new();
-            if let Some(loaded) = host_heads.get(range) {
-                heads::check(loaded, &chains, &mut problems, &mut notes, &mut broken);
-            }
-            if !notes.is_empty() {
-                head_notes.entry(a.to_string()).or_default().extend(notes);
-            }
-        }
-
-        // The host's index files.
-        let mut index_files = Vec::new();
-        if let Some(d) = &dirs.index {
-            for &i in &parts.index {
-                walk(
-                    &d.join(&dates[i as usize]).join(host_dir),
-                    &mut index_files,
-                    &mut problems,
-                    root,
-                );
-            }
-        }
-        let local = |key: &str| {
-            let mut it = key.splitn(4, '/');
-            matches!(
-                (it.next(), it.next(), it.next(), it.next()),
-                (Some("records"), Some(_), Some(h), Some(name)) if h == host_dir.as_str() && !name.contains('/')
-            )
-        };
-        if !index::check_files(
-            root,
-            index_files,
-            None,
-            &checked,
-            &by_key,
-            &host_heads,
-            &mut problems,
-            &mut index_notes,
-            &local,
-        ) {
-            return Ok(None);
-        }
-
-        // Hosts and collector runs.
-        let mut runs: BTreeMap<(String, String), Vec<chrono::DateTime<chrono::FixedOffset>>> =
-            BTreeMap::new();
-        for s in checked.iter().filter_map(|c| c.summary.as_ref()) {
-            add_host(&mut host_agents, s);
-            if let Some(col) = &s.collector
-                && let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.collected_at)
-            {
-                runs.entry((s.host.hostname.clone(), col.id.clone()))
-                    .or_default()
-                    .push(t);
-            }
-        }
-        for ((host, collector), times) in runs {
-            let k = (host.clone(), collector.clone());
-            if gaps.contains_key(&k) {
-                return Ok(None);
-            }
-            gaps.insert(k, collector_gap(host, collector, times));
-        }
-        chain_keys.extend(chains.into_keys());
-        broken_chains.extend(broken);
-        drop(by_key);
-        for c in checked {
-            if let Some(summary) = c.summary {
-                sink.record(VerifiedRecord {
-                    key: c.key,
-                    digest: c.digest,
-                    summary,
-                });
-            }
-        }
-        done += 1;
-        if show {
-            eprint!(
-                "\rverifying: {} records, {done}/{n_hosts} hosts",
-                report.records
-            );
-        }
+        false
+    });
+    if whole {
+        return Ok(None);
     }
     if show && n_hosts > 0 {
         eprintln!();
@@ -480,4 +356,312 @@ pub(super) fn verify(
         broken_chains,
         ledger: None,
     }))
+}
+
+/// What every worker reads: the store and what was loaded once.
+struct Ctx<'a> {
+    root: &'a Path,
+    opts: &'a Options,
+    dirs: &'a super::Dirs,
+    dates: &'a [String],
+    keys: &'a HashMap<String, crate::evidence::keys::VerifyingKey>,
+    certs: &'a [(String, Result<Vec<u8>, String>)],
+}
+
+/// Hosts handed out to the workers and their results, merged in host order.
+#[derive(Default)]
+struct Queue {
+    /// The next host a worker takes.
+    next: usize,
+    /// Hosts merged so far (a worker stays within `window` hosts of this).
+    merged: usize,
+    /// Results not merged yet; `None`: only a whole-store pass can decide.
+    done: BTreeMap<usize, Option<Host>>,
+    /// The merge stopped (a whole-store pass follows): take no more hosts.
+    stop: bool,
+}
+
+/// Stops the workers when dropped.
+struct Stop<'a>(&'a std::sync::Mutex<Queue>, &'a std::sync::Condvar);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        self.1.notify_all();
+    }
+}
+
+/// What one host's records decided, merged into the store's report in host order.
+#[derive(Default)]
+struct Host {
+    records: usize,
+    valid: usize,
+    checkpoints: usize,
+    untrusted: usize,
+    problems: Vec<Problem>,
+    /// Agents with valid records under this host.
+    agents: Vec<String>,
+    chain_notes: BTreeMap<(String, String), Vec<String>>,
+    head_notes: Vec<(String, Vec<String>)>,
+    index_notes: Vec<String>,
+    /// `heads/` entries read for these agents.
+    heads_seen: Vec<String>,
+    /// (host name, agent) of every valid record.
+    host_agents: BTreeSet<(String, String)>,
+    gaps: Vec<CollectorGap>,
+    chain_keys: Vec<(String, String)>,
+    broken: BTreeSet<(String, String)>,
+    /// The valid records, for the sink.
+    verified: Vec<VerifiedRecord>,
+}
+
+impl Host {
+    /// A worker that failed on `host_dir`: a problem, never a silent loss of its records.
+    fn failed(host_dir: &str) -> Host {
+        Host {
+            problems: vec![Problem {
+                key: format!("records/*/{host_dir}"),
+                message: "the records of this host were not checked: a verify worker failed".into(),
+            }],
+            ..Host::default()
+        }
+    }
+}
+
+/// Verifies one host's records, chains, heads and index files (`inner` threads for its
+/// records); `None` when only a whole-store pass can decide.
+fn verify_host(ctx: &Ctx<'_>, host_dir: &str, parts: &Partitions, inner: usize) -> Option<Host> {
+    let (root, opts, dirs, keys) = (ctx.root, ctx.opts, ctx.dirs, ctx.keys);
+    let mut out = Host::default();
+    let problems = &mut out.problems;
+    // Records.
+    let mut files = Vec::new();
+    if let Some(d) = &dirs.records {
+        for &i in &parts.records {
+            walk(
+                &d.join(&ctx.dates[i as usize]).join(host_dir),
+                &mut files,
+                problems,
+                root,
+            );
+        }
+    }
+    let mut record_files = Vec::with_capacity(files.len());
+    for p in files {
+        let key = rel(root, &p);
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(crate::durable::is_temp_name)
+        {
+            // A killed writer's temporary file: the whole-store pass notes it.
+            return None;
+        }
+        if key.ends_with(".dsse.json") {
+            record_files.push((key, p));
+        } else if !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            problems.push(Problem {
+                key,
+                message: "foreign file: not an Evident record".into(),
+            });
+        }
+    }
+    out.records = record_files.len();
+    let mut checked = records::check_all(&record_files, keys, inner, false, problems);
+    drop(record_files);
+    if opts.trust.is_some()
+        && checked.iter().any(|c| {
+            c.summary
+                .as_ref()
+                .and_then(|s| s.key_rotation.as_ref())
+                .is_some_and(|k| k.certificate.is_some())
+        })
+    {
+        return None;
+    }
+    // Key continuity, then trust.
+    let signed = checked.iter().filter_map(|c| {
+        Some(crate::evidence::continuity::Signed {
+            key: &c.key,
+            signer: &c.signer,
+            summary: c.summary.as_ref()?,
+        })
+    });
+    let keyed =
+        crate::evidence::continuity::check(ctx.certs, signed, opts.trust.as_deref(), problems);
+    for c in checked
+        .iter_mut()
+        .filter(|c| keyed.rejected.contains(&c.key))
+    {
+        c.summary = None;
+    }
+    if let Some(policy) = &keyed.policy {
+        for c in &mut checked {
+            let Some(s) = &c.summary else { continue };
+            if let Some(why) =
+                policy.refuse(&c.signer, &s.agent.id, &s.host.hostname, &s.collected_at)
+            {
+                problems.push(Problem {
+                    key: c.key.clone(),
+                    message: format!("untrusted: {why}"),
+                });
+                out.untrusted += 1;
+                c.summary = None;
+            }
+        }
+    }
+
+    // Chains: every agent of this host's records must have none elsewhere (the merge
+    // checks that).
+    let mut chains: Chains<'_> = BTreeMap::new();
+    let mut by_key: HashMap<&str, &records::Checked> = HashMap::with_capacity(checked.len());
+    let mut agents: BTreeSet<&str> = BTreeSet::new();
+    for c in &checked {
+        by_key.insert(c.key.as_str(), c);
+        if let Some(s) = &c.summary {
+            out.valid += 1;
+            if s.kind == Kind::Checkpoint {
+                out.checkpoints += 1;
+            }
+            agents.insert(s.agent.id.as_str());
+            chains
+                .entry((s.agent.id.clone(), s.chain.clone()))
+                .or_default()
+                .entry(s.sequence)
+                .or_default()
+                .push(c);
+        }
+    }
+    out.agents = agents.iter().map(|a| a.to_string()).collect();
+    // Heads of this host's agents (kept for the index check of this host), read before the
+    // chains (what they vouch for decides whether a gap is an interrupted shipment); what
+    // reading them finds is reported after the chains, as the whole-store pass does.
+    let mut host_heads = Vec::new();
+    let mut loaded_heads = Vec::new();
+    if let Some(hdir) = &dirs.heads {
+        for a in &agents {
+            let seg = crate::store::segment(a);
+            let mut head_files = Vec::new();
+            let mut found = Vec::new();
+            let pointer = hdir.join(format!("{seg}.dsse.json"));
+            if std::fs::symlink_metadata(&pointer).is_ok_and(|m| m.file_type().is_file()) {
+                head_files.push(pointer);
+                out.heads_seen.push(format!("{seg}.dsse.json"));
+            }
+            let own = hdir.join(&seg);
+            if std::fs::symlink_metadata(&own).is_ok_and(|m| m.file_type().is_dir()) {
+                walk(&own, &mut head_files, &mut found, root);
+                out.heads_seen.push(seg);
+            }
+            if head_files.iter().any(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(crate::durable::is_temp_name)
+            }) {
+                // A killed writer's temporary head: the whole-store pass notes it.
+                return None;
+            }
+            let from = host_heads.len();
+            host_heads.extend(heads::load_known(
+                root,
+                head_files,
+                keys,
+                keyed.policy.as_deref(),
+                Some(&by_key),
+                &mut found,
+            ));
+            loaded_heads.push((*a, from..host_heads.len(), found));
+        }
+    }
+    let mut broken = super::chains::check(
+        &chains,
+        &index::covered(&host_heads, &checked),
+        opts,
+        &mut out.chain_notes,
+        problems,
+    );
+    broken.extend(keyed.broken.iter().cloned());
+    for (a, range, mut found) in loaded_heads {
+        problems.append(&mut found);
+        let mut notes = Vec::new();
+        if let Some(loaded) = host_heads.get(range) {
+            heads::check(loaded, &chains, problems, &mut notes, &mut broken);
+        }
+        if !notes.is_empty() {
+            out.head_notes.push((a.to_string(), notes));
+        }
+    }
+
+    // The host's index files.
+    let mut index_files = Vec::new();
+    if let Some(d) = &dirs.index {
+        for &i in &parts.index {
+            walk(
+                &d.join(&ctx.dates[i as usize]).join(host_dir),
+                &mut index_files,
+                problems,
+                root,
+            );
+        }
+    }
+    let local = |key: &str| {
+        let mut it = key.splitn(4, '/');
+        matches!(
+            (it.next(), it.next(), it.next(), it.next()),
+            (Some("records"), Some(_), Some(h), Some(name)) if h == host_dir && !name.contains('/')
+        )
+    };
+    if !index::check_files(
+        root,
+        index_files,
+        None,
+        &checked,
+        &by_key,
+        &host_heads,
+        problems,
+        &mut out.index_notes,
+        &local,
+    ) {
+        return None;
+    }
+
+    // Hosts and collector runs.
+    let mut runs: BTreeMap<(String, String), Vec<chrono::DateTime<chrono::FixedOffset>>> =
+        BTreeMap::new();
+    for s in checked.iter().filter_map(|c| c.summary.as_ref()) {
+        if !out
+            .host_agents
+            .iter()
+            .any(|(h, a)| *h == s.host.hostname && *a == s.agent.id)
+        {
+            out.host_agents
+                .insert((s.host.hostname.clone(), s.agent.id.clone()));
+        }
+        if let Some(col) = &s.collector
+            && let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.collected_at)
+        {
+            runs.entry((s.host.hostname.clone(), col.id.clone()))
+                .or_default()
+                .push(t);
+        }
+    }
+    for ((host, collector), times) in runs {
+        out.gaps.push(collector_gap(host, collector, times));
+    }
+    out.chain_keys = chains.into_keys().collect();
+    out.broken = broken;
+    drop(by_key);
+    out.verified = checked
+        .into_iter()
+        .filter_map(|c| {
+            c.summary.map(|summary| VerifiedRecord {
+                key: c.key,
+                digest: c.digest,
+                summary,
+            })
+        })
+        .collect();
+    Some(out)
 }
