@@ -100,7 +100,9 @@ fn parse_smaps(text: &str) -> Vec<Mapping> {
                 perms,
                 path: rest.trim().to_string(),
                 rss_kb: 0,
-                anonymous_kb: 0,
+                // Unknown until its `Anonymous:` line is read (a cut-short smaps must not
+                // make a relocated mapping look clean).
+                anonymous_kb: u64::MAX,
             });
             continue;
         }
@@ -202,6 +204,10 @@ Anonymous:        garbage
         // not a mapping whose anonymous count cannot be read.
         assert_eq!(dropped, ["r--p", "r-xp"]);
         assert!(!maps[5].droppable());
+        // smaps cut short after a mapping's first lines: its anonymous pages are unknown.
+        let cut =
+            parse_smaps("5581c1000000-5581c1100000 r--p 00600000 fd:01 123 /e\nRss: 700 kB\n");
+        assert!(!cut[0].droppable());
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
