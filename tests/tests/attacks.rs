@@ -654,6 +654,60 @@ fn a_gap_past_the_newest_head_is_an_interrupted_shipment_but_at_or_below_a_head_
     before_last_index_and_head(&store);
     fs::remove_file(record_at(&store, 4)).expect("rm 4");
     assert_problem(&verify(&store, &[]), &["chain gap from seq 4 to 4"]);
+
+    // Attack: every head removed (pointer and history), then observation 3 and its index
+    // line, so the gap lies past anything the store vouches for. verify can only note it,
+    // but nothing from the gap on is evidence: `report` counts observation 1 alone, exactly
+    // what cutting the tail at seq 2 leaves (observation 5 and checkpoints 4 and 6 are
+    // genuine, and still not counted).
+    let (dir, store) = three_runs();
+    let observations = |store: &std::path::Path| {
+        let s = store.display().to_string();
+        let r = evident(dir.path(), &["report", "--store", &s, "--format", "json"]);
+        assert_eq!(r.code, 0, "{}", r.all());
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("report JSON");
+        v["records"].as_u64().expect("records")
+    };
+    assert_eq!(observations(&store), 3);
+    fs::remove_dir_all(store.join("heads")).expect("rm heads");
+    let gone = record_at(&store, 3);
+    let name = gone
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    fs::remove_file(&gone).expect("rm 3");
+    let mut index = Vec::new();
+    let mut stack = vec![store.join("index")];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("index dir").flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                index.push(e.path());
+            }
+        }
+    }
+    for f in index {
+        let text = fs::read_to_string(&f).expect("index file");
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.contains(&name))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(&f, kept).expect("rewrite index");
+    }
+    let v = verify(&store, &[]);
+    assert_sound(&v);
+    assert!(
+        v.stdout.contains("missing from seq 3 on")
+            && v.stdout.contains("in a chain with no published head")
+            && v.stdout
+                .contains("its later records are not counted as evidence"),
+        "{}",
+        v.stdout
+    );
+    assert_eq!(observations(&store), 1);
 }
 
 #[test]

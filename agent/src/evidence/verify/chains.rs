@@ -12,9 +12,9 @@
 //! S3 sink uploads a batch's records in parallel, so a kill mid-batch can leave a later
 //! record stored and an earlier one not, and the agent's next run stores the rest. The chain
 //! is then judged as if it ended before its first missing record (`--max-age` and the
-//! `next_due` note count only checkpoints before it), so the gap gives an adversary no more
-//! than cutting the chain's tail there (docs/trust.md). A gap at or below such a sequence
-//! stays a problem.
+//! `next_due` note count only checkpoints before it, and the records from the first missing
+//! one on are not handed to `report`), so the gap gives an adversary no more than cutting the
+//! chain's tail there (docs/trust.md). A gap at or below such a sequence stays a problem.
 
 use super::records::Checked;
 use super::{Options, Problem, short};
@@ -46,13 +46,15 @@ fn at<'a>(seqs: &BTreeMap<u64, Vec<&'a Checked>>, seq: u64) -> Option<&'a Summar
 
 /// Checks every chain; returns the chains with a chain-level problem. `covered` holds, per
 /// chain, the highest sequence the store vouches for outside the records (see the module
-/// doc: gaps beyond it are an interrupted shipment).
+/// doc: gaps beyond it are an interrupted shipment); `cuts` receives, per chain with such a
+/// gap, its first missing sequence: records from it on do not count as evidence.
 pub(super) fn check(
     chains: &Chains<'_>,
     covered: &HashMap<(String, String), u64>,
     opts: &Options,
     notes: &mut BTreeMap<(String, String), Vec<String>>,
     problems: &mut Vec<Problem>,
+    cuts: &mut HashMap<(String, String), u64>,
 ) -> BTreeSet<(String, String)> {
     let now = opts.now.unwrap_or_else(chrono::Utc::now);
     let mut broken = BTreeSet::new();
@@ -63,6 +65,9 @@ pub(super) fn check(
         let mine = notes.entry((agent.clone(), chain.clone())).or_default();
         let bound = covered.get(&(agent.clone(), chain.clone())).copied();
         let cut = sequence(&label, seqs, bound, problems, mine);
+        if let Some(cut) = cut {
+            cuts.insert((agent.clone(), chain.clone()), cut);
+        }
         let last_checkpoint = claims(&label, seqs, problems, mine);
         let Some(max_seq) = seqs.keys().next_back().copied() else {
             continue;
@@ -136,7 +141,7 @@ fn sequence(
             None => "in a chain with no published head".to_string(),
         };
         notes.push(format!(
-            "{label}: {missing} record(s) missing from seq {cut} on, before seq {last}, {after}: an interrupted shipment (a batch's records are uploaded in parallel), stored by the agent's next run; until then the chain counts as ending at seq {}",
+            "{label}: {missing} record(s) missing from seq {cut} on, before seq {last}, {after}: an interrupted shipment (a batch's records are uploaded in parallel), stored by the agent's next run; until then the chain counts as ending at seq {} and its later records are not counted as evidence",
             cut.checked_sub(1).map_or("none".into(), |s| s.to_string())
         ));
     }

@@ -408,12 +408,14 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
         &mut head_notes,
     );
     let mut chain_notes = BTreeMap::new();
+    let mut cuts = HashMap::new();
     let mut broken_chains = chains::check(
         &chains,
         &index::covered(&heads, &checked),
         opts,
         &mut chain_notes,
         &mut problems,
+        &mut cuts,
     );
     report.notes.extend(chain_notes.into_values().flatten());
     broken_chains.extend(keyed.broken.iter().cloned());
@@ -539,6 +541,7 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
     report.problems = problems;
     let records = checked
         .into_iter()
+        .filter(|c| !past_cut(&cuts, c))
         .filter_map(|c| {
             c.summary.map(|summary| VerifiedRecord {
                 key: c.key,
@@ -552,6 +555,15 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
         records,
         broken_chains,
         ledger,
+    })
+}
+
+/// Whether a record lies at or past its chain's interrupted-shipment gap (`cuts`): it is
+/// verified but not evidence until the gap is filled (chains.rs).
+fn past_cut(cuts: &HashMap<(String, String), u64>, c: &records::Checked) -> bool {
+    c.summary.as_ref().is_some_and(|s| {
+        cuts.get(&(s.agent.id.clone(), s.chain.clone()))
+            .is_some_and(|&cut| s.sequence >= cut)
     })
 }
 

@@ -575,12 +575,14 @@ fn verify_host(ctx: &Ctx<'_>, host_dir: &str, parts: &Partitions, inner: usize) 
             loaded_heads.push((*a, from..host_heads.len(), found));
         }
     }
+    let mut cuts = HashMap::new();
     let mut broken = super::chains::check(
         &chains,
         &index::covered(&host_heads, &checked),
         opts,
         &mut out.chain_notes,
         problems,
+        &mut cuts,
     );
     broken.extend(keyed.broken.iter().cloned());
     for (a, range, mut found) in loaded_heads {
@@ -655,6 +657,7 @@ fn verify_host(ctx: &Ctx<'_>, host_dir: &str, parts: &Partitions, inner: usize) 
     drop(by_key);
     out.verified = checked
         .into_iter()
+        .filter(|c| !super::past_cut(&cuts, c))
         .filter_map(|c| {
             c.summary.map(|summary| VerifiedRecord {
                 key: c.key,
