@@ -52,7 +52,20 @@ fn stanzas<'a, const N: usize>(
 /// Installed packages from `/var/lib/dpkg/status` (Status `install ok installed`, or any
 /// `... installed` / half-configured state that keeps files on disk).
 pub fn dpkg_status(text: &str) -> Vec<Package> {
-    let mut out: Vec<Package> = stanzas(text, &["Package", "Status", "Version", "Architecture"])
+    installed(stanzas(text, &DPKG_FIELDS))
+}
+
+/// Packages offered by an apt `Packages` list.
+pub fn apt_packages(text: &str) -> Vec<Package> {
+    offered(stanzas(text, &APT_FIELDS))
+}
+
+const DPKG_FIELDS: [&str; 4] = ["Package", "Status", "Version", "Architecture"];
+const APT_FIELDS: [&str; 3] = ["Package", "Version", "Architecture"];
+
+/// The packages of dpkg status stanzas (fields as [`DPKG_FIELDS`]) that keep files on disk.
+fn installed<'a>(stanzas: impl Iterator<Item = [Option<&'a str>; 4]>) -> Vec<Package> {
+    let mut out: Vec<Package> = stanzas
         .filter_map(|f| {
             let status = f[1]?;
             let state = status.split_whitespace().last()?;
@@ -77,9 +90,9 @@ pub fn dpkg_status(text: &str) -> Vec<Package> {
     out
 }
 
-/// Packages offered by an apt `Packages` list.
-pub fn apt_packages(text: &str) -> Vec<Package> {
-    stanzas(text, &["Package", "Version", "Architecture"])
+/// The packages of apt list stanzas (fields as [`APT_FIELDS`]).
+fn offered<'a>(stanzas: impl Iterator<Item = [Option<&'a str>; 3]>) -> Vec<Package> {
+    stanzas
         .filter_map(|f| {
             Some(Package {
                 name: f[0]?.to_string(),
@@ -269,8 +282,8 @@ Version: 5.2.15-2+b7
         fn one_pass_reader_matches_split_reader(
             text in "(Package|Status|Version|Architecture|pACKAGE|Description|: |:|install ok installed|deinstall ok config-files|half-configured| |\t|\r|\n|\n\n|\r\n|[a-z0-9.+~-]{1,6}){0,80}"
         ) {
-            prop_assert_eq!(dpkg_status(&text), reference::dpkg_status(&text));
-            prop_assert_eq!(apt_packages(&text), reference::apt_packages(&text));
+            prop_assert_eq!(dpkg_status(&text), installed(reference::stanzas(&text, &DPKG_FIELDS)));
+            prop_assert_eq!(apt_packages(&text), offered(reference::stanzas(&text, &APT_FIELDS)));
         }
 
         #[test]
@@ -282,14 +295,12 @@ Version: 5.2.15-2+b7
 
     /// The reader `stanzas` replaced: `split("\n\n")`, then `lines()` of each piece.
     mod reference {
-        use super::Package;
-
-        fn stanzas<'a>(
+        pub fn stanzas<'a, const N: usize>(
             text: &'a str,
-            fields: &'a [&'a str],
-        ) -> impl Iterator<Item = Vec<Option<&'a str>>> + 'a {
+            fields: &'a [&'a str; N],
+        ) -> impl Iterator<Item = [Option<&'a str>; N]> + 'a {
             text.split("\n\n").map(move |stanza| {
-                let mut out = vec![None; fields.len()];
+                let mut out = [None; N];
                 for line in stanza.lines() {
                     if line.starts_with([' ', '\t']) {
                         continue;
@@ -303,44 +314,6 @@ Version: 5.2.15-2+b7
                 }
                 out
             })
-        }
-
-        pub fn dpkg_status(text: &str) -> Vec<Package> {
-            let mut out: Vec<Package> =
-                stanzas(text, &["Package", "Status", "Version", "Architecture"])
-                    .filter_map(|f| {
-                        let state = f[1]?.split_whitespace().last()?;
-                        if !matches!(
-                            state,
-                            "installed"
-                                | "half-configured"
-                                | "unpacked"
-                                | "triggers-awaited"
-                                | "triggers-pending"
-                        ) {
-                            return None;
-                        }
-                        Some(Package {
-                            name: f[0]?.to_string(),
-                            version: f[2]?.to_string(),
-                            arch: f[3].unwrap_or("").to_string(),
-                        })
-                    })
-                    .collect();
-            out.sort();
-            out
-        }
-
-        pub fn apt_packages(text: &str) -> Vec<Package> {
-            stanzas(text, &["Package", "Version", "Architecture"])
-                .filter_map(|f| {
-                    Some(Package {
-                        name: f[0]?.to_string(),
-                        version: f[1]?.to_string(),
-                        arch: f[2].unwrap_or("").to_string(),
-                    })
-                })
-                .collect()
         }
     }
 }
