@@ -46,7 +46,7 @@ use files::{read_bounded, rel, walk};
 use records::Checked;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A problem found in the store.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -292,26 +292,7 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
         walk(d, &mut files, &mut problems, root);
     }
     let mut record_files = Vec::with_capacity(files.len());
-    let mut temps = 0usize;
-    for p in files {
-        let key = rel(root, &p);
-        if p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(crate::durable::is_temp_name)
-        {
-            temps += 1;
-        } else if key.ends_with(".dsse.json") {
-            record_files.push((key, p));
-        } else if !p
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        {
-            problems.push(Problem {
-                key,
-                message: "foreign file: not an Evident record".into(),
-            });
-        }
-    }
+    let temps = sort_record_files(root, files, &mut record_files, &mut problems);
     report.records = record_files.len();
     if temps > 0 {
         report.notes.push(format!(
@@ -556,6 +537,38 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
         broken_chains,
         ledger,
     })
+}
+
+/// Sorts the files found under `records/`: record envelopes into `out` (with their store
+/// keys), anything else but hidden files a "foreign file" problem. Returns how many are a
+/// killed writer's temporary files (neither records nor foreign).
+fn sort_record_files(
+    root: &Path,
+    files: Vec<PathBuf>,
+    out: &mut Vec<(String, PathBuf)>,
+    problems: &mut Vec<Problem>,
+) -> usize {
+    let mut temps = 0usize;
+    for p in files {
+        let key = rel(root, &p);
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(crate::durable::is_temp_name)
+        {
+            temps += 1;
+        } else if key.ends_with(".dsse.json") {
+            out.push((key, p));
+        } else if !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            problems.push(Problem {
+                key,
+                message: "foreign file: not an Evident record".into(),
+            });
+        }
+    }
+    temps
 }
 
 /// Whether a record lies at or past its chain's interrupted-shipment gap (`cuts`): it is

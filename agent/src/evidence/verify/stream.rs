@@ -447,26 +447,9 @@ fn verify_host(ctx: &Ctx<'_>, host_dir: &str, parts: &Partitions, inner: usize) 
         }
     }
     let mut record_files = Vec::with_capacity(files.len());
-    for p in files {
-        let key = rel(root, &p);
-        if p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(crate::durable::is_temp_name)
-        {
-            // A killed writer's temporary file: the whole-store pass notes it.
-            return None;
-        }
-        if key.ends_with(".dsse.json") {
-            record_files.push((key, p));
-        } else if !p
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        {
-            problems.push(Problem {
-                key,
-                message: "foreign file: not an Evident record".into(),
-            });
-        }
+    if super::sort_record_files(root, files, &mut record_files, problems) > 0 {
+        // A killed writer's temporary file: the whole-store pass notes it.
+        return None;
     }
     out.records = record_files.len();
     let mut checked = records::check_all(&record_files, keys, inner, false, problems);
