@@ -28,6 +28,9 @@ pub struct Answer {
     pub records: Vec<IndexEntry>,
     /// Index files read.
     pub index_files: usize,
+    /// Lines of JSON-lines index files that are not index entries (left out of `records`:
+    /// the answer is incomplete, and `evident query` says so and exits 1).
+    pub unreadable_lines: usize,
 }
 
 /// Why a query could not be answered.
@@ -113,10 +116,14 @@ pub fn run(root: &Path, q: &Query) -> Result<Answer, QueryError> {
                 let fname = file.file_name().to_string_lossy().into_owned();
                 let entries: Vec<IndexEntry> = if fname.ends_with(".jsonl") {
                     let text = evident_collectors::read::text(&file.path(), 256 * 1024 * 1024)?;
-                    text.lines()
-                        .filter(|l| !l.trim().is_empty())
-                        .filter_map(|l| serde_json::from_str::<IndexEntry>(l).ok())
-                        .collect()
+                    let mut entries = Vec::new();
+                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                        match serde_json::from_str::<IndexEntry>(line) {
+                            Ok(e) => entries.push(e),
+                            Err(_) => answer.unreadable_lines += 1,
+                        }
+                    }
+                    entries
                 } else if fname.starts_with("index-") && fname.ends_with(".parquet") {
                     crate::compact::read_parquet(&file.path()).map_err(|source| {
                         QueryError::Parquet {
@@ -161,4 +168,38 @@ pub fn run(root: &Path, q: &Query) -> Result<Answer, QueryError> {
     records.sort_by(|a, b| a.collected_at.cmp(&b.collected_at).then(a.key.cmp(&b.key)));
     answer.records = records;
     Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(key: &str, host: &str) -> String {
+        format!(
+            r#"{{"key":"{key}","digest":"00","agent":"a","chain":"c","sequence":1,"kind":"observation","collector":"access.ssh","host":"{host}","collected_at":"2026-01-01T10:00:00Z","controls":["ISO27001:2022/A.8.5"],"status":"pass"}}"#
+        )
+    }
+
+    #[test]
+    fn a_broken_index_line_is_counted_not_silently_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let part = dir.path().join("index/date=2026-01-01/host=h1");
+        std::fs::create_dir_all(&part).expect("mkdir");
+        let text = format!(
+            "{}\n{{\"key\": truncated\n{}\n",
+            line("r1", "h1"),
+            line("r2", "h1")
+        );
+        std::fs::write(part.join("a.jsonl"), text).expect("write");
+        let q = Query {
+            control: "ISO27001:2022/A.8.5".into(),
+            host: None,
+            since: None,
+            at: None,
+        };
+        let answer = run(dir.path(), &q).expect("query");
+        assert_eq!(answer.records.len(), 2);
+        assert_eq!(answer.unreadable_lines, 1);
+        assert_eq!(answer.index_files, 1);
+    }
 }

@@ -78,5 +78,12 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             started.elapsed().as_secs_f64()
         );
     }
+    if answer.unreadable_lines > 0 {
+        eprintln!(
+            "evident query: {} index line(s) are not index entries and were left out: the answer is incomplete (`evident verify` names them)",
+            answer.unreadable_lines
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
