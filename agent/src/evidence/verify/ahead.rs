@@ -14,11 +14,15 @@ use super::files::{ReadError, Stat, read_into, walk};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+/// Where a file's bytes lie in [`Loaded::bytes`] and its [`Stat`], or why it could not be
+/// read.
+pub(super) type Read = Result<(Range<usize>, Stat), ReadError>;
+
 /// One host's record files, read.
 pub(super) struct Loaded {
     /// Each record file (store key, and where its bytes lie in `bytes` with its [`Stat`],
     /// or why it could not be read), in the order the records are checked.
-    pub(super) files: Vec<(String, Result<(Range<usize>, Stat), ReadError>)>,
+    pub(super) files: Vec<(String, Read)>,
     /// The bytes of every file read, one after the other.
     pub(super) bytes: Vec<u8>,
     /// What listing the partitions found (foreign files, unreadable directories).

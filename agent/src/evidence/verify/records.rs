@@ -11,7 +11,6 @@ use crate::store::{self, Summary};
 use base64::Engine;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -424,7 +423,7 @@ pub(super) fn check_loaded(
 ) -> Vec<Checked> {
     let Loaded { files, bytes, .. } = loaded;
     let total = files.len();
-    let run = |part: Vec<(String, Result<(Range<usize>, Stat), ReadError>)>| {
+    let run = |part: Vec<(String, super::ahead::Read)>| {
         let mut out = Vec::with_capacity(part.len());
         let mut probs = Vec::new();
         let mut scratch = Scratch::default();
