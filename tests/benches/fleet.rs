@@ -17,7 +17,8 @@
 //! over as many signatures as the store holds (`FLEET_RAW_SAMPLE` (20,000) of the store's
 //! envelopes decoded into memory first, then verified round-robin, so no file, JSON or
 //! base64 work is counted), then `evident verify` of the store as its own process, and the
-//! ratio of its records/s to the raw rate.
+//! ratio of its records/s to the raw rate (FLEET_COLD=1, as root: once more after dropping
+//! the page cache).
 //!
 //! Run: `cargo bench -p evident-tests --bench fleet` (FLEET_HOSTS=100 FLEET_DAYS=30 for a quick
 //! look; FLEET_DIR=/path keeps the store there instead of a temporary directory; FLEET_SKIP=
@@ -215,21 +216,44 @@ fn rate_step(bin: &Path, dir: &Path, store: &Path, threads: usize) {
         sample.len()
     );
     drop(sample);
-    let (secs, rss, stdout, _) = timed(bin, &["verify", "store"], dir);
-    // The verdict line: `verify store: N record(s) (M valid), ...`.
-    let records = stdout
-        .lines()
-        .last()
-        .and_then(|l| l.split_once(": "))
-        .and_then(|(_, r)| r.split_whitespace().next())
-        .and_then(|n| n.parse::<usize>().ok())
-        .unwrap_or(total);
-    let rate = records as f64 / secs;
-    println!(
-        "evident verify: {records} records in {secs:.2}s = {rate:.0} records/s, peak RSS {rss} MB: {}; {:.1}% of the raw rate",
-        stdout.lines().last().unwrap_or(""),
-        100.0 * rate / raw
-    );
+    let run = |cache: &str| {
+        let (secs, rss, stdout, stderr) = timed(bin, &["verify", "store"], dir);
+        // The verdict line: `verify store: N record(s) (M valid), ...`.
+        let records = stdout
+            .lines()
+            .last()
+            .and_then(|l| l.split_once(": "))
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(total);
+        // CPU seconds from `/usr/bin/time -v`.
+        let cpu: f64 = ["User time (seconds): ", "System time (seconds): "]
+            .iter()
+            .filter_map(|k| {
+                stderr
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix(k))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .sum();
+        let rate = records as f64 / secs;
+        println!(
+            "evident verify ({cache}): {records} records in {secs:.2}s = {rate:.0} records/s, CPU/wall {:.2}, peak RSS {rss} MB: {}; {:.1}% of the raw rate",
+            cpu / secs,
+            stdout.lines().last().unwrap_or(""),
+            100.0 * rate / raw
+        );
+    };
+    run("page cache as found");
+    if std::env::var_os("FLEET_COLD").is_some() {
+        // Every clean cached page dropped first (root only; hold the cargo lock, so nothing
+        // else runs beside it): the store is read from the disk.
+        let _ = Command::new("sync").status();
+        match std::fs::write("/proc/sys/vm/drop_caches", "3") {
+            Ok(()) => run("cold page cache"),
+            Err(e) => println!("rate: cannot drop the page cache ({e}): no cold figure"),
+        }
+    }
 }
 
 /// Full `verify --state`, 1% new records, incremental `verify --state`, full `verify`.

@@ -27,6 +27,7 @@
 //! What only the whole store can decide is verified by the whole-store pass, which gives
 //! the same result and holds every record until the end.
 
+mod ahead;
 mod chains;
 mod error;
 mod files;

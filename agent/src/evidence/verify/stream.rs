@@ -7,10 +7,13 @@
 //! record. The checks are the whole-store pass's own functions, applied to the host's
 //! records, and the report is assembled in the same order, so its output is the same.
 //!
-//! Hosts are verified in parallel, one worker per core, each taking a whole host (read,
-//! hash, parse and check its records, its chains, heads and index files), at most two
-//! hosts per worker ahead of the merge, which takes the results in host order: every core
-//! verifies signatures all the time, and memory stays that of a few hosts. A head whose
+//! Hosts are verified in parallel, one worker per core, each taking a whole host (hash,
+//! parse and check its records, its chains, heads and index files), at most two hosts per
+//! worker ahead of the merge, which takes the results in host order: every core verifies
+//! signatures all the time, and memory stays that of a few hosts. Reader threads list and
+//! read each host's record files before a worker takes it (`ahead.rs`, a bounded number of
+//! hosts and bytes ahead), so a store that is not in the page cache does not leave a core
+//! idle during each read. A head whose
 //! bytes are a record already verified (the same sha256 under the key its content names)
 //! takes that record's outcome instead of a second signature check.
 //!
@@ -20,6 +23,7 @@
 //! compacted index, and a key rotation carrying a certificate under a trust policy (it
 //! extends the policy for every host).
 
+use super::ahead;
 use super::chains::Chains;
 use super::files::walk;
 use super::{
@@ -178,10 +182,50 @@ pub(super) fn verify(
     let workers = threads.min(n_hosts).max(1);
     let inner = (threads / workers).max(1);
     let window = workers * 2;
+    let readers = READERS.min(n_hosts).max(1);
+    let split = (READERS / readers).max(1);
     let queue = std::sync::Mutex::new(Queue::default());
     let ready = std::sync::Condvar::new();
     let lock = || queue.lock().unwrap_or_else(|e| e.into_inner());
     let whole = std::thread::scope(|scope| {
+        // Readers: each lists and reads one host's record files at a time, in host order,
+        // up to `window` hosts past the one merged next (what the workers may take), and
+        // up to `readers` more while what is read and not taken stays under READ_AHEAD.
+        for _ in 0..readers {
+            let (ctx, hosts, queue, ready) = (&ctx, &hosts, &queue, &ready);
+            scope.spawn(move || {
+                let lock = || queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    let j = {
+                        let mut q = lock();
+                        loop {
+                            if q.stop || q.read_next >= hosts.len() {
+                                return;
+                            }
+                            let needed = q.read_next < q.merged + window;
+                            let spare =
+                                q.read_next < q.merged + window + readers && q.held < READ_AHEAD;
+                            if needed || spare {
+                                q.read_next += 1;
+                                break q.read_next - 1;
+                            }
+                            q = ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                        }
+                    };
+                    let (host_dir, parts) = &hosts[j];
+                    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        ctx.load(host_dir, parts, split)
+                    }))
+                    .ok()
+                    .flatten();
+                    let mut q = lock();
+                    q.held += loaded.as_ref().map_or(0, |l| l.bytes.len());
+                    q.read.insert(j, loaded);
+                    drop(q);
+                    ready.notify_all();
+                }
+            });
+        }
         for _ in 0..workers {
             let (ctx, hosts, queue, ready) = (&ctx, &hosts, &queue, &ready);
             scope.spawn(move || {
@@ -200,11 +244,33 @@ pub(super) fn verify(
                             q = ready.wait(q).unwrap_or_else(|e| e.into_inner());
                         }
                     };
+                    // Its files, once a reader has read them.
+                    let loaded = {
+                        let mut q = lock();
+                        loop {
+                            if q.stop {
+                                return;
+                            }
+                            if let Some(l) = q.read.remove(&i) {
+                                q.held = q
+                                    .held
+                                    .saturating_sub(l.as_ref().map_or(0, |l| l.bytes.len()));
+                                break l;
+                            }
+                            q = ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                        }
+                    };
+                    ready.notify_all();
                     let (host_dir, parts) = &hosts[i];
-                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        verify_host(ctx, host_dir, parts, inner)
-                    }))
-                    .unwrap_or_else(|_| Some(Host::failed(host_dir)));
+                    let out = match loaded {
+                        Some(loaded) => {
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                verify_host(ctx, host_dir, parts, inner, loaded)
+                            }))
+                            .unwrap_or_else(|_| Some(Host::failed(host_dir)))
+                        }
+                        None => Some(Host::failed(host_dir)),
+                    };
                     lock().done.insert(i, out);
                     ready.notify_all();
                 }
@@ -368,9 +434,46 @@ struct Ctx<'a> {
     certs: &'a [(String, Result<Vec<u8>, String>)],
 }
 
-/// Hosts handed out to the workers and their results, merged in host order.
+impl Ctx<'_> {
+    /// Lists and reads the record files of one host (a reader thread, ahead of the worker,
+    /// with `threads` threads); `None`: a reader failed.
+    fn load(&self, host_dir: &str, parts: &Partitions, threads: usize) -> Option<ahead::Loaded> {
+        let under = |base: &Option<std::path::PathBuf>, ids: &[u32]| -> Vec<std::path::PathBuf> {
+            let Some(base) = base else {
+                return Vec::new();
+            };
+            ids.iter()
+                .filter_map(|&i| self.dates.get(i as usize))
+                .map(|date| base.join(date).join(host_dir))
+                .collect()
+        };
+        ahead::load(
+            self.root,
+            &under(&self.dirs.records, &parts.records),
+            &under(&self.dirs.index, &parts.index),
+            self.dirs.heads.as_deref(),
+            threads,
+        )
+    }
+}
+
+/// Reader threads: each reads one host at a time; blocking reads cost no CPU, and several
+/// in flight keep a store that is not in the page cache from stalling the workers.
+const READERS: usize = 8;
+
+/// Bytes of record files read ahead and not yet taken by a worker, past which the readers
+/// wait for the workers (they always read the hosts the workers may take next).
+const READ_AHEAD: usize = 32 * 1024 * 1024;
+
+/// Hosts handed out to the readers and workers and their results, merged in host order.
 #[derive(Default)]
 struct Queue {
+    /// The next host a reader takes.
+    read_next: usize,
+    /// Hosts read and not yet taken by a worker; `None`: the reader failed.
+    read: BTreeMap<usize, Option<ahead::Loaded>>,
+    /// Bytes held by `read`.
+    held: usize,
     /// The next host a worker takes.
     next: usize,
     /// Hosts merged so far (a worker stays within `window` hosts of this).
@@ -430,30 +533,24 @@ impl Host {
 
 /// Verifies one host's records, chains, heads and index files (`inner` threads for its
 /// records); `None` when only a whole-store pass can decide.
-fn verify_host(ctx: &Ctx<'_>, host_dir: &str, parts: &Partitions, inner: usize) -> Option<Host> {
+fn verify_host(
+    ctx: &Ctx<'_>,
+    host_dir: &str,
+    parts: &Partitions,
+    inner: usize,
+    mut loaded: ahead::Loaded,
+) -> Option<Host> {
     let (root, opts, dirs, keys) = (ctx.root, ctx.opts, ctx.dirs, ctx.keys);
     let mut out = Host::default();
     let problems = &mut out.problems;
-    // Records.
-    let mut files = Vec::new();
-    if let Some(d) = &dirs.records {
-        for &i in &parts.records {
-            walk(
-                &d.join(&ctx.dates[i as usize]).join(host_dir),
-                &mut files,
-                problems,
-                root,
-            );
-        }
-    }
-    let mut record_files = Vec::with_capacity(files.len());
-    if super::sort_record_files(root, files, &mut record_files, problems) > 0 {
+    // Records (read by a reader thread).
+    problems.append(&mut loaded.problems);
+    if loaded.temps {
         // A killed writer's temporary file: the whole-store pass notes it.
         return None;
     }
-    out.records = record_files.len();
-    let mut checked = records::check_all(&record_files, keys, inner, false, problems);
-    drop(record_files);
+    out.records = loaded.files.len();
+    let mut checked = records::check_loaded(loaded, keys, inner, problems);
     if opts.trust.is_some()
         && checked.iter().any(|c| {
             c.summary
@@ -498,7 +595,8 @@ fn verify_host(ctx: &Ctx<'_>, host_dir: &str, parts: &Partitions, inner: usize) 
 
     // Chains: every agent of this host's records must have none elsewhere (the merge
     // checks that).
-    let mut chains: Chains<'_> = BTreeMap::new();
+    // By borrowed (agent, chain) first: the owned keys are made once per chain.
+    let mut by_chain: HashMap<(&str, &str), super::chains::Seqs<'_>> = HashMap::new();
     let mut by_key: HashMap<&str, &records::Checked> = HashMap::with_capacity(checked.len());
     let mut agents: BTreeSet<&str> = BTreeSet::new();
     for c in &checked {
@@ -509,14 +607,18 @@ fn verify_host(ctx: &Ctx<'_>, host_dir: &str, parts: &Partitions, inner: usize) 
                 out.checkpoints += 1;
             }
             agents.insert(s.agent.id.as_str());
-            chains
-                .entry((s.agent.id.clone(), s.chain.clone()))
+            by_chain
+                .entry((s.agent.id.as_str(), s.chain.as_str()))
                 .or_default()
                 .entry(s.sequence)
                 .or_default()
                 .push(c);
         }
     }
+    let chains: Chains<'_> = by_chain
+        .into_iter()
+        .map(|((a, ch), seqs)| ((a.to_string(), ch.to_string()), seqs))
+        .collect();
     out.agents = agents.iter().map(|a| a.to_string()).collect();
     // Heads of this host's agents (kept for the index check of this host), read before the
     // chains (what they vouch for decides whether a gap is an interrupted shipment); what
@@ -613,7 +715,7 @@ fn verify_host(ctx: &Ctx<'_>, host_dir: &str, parts: &Partitions, inner: usize) 
     }
 
     // Hosts and collector runs.
-    let mut runs: BTreeMap<(String, String), Vec<chrono::DateTime<chrono::FixedOffset>>> =
+    let mut runs: BTreeMap<(&str, &str), Vec<chrono::DateTime<chrono::FixedOffset>>> =
         BTreeMap::new();
     for s in checked.iter().filter_map(|c| c.summary.as_ref()) {
         if !out
@@ -627,20 +729,24 @@ fn verify_host(ctx: &Ctx<'_>, host_dir: &str, parts: &Partitions, inner: usize) 
         if let Some(col) = &s.collector
             && let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.collected_at)
         {
-            runs.entry((s.host.hostname.clone(), col.id.clone()))
+            runs.entry((s.host.hostname.as_str(), col.id.as_str()))
                 .or_default()
                 .push(t);
         }
     }
     for ((host, collector), times) in runs {
-        out.gaps.push(collector_gap(host, collector, times));
+        out.gaps.push(collector_gap(
+            host.to_string(),
+            collector.to_string(),
+            times,
+        ));
     }
     out.chain_keys = chains.into_keys().collect();
     out.broken = broken;
     drop(by_key);
     out.verified = checked
         .into_iter()
-        .filter(|c| !super::past_cut(&cuts, c))
+        .filter(|c| cuts.is_empty() || !super::past_cut(&cuts, c))
         .filter_map(|c| {
             c.summary.map(|summary| VerifiedRecord {
                 key: c.key,
