@@ -323,6 +323,63 @@ fn a_new_key_makes_the_next_run_a_full_verify() {
     );
 }
 
+#[test]
+fn a_symlink_inside_a_partition_makes_the_run_a_full_verify_that_reports_it() {
+    let (dir, store) = three_runs();
+    assert_sound(&verify_state(&store));
+    // A record swapped for a symlink to its copy outside the store: same size, same
+    // content, but never followed.
+    let rec = record_at(&store, 2);
+    let key = rec
+        .strip_prefix(&store)
+        .expect("in store")
+        .display()
+        .to_string();
+    let outside = dir.path().join("outside.json");
+    fs::rename(&rec, &outside).expect("move record");
+    std::os::unix::fs::symlink(&outside, &rec).expect("symlink");
+    let r = verify_state(&store);
+    assert_problem(&r, &[&key, "not a regular file (symlink or special file)"]);
+    assert!(
+        r.stdout
+            .contains("everything verified (the store has entries verify reports)"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_whole_partition_removed_is_found_by_the_ledger() {
+    // Every index file of the day gone, directory and all: each is missing against the
+    // ledger, whatever a full verify makes of the records left unlisted.
+    let (_dir, store) = three_runs();
+    assert_sound(&verify_state(&store));
+    let index = store.join("index");
+    let days: Vec<PathBuf> = fs::read_dir(&index)
+        .expect("index/")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(!days.is_empty());
+    let gone: Vec<String> = evident_tests_walk(&index)
+        .iter()
+        .map(|p| {
+            p.strip_prefix(&store)
+                .expect("in store")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(!gone.is_empty());
+    for d in &days {
+        fs::remove_dir_all(d).expect("rm -r");
+    }
+    let r = verify_state(&store);
+    for k in &gone {
+        assert_problem(&r, &[k, "missing: verified before (ledger of"]);
+    }
+}
+
 fn evident_tests_walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

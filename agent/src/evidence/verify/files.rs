@@ -66,10 +66,19 @@ impl Stat {
 
     /// The stamp kept in the ledger: `mtime.ns/ctime.ns/inode`.
     pub(super) fn stamp(&self) -> String {
-        format!(
+        let mut s = String::new();
+        self.stamp_into(&mut s);
+        s
+    }
+
+    /// Appends [`Stat::stamp`] to `out` (no allocation once `out` has grown).
+    pub(super) fn stamp_into(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
             "{}.{:09}/{}.{:09}/{}",
             self.mtime.0, self.mtime.1, self.ctime.0, self.ctime.1, self.ino
-        )
+        );
     }
 }
 

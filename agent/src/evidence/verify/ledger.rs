@@ -222,16 +222,11 @@ pub(super) fn stamp(state: &State, key: &str, stat: &Stat) -> String {
 
 /// SHA-256 of a partition's listing.
 pub(super) fn listing_digest<'a>(items: impl Iterator<Item = (&'a str, u64, &'a str)>) -> String {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut h = ListingHasher::new();
     for (key, size, stamp) in items {
-        ctx.update(key.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(size.to_string().as_bytes());
-        ctx.update(&[0]);
-        ctx.update(stamp.as_bytes());
-        ctx.update(b"\n");
+        h.add(key, size, stamp);
     }
-    hex::encode(ctx.finish().as_ref())
+    h.finish()
 }
 
 fn read_capped(path: &Path) -> Result<Vec<u8>, Error> {
@@ -717,6 +712,374 @@ fn fallback(reason: impl Into<String>) -> Fallback {
     }
 }
 
+/// The store's listing compared with the ledger: what is new, the segments to rewrite, and
+/// what the ledger itself found missing or changed.
+struct Listed {
+    /// The mutable head pointers (`heads/<agent>.dsse.json`).
+    pointers: Vec<String>,
+    /// Objects the ledger does not have, by store key.
+    new_objects: Vec<(String, Stat)>,
+    /// Segments of the partitions whose listing changed, with their listing digest.
+    rewritten: Vec<(Segment, String)>,
+    /// Objects verified before and found unchanged.
+    unchanged: usize,
+    /// Old objects hashed again (another stamp, or `--rehash`).
+    rehashed: usize,
+    /// Old objects missing or changed.
+    problems: Vec<Problem>,
+}
+
+/// One partition (a segment's part of the store) compared with the ledger.
+#[derive(Default)]
+struct Compared {
+    new_objects: Vec<(String, Stat)>,
+    rewritten: Option<(Segment, String)>,
+    unchanged: usize,
+    rehashed: usize,
+    problems: Vec<Problem>,
+}
+
+/// Why a partition could not be compared.
+enum Stop {
+    /// The listing shows something verify reports (a full verify words it).
+    Listing,
+    /// The ledger's segment is damaged.
+    Ledger(Error),
+}
+
+/// The listing of one partition: its store keys in one buffer (no allocation per file).
+#[derive(Default)]
+struct PartitionListing {
+    names: String,
+    /// Start and end of each key in `names`, and what `lstat` showed.
+    entries: Vec<(usize, usize, Stat)>,
+}
+
+impl PartitionListing {
+    fn key(&self, i: usize) -> &str {
+        let (a, b, _) = self.entries[i];
+        &self.names[a..b]
+    }
+
+    fn clear(&mut self) {
+        self.names.clear();
+        self.entries.clear();
+    }
+
+    /// Lists the ledger objects under `dir` (store key prefix `key`, which ends with `/`):
+    /// anything verify reports (a symlink, a special file, a directory it cannot list, a
+    /// record or index file of another name) stops the comparison.
+    fn walk(&mut self, dir: &Path, key: &mut String) -> Result<(), Stop> {
+        let entries = std::fs::read_dir(dir).map_err(|_| Stop::Listing)?;
+        for e in entries {
+            let e = e.map_err(|_| Stop::Listing)?;
+            let len = key.len();
+            key.push_str(&e.file_name().to_string_lossy());
+            match e.file_type() {
+                Ok(t) if t.is_dir() => {
+                    key.push('/');
+                    self.walk(&e.path(), key)?;
+                }
+                Ok(t) if t.is_file() => {
+                    let m = e.metadata().map_err(|_| Stop::Listing)?;
+                    if is_object(key) {
+                        let ok = if key.starts_with("records/") {
+                            key.ends_with(".dsse.json")
+                        } else if key.starts_with("index/") {
+                            key.ends_with(".jsonl")
+                        } else {
+                            true
+                        };
+                        if !ok {
+                            return Err(Stop::Listing);
+                        }
+                        let start = self.names.len();
+                        self.names.push_str(key);
+                        self.entries.push((start, self.names.len(), Stat::of(&m)));
+                    }
+                }
+                _ => return Err(Stop::Listing),
+            }
+            key.truncate(len);
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 of a partition's listing, fed one object at a time (the same bytes as
+/// [`listing_digest`], without a `String` per object).
+struct ListingHasher {
+    ctx: aws_lc_rs::digest::Context,
+    scratch: String,
+}
+
+impl ListingHasher {
+    fn new() -> Self {
+        ListingHasher {
+            ctx: aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
+            scratch: String::new(),
+        }
+    }
+
+    fn add(&mut self, key: &str, size: u64, stamp: &str) {
+        use std::fmt::Write;
+        self.ctx.update(key.as_bytes());
+        self.ctx.update(&[0]);
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{size}");
+        self.ctx.update(self.scratch.as_bytes());
+        self.ctx.update(&[0]);
+        self.ctx.update(stamp.as_bytes());
+        self.ctx.update(b"\n");
+    }
+
+    fn finish(self) -> String {
+        hex::encode(self.ctx.finish().as_ref())
+    }
+}
+
+/// Writes the stamp of a listed file into `out` (what [`stamp`] returns).
+fn stamp_into(state: &State, key: &str, stat: &Stat, out: &mut String) {
+    out.clear();
+    match &state.stamps {
+        Some(s) => out.push_str(s.get(key).map_or("", String::as_str)),
+        None => stat.stamp_into(out),
+    }
+}
+
+/// Listing workers per verify thread (see [`compare_partitions`]).
+const LISTING_WORKERS_PER_CORE: usize = 4;
+
+/// Lists every partition under the store's top-level directories `tops` and compares each
+/// with its segment in the ledger, on `threads` threads.
+fn compare_partitions<'a>(
+    root: &Path,
+    state: &State,
+    main: &Main,
+    tops: impl Iterator<Item = &'a PathBuf>,
+    threads: usize,
+) -> Result<Listed, Fallback> {
+    let listing = || fallback("the store has entries verify reports");
+    // The top level of records/, index/, heads/ and parquet/: a directory is a partition,
+    // a file is a head pointer (or a killed writer's temporary file).
+    let mut pointers = Vec::new();
+    let mut partitions: BTreeMap<String, Option<PathBuf>> =
+        main.segments.keys().map(|id| (id.clone(), None)).collect();
+    for top in tops {
+        let name = super::files::rel(root, top);
+        for e in std::fs::read_dir(top).map_err(|_| listing())? {
+            let e = e.map_err(|_| listing())?;
+            let key = format!("{name}/{}", e.file_name().to_string_lossy());
+            match e.file_type() {
+                Ok(t) if t.is_dir() => {
+                    partitions.insert(key, Some(e.path()));
+                }
+                Ok(t) if t.is_file() => {
+                    e.metadata().map_err(|_| listing())?;
+                    if is_pointer(&key) {
+                        pointers.push(key);
+                    } else if is_object(&key) {
+                        // An object outside any partition.
+                        return Err(listing());
+                    }
+                }
+                _ => return Err(listing()),
+            }
+        }
+    }
+    pointers.sort_unstable();
+    let work: Vec<(String, Option<PathBuf>)> = partitions.into_iter().collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // The listing waits on the disk when the inodes are not cached (a `lstat` each): more
+    // workers than cores keep more reads in flight; with a warm cache they cost little.
+    let workers = threads
+        .saturating_mul(LISTING_WORKERS_PER_CORE)
+        .min(work.len())
+        .max(1);
+    let mut done: Vec<(usize, Result<Compared, Stop>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (work, next, stop) = (&work, &next, &stop);
+                scope.spawn(move || {
+                    use std::sync::atomic::Ordering;
+                    let mut out = Vec::new();
+                    let mut list = PartitionListing::default();
+                    let mut buf = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((id, path)) = work.get(i) else { break };
+                        let r = compare_partition(
+                            root,
+                            state,
+                            main,
+                            id,
+                            path.as_deref(),
+                            &mut list,
+                            &mut buf,
+                        );
+                        if matches!(r, Err(Stop::Listing)) {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        out.push((i, r));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| vec![(0, Err(Stop::Listing))]))
+            .collect()
+    });
+    // A listing verify reports decides first (a full verify words it), then a damaged
+    // ledger (an error), then what the ledger found, in partition order.
+    if done.iter().any(|(_, r)| matches!(r, Err(Stop::Listing))) {
+        return Err(listing());
+    }
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let mut out = Listed {
+        pointers,
+        new_objects: Vec::new(),
+        rewritten: Vec::new(),
+        unchanged: 0,
+        rehashed: 0,
+        problems: Vec::new(),
+    };
+    for (_, r) in done {
+        match r {
+            Ok(c) => {
+                out.new_objects.extend(c.new_objects);
+                out.rewritten.extend(c.rewritten);
+                out.unchanged += c.unchanged;
+                out.rehashed += c.rehashed;
+                out.problems.extend(c.problems);
+            }
+            Err(Stop::Ledger(e)) => {
+                return Err(Fallback {
+                    reason: String::new(),
+                    problems: Vec::new(),
+                    error: Some(e),
+                });
+            }
+            Err(Stop::Listing) => return Err(listing()),
+        }
+    }
+    Ok(out)
+}
+
+/// One partition `id` (listed at `path`, or gone from the store) compared with its segment.
+fn compare_partition(
+    root: &Path,
+    state: &State,
+    main: &Main,
+    id: &str,
+    path: Option<&Path>,
+    list: &mut PartitionListing,
+    buf: &mut Vec<u8>,
+) -> Result<Compared, Stop> {
+    list.clear();
+    if let Some(p) = path {
+        let mut key = format!("{id}/");
+        list.walk(p, &mut key)?;
+    }
+    let old = main.segments.get(id);
+    if old.is_none() && list.entries.is_empty() {
+        return Ok(Compared::default());
+    }
+    let names = &list.names;
+    list.entries
+        .sort_unstable_by(|a, b| names[a.0..a.1].cmp(&names[b.0..b.1]));
+    let mut hasher = ListingHasher::new();
+    let mut st = String::new();
+    for (i, (_, _, stat)) in list.entries.iter().enumerate() {
+        let key = list.key(i);
+        stamp_into(state, key, stat, &mut st);
+        hasher.add(key, stat.size, &st);
+    }
+    let listing = hasher.finish();
+    if let Some(r) = old
+        && r.listing == listing
+        && !state.rehash
+    {
+        return Ok(Compared {
+            unchanged: r.objects,
+            ..Default::default()
+        });
+    }
+    let mut seg = match old {
+        Some(r) => load_segment(state, id, r).map_err(Stop::Ledger)?,
+        None => Segment {
+            segment: id.to_string(),
+            objects: BTreeMap::new(),
+        },
+    };
+    let mut out = Compared::default();
+    let since = &main.written_at;
+    // Sorted by key: found by binary search.
+    let here = |key: &str| -> Option<Stat> {
+        list.entries
+            .binary_search_by(|e| names[e.0..e.1].cmp(key))
+            .ok()
+            .map(|i| list.entries[i].2)
+    };
+    for (key, obj) in &mut seg.objects {
+        let Some(stat) = here(key) else {
+            out.problems.push(Problem {
+                key: key.clone(),
+                message: format!(
+                    "missing: verified before (ledger of {since}: {} bytes, sha256 {}) and no longer in the store",
+                    obj.0,
+                    &obj.2[..12.min(obj.2.len())]
+                ),
+            });
+            continue;
+        };
+        if stat.size != obj.0 {
+            out.problems.push(Problem {
+                key: key.clone(),
+                message: format!(
+                    "changed since it was verified (ledger of {since}): {} bytes then, {} now",
+                    obj.0, stat.size
+                ),
+            });
+            continue;
+        }
+        stamp_into(state, key, &stat, &mut st);
+        if st == obj.1 && !state.rehash {
+            out.unchanged += 1;
+            continue;
+        }
+        // Another stamp (or --rehash): the content decides.
+        out.rehashed += 1;
+        match read_into(&root.join(key), buf) {
+            Ok(s) if sha256_hex(buf) == obj.2 => {
+                out.unchanged += 1;
+                obj.1 = stamp(state, key, &s);
+            }
+            Ok(_) => out.problems.push(Problem {
+                key: key.clone(),
+                message: format!(
+                    "changed since it was verified (ledger of {since}): its content no longer hashes to sha256 {}",
+                    &obj.2[..12.min(obj.2.len())]
+                ),
+            }),
+            Err(e) => out.problems.push(Problem {
+                key: key.clone(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    for (i, (_, _, stat)) in list.entries.iter().enumerate() {
+        let key = list.key(i);
+        if !seg.objects.contains_key(key) {
+            out.new_objects.push((key.to_string(), *stat));
+        }
+    }
+    out.rewritten = Some((seg, listing));
+    Ok(out)
+}
+
 /// The incremental path: a report (SOUND) and the ledger to write, or why a full verify
 /// must decide.
 pub(super) fn incremental(
@@ -760,141 +1123,23 @@ pub(super) fn incremental(
         ));
     }
 
-    // The listing, compared with the ledger partition by partition.
-    let mut listed = Vec::new();
-    for d in [&dirs.records, &dirs.index, &dirs.heads, &dirs.parquet]
-        .into_iter()
-        .flatten()
-    {
-        walk_stat(d, &mut listed, &mut problems, root);
-    }
-    if !problems.is_empty() {
-        return Err(fallback("the store has entries verify reports"));
-    }
-    listed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut pointers = Vec::new();
-    let mut by_segment: BTreeMap<&str, Vec<(&str, Stat)>> = BTreeMap::new();
-    for (key, stat) in &listed {
-        if is_pointer(key) {
-            pointers.push(key.as_str());
-            continue;
-        }
-        if !is_object(key) {
-            continue;
-        }
-        let ok = if key.starts_with("records/") {
-            key.ends_with(".dsse.json")
-        } else if key.starts_with("index/") {
-            key.ends_with(".jsonl")
-        } else {
-            true
-        };
-        let Some(id) = segment_of(key).filter(|_| ok) else {
-            return Err(fallback("the store has entries verify reports"));
-        };
-        by_segment
-            .entry(id)
-            .or_default()
-            .push((key.as_str(), *stat));
-    }
-    let mut ledger_problems = Vec::new();
-    let mut new_objects: Vec<(&str, Stat)> = Vec::new();
-    let mut rewritten: Vec<(Segment, String)> = Vec::new();
-    let mut unchanged = 0usize;
-    let mut rehashed = 0usize;
+    // The listing, compared with the ledger partition by partition (each listed, sorted,
+    // hashed and dropped on its own, on all cores: never the whole store's listing).
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let tops = [&dirs.records, &dirs.index, &dirs.heads, &dirs.parquet];
+    let Listed {
+        pointers,
+        new_objects,
+        rewritten,
+        unchanged,
+        rehashed,
+        problems: ledger_problems,
+    } = compare_partitions(root, state, main, tops.into_iter().flatten(), threads)?;
     let mut buf = Vec::new();
     let since = &main.written_at;
-    let ids: BTreeSet<&str> = by_segment
-        .keys()
-        .copied()
-        .chain(main.segments.keys().map(String::as_str))
-        .collect();
-    for id in ids {
-        let now: &[(&str, Stat)] = by_segment.get(id).map_or(&[], |v| v.as_slice());
-        let stamps: Vec<String> = now.iter().map(|(k, s)| stamp(state, k, s)).collect();
-        let listing = listing_digest(
-            now.iter()
-                .zip(&stamps)
-                .map(|((k, s), st)| (*k, s.size, st.as_str())),
-        );
-        let old = main.segments.get(id);
-        if let Some(r) = old
-            && r.listing == listing
-            && !state.rehash
-        {
-            unchanged += r.objects;
-            continue;
-        }
-        let mut seg = match old {
-            Some(r) => load_segment(state, id, r).map_err(|e| Fallback {
-                reason: String::new(),
-                problems: Vec::new(),
-                error: Some(e),
-            })?,
-            None => Segment {
-                segment: id.to_string(),
-                objects: BTreeMap::new(),
-            },
-        };
-        let here: HashMap<&str, (Stat, &String)> = now
-            .iter()
-            .zip(&stamps)
-            .map(|((k, s), st)| (*k, (*s, st)))
-            .collect();
-        for (key, obj) in &mut seg.objects {
-            let Some((stat, st)) = here.get(key.as_str()) else {
-                ledger_problems.push(Problem {
-                    key: key.clone(),
-                    message: format!(
-                        "missing: verified before (ledger of {since}: {} bytes, sha256 {}) and no longer in the store",
-                        obj.0,
-                        &obj.2[..12.min(obj.2.len())]
-                    ),
-                });
-                continue;
-            };
-            if stat.size != obj.0 {
-                ledger_problems.push(Problem {
-                    key: key.clone(),
-                    message: format!(
-                        "changed since it was verified (ledger of {since}): {} bytes then, {} now",
-                        obj.0, stat.size
-                    ),
-                });
-                continue;
-            }
-            if **st == obj.1 && !state.rehash {
-                unchanged += 1;
-                continue;
-            }
-            // Another stamp (or --rehash): the content decides.
-            rehashed += 1;
-            match read_into(&root.join(key), &mut buf) {
-                Ok(s) if sha256_hex(&buf) == obj.2 => {
-                    unchanged += 1;
-                    obj.1 = stamp(state, key, &s);
-                }
-                Ok(_) => ledger_problems.push(Problem {
-                    key: key.clone(),
-                    message: format!(
-                        "changed since it was verified (ledger of {since}): its content no longer hashes to sha256 {}",
-                        &obj.2[..12.min(obj.2.len())]
-                    ),
-                }),
-                Err(e) => ledger_problems.push(Problem {
-                    key: key.clone(),
-                    message: e.to_string(),
-                }),
-            }
-        }
-        for (k, s) in now {
-            if !seg.objects.contains_key(*k) {
-                new_objects.push((k, *s));
-            }
-        }
-        let l2 = listing.clone();
-        rewritten.push((seg, l2));
-    }
     if !ledger_problems.is_empty() {
         return Err(Fallback {
             reason: format!(
@@ -924,9 +1169,9 @@ pub(super) fn incremental(
     let mut new_heads = Vec::new();
     for (key, _) in &new_objects {
         if key.starts_with("records/") {
-            new_records.push((key.to_string(), root.join(key)));
+            new_records.push((key.clone(), root.join(key)));
         } else if key.starts_with("index/") {
-            new_index.push(*key);
+            new_index.push(key.as_str());
         } else if key.starts_with("heads/") {
             new_heads.push(root.join(key));
         } else {
@@ -935,10 +1180,6 @@ pub(super) fn incremental(
             ));
         }
     }
-    let threads = opts
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
     let checked = super::records::check_all(
         &new_records,
         &loaded.keys,
@@ -949,6 +1190,11 @@ pub(super) fn incremental(
     if !problems.is_empty() {
         return Err(fallback("a new record has a problem"));
     }
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        records = checked.len(),
+        "verify --state: new records checked"
+    );
     let keyed = crate::evidence::continuity::check(
         &loaded.certs,
         std::iter::empty(),
@@ -1068,12 +1314,12 @@ pub(super) fn incremental(
             Some(p) if p.digest == newest.digest || !newer_state(newest, p) => {}
             _ => return Err(fallback("a head was rolled back or removed")),
         }
-        if !pointers.contains(&super::store::head_key(agent).as_str()) {
+        if !pointers.contains(&super::store::head_key(agent)) {
             return Err(fallback("a head was removed"));
         }
     }
     for agent in main.pointers.keys() {
-        if !pointers.contains(&super::store::head_key(agent).as_str()) {
+        if !pointers.contains(&super::store::head_key(agent)) {
             return Err(fallback("a head was removed"));
         }
     }
@@ -1303,27 +1549,36 @@ pub(super) fn incremental(
     );
     // Segments with new objects, or with new stamps.
     let mut segments = Vec::new();
+    let mut new_by_segment: HashMap<&str, Vec<&(String, Stat)>> = HashMap::new();
+    for o in &new_objects {
+        if let Some(id) = segment_of(&o.0) {
+            new_by_segment.entry(id).or_default().push(o);
+        }
+    }
     for (mut seg, listing) in rewritten {
-        for (k, s) in &new_objects {
-            if segment_of(k) == Some(seg.segment.as_str()) {
-                let digest = by_key
-                    .get(k)
-                    .map(|c| c.digest.clone())
-                    .or_else(|| {
-                        read_into(&root.join(k), &mut buf)
-                            .ok()
-                            .filter(|read| read == s)
-                            .map(|_| sha256_hex(&buf))
-                    })
-                    .ok_or_else(|| fallback("a new object changed while it was verified"))?;
-                if let Some(c) = by_key.get(k)
-                    && c.stat != *s
-                {
-                    return Err(fallback("a new object changed while it was verified"));
-                }
-                seg.objects
-                    .insert(k.to_string(), Object(s.size, stamp(state, k, s), digest));
+        for (k, s) in new_by_segment
+            .get(seg.segment.as_str())
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|o| (&o.0, &o.1))
+        {
+            let digest = by_key
+                .get(k.as_str())
+                .map(|c| c.digest.clone())
+                .or_else(|| {
+                    read_into(&root.join(k), &mut buf)
+                        .ok()
+                        .filter(|read| read == s)
+                        .map(|_| sha256_hex(&buf))
+                })
+                .ok_or_else(|| fallback("a new object changed while it was verified"))?;
+            if let Some(c) = by_key.get(k.as_str())
+                && c.stat != *s
+            {
+                return Err(fallback("a new object changed while it was verified"));
             }
+            seg.objects
+                .insert(k.to_string(), Object(s.size, stamp(state, k, s), digest));
         }
         if seg.objects.is_empty() {
             next.segments.remove(&seg.segment);
@@ -1435,6 +1690,26 @@ mod tests {
         assert!(is_object("heads/agent/c-000000000002.dsse.json"));
         assert!(!is_object("records/date=x/host=y/.tmp"));
         assert!(!is_object("keys/k.pub.pem"));
+    }
+
+    #[test]
+    fn the_listing_digest_and_stamp_keep_the_version_1_bytes() {
+        // Ledgers already written hold these digests: another byte and every partition of
+        // an old ledger would read as changed.
+        let stat = Stat {
+            size: 12,
+            mtime: (1, 2),
+            ctime: (3, 4),
+            ino: 5,
+        };
+        assert_eq!(stat.stamp(), "1.000000002/3.000000004/5");
+        let key = "records/date=x/host=h/a.dsse.json";
+        assert_eq!(
+            listing_digest([(key, 12, stat.stamp().as_str()), ("k2", 0, "")].into_iter()),
+            sha256_hex(
+                format!("{key}\x0012\x001.000000002/3.000000004/5\nk2\x000\x00\n").as_bytes()
+            )
+        );
     }
 
     #[test]
