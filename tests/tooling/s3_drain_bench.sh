@@ -109,12 +109,14 @@ now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
 cpu_since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$(server_cpu)"; }
 
+# The directory of the server the runs go to (the counting server has its own).
+root="$work/s3"
 # drain BUCKET PORT: one `run --once` from a fresh copy of the backlog into BUCKET; prints
 # its line and appends its wall time to $work/agent.times.
 drain() {
   local bucket="$1" p="$2" cpu0 start end out shipped files left t
   rm -rf .evident && cp -a "$work/backlog-state" .evident
-  mkdir -p "$work/s3/$bucket"
+  mkdir -p "$root/$bucket"
   { printf '[[collectors]]\nname = "system.uptime"\n\n'; sink "$bucket" "$p"; } > drain.toml
   cpu0="$(server_cpu)"
   start=$(now)
@@ -125,7 +127,7 @@ drain() {
   echo "$out" | grep -qE '^wrote' || { echo "drain run failed: $out"; exit 1; }
   shipped="$(echo "$out" | sed -n 's/.*shipped \([0-9]*\) to.*/\1/p')"
   left="$(find .evident/spool -maxdepth 1 -name '*.dsse.json' | wc -l)"
-  files="$(find "$work/s3/$bucket/prod" -type f ! -name '.*' | wc -l)"
+  files="$(find "$root/$bucket/prod" -type f ! -name '.*' | wc -l)"
   t="$(elapsed "$start" "$end")"
   echo "$t" >> "$work/agent.times"
   # Where the drain's time went, from the agent's debug lines (one per batch).
@@ -151,14 +153,14 @@ export RCLONE_CONFIG_S3S_TYPE=s3 RCLONE_CONFIG_S3S_PROVIDER=Other \
 copy() {
   local variant="$1" bucket="$2" p="$3" flags=() cpu0 start end copied t
   if [ "$variant" = no-head ]; then flags=(--s3-no-head --s3-no-check-bucket); fi
-  mkdir -p "$work/s3/$bucket"
+  mkdir -p "$root/$bucket"
   cpu0="$(server_cpu)"
   start=$(now)
   env -u AWS_CA_BUNDLE RCLONE_CONFIG_S3S_ENDPOINT="http://127.0.0.1:$p" \
     rclone copy --transfers "$conc" "${flags[@]}" --config /dev/null "$store" "s3s:$bucket/prod" \
     2> "$work/rclone.log" || { echo "rclone failed: $(tail -5 "$work/rclone.log")"; exit 1; }
   end=$(now)
-  copied="$(find "$work/s3/$bucket/prod" -type f ! -name '.*' | wc -l)"
+  copied="$(find "$root/$bucket/prod" -type f ! -name '.*' | wc -l)"
   t="$(elapsed "$start" "$end")"
   echo "$t" >> "$work/rclone-$variant.times"
   printf '  rclone %-8s %.3f s, %5.0f objects/s (%s of %s objects; s3s-fs CPU %s s)\n' \
@@ -197,18 +199,20 @@ EOF
 if [ "${BENCH_COUNT:-1}" = 1 ]; then
   cport="$(free_port)"
   start_server "$work/s3c" "$cport" "$work/s3c.log" "s3s::ops=debug"
-  count() { grep -o 'resolved route, op: [A-Za-z]*' "$work/s3c.log" | sed 's/.*op: //' | sort | uniq -c | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}'; }
+  count() { grep -ao 'resolved route, op: [A-Za-z]*' "$work/s3c.log" | sed 's/.*op: //' | sort | uniq -c | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}'; }
   saved_server=$server
   server=$started
+  root="$work/s3c"
   BENCH_LOG=warn drain counted "$cport" > /dev/null
-  echo "requests of a drain of $backlog records: $(count) (all: $(grep -c 'resolved route' "$work/s3c.log"))"
+  echo "requests of a drain of $backlog records: $(count) (all: $(grep -ac 'resolved route' "$work/s3c.log"))"
   : > "$work/s3c.log"
   copy no-head rclone-counted "$cport" > /dev/null
-  echo "requests of rclone --s3-no-head: $(count) (all: $(grep -c 'resolved route' "$work/s3c.log"))"
+  echo "requests of rclone --s3-no-head: $(count) (all: $(grep -ac 'resolved route' "$work/s3c.log"))"
   : > "$work/s3c.log"
   copy default rclone-counted-default "$cport" > /dev/null
-  echo "requests of rclone default: $(count) (all: $(grep -c 'resolved route' "$work/s3c.log"))"
+  echo "requests of rclone default: $(count) (all: $(grep -ac 'resolved route' "$work/s3c.log"))"
   server=$saved_server
+  root="$work/s3"
 fi
 
 # BENCH_KILLS=N: then N times, kill -9 the agent at a random moment of draining a backlog
