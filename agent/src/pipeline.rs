@@ -733,120 +733,214 @@ pub struct ShipJob {
     upto: u64,
 }
 
+/// Records a sink stores and confirms at once: one index file per chain and partition, at
+/// most one head and one cursor write per batch. A batch shipped again after a crash starts
+/// at the cursor, so it is the same batch (see [`crate::store::IndexGroup`]).
+const BATCH: usize = 512;
+
+/// Spooled records read for one batch (see [`read_batch`]).
+struct Batch {
+    /// The spool entries of the records, in order.
+    entries: Vec<crate::spool::Entry>,
+    /// The records, one per entry.
+    records: Vec<Outgoing>,
+    /// Entries that are not a readable record, with why: quarantined, never deleted.
+    corrupt: Vec<(crate::spool::Entry, String)>,
+    /// Records kept for the next sink, handed back to the caller.
+    cache: BTreeMap<u64, Outgoing>,
+    /// Time spent reading and parsing.
+    read: std::time::Duration,
+    /// The ordinal of the batch's last spool entry, readable or not: where its cursor goes.
+    last: Option<u64>,
+}
+
+/// Reads and parses the records of `chunk` (in a blocking thread, while the batch before
+/// it uploads). Records in `cache` are taken from it; with `keep` (more than one sink) every
+/// record read is kept there for the next sink, within a bounded amount of memory.
+fn read_batch(
+    chunk: Vec<crate::spool::Entry>,
+    mut cache: BTreeMap<u64, Outgoing>,
+    keep: bool,
+) -> Result<Batch> {
+    let started = Instant::now();
+    let last = chunk.last().map(|e| e.ordinal);
+    let mut entries = Vec::with_capacity(chunk.len());
+    let mut records = Vec::with_capacity(chunk.len());
+    let mut corrupt = Vec::new();
+    for entry in chunk {
+        let o = match cache.get(&entry.ordinal) {
+            Some(o) => o.clone(),
+            None => {
+                let bytes =
+                    std::fs::read(&entry.path).at(&entry.path, "cannot read spooled record")?;
+                match Outgoing::from_bytes(bytes) {
+                    Ok(o) => {
+                        if keep {
+                            cache.insert(entry.ordinal, o.clone());
+                        }
+                        o
+                    }
+                    Err(e) => {
+                        corrupt.push((entry, e.to_string()));
+                        continue;
+                    }
+                }
+            }
+        };
+        entries.push(entry);
+        records.push(o);
+    }
+    if !keep || cache.len() > 4096 {
+        cache.clear();
+    }
+    Ok(Batch {
+        entries,
+        records,
+        corrupt,
+        cache,
+        read: started.elapsed(),
+        last,
+    })
+}
+
+/// Starts reading the next batch in a blocking thread.
+fn prefetch(
+    chunk: Option<&[crate::spool::Entry]>,
+    cache: &mut BTreeMap<u64, Outgoing>,
+    keep: bool,
+) -> Option<tokio::task::JoinHandle<Result<Batch>>> {
+    let chunk = chunk?.to_vec();
+    let cache = std::mem::take(cache);
+    Some(tokio::task::spawn_blocking(move || {
+        read_batch(chunk, cache, keep)
+    }))
+}
+
+/// Waits for a batch being read.
+async fn fetched(read: tokio::task::JoinHandle<Result<Batch>>) -> Result<Batch> {
+    read.await
+        .map_err(|e| refused!("the spool reader stopped (a bug: please report it): {e}"))?
+}
+
+/// A batch a sink confirmed, whose head and cursor are still to be written.
+struct Stored {
+    batch: Batch,
+    /// What the sink rejected for good, per record.
+    rejected: Vec<Option<String>>,
+    /// Time waited for the spool reads of this batch (not hidden behind an upload).
+    read_wait: std::time::Duration,
+    /// Time the sink took to store the records and their index.
+    stored: std::time::Duration,
+}
+
 impl ShipJob {
     /// Ships the spool up to the job's last record to every sink.
+    ///
+    /// Per sink, batch after batch from its cursor: the records and their index
+    /// ([`Sink::put_records`]), then the newest checkpoint as head, then the cursor (fsynced).
+    /// The next batch is read from the spool while one uploads, and its records upload while
+    /// the head and the cursor of the batch before it are written: a head is written only
+    /// once every record and index line up to it is stored, heads in order, and a cursor only
+    /// passes a batch whose head is written. A kill at any point leaves at most records and
+    /// index lines past the newest head (an interrupted shipment that the next run completes).
     pub async fn run(self) -> Result<ShipReport> {
         let mut report = ShipReport::default();
-        let keys = self.keys;
         let mut pending = self
             .spool
             .pending()
             .at(self.spool.dir(), "cannot list the spool")?;
         pending.retain(|e| e.ordinal <= self.upto);
+        let keep = self.sinks.len() > 1;
         let mut cache: BTreeMap<u64, Outgoing> = BTreeMap::new();
         for sink in self.sinks.iter() {
             let name = sink.describe();
             let stat = report.sinks.entry(name.clone()).or_default();
-            if let Err(e) = sink.put_keys(&keys).await {
+            if let Err(e) = sink.put_keys(&self.keys).await {
                 report.errors.push(e.to_string());
                 stat.1 = true;
                 continue;
             }
             let cursor = self.spool.cursor(&name);
-            let todo: Vec<&crate::spool::Entry> =
-                pending.iter().filter(|e| e.ordinal > cursor).collect();
-            for chunk in todo.chunks(512) {
-                let started = Instant::now();
-                let mut batch = Vec::with_capacity(chunk.len());
-                for entry in chunk {
-                    if let std::collections::btree_map::Entry::Vacant(slot) =
-                        cache.entry(entry.ordinal)
-                    {
-                        let bytes = std::fs::read(&entry.path)
-                            .at(&entry.path, "cannot read spooled record")?;
-                        match Outgoing::from_bytes(bytes) {
-                            Ok(o) => {
-                                slot.insert(o);
-                            }
-                            Err(e) => {
-                                // Never deleted: kept aside for inspection, out of every sink's way.
-                                let q = self
-                                    .spool
-                                    .quarantine(
-                                        &name,
-                                        entry,
-                                        &format!("unreadable spool entry: {e}"),
-                                    )
-                                    .at(self.spool.dir(), "cannot quarantine a record")?;
-                                report.errors.push(format!(
-                                    "{}: corrupt spool entry quarantined at {}: {e}",
-                                    entry.path.display(),
-                                    q.display()
-                                ));
-                                continue;
-                            }
-                        }
-                    }
-                    if let Some(o) = cache.get(&entry.ordinal) {
-                        batch.push((*entry, o.clone()));
-                    }
+            let todo: Vec<crate::spool::Entry> = pending
+                .iter()
+                .filter(|e| e.ordinal > cursor)
+                .cloned()
+                .collect();
+            let chunks: Vec<&[crate::spool::Entry]> = todo.chunks(BATCH).collect();
+            let mut reading = prefetch(chunks.first().copied(), &mut cache, keep);
+            // The batch before this one, stored, its head and cursor not yet written.
+            let mut previous: Option<Stored> = None;
+            let mut failed = false;
+            for i in 0..chunks.len() {
+                let Some(read) = reading.take() else { break };
+                let waited = Instant::now();
+                let mut batch = fetched(read).await?;
+                let read_wait = waited.elapsed();
+                cache = std::mem::take(&mut batch.cache);
+                reading = prefetch(chunks.get(i + 1).copied(), &mut cache, keep);
+                for (entry, e) in &batch.corrupt {
+                    // Never deleted: kept aside for inspection, out of every sink's way.
+                    let q = self
+                        .spool
+                        .quarantine(&name, entry, &format!("unreadable spool entry: {e}"))
+                        .at(self.spool.dir(), "cannot quarantine a record")?;
+                    report.errors.push(format!(
+                        "{}: corrupt spool entry quarantined at {}: {e}",
+                        entry.path.display(),
+                        q.display()
+                    ));
                 }
-                let records: Vec<Outgoing> = batch.iter().map(|(_, o)| o.clone()).collect();
-                // Records are read once for all sinks, within a bounded amount of memory.
-                if self.sinks.len() == 1 || cache.len() > 4096 {
-                    cache.clear();
-                }
-                let read = started.elapsed();
-                match sink.put_records(&records).await {
-                    Ok(rejected) => {
-                        let stored = started.elapsed();
-                        for (i, reason) in rejected.iter().enumerate() {
-                            if let (Some(reason), Some((entry, _))) = (reason, batch.get(i)) {
-                                let q = self
-                                    .spool
-                                    .quarantine(&name, entry, reason)
-                                    .at(self.spool.dir(), "cannot quarantine a record")?;
-                                report.errors.push(format!(
-                                    "{name}: rejected {} for good ({reason}); kept at {}",
-                                    records[i].key,
-                                    q.display()
-                                ));
-                            }
-                        }
-                        if let Some(head) = records
-                            .iter()
-                            .rev()
-                            .find(|o| o.summary.kind == Kind::Checkpoint)
-                            && let Err(e) = sink.put_head(head).await
-                        {
-                            report.errors.push(e.to_string());
-                            stat.1 = true;
-                            break;
-                        }
-                        let headed = started.elapsed();
-                        if let Some(last) = chunk.last() {
-                            self.spool
-                                .advance(&name, last.ordinal)
-                                .at(self.spool.dir(), "cannot save the sink cursor")?;
-                        }
-                        stat.0 += records.len();
-                        // Where a drain's time goes (EVIDENT_LOG=evident=debug).
-                        tracing::debug!(
-                            sink = %name,
-                            records = records.len(),
-                            read_ms = read.as_millis() as u64,
-                            records_and_index_ms = (stored - read).as_millis() as u64,
-                            head_ms = (headed - stored).as_millis() as u64,
-                            cursor_ms = (started.elapsed() - headed).as_millis() as u64,
-                            "shipped a batch"
-                        );
+                let records = std::mem::take(&mut batch.records);
+                let upload = async {
+                    let started = Instant::now();
+                    let r = sink.put_records(&records).await;
+                    (r, started.elapsed())
+                };
+                let finish = async {
+                    match previous.take() {
+                        Some(p) => self.finish(sink.as_ref(), &name, p).await,
+                        None => Ok((Some(0), Vec::new())),
                     }
+                };
+                let ((put, stored), finished) = tokio::join!(upload, finish);
+                batch.records = records;
+                let (confirmed, errors) = finished?;
+                report.errors.extend(errors);
+                match confirmed {
+                    Some(n) => stat.0 += n,
+                    None => failed = true,
+                }
+                match put {
+                    Ok(rejected) if !failed => {
+                        previous = Some(Stored {
+                            batch,
+                            rejected,
+                            read_wait,
+                            stored,
+                        });
+                    }
+                    Ok(_) => {}
                     Err(e) => {
                         report.errors.push(e.to_string());
-                        stat.1 = true;
-                        break;
+                        failed = true;
                     }
                 }
+                if failed {
+                    break;
+                }
+            }
+            if let Some(p) = previous.take() {
+                let (confirmed, errors) = self.finish(sink.as_ref(), &name, p).await?;
+                report.errors.extend(errors);
+                match confirmed {
+                    Some(n) => stat.0 += n,
+                    None => failed = true,
+                }
+            }
+            stat.1 |= failed;
+            // A batch read ahead for a sink that failed: its records stay for the next sink.
+            if let Some(read) = reading.take() {
+                cache = fetched(read).await?.cache;
             }
         }
         if let Some(s) = &self.stamper {
@@ -871,5 +965,72 @@ impl ShipJob {
             .at(self.spool.dir(), "cannot list the spool")?
             .len();
         Ok(report)
+    }
+}
+
+impl ShipJob {
+    /// Completes a stored batch: quarantines what the sink rejected for good, publishes its
+    /// newest checkpoint as head, then saves the cursor past it. Returns the records
+    /// confirmed (`None`: the head was not written, the cursor stays and the batch ships
+    /// again) and the errors to report; `Err`: the spool could not be used.
+    async fn finish(
+        &self,
+        sink: &dyn Sink,
+        name: &str,
+        stored: Stored,
+    ) -> Result<(Option<usize>, Vec<String>)> {
+        let Stored {
+            batch,
+            rejected,
+            read_wait,
+            stored,
+        } = stored;
+        let started = Instant::now();
+        let mut errors = Vec::new();
+        for (i, reason) in rejected.iter().enumerate() {
+            if let (Some(reason), Some(entry), Some(o)) =
+                (reason, batch.entries.get(i), batch.records.get(i))
+            {
+                let q = self
+                    .spool
+                    .quarantine(name, entry, reason)
+                    .at(self.spool.dir(), "cannot quarantine a record")?;
+                errors.push(format!(
+                    "{name}: rejected {} for good ({reason}); kept at {}",
+                    o.key,
+                    q.display()
+                ));
+            }
+        }
+        if let Some(head) = batch
+            .records
+            .iter()
+            .rev()
+            .find(|o| o.summary.kind == Kind::Checkpoint)
+            && let Err(e) = sink.put_head(head).await
+        {
+            errors.push(e.to_string());
+            return Ok((None, errors));
+        }
+        let headed = started.elapsed();
+        if let Some(last) = batch.last {
+            self.spool
+                .advance(name, last)
+                .at(self.spool.dir(), "cannot save the sink cursor")?;
+        }
+        // Where a drain's time goes (EVIDENT_LOG=evident=debug). The head and cursor of a
+        // batch are written while the next batch uploads, and the next batch is read while
+        // this one uploads: read_wait_ms is only what the upload waited for.
+        tracing::debug!(
+            sink = %name,
+            records = batch.records.len(),
+            read_ms = batch.read.as_millis() as u64,
+            read_wait_ms = read_wait.as_millis() as u64,
+            records_and_index_ms = stored.as_millis() as u64,
+            head_ms = headed.as_millis() as u64,
+            cursor_ms = (started.elapsed() - headed).as_millis() as u64,
+            "shipped a batch"
+        );
+        Ok((Some(batch.records.len()), errors))
     }
 }

@@ -102,10 +102,16 @@ impl S3Sink {
     }
 
     fn fail(&self, message: String) -> SinkError {
+        SinkError::new(self.describe(), message)
+    }
+
+    /// The sink's error for a failed call: its message, and the SDK's error as the source
+    /// (the message is what logs, metrics and the spool show; `error_chain` adds the causes).
+    fn failed(&self, f: Failed) -> SinkError {
         SinkError {
             sink: self.describe(),
-            message,
-            source: None,
+            message: f.message,
+            source: Some(f.source),
         }
     }
 
@@ -122,12 +128,15 @@ impl S3Sink {
             .bucket(&self.config.bucket)
             .send()
             .await
-            .map_err(|e| match status(&e) {
-                Some(404) => self.fail(format!("bucket `{}` does not exist", self.config.bucket)),
-                Some(403) => {
-                    self.fail("access denied: check the credentials and their permissions".into())
-                }
-                _ => self.fail(describe(&e)),
+            .map_err(|e| {
+                let message = match status(&e) {
+                    Some(404) => format!("bucket `{}` does not exist", self.config.bucket),
+                    Some(403) => {
+                        "access denied: check the credentials and their permissions".into()
+                    }
+                    _ => describe(&e),
+                };
+                self.fail(message).because(e)
             })?;
         if self.config.object_lock.is_some() {
             let lock = client
@@ -142,10 +151,15 @@ impl S3Sink {
                 .and_then(|c| c.object_lock_enabled())
                 .is_some_and(|e| *e == ObjectLockEnabled::Enabled);
             if !enabled {
-                return Err(self.fail(format!(
+                let e = self.fail(format!(
                     "object_lock is configured but bucket `{}` has no Object Lock enabled (it can only be enabled when the bucket is created)",
                     self.config.bucket
-                )));
+                ));
+                // The server's answer, when it did not show the configuration.
+                return Err(match lock {
+                    Err(source) => e.because(source),
+                    Ok(_) => e,
+                });
             }
         }
         Ok(format!(
@@ -160,18 +174,41 @@ impl S3Sink {
     }
 }
 
-/// One PUT with an explicit SHA-256 checksum; with `immutable`, `If-None-Match: *` (and
-/// Object Lock when configured), where a 412 means already stored.
+/// A failed S3 call.
+struct Failed {
+    /// What failed, in words (`PUT s3://bucket/key: AccessDenied: ...`).
+    message: String,
+    /// The SDK's error.
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// The `x-amz-checksum-sha256` value of `bytes`: base64 of their SHA-256, from `digest` (its
+/// hex form, as records carry it) when given, else computed.
+fn checksum(bytes: &[u8], digest: Option<&str>) -> String {
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    match digest
+        .and_then(|d| hex::decode(d).ok())
+        .filter(|d| d.len() == 32)
+    {
+        Some(d) => b64.encode(d),
+        None => b64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref()),
+    }
+}
+
+/// One PUT with an explicit SHA-256 checksum (from the record's `digest` when given: the
+/// server then refuses bytes that are not the ones the digest names); with `immutable`,
+/// `If-None-Match: *` (and Object Lock when configured), where a 412 means already stored.
+#[allow(clippy::too_many_arguments)]
 async fn put(
     client: Client,
     config: Arc<Config>,
     key: String,
     bytes: Vec<u8>,
+    digest: Option<&str>,
     immutable: bool,
     content_type: &'static str,
-) -> Result<(), String> {
-    let checksum = base64::engine::general_purpose::STANDARD
-        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref());
+) -> Result<(), Failed> {
+    let checksum = checksum(&bytes, digest);
     let mut req = client
         .put_object()
         .bucket(&config.bucket)
@@ -206,11 +243,10 @@ async fn put(
         Ok(_) => Ok(()),
         // Content-addressed: an object already at this key holds these bytes.
         Err(e) if immutable && status(&e) == Some(412) => Ok(()),
-        Err(e) => Err(format!(
-            "PUT s3://{}/{key}: {}",
-            config.bucket,
-            describe(&e)
-        )),
+        Err(e) => Err(Failed {
+            message: format!("PUT s3://{}/{key}: {}", config.bucket, describe(&e)),
+            source: Box::new(e),
+        }),
     }
 }
 
@@ -245,6 +281,7 @@ impl Sink for S3Sink {
                     self.config.clone(),
                     self.key(&f.key),
                     f.bytes.clone(),
+                    None,
                     !f.replace,
                     if f.key.ends_with(".pem") {
                         "application/x-pem-file"
@@ -253,7 +290,7 @@ impl Sink for S3Sink {
                     },
                 )
                 .await
-                .map_err(|e| self.fail(e))?;
+                .map_err(|e| self.failed(e))?;
             }
             Ok(())
         })
@@ -273,12 +310,13 @@ impl Sink for S3Sink {
                     .clone()
                     .acquire_owned()
                     .await
-                    .map_err(|e| self.fail(e.to_string()))?;
-                let (client, config, key, bytes) = (
+                    .map_err(|e| self.fail(e.to_string()).because(e))?;
+                let (client, config, key, bytes, digest) = (
                     client.clone(),
                     self.config.clone(),
                     self.key(&o.key),
                     o.bytes.clone(),
+                    o.digest.clone(),
                 );
                 tasks.spawn(async move {
                     let r = put(
@@ -286,6 +324,7 @@ impl Sink for S3Sink {
                         config,
                         key,
                         bytes,
+                        Some(&digest),
                         true,
                         "application/vnd.dsse.envelope.v1+json",
                     )
@@ -296,12 +335,15 @@ impl Sink for S3Sink {
             }
             let mut first_error = None;
             while let Some(r) = tasks.join_next().await {
-                if let Err(e) = r.map_err(|e| e.to_string()).and_then(|r| r) {
-                    first_error.get_or_insert(e);
-                }
+                let e = match r {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => self.failed(e),
+                    Err(e) => self.fail(e.to_string()).because(e),
+                };
+                first_error.get_or_insert(e);
             }
             if let Some(e) = first_error {
-                return Err(self.fail(e));
+                return Err(e);
             }
             let stored = started.elapsed();
             for mut group in store::index_groups(batch) {
@@ -317,11 +359,12 @@ impl Sink for S3Sink {
                         self.config.clone(),
                         key,
                         group.body(),
+                        None,
                         false,
                         "application/x-ndjson",
                     )
                     .await
-                    .map_err(|e| self.fail(e))?;
+                    .map_err(|e| self.failed(e))?;
                     break;
                 }
             }
@@ -349,21 +392,23 @@ impl Sink for S3Sink {
                     s.sequence,
                 )),
                 head.bytes.clone(),
+                Some(&head.digest),
                 true,
                 "application/vnd.dsse.envelope.v1+json",
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.failed(e))?;
             put(
                 client,
                 self.config.clone(),
                 self.key(&store::head_key(&head.summary.agent.id)),
                 head.bytes.clone(),
+                Some(&head.digest),
                 false,
                 "application/vnd.dsse.envelope.v1+json",
             )
             .await
-            .map_err(|e| self.fail(e))
+            .map_err(|e| self.failed(e))
         })
     }
 
@@ -380,12 +425,13 @@ impl Sink for S3Sink {
                 self.config.clone(),
                 self.key(key),
                 bytes.to_vec(),
+                None,
                 true,
                 "application/timestamp-reply",
             )
             .await
             .map(|()| None)
-            .map_err(|e| self.fail(e))
+            .map_err(|e| self.failed(e))
         })
     }
 }
@@ -725,4 +771,133 @@ pub async fn mirror(config: &Config, dest: &std::path::Path) -> Result<Mirrored,
         r.map_err(MirrorError::Task)??;
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// An HTTP server on 127.0.0.1 answering each request it gets with `status` and an S3
+    /// error document; its URL.
+    fn refusing(status: &'static str, code: &'static str) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut got = Vec::new();
+                let mut buf = [0u8; 8192];
+                // The headers, then as many body bytes as they announce.
+                let body_end = loop {
+                    let Ok(n) = conn.read(&mut buf) else {
+                        break None;
+                    };
+                    if n == 0 {
+                        break None;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break Some(end + 4 + length);
+                    }
+                };
+                while body_end.is_some_and(|end| got.len() < end) {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>refused by the test server</Message></Error>"
+                );
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    }
+
+    fn sink(endpoint: &str, secret: &str) -> S3Sink {
+        let config: Config = toml::from_str(&format!(
+            "bucket = \"evidence\"\nprefix = \"prod\"\nendpoint = \"{endpoint}\"\nforce_path_style = true\nregion = \"us-east-1\"\naccess_key_id = \"AKIDTEST\"\nsecret_access_key = \"{secret}\"\n"
+        ))
+        .expect("config");
+        S3Sink::new(config)
+    }
+
+    #[tokio::test]
+    async fn a_refused_put_keeps_the_sdk_error_as_its_cause_and_no_secret() {
+        let secret = "test-secret-7f3a9c1e5b";
+        let s = sink(&refusing("403 Forbidden", "AccessDenied"), secret);
+        let e = s
+            .put_keys(&[crate::sinks::PublicFile {
+                key: "keys/k.pub.pem".into(),
+                bytes: b"key".to_vec(),
+                replace: false,
+            }])
+            .await
+            .expect_err("the server refuses every request");
+        // What logs, metrics and the spool show: the call, the code and the hint.
+        assert!(
+            e.message
+                .starts_with("PUT s3://evidence/prod/keys/k.pub.pem: AccessDenied"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("check the credentials"), "{}", e.message);
+        // The SDK's error is the cause, so the full chain says what the SDK saw.
+        let cause = std::error::Error::source(&e).expect("the SDK error is the source");
+        assert!(
+            cause
+                .downcast_ref::<SdkError<
+                    aws_sdk_s3::operation::put_object::PutObjectError,
+                    aws_sdk_s3::config::http::HttpResponse,
+                >>()
+                .is_some()
+        );
+        let chain = evident_collectors::base::http::error_chain(&e);
+        assert!(chain.len() > e.to_string().len(), "{chain}");
+        assert!(chain.contains("service error"), "{chain}");
+        assert!(!chain.contains(secret), "{chain}");
+        assert!(!format!("{e:?}").contains(secret));
+    }
+
+    #[tokio::test]
+    async fn a_refused_record_batch_keeps_the_sdk_error_as_its_cause() {
+        let s = sink(
+            &refusing("403 Forbidden", "SignatureDoesNotMatch"),
+            "another-secret-41d8",
+        );
+        let o = crate::store::Outgoing {
+            bytes: b"{}".to_vec(),
+            digest: crate::evidence::keys::sha256_hex(b"{}"),
+            summary: serde_json::from_value(serde_json::json!({
+                "kind": "observation",
+                "agent": {"id": "a1", "version": "1"},
+                "chain": "c1",
+                "sequence": 1,
+                "previous": null,
+                "host": {"hostname": "h"},
+                "collected_at": "2026-12-03T00:00:00Z",
+            }))
+            .expect("a summary"),
+            key: "records/r.dsse.json".into(),
+        };
+        let e = s
+            .put_records(std::slice::from_ref(&o))
+            .await
+            .expect_err("the server refuses every request");
+        assert!(e.message.contains("SignatureDoesNotMatch"), "{}", e.message);
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(!evident_collectors::base::http::error_chain(&e).contains("another-secret-41d8"));
+    }
 }
