@@ -292,7 +292,23 @@ url = "http://evident:pa55-canary-7781@127.0.0.1:{closed}/in?sig=canary-sig-4410
     )
     .expect("config");
     let daemon = start(dir.path(), &[]);
-    let metrics = || get(health, "/metrics").map(|(_, m)| m).unwrap_or_default();
+    // A whole exposition ends with `# EOF`: a read cut short (the test process starved of
+    // CPU in a loaded CI run once saw the body end before the per-control lines) is read
+    // again, and said so.
+    let metrics = || {
+        let mut last = String::new();
+        for attempt in 0..3 {
+            last = get(health, "/metrics").map(|(_, m)| m).unwrap_or_default();
+            if last.is_empty() || last.ends_with("# EOF\n") {
+                return last;
+            }
+            println!(
+                "FIGURE /metrics read {attempt} incomplete ({} bytes): read again",
+                last.len()
+            );
+        }
+        last
+    };
     wait_for("all three collectors", Duration::from_secs(30), || {
         metrics()
             .lines()
