@@ -64,15 +64,7 @@ pub(super) fn load(
     if keyed.len() <= chunk {
         read_files(keyed, &mut out);
     } else {
-        let mut parts = Vec::new();
-        let mut rest = keyed.into_iter();
-        loop {
-            let part: Vec<_> = rest.by_ref().take(chunk).collect();
-            if part.is_empty() {
-                break;
-            }
-            parts.push(part);
-        }
+        let parts = super::records::split_owned(keyed, chunk);
         let read: Vec<Option<Loaded>> = std::thread::scope(|scope| {
             let handles: Vec<_> = parts
                 .into_iter()

@@ -439,15 +439,7 @@ pub(super) fn check_loaded(
         return out;
     }
     let chunk = total.div_ceil(threads).max(1);
-    let mut parts = Vec::with_capacity(threads);
-    let mut rest = files.into_iter();
-    loop {
-        let part: Vec<_> = rest.by_ref().take(chunk).collect();
-        if part.is_empty() {
-            break;
-        }
-        parts.push(part);
-    }
+    let parts = split_owned(files, chunk);
     let results: Vec<(Vec<Checked>, Vec<Problem>)> = std::thread::scope(|scope| {
         let run = &run;
         let handles: Vec<_> = parts
@@ -460,6 +452,19 @@ pub(super) fn check_loaded(
             .collect()
     });
     merge(results, total, problems)
+}
+
+/// `items` in consecutive parts of `chunk` (at least 1) items each, the last one shorter.
+pub(super) fn split_owned<T>(items: Vec<T>, chunk: usize) -> Vec<Vec<T>> {
+    let mut parts = Vec::new();
+    let mut rest = items.into_iter();
+    loop {
+        let part: Vec<T> = rest.by_ref().take(chunk.max(1)).collect();
+        if part.is_empty() {
+            return parts;
+        }
+        parts.push(part);
+    }
 }
 
 #[cfg(test)]
