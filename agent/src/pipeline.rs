@@ -311,7 +311,9 @@ impl Agent {
             }
             Err(e) => return Err(e.into()),
         };
-        let fresh = ChainState {
+        // A closure: the random chain id costs AWS-LC's DRBG seeding (~20 ms on the first
+        // call), paid only when a chain starts, not on every `run --once` of an existing one.
+        let fresh = || ChainState {
             agent_id: agent_id.clone(),
             chain: random_id(),
             next_sequence: 0,
@@ -328,7 +330,7 @@ impl Agent {
             Recover,
         }
         let (mut state, next) = if reset.is_some() {
-            (fresh, Next::Reset(loaded.ok().flatten()))
+            (fresh(), Next::Reset(loaded.ok().flatten()))
         } else {
             match loaded? {
                 Some(state) if state.agent_id != agent_id => {
@@ -350,7 +352,7 @@ impl Agent {
                     }
                     .into());
                 }
-                None => (fresh, Next::Start("first run of this agent", None)),
+                None => (fresh(), Next::Start("first run of this agent", None)),
             }
         };
         let key = rotation::settle_key(&mut state, key, &key_path)?;
