@@ -427,12 +427,20 @@ fn main() {
         );
     }
     let (pq_bytes, pq_n) = bytes_of(&store.join("parquet"), ".parquet");
-    println!(
-        "index: JSON lines {json_n} files {:.1} MB -> Parquet {pq_n} files {:.1} MB ({:.1}x smaller)",
-        json_bytes as f64 / 1e6,
-        pq_bytes as f64 / 1e6,
-        json_bytes as f64 / (pq_bytes.max(1)) as f64
-    );
+    if pq_n == 0 {
+        // Nothing compacted (skipped, or compact failed above): no ratio to print.
+        println!(
+            "index: JSON lines {json_n} files {:.1} MB; no Parquet files",
+            json_bytes as f64 / 1e6
+        );
+    } else {
+        println!(
+            "index: JSON lines {json_n} files {:.1} MB -> Parquet {pq_n} files {:.1} MB ({:.1}x smaller)",
+            json_bytes as f64 / 1e6,
+            pq_bytes as f64 / 1e6,
+            json_bytes as f64 / pq_bytes.max(1) as f64
+        );
+    }
 
     if !skip("verify") {
         let (secs, rss, stdout, _) = timed(&bin, &["verify", "store"], &dir);

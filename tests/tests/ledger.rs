@@ -380,6 +380,63 @@ fn a_whole_partition_removed_is_found_by_the_ledger() {
     }
 }
 
+#[test]
+fn a_first_run_writes_the_ledger_an_incremental_run_would_have_kept() {
+    // One ledger kept up run by run, one written by a single first `--state` over the same
+    // store: the same chains, heads, counts and object fingerprints, so an auditor can start
+    // a ledger at any time and carry it on.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("evidence");
+    for _ in 0..3 {
+        once(dir.path());
+        assert_sound(&verify(&store, &["--state", "kept"]));
+    }
+    let first = verify(&store, &["--state", "first"]);
+    assert_sound(&first);
+    assert!(
+        first.stdout.contains("everything verified (no ledger yet)"),
+        "{}",
+        first.stdout
+    );
+    let kept = ledger_files(&dir.path().join("kept"));
+    let once_only = ledger_files(&dir.path().join("first"));
+    assert_eq!(
+        kept.keys().collect::<Vec<_>>(),
+        once_only.keys().collect::<Vec<_>>()
+    );
+    assert!(kept.contains_key("ledger.json"), "{kept:?}");
+    for (name, k) in &kept {
+        assert_eq!(k, &once_only[name], "{name} differs");
+    }
+}
+
+/// Every file of a ledger directory, by relative path, as JSON (`ledger.json`'s body, its
+/// `written_at` left out: that and the digest line after the body are the time of the run).
+fn ledger_files(dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    evident_tests_walk(dir)
+        .into_iter()
+        .map(|p| {
+            let name = p
+                .strip_prefix(dir)
+                .expect("in ledger")
+                .display()
+                .to_string();
+            let text = fs::read_to_string(&p).expect("ledger file");
+            let body = if name == "ledger.json" {
+                text.lines().next().unwrap_or_default()
+            } else {
+                text.as_str()
+            };
+            let mut v: serde_json::Value =
+                serde_json::from_str(body).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+            if let Some(o) = v.as_object_mut() {
+                o.remove("written_at");
+            }
+            (name, v)
+        })
+        .collect()
+}
+
 fn evident_tests_walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
