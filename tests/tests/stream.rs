@@ -295,3 +295,133 @@ fn an_interrupted_shipment_gap_is_noted_the_same_one_host_at_a_time() {
         "{out}"
     );
 }
+
+/// Every file of a ledger directory by relative path, as JSON (`ledger.json`'s body without
+/// `written_at`: that and its digest line are the time of the run).
+fn ledger_files(dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("ledger dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let name = p
+                .strip_prefix(dir)
+                .expect("in ledger")
+                .display()
+                .to_string();
+            let text = std::fs::read_to_string(&p).expect("ledger file");
+            let body = if name == "ledger.json" {
+                text.lines().next().unwrap_or_default()
+            } else {
+                text.as_str()
+            };
+            let mut v: serde_json::Value =
+                serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: {e}"));
+            if let Some(o) = v.as_object_mut() {
+                o.remove("written_at");
+            }
+            out.insert(name, v);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_first_verify_with_state_builds_the_same_ledger_one_host_at_a_time() {
+    // The first `--state` run streams (records spilled to the state directory, the ledger
+    // written one segment at a time); the whole-store pass builds the ledger in memory. Both
+    // must write the same ledger, leave no spill behind, and report the same.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("store");
+    let end = generate(&root, 4);
+    let at = end + chrono::Duration::hours(1);
+    let run = |whole_store: bool, dir: &Path| {
+        let opts = Options {
+            whole_store,
+            now: Some(at),
+            state: Some(verify::State {
+                dir: dir.to_path_buf(),
+                store: "the store".into(),
+                trust: "none".into(),
+                rehash: false,
+                stamps: None,
+            }),
+            ..Default::default()
+        };
+        let mut records: Vec<VerifiedRecord> = Vec::new();
+        let v = verify::verify_stream(&root, &opts, &mut records).expect("verify");
+        (v.report, records.len())
+    };
+    let (streamed, streamed_dir) = (tmp.path().join("streamed"), tmp.path().join("whole"));
+    let (a, a_records) = run(false, &streamed);
+    let (b, b_records) = run(true, &streamed_dir);
+    assert!(a.problems.is_empty(), "{:?}", a.problems);
+    assert_eq!(
+        (a.records, a.valid, a_records),
+        (b.records, b.valid, b_records)
+    );
+    assert!(a_records > 50, "{a_records}");
+    assert_eq!(a.notes, {
+        let mut n = b.notes.clone();
+        for s in &mut n {
+            *s = s.replace("/whole", "/streamed");
+        }
+        n
+    });
+    assert!(
+        a.notes.iter().any(|n| n.contains("written (")),
+        "{:?}",
+        a.notes
+    );
+    assert!(
+        !streamed.join(".spill").exists(),
+        "the spill is left behind"
+    );
+    let (la, lb) = (ledger_files(&streamed), ledger_files(&streamed_dir));
+    assert!(la.len() > 4, "{:?}", la.keys());
+    assert_eq!(
+        la, lb,
+        "the streamed ledger differs from the whole-store one"
+    );
+
+    // The streamed ledger carries on: the next run reads nothing again.
+    let (again, _) = run(false, &streamed);
+    assert!(again.problems.is_empty(), "{:?}", again.problems);
+    assert!(
+        again.notes.iter().any(|n| n.contains("verified before")),
+        "{:?}",
+        again.notes
+    );
+}
+
+#[test]
+fn a_first_verify_with_state_of_a_damaged_store_writes_no_ledger() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("store");
+    let end = generate(&root, 3);
+    std::fs::remove_file(record_of(&root, "web1", 7)).expect("rm");
+    let dir = tmp.path().join("ledger");
+    let opts = Options {
+        now: Some(end + chrono::Duration::hours(1)),
+        state: Some(verify::State {
+            dir: dir.clone(),
+            store: "the store".into(),
+            trust: "none".into(),
+            rehash: false,
+            stamps: None,
+        }),
+        ..Default::default()
+    };
+    let r = verify::verify_dir(&root, &opts).expect("verify");
+    assert!(
+        r.problems.iter().any(|p| p.message.contains("chain gap")),
+        "{:?}",
+        r.problems
+    );
+    assert!(!dir.join("ledger.json").exists());
+    assert!(!dir.join(".spill").exists());
+}

@@ -355,48 +355,56 @@ pub(super) struct Pending {
     pub(super) segments: Vec<(Segment, String)>,
 }
 
+/// The segment directory of a state directory, made (mode 0700) if missing.
+fn segment_dir(state: &State) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    let segdir = state.dir.join(SEGMENTS);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&segdir)
+        .map_err(|source| Error::Create {
+            path: segdir.clone(),
+            source,
+        })?;
+    Ok(segdir)
+}
+
+/// Writes one segment file durably, named by its digest (kept if it exists: the same name
+/// is the same content), and returns what the main file lists for it.
+fn write_segment(segdir: &Path, seg: &Segment, listing: String) -> Result<SegmentRef, Error> {
+    let bytes = serde_json::to_vec(seg)?;
+    let sha = sha256_hex(&bytes);
+    let file = format!(
+        "{}-{}.json",
+        &sha256_hex(seg.segment.as_bytes())[..16],
+        &sha[..16]
+    );
+    let path = segdir.join(&file);
+    if !path.exists() {
+        crate::durable::write(&path, &bytes, 0o600).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(SegmentRef {
+        file,
+        sha256: sha,
+        listing,
+        objects: seg.objects.len(),
+    })
+}
+
 /// Writes the ledger durably: new segment files first (named by their digest), then
 /// `ledger.json` (write-temp, fsync, rename, directory fsync), then removes the segment
 /// files it no longer names. A crash at any point leaves a ledger that names only files
 /// that exist.
 pub(super) fn write(state: &State, mut pending: Pending) -> Result<(), Error> {
     let dir = &state.dir;
-    let segdir = dir.join(SEGMENTS);
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&segdir)
-            .map_err(|source| Error::Create {
-                path: segdir.clone(),
-                source,
-            })?;
-    }
+    let segdir = segment_dir(state)?;
     for (seg, listing) in pending.segments.drain(..) {
-        let bytes = serde_json::to_vec(&seg)?;
-        let sha = sha256_hex(&bytes);
-        let file = format!(
-            "{}-{}.json",
-            &sha256_hex(seg.segment.as_bytes())[..16],
-            &sha[..16]
-        );
-        let path = segdir.join(&file);
-        if !path.exists() {
-            crate::durable::write(&path, &bytes, 0o600).map_err(|source| Error::Write {
-                path: path.clone(),
-                source,
-            })?;
-        }
-        pending.main.segments.insert(
-            seg.segment.clone(),
-            SegmentRef {
-                file,
-                sha256: sha,
-                listing,
-                objects: seg.objects.len(),
-            },
-        );
+        let r = write_segment(&segdir, &seg, listing)?;
+        pending.main.segments.insert(seg.segment.clone(), r);
     }
     let body = serde_json::to_string(&pending.main)?;
     let text = format!(
@@ -462,11 +470,8 @@ pub(super) fn from_full(
             walk_stat(&p, &mut listed, &mut problems, root);
         }
     }
-    if !problems.is_empty() {
-        notes.push(format!(
-            "ledger not written: the store changed while it was verified ({})",
-            problems[0].message
-        ));
+    if let Some(p) = problems.first() {
+        notes.push(changed_while_verified(&p.message));
         return None;
     }
     let by_key: HashMap<&str, &Checked> = checked.iter().map(|c| (c.key.as_str(), c)).collect();
@@ -477,26 +482,12 @@ pub(super) fn from_full(
             continue;
         }
         let Some(id) = segment_of(key) else { continue };
-        let (size, digest) = if key.starts_with("records/") {
-            match by_key.get(key.as_str()) {
-                Some(c) if c.stat == *stat && !c.digest.is_empty() => (stat.size, c.digest.clone()),
-                _ => {
-                    notes.push(format!(
-                        "ledger not written: {key} changed while it was verified"
-                    ));
-                    return None;
-                }
-            }
-        } else {
-            match read_into(&root.join(key), &mut buf) {
-                Ok(s) if s == *stat => (s.size, sha256_hex(&buf)),
-                _ => {
-                    notes.push(format!(
-                        "ledger not written: {key} changed while it was verified"
-                    ));
-                    return None;
-                }
-            }
+        let record = by_key
+            .get(key.as_str())
+            .map(|c| (c.stat, c.digest.as_str()));
+        let Some(object) = listed_object(root, state, key, stat, record, &mut buf) else {
+            notes.push(changed_while_verified(key));
+            return None;
         };
         segments
             .entry(id.to_string())
@@ -505,10 +496,80 @@ pub(super) fn from_full(
                 objects: BTreeMap::new(),
             })
             .objects
-            .insert(key.clone(), Object(size, stamp(state, key, stat), digest));
+            .insert(key.clone(), object);
     }
+    let chains = chain_states(chains, notes)?;
+    let (mut pointers, mut immutable) = (BTreeMap::new(), BTreeMap::new());
+    head_states(heads, &mut pointers, &mut immutable);
+    let mut hosts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in checked.iter().filter_map(|c| c.summary.as_ref()) {
+        if !hosts
+            .get(&s.host.hostname)
+            .is_some_and(|a| a.contains(&s.agent.id))
+        {
+            hosts
+                .entry(s.host.hostname.clone())
+                .or_default()
+                .insert(s.agent.id.clone());
+        }
+    }
+    let main = main_of(state, report, keys, chains, pointers, immutable, hosts);
+    let segments = segments
+        .into_values()
+        .map(|seg| {
+            let listing = segment_listing(&seg);
+            (seg, listing)
+        })
+        .collect();
+    Some(Pending { main, segments })
+}
 
-    // Chains.
+/// The note of a ledger not written because `what` changed while it was verified.
+fn changed_while_verified(what: &str) -> String {
+    format!("ledger not written: the store changed while it was verified ({what})")
+}
+
+/// A listed object as the ledger keeps it. A record takes the digest it was verified with
+/// (`record`: the file as it was read, and its digest), which must be of the file listed;
+/// any other object is read and hashed. `None`: the file changed since it was verified.
+fn listed_object(
+    root: &Path,
+    state: &State,
+    key: &str,
+    stat: &Stat,
+    record: Option<(Stat, &str)>,
+    buf: &mut Vec<u8>,
+) -> Option<Object> {
+    let digest = if key.starts_with("records/") {
+        match record {
+            Some((read, digest)) if read == *stat && !digest.is_empty() => digest.to_string(),
+            _ => return None,
+        }
+    } else {
+        match read_into(&root.join(key), buf) {
+            Ok(s) if s == *stat => sha256_hex(buf),
+            _ => return None,
+        }
+    };
+    Some(Object(stat.size, stamp(state, key, stat), digest))
+}
+
+/// The listing digest of a segment's objects.
+fn segment_listing(seg: &Segment) -> String {
+    listing_digest(
+        seg.objects
+            .iter()
+            .map(|(k, o)| (k.as_str(), o.0, o.1.as_str())),
+    )
+}
+
+/// The chains of a SOUND full verify as the ledger keeps them, by `agent/chain` (a chain
+/// continued by a later one of the same agent knows where). `None` (with a note) when a
+/// chain has records missing past its newest head: the ledger vouches only for whole chains.
+pub(super) fn chain_states(
+    chains: &super::chains::Chains<'_>,
+    notes: &mut Vec<String>,
+) -> Option<BTreeMap<String, ChainState>> {
     let mut out: BTreeMap<String, ChainState> = BTreeMap::new();
     let mut continued: BTreeMap<(String, String), u64> = BTreeMap::new();
     for ((agent, chain), seqs) in chains {
@@ -517,7 +578,7 @@ pub(super) fn from_full(
         };
         if u64::try_from(seqs.len()).ok() != through.checked_add(1) {
             // Records missing past the newest head (an interrupted shipment, a note): the
-            // ledger vouches only for whole chains, so it waits for the agent's next run.
+            // ledger waits for the agent's next run.
             notes.push(format!(
                 "ledger not written: agent {} chain {} has records missing (an interrupted shipment); verify again after the agent's next run",
                 super::short(agent),
@@ -579,8 +640,16 @@ pub(super) fn from_full(
             c.continued_at = Some(at);
         }
     }
-    let mut pointers = BTreeMap::new();
-    let mut immutable: BTreeMap<String, HeadState> = BTreeMap::new();
+    Some(out)
+}
+
+/// Adds verified heads to the ledger's: each agent's mutable pointer and its newest
+/// immutable head.
+pub(super) fn head_states(
+    heads: &[super::heads::Head],
+    pointers: &mut BTreeMap<String, HeadState>,
+    immutable: &mut BTreeMap<String, HeadState>,
+) {
     for h in heads {
         let hs = HeadState {
             key: h.key.clone(),
@@ -595,18 +664,18 @@ pub(super) fn from_full(
             immutable.insert(h.agent.clone(), hs);
         }
     }
-    let mut hosts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for s in checked.iter().filter_map(|c| c.summary.as_ref()) {
-        if !hosts
-            .get(&s.host.hostname)
-            .is_some_and(|a| a.contains(&s.agent.id))
-        {
-            hosts
-                .entry(s.host.hostname.clone())
-                .or_default()
-                .insert(s.agent.id.clone());
-        }
-    }
+}
+
+/// The main file of a SOUND full verify, its segments not listed yet.
+pub(super) fn main_of(
+    state: &State,
+    report: &Report,
+    keys: String,
+    chains: BTreeMap<String, ChainState>,
+    pointers: BTreeMap<String, HeadState>,
+    immutable: BTreeMap<String, HeadState>,
+    hosts: BTreeMap<String, BTreeSet<String>>,
+) -> Main {
     let gaps = report
         .collectors
         .iter()
@@ -619,7 +688,7 @@ pub(super) fn from_full(
             longest_gap_seconds: c.longest_gap_seconds,
         })
         .collect();
-    let main = Main {
+    Main {
         version: VERSION,
         store: state.store.clone(),
         trust: state.trust.clone(),
@@ -628,7 +697,7 @@ pub(super) fn from_full(
         records: report.records,
         checkpoints: report.checkpoints,
         certified: report.certified,
-        chains: out,
+        chains,
         pointers,
         immutable,
         hosts,
@@ -640,19 +709,203 @@ pub(super) fn from_full(
             .cloned()
             .collect(),
         segments: BTreeMap::new(),
-    };
-    let segments = segments
-        .into_values()
-        .map(|seg| {
-            let listing = listing_digest(
-                seg.objects
-                    .iter()
-                    .map(|(k, o)| (k.as_str(), o.0, o.1.as_str())),
+    }
+}
+
+/// The records of a streaming first `--state` run (one host at a time), kept on disk until
+/// the end instead of in memory: one file of JSON lines (key, stat, digest) per
+/// `records/<date>` segment, under `.spill/` in the state directory. [`Spill::finish`] then
+/// builds and writes the ledger one segment at a time, so memory stays that of a segment.
+/// The directory is removed when the spill is dropped (and at the next start, after a kill).
+pub(super) struct Spill {
+    dir: PathBuf,
+    /// Why no ledger can be written (a note), once known.
+    failed: Option<String>,
+}
+
+/// One spilled record: store key, size, mtime, ctime, inode, digest.
+type Spilled = (String, u64, (i64, i64), (i64, i64), u64, String);
+/// [`Spilled`], borrowed (as written).
+type SpilledRef<'a> = (&'a str, u64, (i64, i64), (i64, i64), u64, &'a str);
+
+impl Spill {
+    /// Starts an empty spill in the state directory.
+    pub(super) fn new(state: &State) -> Result<Spill, Error> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = state.dir.join(".spill");
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Create {
+                    path: dir,
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| Error::Create {
+                path: dir.clone(),
+                source,
+            })?;
+        Ok(Spill { dir, failed: None })
+    }
+
+    fn file(&self, segment: &str) -> PathBuf {
+        self.dir.join(sha256_hex(segment.as_bytes()))
+    }
+
+    /// No ledger will be written, for the reason `note` (the first reason is kept).
+    pub(super) fn fail(&mut self, note: String) {
+        self.failed.get_or_insert(note);
+    }
+
+    /// Spills one host's records (as they were read and verified).
+    pub(super) fn add(&mut self, records: &[(String, Stat, String)]) {
+        use std::io::Write;
+        if self.failed.is_some() {
+            return;
+        }
+        let mut by_segment: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+        for (key, st, digest) in records {
+            let Some(id) = segment_of(key) else { continue };
+            let out = by_segment.entry(id).or_default();
+            let line: SpilledRef<'_> = (key, st.size, st.mtime, st.ctime, st.ino, digest);
+            if serde_json::to_writer(&mut *out, &line).is_err() {
+                self.fail(changed_while_verified("a record could not be spilled"));
+                return;
+            }
+            out.push(b'\n');
+        }
+        for (id, bytes) in by_segment {
+            let path = self.file(id);
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(&bytes));
+            if let Err(e) = written {
+                self.fail(format!(
+                    "ledger not written: cannot spill to {}: {e}",
+                    path.display()
+                ));
+                return;
+            }
+        }
+    }
+
+    /// Lists the store one partition at a time, builds each segment (records from the
+    /// spill, other objects read and hashed) and writes it; returns the ledger to write
+    /// (`main` with its segments), or `None` with a note when something changed while it was
+    /// verified or the spill failed.
+    pub(super) fn finish(
+        self,
+        root: &Path,
+        state: &State,
+        mut main: Main,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<Pending>, Error> {
+        if let Some(n) = &self.failed {
+            notes.push(n.clone());
+            return Ok(None);
+        }
+        let segdir = segment_dir(state)?;
+        let mut buf = Vec::new();
+        for top in ["records", "index", "heads", "parquet"] {
+            let Ok(entries) = std::fs::read_dir(root.join(top)) else {
+                continue;
+            };
+            for e in entries {
+                let Ok(e) = e else {
+                    notes.push(changed_while_verified(top));
+                    return Ok(None);
+                };
+                if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                    // A head pointer, or something the verify reported.
+                    continue;
+                }
+                let id = format!("{top}/{}", e.file_name().to_string_lossy());
+                let mut listed = Vec::new();
+                let mut problems = Vec::new();
+                walk_stat(&e.path(), &mut listed, &mut problems, root);
+                if let Some(p) = problems.first() {
+                    notes.push(changed_while_verified(&p.message));
+                    return Ok(None);
+                }
+                let spilled = match top {
+                    "records" => match self.read(&id) {
+                        Some(s) => s,
+                        None => {
+                            notes.push(changed_while_verified("the spill could not be read"));
+                            return Ok(None);
+                        }
+                    },
+                    _ => HashMap::new(),
+                };
+                let mut seg = Segment {
+                    segment: id.clone(),
+                    objects: BTreeMap::new(),
+                };
+                for (key, stat) in listed {
+                    if !is_object(&key) || segment_of(&key) != Some(id.as_str()) {
+                        continue;
+                    }
+                    let record = spilled.get(&key).map(|(s, d)| (*s, d.as_str()));
+                    let Some(object) = listed_object(root, state, &key, &stat, record, &mut buf)
+                    else {
+                        notes.push(changed_while_verified(&key));
+                        return Ok(None);
+                    };
+                    seg.objects.insert(key, object);
+                }
+                if seg.objects.is_empty() {
+                    continue;
+                }
+                let listing = segment_listing(&seg);
+                let r = write_segment(&segdir, &seg, listing)?;
+                main.segments.insert(id, r);
+            }
+        }
+        Ok(Some(Pending {
+            main,
+            segments: Vec::new(),
+        }))
+    }
+
+    /// The spilled records of one segment, by key (`None`: the spill cannot be read).
+    fn read(&self, segment: &str) -> Option<HashMap<String, (Stat, String)>> {
+        let text = match std::fs::read_to_string(self.file(segment)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(_) => return None,
+        };
+        let mut out = HashMap::new();
+        for line in text.lines() {
+            let (key, size, mtime, ctime, ino, digest): Spilled =
+                serde_json::from_str(line).ok()?;
+            out.insert(
+                key,
+                (
+                    Stat {
+                        size,
+                        mtime,
+                        ctime,
+                        ino,
+                    },
+                    digest,
+                ),
             );
-            (seg, listing)
-        })
-        .collect();
-    Some(Pending { main, segments })
+        }
+        Some(out)
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn time(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {

@@ -223,7 +223,7 @@ impl Sink for Discard {
 /// Verifies a directory store.
 pub fn verify_dir(root: &Path, opts: &Options) -> Result<Report, Error> {
     match &opts.state {
-        Some(state) => verify_with_state(root, opts, state, false).map(|v| v.report),
+        Some(state) => verify_with_state(root, opts, state, false, &mut Discard).map(|v| v.report),
         None => verify_stream(root, opts, &mut Discard).map(|v| v.report),
     }
 }
@@ -240,8 +240,8 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, Error> {
 
 /// Verifies a directory store, handing each valid record to `sink` instead of keeping it
 /// (the returned [`Verified`] has no records). A store laid out as the agent writes it
-/// (`records/<date>/<host>/`, the index beside it, no RFC 3161 tokens, no compacted index,
-/// no `--state`) is verified one host at a time, so memory is bounded by the largest host's
+/// (`records/<date>/<host>/`, the index beside it, no RFC 3161 tokens, no compacted index;
+/// with `--state`, a first run) is verified one host at a time, so memory is bounded by the largest host's
 /// records, not by the store: every chain, head, index line and host of an agent lies in
 /// its host's partitions, and each is checked there exactly as a whole-store pass checks
 /// it. Anything else (an agent spanning hosts, an index line pointing at another host,
@@ -249,16 +249,26 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, Error> {
 /// whole-store pass, which holds every record until the end. With `opts.state` every record
 /// is read too (the sink needs them all) and the listing is compared with the ledger.
 pub fn verify_stream(root: &Path, opts: &Options, sink: &mut dyn Sink) -> Result<Verified, Error> {
-    if opts.state.is_none() && !opts.whole_store {
+    match &opts.state {
+        Some(state) => verify_with_state(root, opts, state, true, sink),
+        None => verify_streaming_or_all(root, opts, sink),
+    }
+}
+
+/// One host at a time where the store allows it, else the whole-store pass; every valid
+/// record goes to `sink`.
+fn verify_streaming_or_all(
+    root: &Path,
+    opts: &Options,
+    sink: &mut dyn Sink,
+) -> Result<Verified, Error> {
+    if !opts.whole_store {
         match stream::verify(root, opts, sink)? {
             Some(v) => return Ok(v),
             None => sink.reset(),
         }
     }
-    let mut v = match &opts.state {
-        Some(state) => verify_with_state(root, opts, state, true)?,
-        None => verify_all(root, opts)?,
-    };
+    let mut v = verify_all(root, opts)?;
     for r in std::mem::take(&mut v.records) {
         sink.record(r);
     }
@@ -705,12 +715,16 @@ pub(super) fn load_keys(root: &Path, dir: Option<&Path>, problems: &mut Vec<Prob
 
 /// Verifies a directory store with the ledger in `opts.state`: only what is new since the
 /// ledger is read and verified when the listing proves the rest unchanged; otherwise (or
-/// without a ledger yet) everything is. A SOUND run moves the ledger forward.
+/// without a ledger yet) everything is, valid records going to `sink`: one host at a time
+/// when there is no ledger yet (the ledger built as it goes, its records spilled to the state
+/// directory), else the whole-store pass (it compares the old ledger with the new). A SOUND
+/// run moves the ledger forward.
 fn verify_with_state(
     root: &Path,
     opts: &Options,
     state: &State,
     every_record: bool,
+    sink: &mut dyn Sink,
 ) -> Result<Verified, Error> {
     let main = ledger::load(state)?;
     let (reason, ledger_problems) = match &main {
@@ -729,7 +743,15 @@ fn verify_with_state(
             },
         },
     };
-    let mut v = verify_all(root, opts)?;
+    let mut v = if main.is_none() {
+        verify_streaming_or_all(root, opts, sink)?
+    } else {
+        let mut v = verify_all(root, opts)?;
+        for r in std::mem::take(&mut v.records) {
+            sink.record(r);
+        }
+        v
+    };
     v.report.notes.push(escape_control(&format!(
         "ledger {}: everything verified ({reason})",
         state.dir.display()

@@ -103,8 +103,7 @@ pub(super) fn verify(
     opts: &Options,
     sink: &mut dyn Sink,
 ) -> Result<Option<Verified>, super::Error> {
-    if opts.state.is_some()
-        || opts.require_timestamps.is_some()
+    if opts.require_timestamps.is_some()
         || opts.trust.as_ref().is_some_and(|p| !p.tsa.is_empty())
         || non_empty(&root.join("timestamps"))
         || non_empty(&root.join("parquet"))
@@ -114,8 +113,21 @@ pub(super) fn verify(
     let mut report = Report::default();
     let mut problems = Vec::new();
     let dirs = top_level(root, &mut problems)?;
-    let super::Loaded { keys, certs, .. } = load_keys(root, dirs.keys.as_deref(), &mut problems);
+    let super::Loaded {
+        keys,
+        certs,
+        digest: keys_digest,
+    } = load_keys(root, dirs.keys.as_deref(), &mut problems);
     report.keys = keys.len();
+    // `--state` with no ledger yet: what the ledger keeps, gathered host by host (records
+    // spilled to the state directory, chains and heads in memory: a few per agent).
+    let mut spill = match &opts.state {
+        Some(state) => Some(super::ledger::Spill::new(state)?),
+        None => None,
+    };
+    let mut ledger_chains = BTreeMap::new();
+    let mut ledger_pointers = BTreeMap::new();
+    let mut ledger_immutable = BTreeMap::new();
 
     let mut dates = Vec::new();
     let mut date_ids = HashMap::new();
@@ -325,6 +337,15 @@ pub(super) fn verify(
             }
             chain_keys.extend(h.chain_keys);
             broken_chains.extend(h.broken);
+            if let (Some(spill), Some(l)) = (spill.as_mut(), h.ledger) {
+                spill.add(&l.records);
+                match l.chains {
+                    Some(c) => ledger_chains.extend(c),
+                    None => spill.fail(l.notes.join("; ")),
+                }
+                ledger_pointers.extend(l.pointers);
+                ledger_immutable.extend(l.immutable);
+            }
             for r in h.verified {
                 sink.record(r);
             }
@@ -372,6 +393,9 @@ pub(super) fn verify(
             }
         }
         let loaded = heads::load_files(root, rest, &keys, base.policy.as_deref(), &mut problems);
+        if spill.is_some() {
+            super::ledger::head_states(&loaded, &mut ledger_pointers, &mut ledger_immutable);
+        }
         let mut by_agent: BTreeMap<String, Vec<heads::Head>> = BTreeMap::new();
         for h in loaded {
             by_agent.entry(h.agent.clone()).or_default().push(h);
@@ -416,11 +440,29 @@ pub(super) fn verify(
     problems.sort();
     problems.dedup();
     report.problems = problems;
+    let ledger = match (&opts.state, spill) {
+        (Some(state), Some(spill)) if report.problems.is_empty() => {
+            let main = super::ledger::main_of(
+                state,
+                &report,
+                keys_digest,
+                ledger_chains,
+                ledger_pointers,
+                ledger_immutable,
+                host_agents,
+            );
+            let mut notes = Vec::new();
+            let pending = spill.finish(root, state, main, &mut notes)?;
+            report.notes.extend(notes.iter().map(|n| escape_control(n)));
+            pending.map(super::PendingLedger)
+        }
+        _ => None,
+    };
     Ok(Some(Verified {
         report,
         records: Vec::new(),
         broken_chains,
-        ledger: None,
+        ledger,
     }))
 }
 
@@ -516,6 +558,19 @@ struct Host {
     broken: BTreeSet<(String, String)>,
     /// The valid records, for the sink.
     verified: Vec<VerifiedRecord>,
+    /// What the ledger keeps of this host (`--state` with no ledger yet).
+    ledger: Option<HostLedger>,
+}
+
+/// What the ledger of a first `--state` run keeps of one host.
+struct HostLedger {
+    /// Every record: store key, the file as read, digest.
+    records: Vec<(String, super::files::Stat, String)>,
+    /// Its chains; `None` when one has records missing (`notes` says which).
+    chains: Option<BTreeMap<String, super::ledger::ChainState>>,
+    notes: Vec<String>,
+    pointers: BTreeMap<String, super::ledger::HeadState>,
+    immutable: BTreeMap<String, super::ledger::HeadState>,
 }
 
 impl Host {
@@ -740,6 +795,22 @@ fn verify_host(
             collector.to_string(),
             times,
         ));
+    }
+    if opts.state.is_some() {
+        let mut notes = Vec::new();
+        let states = super::ledger::chain_states(&chains, &mut notes);
+        let (mut pointers, mut immutable) = (BTreeMap::new(), BTreeMap::new());
+        super::ledger::head_states(&host_heads, &mut pointers, &mut immutable);
+        out.ledger = Some(HostLedger {
+            records: checked
+                .iter()
+                .map(|c| (c.key.clone(), c.stat, c.digest.clone()))
+                .collect(),
+            chains: states,
+            notes,
+            pointers,
+            immutable,
+        });
     }
     out.chain_keys = chains.into_keys().collect();
     out.broken = broken;
