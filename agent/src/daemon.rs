@@ -31,6 +31,11 @@ use tokio::sync::mpsc;
 /// ([`crate::idle::release`]): a cycle's results and its shipping round come within seconds.
 const IDLE_AFTER: Duration = Duration::from_secs(10);
 
+/// Memory is given back once more this long after the first time, if the daemon stayed idle:
+/// what ran after the first release (the runtime's blocking threads exiting after their 10 s
+/// keep-alive, their arenas freed) mapped code and heap pages again.
+const IDLE_AGAIN: Duration = Duration::from_secs(60);
+
 /// Stable splay of a collector in `[0, jitter)`.
 pub fn splay(agent_id: &str, collector: &str, jitter: Duration) -> Duration {
     let ms = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
@@ -169,6 +174,8 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> crate::pipel
     let mut next_watchdog = Utc::now();
     // Work since memory was last given back (startup is work: config, keys, the chain).
     let mut worked = true;
+    // When to give memory back a second time (see IDLE_AGAIN).
+    let mut release_again: Option<DateTime<Utc>> = None;
     notify("READY=1");
     tracing::info!(collectors = agent.config.collectors.len(), sinks = ?agent.sink_names(), "daemon started");
 
@@ -246,19 +253,28 @@ pub async fn run(mut agent: Agent, config_path: Option<PathBuf>) -> crate::pipel
         }
         // Idle until `wake` (nothing collecting or shipping, nothing due within IDLE_AFTER):
         // give back the heap and code pages of the cycle that just ended.
-        if worked
-            && tasks.is_empty()
+        let idle = tasks.is_empty()
             && shipping.is_none()
             && !(unshipped && ship_at <= later(Utc::now(), IDLE_AFTER))
-            && until(wake) >= IDLE_AFTER
-        {
+            && until(wake) >= IDLE_AFTER;
+        let again = release_again.is_some_and(|t| Utc::now() >= t);
+        if idle && (worked || again) {
+            release_again = worked.then(|| later(Utc::now(), IDLE_AGAIN));
             worked = false;
             let r = crate::idle::release();
             tracing::debug!(
                 heap_trimmed = r.heap_trimmed,
                 executable_kb = r.executable_kb,
+                again,
                 "idle: memory given back"
             );
+        }
+        // Past and not idle yet: the work in progress wakes the loop, and the next idle
+        // pass gives memory back (never a wake in the past, which would spin).
+        if let Some(t) = release_again
+            && t > Utc::now()
+        {
+            wake = wake.min(t);
         }
         tokio::select! {
             _ = tokio::time::sleep(until(wake)) => {}
