@@ -47,6 +47,8 @@ struct Inner {
     timestamps_pending: u64,
     timestamp_last_success: Option<f64>,
     controls: Vec<(String, String, &'static str)>,
+    idle_releases: u64,
+    idle_released_executable_bytes: u64,
 }
 
 /// Not ready: more records wait in the spool than the backlog limit allows.
@@ -302,6 +304,17 @@ impl Metrics {
         });
     }
 
+    /// The idle daemon gave memory back ([`crate::idle::release`]), dropping `executable_kb`
+    /// of the executable's pages.
+    pub fn idle_release(&self, executable_kb: u64) {
+        self.with(|i| {
+            i.idle_releases += 1;
+            i.idle_released_executable_bytes = i
+                .idle_released_executable_bytes
+                .saturating_add(executable_kb.saturating_mul(1024));
+        });
+    }
+
     /// Ready: the backlog is within its limit.
     pub fn ready(&self) -> Result<(), Backlog> {
         self.with(|i| {
@@ -345,6 +358,8 @@ impl Metrics {
                 (vec![("result", "ok".into())], i.config_reloads),
                 (vec![("result", "error".into())], i.config_reload_failures),
             ]);
+            e.counter("evident_idle_releases_total", "Times the idle daemon gave memory back (free heap trimmed, the executable's clean pages dropped).", one(i.idle_releases));
+            e.counter("evident_idle_released_executable_bytes_total", "Bytes of the executable's pages dropped from the resident set by idle releases.", one(i.idle_released_executable_bytes));
             e.gauge_f64("evident_start_time_seconds", "Unix time the daemon started.", vec![(Labels::new(), i.started)]);
             e.gauge(
                 "evident_control_status",
@@ -386,6 +401,7 @@ mod tests {
             ["pass", "pass", "fail"].into_iter(),
         );
         m.shipped("file:./evidence", 3, false);
+        m.idle_release(12);
         m.spool(11, 5000);
         m.controls(vec![(
             "ISO27001:2022".into(),
@@ -399,6 +415,11 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("\n# EOF\n"), "{text}");
+        assert!(text.contains("evident_idle_releases_total 1\n"), "{text}");
+        assert!(
+            text.contains("evident_idle_released_executable_bytes_total 12288\n"),
+            "{text}"
+        );
         // Label values are escaped; one status per control is 1, in STATUSES order.
         assert!(
             text.contains("evident_control_status{framework=\"ISO27001:2022\",control=\"A.5.\\\"1\\\"\\\\x\",status=\"passing\"} 0\n"),
