@@ -1041,24 +1041,43 @@ pub fn run_cli(
     })
 }
 
-/// For `verify`: every compacted index file under `parquet/`, checked against its signed
-/// attestation (signature by a published key, SHA-256, row count, partition). Each row is
-/// handed to `row` with where it was read (`parquet/...:row N`), one file at a time, for
-/// `verify` to check like an index line (the record exists, its digest matches); `row`
-/// returns a problem or `None`. Returns the problems found.
-pub fn verified_entries(
+/// The files of the compacted index, as (store key, path): all of `parquet/` (`host` is
+/// `None`), or one host's partitions, `parquet/<date>/<host>/` for each of `dates`. What
+/// cannot be listed, or is not a regular file, is a problem.
+pub fn compacted_files(
     root: &Path,
+    host: Option<(&str, &[&str])>,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, PathBuf)> {
+    let mut files = Vec::new();
+    let mut bad = |key: String, message: String| problems.push(Problem { key, message });
+    let base = root.join(DIR);
+    match host {
+        None if base.is_dir() => walk(&base, DIR, &mut files, &mut bad),
+        None => {}
+        Some((host, dates)) => {
+            for date in dates {
+                let dir = base.join(date).join(host);
+                walk(&dir, &format!("{DIR}/{date}/{host}"), &mut files, &mut bad);
+            }
+        }
+    }
+    files
+}
+
+/// For `verify`: compacted index files ([`compacted_files`]), each checked against its
+/// signed attestation in the same directory (signature by a published key, SHA-256, row
+/// count, partition). Each row is handed to `row` with where it was read
+/// (`parquet/...:row N`), one file at a time, for `verify` to check like an index line (the
+/// record exists, its digest matches); `row` returns a problem or `None`. Returns the
+/// problems found.
+pub fn verified_entries(
+    files: Vec<(String, PathBuf)>,
     keys: &HashMap<String, VerifyingKey>,
     row: &mut dyn FnMut(&str, &IndexEntry) -> Option<Problem>,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let base = root.join(DIR);
-    if !base.is_dir() {
-        return problems;
-    }
     let mut bad = |key: String, message: String| problems.push(Problem { key, message });
-    let mut files = Vec::new();
-    walk(&base, DIR, &mut files, &mut bad);
     // Attestations first: name of the Parquet file -> (sha256, predicate).
     let mut attested: BTreeMap<String, (String, Compaction)> = BTreeMap::new();
     let mut parquets = Vec::new();

@@ -450,7 +450,7 @@ fn main() {
         );
     }
 
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let repo = evident_tests::manifest_dir()
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();

@@ -14,6 +14,14 @@ use base64::Engine;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The `tests/` crate's directory: from the environment cargo runs the test with, else
+/// where it was compiled (a build cache reused by a checkout at another path would
+/// otherwise point at that path).
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 /// The `evident` binary built from the current sources (by this package).
 pub fn bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

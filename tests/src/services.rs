@@ -181,7 +181,7 @@ pub fn s3s_fs(root: &Path) -> Option<Server> {
 /// Runs tests/tooling/s3.py (boto3: an S3 client that is not ours).
 pub fn s3py(endpoint: &str, args: &[&str]) -> Vec<u8> {
     let python = venv().join("bin/python");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/s3.py");
+    let script = crate::manifest_dir().join("tooling/s3.py");
     let out = Command::new(python)
         .arg(script)
         .arg(endpoint)
@@ -200,7 +200,7 @@ pub fn s3py(endpoint: &str, args: &[&str]) -> Vec<u8> {
 pub fn http_receiver(dir: &Path) -> Option<Server> {
     let python = crate::python_with_securesystemslib()?;
     let port = free_port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/http_receiver.py");
+    let script = crate::manifest_dir().join("tooling/http_receiver.py");
     Some(Server::start(
         &python,
         &[
@@ -413,8 +413,8 @@ pub fn k8s_api(dir: &Path, token: &str, extra: &[&str]) -> Option<(Server, PathB
     let token_file = dir.join("token");
     std::fs::write(&token_file, format!("{token}\n")).expect("token");
     let port = free_port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/k8s_api.py");
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/k8s");
+    let script = crate::manifest_dir().join("tooling/k8s_api.py");
+    let fixtures = crate::manifest_dir().join("fixtures/k8s");
     let port_s = port.to_string();
     let mut args = vec![
         script.to_str().expect("utf8"),
@@ -447,7 +447,7 @@ impl Mlflow {
     /// Runs tests/tooling/mlflow_seed.py against this server (MLflow's REST API).
     pub fn seed(&self, args: &[&str]) {
         let python = venv().join("bin/python");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/mlflow_seed.py");
+        let script = crate::manifest_dir().join("tooling/mlflow_seed.py");
         let out = Command::new(python)
             .arg(script)
             .arg(self.url())
@@ -548,7 +548,7 @@ fn http_get_ok(port: u16, path: &str) -> bool {
 /// `invalid-json`, `huge` (a 50 MB body) or `silent` (accepts, never answers).
 pub fn mlflow_fake(mode: &str) -> Option<Server> {
     let python = venv_bin("python")?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/mlflow_fake.py");
+    let script = crate::manifest_dir().join("tooling/mlflow_fake.py");
     let port = free_port();
     let script = script.to_str().expect("utf8").to_string();
     Some(Server::start(

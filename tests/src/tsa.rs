@@ -154,7 +154,7 @@ impl Authority {
     /// CI when the test venv is missing.
     pub fn serve(&self, port: u16) -> Option<Server> {
         let python = venv_python_with("http.server", "the test venv (python)")?;
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/tsa.py");
+        let script = crate::manifest_dir().join("tooling/tsa.py");
         Some(Server::start(
             &python,
             &[
@@ -218,7 +218,7 @@ impl Authority {
 /// does not; None outside CI when the package is missing.
 pub fn rfc3161_client_verify(ca: &Path, pairs: &[(PathBuf, PathBuf)]) -> Option<String> {
     let python = venv_python_with("rfc3161_client", "rfc3161-client")?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/verify_tsr.py");
+    let script = crate::manifest_dir().join("tooling/verify_tsr.py");
     let mut cmd = Command::new(python);
     cmd.arg(script).arg(ca);
     for (r, m) in pairs {

@@ -259,7 +259,7 @@ fn hostile_mlflow_servers_end_in_recorded_errors_within_bounds() {
 }
 
 fn ai_fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ai/root")
+    evident_tests::manifest_dir().join("fixtures/ai/root")
 }
 
 fn collect_kind(dir: &Path, config: &Path, kind: &str, root: Option<&Path>) -> Value {

@@ -3,10 +3,9 @@
 //! once, as `FILE:LINE: key: message`, and exit 2. `run` refuses the same config the same way.
 
 use evident_tests::evident;
-use std::path::Path;
 
 fn fixtures() -> Vec<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/config");
+    let dir = evident_tests::manifest_dir().join("fixtures/config");
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("fixtures")
         .flatten()
@@ -70,7 +69,7 @@ fn every_broken_config_names_file_line_and_key_for_every_error() {
 
 #[test]
 fn the_documented_default_config_checks_clean() {
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/evident.toml");
+    let cfg = evident_tests::manifest_dir().join("../config/evident.toml");
     let cwd = tempfile::tempdir().expect("tempdir");
     let r = evident(
         cwd.path(),

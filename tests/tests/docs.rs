@@ -6,7 +6,7 @@ use std::path::Path;
 
 #[test]
 fn generated_reference_is_current() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = evident_tests::manifest_dir().join("..");
     let pages = evident_tests::docgen::generate(&root);
     let bless = std::env::var_os("EVIDENT_BLESS_DOCS").is_some();
     let mut stale = Vec::new();
@@ -42,7 +42,7 @@ fn generated_reference_is_current() {
 
 #[test]
 fn reference_covers_every_key_and_collector() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = evident_tests::manifest_dir().join("..");
     let pages = evident_tests::docgen::generate(&root);
     let config = &pages[Path::new("docs/reference/configuration.md")];
     for key in [

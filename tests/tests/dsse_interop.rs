@@ -3,7 +3,6 @@
 //! encoding, the keyid (sha256 of SPKI DER) and the in-toto Statement are standard.
 
 use evident_tests::{evident, python_with_securesystemslib, records};
-use std::path::Path;
 use std::process::Command;
 
 fn interop(algorithm: &str) {
@@ -29,7 +28,7 @@ fn interop(algorithm: &str) {
     assert_eq!(keys.len(), 1);
     let envelopes = records(&store);
     assert_eq!(envelopes.len(), 5);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/verify_dsse.py");
+    let script = evident_tests::manifest_dir().join("tooling/verify_dsse.py");
     let out = Command::new(&python)
         .arg(&script)
         .arg(&keys[0])

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// Copies the fixtures, replacing `@RECENT@` with the date 30 days ago.
 fn fixtures(to: &Path) {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/governance");
+    let from = evident_tests::manifest_dir().join("fixtures/governance");
     copy_dir(&from, to);
     let recent = (chrono::Utc::now() - chrono::TimeDelta::days(30))
         .format("%Y-%m-%d")

@@ -20,7 +20,7 @@ fn host_collectors() -> Vec<&'static str> {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    evident_tests::manifest_dir()
         .join("fixtures/hosts")
         .join(name)
 }

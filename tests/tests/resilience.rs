@@ -102,7 +102,7 @@ fn now() -> i64 {
 // ---------------------------------------------------------------- RAID
 
 fn mdstat_fixture(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let p = evident_tests::manifest_dir()
         .join("fixtures/mdstat")
         .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))

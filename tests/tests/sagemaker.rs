@@ -51,7 +51,7 @@ fn seed(endpoint: &str, args: &[&str]) {
     let Some(python) = venv_python_with("boto3", "boto3 (moto[server])") else {
         panic!("boto3 is missing from the test venv");
     };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/sagemaker_seed.py");
+    let script = evident_tests::manifest_dir().join("tooling/sagemaker_seed.py");
     let out = Command::new(python)
         .arg(script)
         .arg(endpoint)
@@ -279,7 +279,7 @@ fn sagemaker_registry_snapshots_checks_and_history() {
         ),
     )
     .expect("config");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ai/root");
+    let fixture = evident_tests::manifest_dir().join("fixtures/ai/root");
     let r = evident_with(
         dir.path(),
         &[
@@ -642,7 +642,7 @@ fn signatures_match_botocore_on_the_wire() {
             "body": String::from_utf8_lossy(body),
         }));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tooling/sigv4_check.py");
+    let script = evident_tests::manifest_dir().join("tooling/sigv4_check.py");
     let mut child = Command::new(python)
         .arg(script)
         .args(["test", "test", "eu-west-1", "sagemaker"])

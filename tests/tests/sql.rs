@@ -21,7 +21,7 @@ const REPORT_AT: &str = "2026-11-20 07:00:00";
 const STALE_BEFORE: &str = "2026-11-19 07:00:00";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    evident_tests::manifest_dir()
         .parent()
         .expect("repo")
         .to_path_buf()

@@ -158,10 +158,11 @@ pub(super) fn check<'a>(
     if let Some(dir) = dir {
         walk(dir, &mut index_files, problems, root);
     }
+    let compacted = crate::compact::compacted_files(root, None, problems);
     check_files(
         root,
         index_files,
-        Some(keys),
+        Some((keys, compacted)),
         checked,
         by_key,
         heads,
@@ -171,16 +172,20 @@ pub(super) fn check<'a>(
     );
 }
 
-/// [`check`] for the given index files. `checked` holds every record a line may point at
-/// for which `local` is true; a line that names a record not in `by_key` for which `local`
-/// is false makes this return `false` (its record may be elsewhere: the caller decides).
-/// The compacted index is checked only when `keys` is given. Unindexed records past what
-/// `heads` vouch for are an interrupted shipment (a note), others a problem.
+/// Compacted index files: (store key, path).
+pub(super) type Compacted = Vec<(String, std::path::PathBuf)>;
+
+/// [`check`] for the given index files and compacted index files (with the keys their
+/// attestations are checked against). `checked` holds every record a line or row may point
+/// at for which `local` is true; a line or row that names a record not in `by_key` for which
+/// `local` is false makes this return `false` (its record may be elsewhere: the caller
+/// decides). Unindexed records past what `heads` vouch for are an interrupted shipment (a
+/// note), others a problem.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn check_files<'a>(
     root: &Path,
     index_files: Vec<std::path::PathBuf>,
-    keys: Option<&HashMap<String, VerifyingKey>>,
+    compacted: Option<(&HashMap<String, VerifyingKey>, Compacted)>,
     checked: &'a [Checked],
     by_key: &HashMap<&'a str, &'a Checked>,
     heads: &[Head],
@@ -291,6 +296,7 @@ pub(super) fn check_files<'a>(
             }
         }
     }
+    let mut elsewhere = false;
     let mut row = |at: &str, entry: &IndexEntry| -> Option<Problem> {
         let problem = |message: String| {
             Some(Problem {
@@ -299,6 +305,10 @@ pub(super) fn check_files<'a>(
             })
         };
         let Some(c) = by_key.get(entry.key.as_str()) else {
+            if !local(&entry.key) {
+                elsewhere = true;
+                return None;
+            }
             return problem(format!(
                 "record listed in the compacted index ({at}) is missing"
             ));
@@ -333,8 +343,11 @@ pub(super) fn check_files<'a>(
             ))
         }
     };
-    if let Some(keys) = keys {
-        problems.extend(crate::compact::verified_entries(root, keys, &mut row));
+    if let Some((keys, files)) = compacted {
+        problems.extend(crate::compact::verified_entries(files, keys, &mut row));
+        if elsewhere {
+            return false;
+        }
     }
     let covered = covered(heads, checked);
     // Unindexed records beyond what the store vouches for, per chain: (count, lowest seq).

@@ -923,12 +923,32 @@ fn newer_state(a: &HeadState, b: &HeadState) -> bool {
 
 /// After a full verify: what the old ledger says was verified must be what the store holds
 /// now (a record verified before that hashes otherwise is a problem, whichever changed).
-pub(super) fn compare(old: &Main, new: &Pending, problems: &mut Vec<Problem>) {
-    let digests: HashMap<&str, &str> = new
+/// The new ledger's segments are in `new`, or (written one at a time by a streaming pass)
+/// in the state directory, named by `new.main`; only those holding a chain's last verified
+/// record are read.
+pub(super) fn compare(
+    state: &State,
+    old: &Main,
+    new: &Pending,
+    problems: &mut Vec<Problem>,
+) -> Result<(), Error> {
+    let mut digests: HashMap<String, String> = new
         .segments
         .iter()
-        .flat_map(|(s, _)| s.objects.iter().map(|(k, o)| (k.as_str(), o.2.as_str())))
+        .flat_map(|(s, _)| s.objects.iter().map(|(k, o)| (k.clone(), o.2.clone())))
         .collect();
+    let written: BTreeSet<&str> = old
+        .chains
+        .values()
+        .filter_map(|st| segment_of(&st.key))
+        .filter(|id| !new.segments.iter().any(|(s, _)| s.segment == *id))
+        .collect();
+    for id in written {
+        if let Some(r) = new.main.segments.get(id) {
+            let seg = load_segment(state, id, r)?;
+            digests.extend(seg.objects.into_iter().map(|(k, o)| (k, o.2)));
+        }
+    }
     for st in old.chains.values() {
         if let Some(d) = digests.get(st.key.as_str())
             && *d != st.digest
@@ -947,6 +967,7 @@ pub(super) fn compare(old: &Main, new: &Pending, problems: &mut Vec<Problem>) {
             });
         }
     }
+    Ok(())
 }
 
 /// Why the incremental path gave way to a full verify, and what the ledger itself found.

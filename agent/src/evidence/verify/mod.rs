@@ -240,11 +240,11 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, Error> {
 
 /// Verifies a directory store, handing each valid record to `sink` instead of keeping it
 /// (the returned [`Verified`] has no records). A store laid out as the agent writes it
-/// (`records/<date>/<host>/`, the index beside it, no RFC 3161 tokens, no compacted index;
-/// with `--state`, a first run) is verified one host at a time, so memory is bounded by the largest host's
-/// records, not by the store: every chain, head, index line and host of an agent lies in
-/// its host's partitions, and each is checked there exactly as a whole-store pass checks
-/// it. Anything else (an agent spanning hosts, an index line pointing at another host,
+/// (`records/<date>/<host>/`, the index and the compacted index beside it, no RFC 3161
+/// tokens; with `--state`, a first run) is verified one host at a time, so memory is
+/// bounded by the largest host's records, not by the store: every chain, head, index line,
+/// compacted row and host of an agent lies in its host's partitions, and each is checked
+/// there exactly as a whole-store pass checks it. Anything else (an agent spanning hosts, an index line pointing at another host,
 /// another layout, a key rotation carrying a certificate under a trust policy) makes it a
 /// whole-store pass, which holds every record until the end. With `opts.state` every record
 /// is read too (the sink needs them all) and the listing is compared with the ledger.
@@ -743,22 +743,14 @@ fn verify_with_state(
             },
         },
     };
-    let mut v = if main.is_none() {
-        verify_streaming_or_all(root, opts, sink)?
-    } else {
-        let mut v = verify_all(root, opts)?;
-        for r in std::mem::take(&mut v.records) {
-            sink.record(r);
-        }
-        v
-    };
+    let mut v = verify_streaming_or_all(root, opts, sink)?;
     v.report.notes.push(escape_control(&format!(
         "ledger {}: everything verified ({reason})",
         state.dir.display()
     )));
     let mut ledger_problems = ledger_problems;
     if let (Some(old), Some(new)) = (&main, &v.ledger) {
-        ledger::compare(old, &new.0, &mut ledger_problems);
+        ledger::compare(state, old, &new.0, &mut ledger_problems)?;
     }
     if !ledger_problems.is_empty() {
         for mut p in ledger_problems {

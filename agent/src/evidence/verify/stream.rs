@@ -18,10 +18,11 @@
 //! takes that record's outcome instead of a second signature check.
 //!
 //! Whatever this cannot decide within one host returns `None`, and the caller verifies the
-//! whole store at once: an agent whose records lie under two hosts, an index line naming a
-//! record under another host, a store not laid out as `<date>/<host>/`, RFC 3161 tokens, a
-//! compacted index, and a key rotation carrying a certificate under a trust policy (it
-//! extends the policy for every host).
+//! whole store at once: an agent whose records lie under two hosts, an index line or a
+//! compacted index row naming a record under another host, a store not laid out as
+//! `<date>/<host>/`, RFC 3161 tokens, and a key rotation carrying a certificate under a
+//! trust policy (it extends the policy for every host). A compacted index
+//! (`parquet/<date>/<host>/`) is checked with its host.
 
 use super::ahead;
 use super::chains::Chains;
@@ -40,6 +41,16 @@ use std::path::Path;
 struct Partitions {
     records: Vec<u32>,
     index: Vec<u32>,
+    /// The compacted index (`parquet/<date>/<host>/`).
+    parquet: Vec<u32>,
+}
+
+/// Which top-level directory [`layout`] lists.
+#[derive(Clone, Copy)]
+enum Top {
+    Records,
+    Index,
+    Parquet,
 }
 
 /// Lists `base/<date>/<host>/`: every entry at both levels must be a real directory with a
@@ -49,7 +60,7 @@ fn layout(
     dates: &mut Vec<String>,
     date_ids: &mut HashMap<String, u32>,
     hosts: &mut BTreeMap<String, Partitions>,
-    index: bool,
+    top: Top,
 ) -> Option<()> {
     let list = |dir: &Path| -> Option<Vec<String>> {
         let mut out = Vec::new();
@@ -76,10 +87,10 @@ fn layout(
         };
         for h in hs {
             let p = hosts.entry(h).or_default();
-            if index {
-                p.index.push(id);
-            } else {
-                p.records.push(id);
+            match top {
+                Top::Records => p.records.push(id),
+                Top::Index => p.index.push(id),
+                Top::Parquet => p.parquet.push(id),
             }
         }
     }
@@ -106,7 +117,6 @@ pub(super) fn verify(
     if opts.require_timestamps.is_some()
         || opts.trust.as_ref().is_some_and(|p| !p.tsa.is_empty())
         || non_empty(&root.join("timestamps"))
-        || non_empty(&root.join("parquet"))
     {
         return Ok(None);
     }
@@ -132,9 +142,13 @@ pub(super) fn verify(
     let mut dates = Vec::new();
     let mut date_ids = HashMap::new();
     let mut hosts: BTreeMap<String, Partitions> = BTreeMap::new();
-    for (dir, is_index) in [(&dirs.records, false), (&dirs.index, true)] {
+    for (dir, top) in [
+        (&dirs.records, Top::Records),
+        (&dirs.index, Top::Index),
+        (&dirs.parquet, Top::Parquet),
+    ] {
         if let Some(d) = dir
-            && layout(d, &mut dates, &mut date_ids, &mut hosts, is_index).is_none()
+            && layout(d, &mut dates, &mut date_ids, &mut hosts, top).is_none()
         {
             return Ok(None);
         }
@@ -755,10 +769,17 @@ fn verify_host(
             (Some("records"), Some(_), Some(h), Some(name)) if h == host_dir && !name.contains('/')
         )
     };
+    let compacted_dates: Vec<&str> = parts
+        .parquet
+        .iter()
+        .filter_map(|&i| ctx.dates.get(i as usize).map(|d| d.as_str()))
+        .collect();
+    let compacted =
+        crate::compact::compacted_files(root, Some((host_dir, &compacted_dates)), problems);
     if !index::check_files(
         root,
         index_files,
-        None,
+        Some((keys, compacted)),
         &checked,
         &by_key,
         &host_heads,
