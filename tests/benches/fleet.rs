@@ -427,7 +427,14 @@ fn main() {
         );
     }
     let (pq_bytes, pq_n) = bytes_of(&store.join("parquet"), ".parquet");
-    if pq_n == 0 {
+    if skip("compact") && pq_n > 0 {
+        // Compacted by an earlier run: the JSON lines left are newer days, no ratio.
+        println!(
+            "index: JSON lines {json_n} files {:.1} MB not compacted; Parquet {pq_n} files {:.1} MB from an earlier compaction",
+            json_bytes as f64 / 1e6,
+            pq_bytes as f64 / 1e6
+        );
+    } else if pq_n == 0 {
         // Nothing compacted (skipped, or compact failed above): no ratio to print.
         println!(
             "index: JSON lines {json_n} files {:.1} MB; no Parquet files",
