@@ -79,6 +79,21 @@ fn record_of(root: &Path, host: &str, nth: usize) -> std::path::PathBuf {
     files.swap_remove(nth)
 }
 
+/// Flips one bit in the middle of a file.
+fn flip_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(path, bytes).expect("write");
+}
+
+/// Every one of `what` is in `out`.
+fn assert_found(out: &str, what: &[&str]) {
+    for w in what {
+        assert!(out.contains(w), "{w} not found in\n{out}");
+    }
+}
+
 #[test]
 fn an_intact_store_verifies_the_same_one_host_at_a_time() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -96,11 +111,7 @@ fn attacks_are_found_the_same_one_host_at_a_time() {
     let end = generate(&root, 4);
     // A record changed (web0), one removed (web1: a chain gap), an index file removed
     // (web2), and the published head of web3's agent removed.
-    let changed = record_of(&root, "web0", 5);
-    let mut bytes = std::fs::read(&changed).expect("read");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 1;
-    std::fs::write(&changed, bytes).expect("write");
+    flip_byte(&record_of(&root, "web0", 5));
     std::fs::remove_file(record_of(&root, "web1", 7)).expect("rm");
     let index_dir = std::fs::read_dir(root.join("index"))
         .expect("index")
@@ -111,14 +122,15 @@ fn attacks_are_found_the_same_one_host_at_a_time() {
         std::fs::remove_file(f.expect("entry").path()).expect("rm");
     }
     let out = assert_same(&root, end);
-    for what in [
-        "digest mismatch",
-        "chain gap",
-        "not in the index",
-        "\"records\": ",
-    ] {
-        assert!(out.contains(what), "{what} not found in\n{out}");
-    }
+    assert_found(
+        &out,
+        &[
+            "digest mismatch",
+            "chain gap",
+            "not in the index",
+            "\"records\": ",
+        ],
+    );
 }
 
 #[test]
@@ -531,21 +543,18 @@ fn a_compacted_store_verifies_the_same_one_host_at_a_time() {
     // Attacks on the compacted index: a Parquet file changed (web0), an attestation removed
     // (web1), a record a compacted row lists removed (web2). Found the same, still one host
     // at a time.
-    let parquet = compacted_of(&root, "web0", "index-");
-    let mut bytes = std::fs::read(&parquet).expect("read");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 1;
-    std::fs::write(&parquet, bytes).expect("write");
+    flip_byte(&compacted_of(&root, "web0", "index-"));
     std::fs::remove_file(compacted_of(&root, "web1", "_index-")).expect("rm");
     std::fs::remove_file(record_of(&root, "web2", 7)).expect("rm");
     let out = assert_same(&root, end);
-    for what in [
-        "digest differs from its signed attestation",
-        "compacted index file without a valid signed attestation",
-        "is missing",
-        "chain gap",
-    ] {
-        assert!(out.contains(what), "{what} not found in\n{out}");
-    }
+    assert_found(
+        &out,
+        &[
+            "digest differs from its signed attestation",
+            "compacted index file without a valid signed attestation",
+            "is missing",
+            "chain gap",
+        ],
+    );
     assert!(streamed_alone(&root, end));
 }

@@ -932,21 +932,29 @@ pub(super) fn compare(
     new: &Pending,
     problems: &mut Vec<Problem>,
 ) -> Result<(), Error> {
-    let mut digests: HashMap<String, String> = new
+    // Only the segments holding a chain's last verified record: in memory, else read back.
+    let in_memory: HashMap<&str, &Segment> = new
         .segments
         .iter()
-        .flat_map(|(s, _)| s.objects.iter().map(|(k, o)| (k.clone(), o.2.clone())))
+        .map(|(s, _)| (s.segment.as_str(), s))
         .collect();
-    let written: BTreeSet<&str> = old
-        .chains
-        .values()
-        .filter_map(|st| segment_of(&st.key))
-        .filter(|id| !new.segments.iter().any(|(s, _)| s.segment == *id))
-        .collect();
-    for id in written {
-        if let Some(r) = new.main.segments.get(id) {
-            let seg = load_segment(state, id, r)?;
-            digests.extend(seg.objects.into_iter().map(|(k, o)| (k, o.2)));
+    let mut read_back: HashMap<&str, Segment> = HashMap::new();
+    let mut digests: HashMap<&str, String> = HashMap::new();
+    for st in old.chains.values() {
+        let Some(id) = segment_of(&st.key) else {
+            continue;
+        };
+        let seg = match in_memory.get(id) {
+            Some(seg) => Some(*seg),
+            None => {
+                if let (false, Some(r)) = (read_back.contains_key(id), new.main.segments.get(id)) {
+                    read_back.insert(id, load_segment(state, id, r)?);
+                }
+                read_back.get(id)
+            }
+        };
+        if let Some(o) = seg.and_then(|seg| seg.objects.get(&st.key)) {
+            digests.insert(st.key.as_str(), o.2.clone());
         }
     }
     for st in old.chains.values() {
