@@ -6,7 +6,9 @@
 //! trust policy; a policy enrolling the keys; the same policy with the TSA certificate (every
 //! token checked). Also prints the cost of one token check and the store bytes per token.
 //!
-//! Run: `cargo bench -p evident-tests --bench timestamps`
+//! Run: `cargo bench -p evident-tests --bench timestamps`. With `BENCH_STORE=DIR` the store,
+//! the TSA's CA and the policy (`DIR/trust.toml`) are kept in DIR, to measure
+//! `evident verify DIR/store --trust DIR/trust.toml` by hand (peak RSS with `/usr/bin/time -v`).
 
 use evident::evidence::verify::{Options, verify_dir};
 use evident_tests::storegen::{Outcome, generate};
@@ -27,11 +29,13 @@ fn main() {
             .unwrap_or(d)
     };
     let (hosts, days) = (env("BENCH_HOSTS", 20), env("BENCH_DAYS", 30));
-    let Ok(dir) = tempfile::tempdir() else { return };
-    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Bench", "rsa") else {
+    let Ok(tmp) = tempfile::tempdir() else { return };
+    let kept = std::env::var_os("BENCH_STORE").map(std::path::PathBuf::from);
+    let dir = kept.as_deref().unwrap_or(tmp.path());
+    let Some(tsa) = Authority::new(&dir.join("tsa"), "Bench", "rsa") else {
         return println!("no openssl: skipped");
     };
-    let store = dir.path().join("store");
+    let store = dir.join("store");
     let names: Vec<String> = (0..hosts).map(|i| format!("host-{i:03}")).collect();
     let n = generate(&store, &names, days, 10, chrono::Utc::now(), |_, _, _| {
         Outcome::Pass
@@ -81,6 +85,12 @@ fn main() {
         Ok(p) => Arc::new(p),
         Err(e) => return println!("policy: {e}"),
     };
+    if kept.is_some() {
+        let _ = std::fs::write(
+            dir.join("trust.toml"),
+            format!("{policy}[[tsa]]\npem_file = \"{}\"\n", tsa.ca.display()),
+        );
+    }
 
     // One token check, alone (sequential, one core).
     if let Ok(anchors) = evident::evidence::timestamp::Anchors::new(&with_tsa.tsa) {

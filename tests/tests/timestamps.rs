@@ -87,11 +87,75 @@ fn policy(dir: &Path, store: &Path, ca: &Path) -> String {
     path.display().to_string()
 }
 
+/// `evident verify STORE EXTRA...`; and, in this process, the same verification one host
+/// at a time must find exactly what the whole-store pass finds, on its own.
 fn verify(dir: &Path, store: &Path, extra: &[&str]) -> Run {
     let s = store.display().to_string();
     let mut args = vec!["verify", s.as_str()];
     args.extend_from_slice(extra);
-    evident(dir, &args)
+    let run = evident(dir, &args);
+    same_one_host_at_a_time(dir, store, extra);
+    run
+}
+
+/// Both passes of `verify` with the trust policy and lag `extra` names: the same report,
+/// valid records and broken chains, and the streaming pass never hands over to the
+/// whole-store pass.
+fn same_one_host_at_a_time(dir: &Path, store: &Path, extra: &[&str]) {
+    use evident::evidence::verify::{self, Options, Sink, VerifiedRecord};
+    /// Valid record keys, and how often the pass started again.
+    #[derive(Default)]
+    struct Keys(Vec<String>, usize);
+    impl Sink for Keys {
+        fn record(&mut self, r: VerifiedRecord) {
+            self.0.push(r.key);
+        }
+        fn reset(&mut self) {
+            self.0.clear();
+            self.1 += 1;
+        }
+    }
+    let mut opts = Options {
+        now: Some(chrono::Utc::now()),
+        ..Default::default()
+    };
+    for pair in extra.windows(2) {
+        match pair[0] {
+            "--trust" => {
+                let policy = evident::evidence::trust::Policy::load(&dir.join(pair[1]))
+                    .expect("trust policy");
+                opts.trust = Some(std::sync::Arc::new(policy));
+            }
+            "--require-timestamps" => {
+                opts.require_timestamps =
+                    Some(evident::schedule::parse_duration(pair[1]).expect("lag"));
+            }
+            _ => {}
+        }
+    }
+    let [streamed, whole] = [false, true].map(|whole_store| {
+        let opts = Options {
+            whole_store,
+            ..opts.clone()
+        };
+        let mut keys = Keys::default();
+        let v = verify::verify_stream(store, &opts, &mut keys).expect("verify");
+        keys.0.sort();
+        let report = serde_json::to_string_pretty(&v.report).expect("json");
+        (
+            format!("{report}\n{:?}\n{:?}", keys.0, v.broken_chains),
+            keys.1,
+        )
+    });
+    assert_eq!(
+        streamed.1, 0,
+        "the streaming pass handed over:\n{}",
+        streamed.0
+    );
+    assert_eq!(
+        streamed.0, whole.0,
+        "one host at a time and the whole store differ"
+    );
 }
 
 fn problems(r: &Run) -> Vec<String> {
@@ -223,11 +287,10 @@ fn a_backdated_history_stamped_today_is_a_problem() {
     // A history "collected" four months ago, over five days, fabricated (and stamped) now.
     let store = dir.path().join("store");
     let end = chrono::Utc::now() - chrono::Duration::days(120);
-    storegen::generate(&store, &["db1".to_string()], 5, 3, end, |_, _, _| {
-        Outcome::Pass
-    });
+    let hosts: Vec<String> = ["db1", "db2", "db3"].map(String::from).into();
+    storegen::generate(&store, &hosts, 5, 3, end, |_, _, _| Outcome::Pass);
     let cps = checkpoints(&store);
-    assert_eq!(cps.len(), 5);
+    assert_eq!(cps.len(), 15);
     for (path, digest, seq) in &cps {
         let p = predicate(path);
         let key = format!(
@@ -350,17 +413,40 @@ fn a_forged_or_foreign_token_is_a_problem() {
     let stray = toks[0].with_file_name("ffffffffffffffffffffffffffffffff-000000000009.tsr");
     fs::write(&stray, &genuine).expect("stray");
     fs::write(toks[0].with_file_name("notes.txt"), b"hi").expect("foreign");
+    // And under an agent with no record in the store, and beside the agents' directories.
+    let ghost = store.join("timestamps/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
+    fs::create_dir(&ghost).expect("mkdir");
+    fs::write(
+        ghost.join("dddddddddddddddddddddddddddddddd-000000000001.tsr"),
+        &genuine,
+    )
+    .expect("ghost");
+    fs::write(store.join("timestamps/README"), b"hi").expect("foreign");
     let r = verify(dir.path(), &store, &["--trust", &trust]);
     assert_eq!(r.code, 1, "{}", r.all());
     let p = problems(&r);
-    assert!(
-        p.iter()
-            .any(|l| l.contains("the store has no valid record there")),
-        "{p:#?}"
-    );
-    assert!(p.iter().any(|l| l.contains("notes.txt")), "{p:#?}");
+    for (key, what) in [
+        (stray.file_name(), "the store has no valid record there"),
+        (
+            Some("eeeeeeeeeeee".as_ref()),
+            "the store has no valid record there",
+        ),
+        (Some("notes.txt".as_ref()), "not a timestamp token"),
+        (
+            Some("timestamps/README".as_ref()),
+            "one directory per agent",
+        ),
+    ] {
+        let key = key.and_then(|k| k.to_str()).expect("name");
+        assert!(
+            p.iter().any(|l| l.contains(key) && l.contains(what)),
+            "{key}: {what}: {p:#?}"
+        );
+    }
     fs::remove_file(&stray).expect("rm");
     fs::remove_file(toks[0].with_file_name("notes.txt")).expect("rm");
+    fs::remove_dir_all(&ghost).expect("rm");
+    fs::remove_file(store.join("timestamps/README")).expect("rm");
     assert_eq!(verify(dir.path(), &store, &["--trust", &trust]).code, 0);
 
     // 5. A policy naming only the forger's CA refuses our genuine tokens.

@@ -8,7 +8,7 @@ use super::{Anchors, MAX_TOKEN_BYTES, TsaEntry, unhex};
 use crate::evidence::verify::Problem;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
@@ -62,8 +62,41 @@ pub struct Outcome {
     pub tokens: usize,
 }
 
+/// What checking the tokens of some agents found (one host's, or the rest of the store's),
+/// merged with [`Part::absorb`] and finished with [`Checker::finish`]: the same outcome as
+/// checking them all at once.
+#[derive(Debug, Default)]
+pub struct Part {
+    /// Every chain of the records checked (kept or dropped by [`Checker::finish`]).
+    chains: Vec<ChainAnchor>,
+    problems: Vec<Problem>,
+    /// Per chain, notes (records waiting for their token), reported in chain order.
+    chain_notes: BTreeMap<(String, String), Vec<String>>,
+    /// Token files seen.
+    tokens: usize,
+    /// Tokens not checked (no TSA certificate to check them with).
+    unchecked: usize,
+    /// The `timestamps/` directories listed.
+    pub dirs: Vec<String>,
+}
+
+impl Part {
+    /// Adds what `other` found.
+    pub fn absorb(&mut self, mut other: Part) {
+        self.chains.append(&mut other.chains);
+        self.problems.append(&mut other.problems);
+        self.chain_notes.append(&mut other.chain_notes);
+        self.tokens += other.tokens;
+        self.unchecked += other.unchecked;
+        self.dirs.append(&mut other.dirs);
+    }
+}
+
 /// A token that verified: (sequence, genTime, signer).
 type Stamp = (u64, DateTime<Utc>, String);
+
+/// A token file: (store key, agent directory, file stem).
+type TokenFile = (String, String, String);
 
 fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
     Problem {
@@ -81,8 +114,9 @@ fn is_plain(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The token files: (store key, agent dir, file stem); foreign entries are problems.
-fn list(root: &Path, out: &mut Outcome) -> Vec<(String, String, String)> {
+/// The token files of every agent directory under `root/timestamps` but those in `skip`;
+/// foreign entries are problems.
+fn list(root: &Path, skip: &HashSet<String>, out: &mut Part) -> Vec<TokenFile> {
     let dir = root.join("timestamps");
     let mut files = Vec::new();
     let Ok(meta) = std::fs::symlink_metadata(&dir) else {
@@ -105,48 +139,53 @@ fn list(root: &Path, out: &mut Outcome) -> Vec<(String, String, String)> {
     };
     for a in agents.flatten() {
         let agent = a.file_name().to_string_lossy().into_owned();
-        let akey = format!("timestamps/{agent}");
-        if agent.starts_with('.') {
+        if agent.starts_with('.') || skip.contains(&agent) {
             continue;
         }
         if !a.file_type().is_ok_and(|t| t.is_dir()) {
             out.problems.push(problem(
-                akey,
+                format!("timestamps/{agent}"),
                 "foreign file: timestamps/ holds one directory per agent",
             ));
             continue;
         }
-        let entries = match std::fs::read_dir(a.path()) {
-            Ok(d) => d,
-            Err(e) => {
-                out.problems
-                    .push(problem(akey, format!("cannot list: {e}")));
-                continue;
-            }
-        };
-        for f in entries.flatten() {
-            let name = f.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            let key = format!("{akey}/{name}");
-            if !f.file_type().is_ok_and(|t| t.is_file()) {
-                out.problems.push(problem(
-                    key,
-                    "not a regular file (symlink, directory or special file) in the store",
-                ));
-                continue;
-            }
-            match name.strip_suffix(".tsr") {
-                Some(stem) => files.push((key, agent.clone(), stem.to_string())),
-                None => out
-                    .problems
-                    .push(problem(key, "foreign file: not a timestamp token (.tsr)")),
-            }
-        }
+        list_agent(&a.path(), &agent, &mut files, out);
     }
     files.sort();
     files
+}
+
+/// The token files of one agent directory (`timestamps/<agent>`, a real directory).
+fn list_agent(dir: &Path, agent: &str, files: &mut Vec<TokenFile>, out: &mut Part) {
+    let akey = format!("timestamps/{agent}");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            out.problems
+                .push(problem(akey, format!("cannot list: {e}")));
+            return;
+        }
+    };
+    for f in entries.flatten() {
+        let name = f.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let key = format!("{akey}/{name}");
+        if !f.file_type().is_ok_and(|t| t.is_file()) {
+            out.problems.push(problem(
+                key,
+                "not a regular file (symlink, directory or special file) in the store",
+            ));
+            continue;
+        }
+        match name.strip_suffix(".tsr") {
+            Some(stem) => files.push((key, agent.to_string(), stem.to_string())),
+            None => out
+                .problems
+                .push(problem(key, "foreign file: not a timestamp token (.tsr)")),
+        }
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
@@ -174,154 +213,217 @@ pub fn check(
     require: Option<Duration>,
     now: DateTime<Utc>,
 ) -> Outcome {
-    let mut out = Outcome::default();
-    let anchors = match tsa.filter(|t| !t.is_empty()).map(Anchors::new) {
-        Some(Ok(a)) if !a.is_empty() => Some(a),
-        Some(Err(e)) => {
-            out.problems.push(problem("trust policy", e.to_string()));
-            None
-        }
-        _ => None,
-    };
-    let files = list(root, &mut out);
-    out.tokens = files.len();
+    let mut problems = Vec::new();
+    let checker = Checker::new(tsa, require, now, &mut problems);
+    let mut part = Part::default();
+    let files = list(root, &HashSet::new(), &mut part);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    checker.tokens(root, &files, records, threads, &mut part);
+    let mut out = checker.finish(part);
+    problems.append(&mut out.problems);
+    out.problems = problems;
+    out
+}
 
-    // Token files are named after store segments of the ids; ids that are not already
-    // segments (never the agent's own hex ids) are looked up by their segment.
-    let is_segment = |s: &str| crate::store::segment(s) == s;
-    let mut by_id: HashMap<(&str, &str, u64), &Record<'_>> = HashMap::new();
-    let mut by_segment: HashMap<(String, String, u64), &Record<'_>> = HashMap::new();
-    if !files.is_empty() {
-        for r in records {
-            if is_plain(r.agent) && is_plain(r.chain) {
-                by_id.insert((r.agent, r.chain, r.sequence), r);
-            } else if !(is_segment(r.agent) && is_segment(r.chain)) {
-                by_segment.insert(
-                    (
-                        crate::store::segment(r.agent),
-                        crate::store::segment(r.chain),
-                        r.sequence,
+/// The token checks of one store: the TSA certificates, set up once and shared by the
+/// threads that check the tokens host by host ([`Checker::host`]), and what is decided
+/// once for the store ([`Checker::finish`]).
+pub struct Checker<'a> {
+    anchors: Option<Anchors>,
+    tsa: Option<&'a [TsaEntry]>,
+    require: Option<Duration>,
+    now: DateTime<Utc>,
+}
+
+impl<'a> Checker<'a> {
+    /// The checks against `tsa` (the policy's `[[tsa]]`) and, with `require`, of the lag at
+    /// `now`; certificates that cannot be read are a problem.
+    pub fn new(
+        tsa: Option<&'a [TsaEntry]>,
+        require: Option<Duration>,
+        now: DateTime<Utc>,
+        problems: &mut Vec<Problem>,
+    ) -> Checker<'a> {
+        let anchors = match tsa.filter(|t| !t.is_empty()).map(Anchors::new) {
+            Some(Ok(a)) if !a.is_empty() => Some(a),
+            Some(Err(e)) => {
+                problems.push(problem("trust policy", e.to_string()));
+                None
+            }
+            _ => None,
+        };
+        Checker {
+            anchors,
+            tsa,
+            require,
+            now,
+        }
+    }
+
+    /// Checks the tokens of `agents` (`timestamps/<segment of each>/`) against `records`,
+    /// every valid record of those agents, on `threads` threads. A directory that is not a
+    /// real directory is left to [`Checker::rest`].
+    pub fn host<'r>(
+        &self,
+        root: &Path,
+        agents: impl IntoIterator<Item = &'r str>,
+        records: &[Record<'_>],
+        threads: usize,
+    ) -> Part {
+        let mut part = Part::default();
+        let mut files = Vec::new();
+        let base = root.join("timestamps");
+        let segments: std::collections::BTreeSet<String> =
+            agents.into_iter().map(crate::store::segment).collect();
+        for seg in segments {
+            let dir = base.join(&seg);
+            if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_dir()) {
+                list_agent(&dir, &seg, &mut files, &mut part);
+                part.dirs.push(seg);
+            }
+        }
+        files.sort();
+        self.tokens(root, &files, records, threads, &mut part);
+        part
+    }
+
+    /// The entries of `timestamps/` no host listed (`seen`): tokens of agents with no valid
+    /// record, foreign files.
+    pub fn rest(&self, root: &Path, seen: &HashSet<String>) -> Part {
+        let mut part = Part::default();
+        let files = list(root, seen, &mut part);
+        self.tokens(root, &files, &[], 1, &mut part);
+        part
+    }
+
+    /// Checks `files` against `records` (every valid record of the agents the files are
+    /// under) on `threads` threads, into `out`.
+    fn tokens(
+        &self,
+        root: &Path,
+        files: &[TokenFile],
+        records: &[Record<'_>],
+        threads: usize,
+        out: &mut Part,
+    ) {
+        out.tokens += files.len();
+        // Token files are named after store segments of the ids; ids that are not already
+        // segments (never the agent's own hex ids) are looked up by their segment.
+        let is_segment = |s: &str| crate::store::segment(s) == s;
+        let mut by_id: HashMap<(&str, &str, u64), &Record<'_>> = HashMap::new();
+        let mut by_segment: HashMap<(String, String, u64), &Record<'_>> = HashMap::new();
+        if !files.is_empty() {
+            for r in records {
+                if is_plain(r.agent) && is_plain(r.chain) {
+                    by_id.insert((r.agent, r.chain, r.sequence), r);
+                } else if !(is_segment(r.agent) && is_segment(r.chain)) {
+                    by_segment.insert(
+                        (
+                            crate::store::segment(r.agent),
+                            crate::store::segment(r.chain),
+                            r.sequence,
+                        ),
+                        r,
+                    );
+                } else {
+                    by_id.insert((r.agent, r.chain, r.sequence), r);
+                }
+            }
+        }
+        let mut stamps: BTreeMap<(&str, &str), Vec<Stamp>> = BTreeMap::new();
+        let mut work: Vec<(&str, u64, &Record<'_>)> = Vec::new();
+        for (key, agent, stem) in files {
+            let parsed = stem
+                .rsplit_once('-')
+                .and_then(|(c, s)| s.parse::<u64>().ok().map(|s| (c.to_string(), s)));
+            let Some((chain, seq)) = parsed else {
+                out.problems.push(problem(
+                    key.clone(),
+                    "foreign file: a token is named <chain>-<sequence>.tsr",
+                ));
+                continue;
+            };
+            let found = by_id
+                .get(&(agent.as_str(), chain.as_str(), seq))
+                .or_else(|| by_segment.get(&(agent.clone(), chain.clone(), seq)));
+            let Some(rec) = found else {
+                out.problems.push(problem(
+                    key.clone(),
+                    format!(
+                        "timestamp token for agent {} chain {} seq {seq}, but the store has no valid record there",
+                        short(agent),
+                        short(&chain)
                     ),
-                    r,
-                );
-            } else {
-                by_id.insert((r.agent, r.chain, r.sequence), r);
+                ));
+                continue;
+            };
+            if self.anchors.is_none() {
+                out.unchecked += 1;
+                continue;
             }
+            work.push((key.as_str(), seq, rec));
         }
-    }
-    let mut stamps: BTreeMap<(&str, &str), Vec<Stamp>> = BTreeMap::new();
-    let mut unchecked = 0;
-    let mut work: Vec<(&str, u64, &Record<'_>)> = Vec::new();
-    for (key, agent, stem) in &files {
-        let parsed = stem
-            .rsplit_once('-')
-            .and_then(|(c, s)| s.parse::<u64>().ok().map(|s| (c.to_string(), s)));
-        let Some((chain, seq)) = parsed else {
-            out.problems.push(problem(
-                key.clone(),
-                "foreign file: a token is named <chain>-<sequence>.tsr",
-            ));
-            continue;
-        };
-        let found = by_id
-            .get(&(agent.as_str(), chain.as_str(), seq))
-            .or_else(|| by_segment.get(&(agent.clone(), chain.clone(), seq)));
-        let Some(rec) = found else {
-            out.problems.push(problem(
-                key.clone(),
-                format!(
-                    "timestamp token for agent {} chain {} seq {seq}, but the store has no valid record there",
-                    short(agent),
-                    short(&chain)
-                ),
-            ));
-            continue;
-        };
-        if anchors.is_none() {
-            unchecked += 1;
-            continue;
-        }
-        work.push((key.as_str(), seq, rec));
-    }
-    if let Some(anchors) = &anchors {
-        // Checked on all cores, like the records.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = work.len().div_ceil(threads).max(1);
-        let results: Vec<Vec<Result<super::TokenInfo, String>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = work
-                .chunks(chunk)
-                .map(|part| {
-                    let n = part.len();
-                    let h = scope.spawn(move || {
-                        part.iter()
-                            .map(|(key, _, rec)| {
-                                read(&root.join(key)).and_then(|bytes| {
-                                    let digest = unhex(rec.digest)
-                                        .ok_or("the record's digest is not hex")?;
-                                    anchors.verify(&bytes, &digest).map_err(|e| e.to_string())
+        if let Some(anchors) = &self.anchors {
+            // Checked on `threads` threads, like the records.
+            let chunk = work.len().div_ceil(threads.max(1)).max(1);
+            let results: Vec<Vec<Result<super::TokenInfo, String>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = work
+                    .chunks(chunk)
+                    .map(|part| {
+                        let n = part.len();
+                        let h = scope.spawn(move || {
+                            part.iter()
+                                .map(|(key, _, rec)| {
+                                    read(&root.join(key)).and_then(|bytes| {
+                                        let digest = unhex(rec.digest)
+                                            .ok_or("the record's digest is not hex")?;
+                                        anchors.verify(&bytes, &digest).map_err(|e| e.to_string())
+                                    })
                                 })
-                            })
-                            .collect()
-                    });
-                    (n, h)
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(n, h)| {
-                    // A panic becomes a problem for each token of that worker, never a pass.
-                    h.join().unwrap_or_else(|_| {
-                        (0..n)
-                            .map(|_| Err("the check panicked (a bug: please report it)".into()))
-                            .collect()
+                                .collect()
+                        });
+                        (n, h)
                     })
-                })
-                .collect()
-        });
-        let results: Vec<_> = results.into_iter().flatten().collect();
-        for ((key, seq, rec), result) in work.iter().zip(results) {
-            match result {
-                Ok(info) => stamps.entry((rec.agent, rec.chain)).or_default().push((
-                    *seq,
-                    info.gen_time,
-                    info.signer,
-                )),
-                Err(e) => out.problems.push(problem(
-                    key.to_string(),
-                    format!("timestamp token does not verify: {e}"),
-                )),
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(n, h)| {
+                        // A panic becomes a problem for each token of that worker, never
+                        // a pass.
+                        h.join().unwrap_or_else(|_| {
+                            (0..n)
+                                .map(|_| Err("the check panicked (a bug: please report it)".into()))
+                                .collect()
+                        })
+                    })
+                    .collect()
+            });
+            let results: Vec<_> = results.into_iter().flatten().collect();
+            for ((key, seq, rec), result) in work.iter().zip(results) {
+                match result {
+                    Ok(info) => stamps.entry((rec.agent, rec.chain)).or_default().push((
+                        *seq,
+                        info.gen_time,
+                        info.signer,
+                    )),
+                    Err(e) => out.problems.push(problem(
+                        key.to_string(),
+                        format!("timestamp token does not verify: {e}"),
+                    )),
+                }
             }
         }
-    }
-    if unchecked > 0 {
-        out.notes.push(format!(
-            "{unchecked} timestamp token(s) not checked: {}",
-            if tsa.is_none() {
-                "no trust policy (--trust) names a TSA certificate"
-            } else {
-                "the trust policy names no TSA certificate ([[tsa]])"
-            }
-        ));
-    }
-    if require.is_some() && anchors.is_none() {
-        out.problems.push(problem(
-            "trust policy",
-            "timestamps are required, but the trust policy names no TSA certificate ([[tsa]]) to check them with",
-        ));
-    }
 
-    // Per chain: records by sequence.
-    let mut chains: BTreeMap<(&str, &str), Vec<&Record<'_>>> = BTreeMap::new();
-    for r in records {
-        chains.entry((r.agent, r.chain)).or_default().push(r);
-    }
-    let report_chains = !files.is_empty() || anchors.is_some() || require.is_some();
-    for ((agent, chain), mut recs) in chains {
-        recs.sort_by_key(|r| r.sequence);
-        let mut tokens = stamps.remove(&(agent, chain)).unwrap_or_default();
-        tokens.sort_by_key(|t| t.0);
-        let last = recs.last().map_or(0, |r| r.sequence);
-        if report_chains {
+        // Per chain: records by sequence.
+        let mut chains: BTreeMap<(&str, &str), Vec<&Record<'_>>> = BTreeMap::new();
+        for r in records {
+            chains.entry((r.agent, r.chain)).or_default().push(r);
+        }
+        for ((agent, chain), mut recs) in chains {
+            recs.sort_by_key(|r| r.sequence);
+            let mut tokens = stamps.remove(&(agent, chain)).unwrap_or_default();
+            tokens.sort_by_key(|t| t.0);
+            let last = recs.last().map_or(0, |r| r.sequence);
             let top = tokens.last();
             out.chains.push(ChainAnchor {
                 agent: agent.to_string(),
@@ -332,12 +434,50 @@ pub fn check(
                 at: top.map(|t| t.1.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 tsa: top.map(|t| t.2.clone()),
             });
-        }
-        if let (Some(lag), Some(_)) = (require, &anchors) {
-            require_anchored(agent, chain, &recs, &tokens, lag, now, &mut out);
+            if let (Some(lag), Some(_)) = (self.require, &self.anchors) {
+                let mut found = Outcome::default();
+                require_anchored(agent, chain, &recs, &tokens, lag, self.now, &mut found);
+                out.problems.append(&mut found.problems);
+                if !found.notes.is_empty() {
+                    out.chain_notes
+                        .insert((agent.to_string(), chain.to_string()), found.notes);
+                }
+            }
         }
     }
-    out
+
+    /// The outcome of every part of the store, merged.
+    pub fn finish(&self, part: Part) -> Outcome {
+        let mut out = Outcome {
+            problems: part.problems,
+            tokens: part.tokens,
+            ..Outcome::default()
+        };
+        if part.unchecked > 0 {
+            out.notes.push(format!(
+                "{} timestamp token(s) not checked: {}",
+                part.unchecked,
+                if self.tsa.is_none() {
+                    "no trust policy (--trust) names a TSA certificate"
+                } else {
+                    "the trust policy names no TSA certificate ([[tsa]])"
+                }
+            ));
+        }
+        if self.require.is_some() && self.anchors.is_none() {
+            out.problems.push(problem(
+                "trust policy",
+                "timestamps are required, but the trust policy names no TSA certificate ([[tsa]]) to check them with",
+            ));
+        }
+        if part.tokens > 0 || self.anchors.is_some() || self.require.is_some() {
+            out.chains = part.chains;
+            out.chains
+                .sort_by(|a, b| (&a.agent, &a.chain).cmp(&(&b.agent, &b.chain)));
+        }
+        out.notes.extend(part.chain_notes.into_values().flatten());
+        out
+    }
 }
 
 /// Why a record is not anchored in time, or `None` when it is (or may still be).

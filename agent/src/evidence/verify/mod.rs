@@ -276,6 +276,25 @@ fn verify_streaming_or_all(
     Ok(v)
 }
 
+/// The valid records among `checked`, as the RFC 3161 token checks see them.
+fn stamped(checked: &[Checked]) -> Vec<crate::evidence::timestamp::check::Record<'_>> {
+    checked
+        .iter()
+        .filter_map(|c| {
+            c.summary
+                .as_ref()
+                .map(|s| crate::evidence::timestamp::check::Record {
+                    key: &c.key,
+                    agent: &s.agent.id,
+                    chain: &s.chain,
+                    sequence: s.sequence,
+                    digest: &c.digest,
+                    collected_at: &s.collected_at,
+                })
+        })
+        .collect()
+}
+
 fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
     let mut report = Report::default();
     let clock = std::time::Instant::now();
@@ -428,24 +447,9 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
     );
     // Index.
     // Time: RFC 3161 tokens over checkpoints (timestamp.rs).
-    let stamped: Vec<crate::evidence::timestamp::check::Record<'_>> = checked
-        .iter()
-        .filter_map(|c| {
-            c.summary
-                .as_ref()
-                .map(|s| crate::evidence::timestamp::check::Record {
-                    key: &c.key,
-                    agent: &s.agent.id,
-                    chain: &s.chain,
-                    sequence: s.sequence,
-                    digest: &c.digest,
-                    collected_at: &s.collected_at,
-                })
-        })
-        .collect();
     let time = crate::evidence::timestamp::check::check(
         root,
-        &stamped,
+        &stamped(&checked),
         opts.trust.as_ref().map(|p| p.tsa.as_slice()),
         opts.require_timestamps,
         opts.now.unwrap_or_else(chrono::Utc::now),

@@ -20,9 +20,11 @@
 //! Whatever this cannot decide within one host returns `None`, and the caller verifies the
 //! whole store at once: an agent whose records lie under two hosts, an index line or a
 //! compacted index row naming a record under another host, a store not laid out as
-//! `<date>/<host>/`, RFC 3161 tokens, and a key rotation carrying a certificate under a
-//! trust policy (it extends the policy for every host). A compacted index
-//! (`parquet/<date>/<host>/`) is checked with its host.
+//! `<date>/<host>/`, two agents of two hosts whose ids share one `timestamps/` directory,
+//! and a key rotation carrying a certificate under a trust policy (it extends the policy
+//! for every host). A compacted index (`parquet/<date>/<host>/`) and the RFC 3161 tokens of
+//! the host's agents (`timestamps/<agent>/`) are checked with their host; tokens of an
+//! agent with no valid record, after the last host.
 
 use super::ahead;
 use super::chains::Chains;
@@ -32,6 +34,7 @@ use super::{
     escape_control, heads, index, load_keys, records, rel, top_level,
 };
 use crate::evidence::record::Kind;
+use crate::evidence::timestamp::check::{Checker, Part};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -114,14 +117,23 @@ pub(super) fn verify(
     opts: &Options,
     sink: &mut dyn Sink,
 ) -> Result<Option<Verified>, super::Error> {
-    if opts.require_timestamps.is_some()
-        || opts.trust.as_ref().is_some_and(|p| !p.tsa.is_empty())
-        || non_empty(&root.join("timestamps"))
-    {
-        return Ok(None);
-    }
     let mut report = Report::default();
     let mut problems = Vec::new();
+    // RFC 3161 tokens (`timestamps/<agent>/`): checked with the host of their agent.
+    let time = (opts.require_timestamps.is_some()
+        || opts.trust.as_ref().is_some_and(|p| !p.tsa.is_empty())
+        || non_empty(&root.join("timestamps")))
+    .then(|| {
+        Checker::new(
+            opts.trust.as_ref().map(|p| p.tsa.as_slice()),
+            opts.require_timestamps,
+            opts.now.unwrap_or_else(chrono::Utc::now),
+            &mut problems,
+        )
+    });
+    let mut time_part = Part::default();
+    // `timestamps/` directory: the host whose agent it is.
+    let mut time_dirs: HashMap<String, String> = HashMap::new();
     let dirs = top_level(root, &mut problems)?;
     let super::Loaded {
         keys,
@@ -199,6 +211,7 @@ pub(super) fn verify(
         dates: &dates,
         keys: &keys,
         certs: &certs,
+        time: time.as_ref(),
     };
 
     // Hosts are verified on `threads` workers, each a whole host at a time (its records,
@@ -332,6 +345,17 @@ pub(super) fn verify(
                     return true;
                 }
             }
+            // Two agents whose ids share a store segment, under two hosts.
+            for d in &h.time.dirs {
+                match time_dirs.get(d) {
+                    Some(other) if other != host_dir => return true,
+                    Some(_) => {}
+                    None => {
+                        time_dirs.insert(d.clone(), host_dir.clone());
+                    }
+                }
+            }
+            time_part.absorb(h.time);
             report.records += h.records;
             report.valid += h.valid;
             report.checkpoints += h.checkpoints;
@@ -432,6 +456,15 @@ pub(super) fn verify(
         .len();
     report.notes.extend(chain_notes.into_values().flatten());
     report.notes.extend(head_notes.into_values().flatten());
+    if let Some(time) = &time {
+        // Tokens of agents with no valid record, and foreign files.
+        let seen: HashSet<String> = time_dirs.into_keys().collect();
+        time_part.absorb(time.rest(root, &seen));
+        let outcome = time.finish(time_part);
+        problems.extend(outcome.problems);
+        report.notes.extend(outcome.notes);
+        report.timestamps = outcome.chains;
+    }
     report.notes.extend(index_notes);
     super::host_conflicts(&host_agents, &mut report, &mut problems);
     for c in report.host_conflicts.iter().filter(|c| !c.enrolled) {
@@ -488,6 +521,8 @@ struct Ctx<'a> {
     dates: &'a [String],
     keys: &'a HashMap<String, crate::evidence::keys::VerifyingKey>,
     certs: &'a [(String, Result<Vec<u8>, String>)],
+    /// The RFC 3161 token checks, when the store or the options have any.
+    time: Option<&'a Checker<'a>>,
 }
 
 impl Ctx<'_> {
@@ -570,6 +605,8 @@ struct Host {
     gaps: Vec<CollectorGap>,
     chain_keys: Vec<(String, String)>,
     broken: BTreeSet<(String, String)>,
+    /// What the RFC 3161 tokens of this host's agents say.
+    time: Part,
     /// The valid records, for the sink.
     verified: Vec<VerifiedRecord>,
     /// What the ledger keeps of this host (`--state` with no ledger yet).
@@ -739,6 +776,14 @@ fn verify_host(
         &mut cuts,
     );
     broken.extend(keyed.broken.iter().cloned());
+    if let Some(time) = ctx.time {
+        out.time = time.host(
+            root,
+            agents.iter().copied(),
+            &super::stamped(&checked),
+            inner,
+        );
+    }
     for (a, range, mut found) in loaded_heads {
         problems.append(&mut found);
         let mut notes = Vec::new();
