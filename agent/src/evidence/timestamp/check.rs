@@ -76,19 +76,19 @@ pub struct Part {
     tokens: usize,
     /// Tokens not checked (no TSA certificate to check them with).
     unchecked: usize,
-    /// The `timestamps/` directories listed.
+    /// The `timestamps/` directories listed (for the caller to take: [`Part::absorb`]
+    /// leaves them out).
     pub dirs: Vec<String>,
 }
 
 impl Part {
-    /// Adds what `other` found.
+    /// Adds what `other` found (all but its `dirs`).
     pub fn absorb(&mut self, mut other: Part) {
         self.chains.append(&mut other.chains);
         self.problems.append(&mut other.problems);
         self.chain_notes.append(&mut other.chain_notes);
         self.tokens += other.tokens;
         self.unchecked += other.unchecked;
-        self.dirs.append(&mut other.dirs);
     }
 }
 
@@ -137,7 +137,16 @@ fn list(root: &Path, skip: &HashSet<String>, out: &mut Part) -> Vec<TokenFile> {
             return files;
         }
     };
-    for a in agents.flatten() {
+    for a in agents {
+        // An entry that cannot be read is a problem, never a token silently left out.
+        let a = match a {
+            Ok(a) => a,
+            Err(e) => {
+                out.problems
+                    .push(problem("timestamps/", format!("cannot list: {e}")));
+                continue;
+            }
+        };
         let agent = a.file_name().to_string_lossy().into_owned();
         if agent.starts_with('.') || skip.contains(&agent) {
             continue;
@@ -166,7 +175,15 @@ fn list_agent(dir: &Path, agent: &str, files: &mut Vec<TokenFile>, out: &mut Par
             return;
         }
     };
-    for f in entries.flatten() {
+    for f in entries {
+        let f = match f {
+            Ok(f) => f,
+            Err(e) => {
+                out.problems
+                    .push(problem(akey.as_str(), format!("cannot list: {e}")));
+                continue;
+            }
+        };
         let name = f.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
             continue;

@@ -240,15 +240,17 @@ pub fn verify_full(root: &Path, opts: &Options) -> Result<Verified, Error> {
 
 /// Verifies a directory store, handing each valid record to `sink` instead of keeping it
 /// (the returned [`Verified`] has no records). A store laid out as the agent writes it
-/// (`records/<date>/<host>/`, the index and the compacted index beside it, no RFC 3161
-/// tokens; with `--state`, a run that verifies everything) is verified one host at a time,
-/// so memory is bounded by the largest host's records, not by the store: every chain,
-/// head, index line, compacted row and host of an agent lies in its host's partitions, and
-/// each is checked there exactly as a whole-store pass checks it. Anything else (an agent
-/// spanning hosts, an index line or compacted row pointing at another host, another
-/// layout, a key rotation carrying a certificate under a trust policy) makes it a
-/// whole-store pass, which holds every record until the end. With `opts.state` every record
-/// is read too (the sink needs them all) and the listing is compared with the ledger.
+/// (`records/<date>/<host>/`, the index and the compacted index beside it, RFC 3161 tokens
+/// under `timestamps/<agent>/`; with `--state`, a run that verifies everything) is verified
+/// one host at a time, so memory is bounded by the largest host's records, not by the
+/// store: every chain, head, index line, compacted row, token and host of an agent lies in
+/// its host's partitions or its agent's directory, and each is checked there exactly as a
+/// whole-store pass checks it. Anything else (an agent spanning hosts, an index line or
+/// compacted row pointing at another host, two hosts' agents sharing a `timestamps/`
+/// directory, another layout, a key rotation carrying a certificate under a trust policy)
+/// makes it a whole-store pass, which holds every record until the end. With `opts.state`
+/// every record is read too (the sink needs them all) and the listing is compared with the
+/// ledger.
 pub fn verify_stream(root: &Path, opts: &Options, sink: &mut dyn Sink) -> Result<Verified, Error> {
     match &opts.state {
         Some(state) => verify_with_state(root, opts, state, true, sink),

@@ -330,7 +330,7 @@ pub(super) fn verify(
                 }
             };
             ready.notify_all();
-            let Some(h) = out else { return true };
+            let Some(mut h) = out else { return true };
             for a in &h.agents {
                 match agent_host.get(a) {
                     Some(other) if other != host_dir => return true,
@@ -346,12 +346,12 @@ pub(super) fn verify(
                 }
             }
             // Two agents whose ids share a store segment, under two hosts.
-            for d in &h.time.dirs {
-                match time_dirs.get(d) {
+            for d in std::mem::take(&mut h.time.dirs) {
+                match time_dirs.get(&d) {
                     Some(other) if other != host_dir => return true,
                     Some(_) => {}
                     None => {
-                        time_dirs.insert(d.clone(), host_dir.clone());
+                        time_dirs.insert(d, host_dir.clone());
                     }
                 }
             }
