@@ -9,6 +9,9 @@
 //! Run: `cargo bench -p evident-tests --bench timestamps`. With `BENCH_STORE=DIR` the store,
 //! the TSA's CA and the policy (`DIR/trust.toml`) are kept in DIR, to measure
 //! `evident verify DIR/store --trust DIR/trust.toml` by hand (peak RSS with `/usr/bin/time -v`).
+//! Last, the auditor's ledger: a first `verify --state` with the policy and
+//! `--require-timestamps 400d`, 1% new records (the next days of the first hosts) with their
+//! checkpoints stamped, and the incremental run over them (`BENCH_LEDGER=0` skips it).
 
 use evident::evidence::verify::{Options, verify_dir};
 use evident_tests::storegen::{Outcome, generate};
@@ -37,6 +40,11 @@ fn main() {
     };
     let store = dir.join("store");
     let names: Vec<String> = (0..hosts).map(|i| format!("host-{i:03}")).collect();
+    let ledger = !std::env::var("BENCH_LEDGER").is_ok_and(|v| v == "0");
+    if ledger {
+        // The signing keys, kept beside the store, so the ledger step can add records.
+        let _ = std::fs::create_dir_all(dir.join(evident_tests::storegen::KEYS_DIR));
+    }
     let n = generate(&store, &names, days, 10, chrono::Utc::now(), |_, _, _| {
         Outcome::Pass
     });
@@ -44,9 +52,10 @@ fn main() {
     let mut policy = String::new();
     let mut tokens = Vec::new();
     let t = Instant::now();
-    for r in records(&store) {
-        let p = predicate(&r);
-        let bytes = std::fs::read(&r).unwrap_or_default();
+    let all = records(&store);
+    for r in &all {
+        let p = predicate(r);
+        let bytes = std::fs::read(r).unwrap_or_default();
         let agent = p["agent"]["id"].as_str().unwrap_or_default().to_string();
         let chain = p["chain"].as_str().unwrap_or_default().to_string();
         let seq = p["sequence"].as_u64().unwrap_or(0);
@@ -59,12 +68,7 @@ fn main() {
             ));
         }
         if p["kind"] == "checkpoint" {
-            let digest = evident::evidence::keys::sha256_hex(&bytes);
-            let reply = tsa.stamp(&digest);
-            let path = store.join(format!("timestamps/{agent}/{chain}-{seq:012}.tsr"));
-            let _ = std::fs::create_dir_all(path.parent().unwrap_or(&store));
-            let _ = std::fs::write(&path, &reply);
-            tokens.push((reply, digest));
+            tokens.push(stamp(&tsa, &store, &bytes, &agent, &chain, seq));
         }
     }
     let token_bytes: usize = tokens.iter().map(|(r, _)| r.len()).sum();
@@ -85,11 +89,9 @@ fn main() {
         Ok(p) => Arc::new(p),
         Err(e) => return println!("policy: {e}"),
     };
+    let policy_file = format!("{policy}[[tsa]]\npem_file = \"{}\"\n", tsa.ca.display());
     if kept.is_some() {
-        let _ = std::fs::write(
-            dir.join("trust.toml"),
-            format!("{policy}[[tsa]]\npem_file = \"{}\"\n", tsa.ca.display()),
-        );
+        let _ = std::fs::write(dir.join("trust.toml"), &policy_file);
     }
 
     // One token check, alone (sequential, one core).
@@ -192,4 +194,96 @@ fn main() {
         rate(required),
         (required / plain - 1.0) * 100.0
     );
+    if ledger {
+        ledger_step(dir, &store, &tsa, with_tsa, &policy_file, &all);
+    }
+}
+
+/// Stamps the record `bytes` (a checkpoint) with `tsa`, stores the token, and returns it
+/// with the record's digest.
+fn stamp(
+    tsa: &Authority,
+    store: &std::path::Path,
+    bytes: &[u8],
+    agent: &str,
+    chain: &str,
+    seq: u64,
+) -> (Vec<u8>, String) {
+    let digest = evident::evidence::keys::sha256_hex(bytes);
+    let reply = tsa.stamp(&digest);
+    let path = store.join(format!("timestamps/{agent}/{chain}-{seq:012}.tsr"));
+    let _ = std::fs::create_dir_all(path.parent().unwrap_or(store));
+    let _ = std::fs::write(&path, &reply);
+    (reply, digest)
+}
+
+/// `verify --state` with the policy and `--require-timestamps 400d`: the first run, then 1%
+/// new records with their tokens, then the incremental run.
+fn ledger_step(
+    dir: &std::path::Path,
+    store: &std::path::Path,
+    tsa: &Authority,
+    policy: Arc<evident::evidence::trust::Policy>,
+    policy_text: &str,
+    before: &[std::path::PathBuf],
+) {
+    let state = dir.join("ledger");
+    let _ = std::fs::remove_dir_all(&state);
+    let opts = Options {
+        trust: Some(policy),
+        require_timestamps: Some(std::time::Duration::from_secs(400 * 86400)),
+        state: Some(evident::evidence::verify::State {
+            dir: state,
+            store: store.display().to_string(),
+            trust: evident::evidence::keys::sha256_hex(policy_text.as_bytes()),
+            rehash: false,
+            stamps: None,
+        }),
+        ..Default::default()
+    };
+    let run = |what: &str| {
+        let t = Instant::now();
+        match verify_dir(store, &opts) {
+            Ok(r) => {
+                let secs = t.elapsed().as_secs_f64();
+                let ledger = r
+                    .notes
+                    .iter()
+                    .find(|n| n.starts_with("ledger ") && !n.contains(": written"))
+                    .cloned()
+                    .unwrap_or_default();
+                println!(
+                    "verify --state, policy + --require-timestamps 400d, {what}: {secs:.2}s, {} records, sound: {}; {ledger}",
+                    r.records,
+                    r.sound()
+                );
+            }
+            Err(e) => println!("verify --state failed: {e}"),
+        }
+    };
+    run("first run");
+    let t = Instant::now();
+    let added = evident_tests::storegen::extend(store, before.len() / 100);
+    let old: std::collections::HashSet<&std::path::PathBuf> = before.iter().collect();
+    let mut stamped = 0;
+    for r in records(store).iter().filter(|r| !old.contains(r)) {
+        let p = predicate(r);
+        if p["kind"] == "checkpoint" {
+            let bytes = std::fs::read(r).unwrap_or_default();
+            stamp(
+                tsa,
+                store,
+                &bytes,
+                p["agent"]["id"].as_str().unwrap_or_default(),
+                p["chain"].as_str().unwrap_or_default(),
+                p["sequence"].as_u64().unwrap_or(0),
+            );
+            stamped += 1;
+        }
+    }
+    println!(
+        "added {added} records (1%) and {stamped} tokens in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    run("incremental");
 }

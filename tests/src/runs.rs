@@ -3,6 +3,7 @@
 //! (tests/tests/ledger.rs).
 
 use crate::{Run, evident, predicate, records};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 /// One `run --once` of the agent in `dir` (config `dir/evident.toml`: `system.inventory`
@@ -61,4 +62,48 @@ pub fn record_at(store: &Path, seq: u64) -> PathBuf {
         .into_iter()
         .find(|p| predicate(p)["sequence"] == seq)
         .expect("record at seq")
+}
+
+/// Every file of a ledger directory, by relative path, as JSON (`ledger.json`'s body, its
+/// `written_at` left out: that and the digest line after the body are the time of the run).
+pub fn ledger_files(dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    files_under(dir)
+        .into_iter()
+        .map(|p| {
+            let name = p
+                .strip_prefix(dir)
+                .expect("in ledger")
+                .display()
+                .to_string();
+            let text = fs::read_to_string(&p).expect("ledger file");
+            let body = if name == "ledger.json" {
+                text.lines().next().unwrap_or_default()
+            } else {
+                text.as_str()
+            };
+            let mut v: serde_json::Value =
+                serde_json::from_str(body).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+            if let Some(o) = v.as_object_mut() {
+                o.remove("written_at");
+            }
+            (name, v)
+        })
+        .collect()
+}
+
+/// Every file under `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

@@ -4,7 +4,9 @@
 //! (plus what the ledger itself knows), or a clear error for a damaged ledger.
 
 use evident::store;
-use evident_tests::runs::{assert_problem, assert_sound, once, record_at, three_runs, verify};
+use evident_tests::runs::{
+    assert_problem, assert_sound, files_under, ledger_files, once, record_at, three_runs, verify,
+};
 use evident_tests::{Run, evident, predicate, records};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -121,7 +123,7 @@ fn a_cut_of_everything_newer_including_every_head_is_found_by_the_ledger() {
         store.join(store::head_key(&agent)),
     )
     .expect("roll back");
-    for p in evident_tests_walk(&store.join("index")) {
+    for p in files_under(&store.join("index")) {
         let text = fs::read_to_string(&p).expect("index");
         let kept: String = text
             .lines()
@@ -361,7 +363,7 @@ fn a_whole_partition_removed_is_found_by_the_ledger() {
         .map(|e| e.path())
         .collect();
     assert!(!days.is_empty());
-    let gone: Vec<String> = evident_tests_walk(&index)
+    let gone: Vec<String> = files_under(&index)
         .iter()
         .map(|p| {
             p.strip_prefix(&store)
@@ -408,47 +410,4 @@ fn a_first_run_writes_the_ledger_an_incremental_run_would_have_kept() {
     for (name, k) in &kept {
         assert_eq!(k, &once_only[name], "{name} differs");
     }
-}
-
-/// Every file of a ledger directory, by relative path, as JSON (`ledger.json`'s body, its
-/// `written_at` left out: that and the digest line after the body are the time of the run).
-fn ledger_files(dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
-    evident_tests_walk(dir)
-        .into_iter()
-        .map(|p| {
-            let name = p
-                .strip_prefix(dir)
-                .expect("in ledger")
-                .display()
-                .to_string();
-            let text = fs::read_to_string(&p).expect("ledger file");
-            let body = if name == "ledger.json" {
-                text.lines().next().unwrap_or_default()
-            } else {
-                text.as_str()
-            };
-            let mut v: serde_json::Value =
-                serde_json::from_str(body).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
-            if let Some(o) = v.as_object_mut() {
-                o.remove("written_at");
-            }
-            (name, v)
-        })
-        .collect()
-}
-
-fn evident_tests_walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

@@ -4,6 +4,7 @@
 //! `rfc3161-client` agree); a back-dated history stamped today, a forged token and a token
 //! over other bytes are PROBLEMs; a TSA outage delays tokens and loses no evidence.
 
+use evident_tests::runs::ledger_files;
 use evident_tests::services::free_port;
 use evident_tests::storegen::{self, Outcome};
 use evident_tests::tsa::{Authority, rfc3161_client_verify};
@@ -675,4 +676,213 @@ fn a_tsa_under_an_intermediate_ca_chains_to_the_root() {
     let pinned = policy(dir.path(), &store, &tsa.cert);
     let r = verify(dir.path(), &store, &["--trust", &pinned]);
     assert_eq!(r.code, 0, "{}", r.all());
+}
+
+/// The options of `verify --trust TRUST --require-timestamps 1h --state DIR/LEDGER` at `now`.
+fn in_process(
+    dir: &Path,
+    store: &Path,
+    trust: &str,
+    ledger: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> evident::evidence::verify::Options {
+    let policy = evident::evidence::trust::Policy::load(Path::new(trust)).expect("trust policy");
+    evident::evidence::verify::Options {
+        now: Some(now),
+        trust: Some(std::sync::Arc::new(policy)),
+        require_timestamps: Some(Duration::from_secs(3600)),
+        state: Some(evident::evidence::verify::State {
+            dir: dir.join(ledger),
+            store: fs::canonicalize(store)
+                .expect("store")
+                .display()
+                .to_string(),
+            trust: sha256_hex(&fs::read(trust).expect("policy")),
+            rehash: false,
+            stamps: None,
+        }),
+        ..Default::default()
+    }
+}
+
+/// `verify --state`'s per-chain anchors, from its JSON report.
+fn anchors(r: &Run) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    v["timestamps"].clone()
+}
+
+#[test]
+fn the_ledger_checks_only_new_tokens_and_finds_a_removed_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+        return;
+    };
+    let Some(server) = tsa.serve(free_port()) else {
+        return;
+    };
+    config(dir.path(), &server.url(), "");
+    for _ in 0..2 {
+        assert_eq!(run_once(dir.path()).code, 0);
+    }
+    let store = dir.path().join("store");
+    let trust = policy(dir.path(), &store, &tsa.ca);
+    let full = ["--trust", trust.as_str(), "--require-timestamps", "1h"];
+    let with_ledger = [&full[..], &["--state", "ledger"]].concat();
+    let first = verify(dir.path(), &store, &with_ledger);
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(
+        first.stdout.contains("everything verified (no ledger yet)"),
+        "{}",
+        first.all()
+    );
+
+    // One more run: its records, index file, head and token are all that is read.
+    assert_eq!(run_once(dir.path()).code, 0);
+    assert_eq!(tokens(&store).len(), 3);
+    let json = [&with_ledger[..], &["--json"]].concat();
+    let inc = verify(dir.path(), &store, &json);
+    assert_eq!(inc.code, 0, "{}", inc.all());
+    assert!(
+        inc.stdout.contains("new object(s) verified") && inc.stdout.contains("(not read again)"),
+        "{}",
+        inc.all()
+    );
+    let whole = verify(dir.path(), &store, &[&full[..], &["--json"]].concat());
+    assert_eq!(whole.code, 0, "{}", whole.all());
+    assert_eq!(anchors(&inc), anchors(&whole));
+    let last = checkpoints(&store).last().expect("checkpoint").2;
+    assert_eq!(anchors(&inc)[0]["anchored_through"], last);
+    assert_eq!(anchors(&inc)[0]["tokens"], 3);
+    // The ledger kept up run by run is the one a first run writes now, one host at a time
+    // or over the whole store: an auditor can start a ledger at any time.
+    let first = [&full[..], &["--state", "first"]].concat();
+    assert_eq!(verify(dir.path(), &store, &first).code, 0);
+    let kept = ledger_files(&dir.path().join("ledger"));
+    assert_eq!(kept, ledger_files(&dir.path().join("first")));
+    assert!(
+        kept["ledger.json"]["time"]["chains"]
+            .as_object()
+            .is_some_and(|c| c.len() == 1),
+        "{kept:#?}"
+    );
+    let opts = in_process(dir.path(), &store, &trust, "whole", chrono::Utc::now());
+    let whole_store = evident::evidence::verify::Options {
+        whole_store: true,
+        ..opts
+    };
+    let report = evident::evidence::verify::verify_dir(&store, &whole_store).expect("verify");
+    assert!(report.sound(), "{:#?}", report.problems);
+    assert_eq!(kept, ledger_files(&dir.path().join("whole")));
+
+    // A new token over other bytes: the run becomes a full verify, which reports it.
+    let toks = tokens(&store);
+    let newest = toks.last().expect("token").clone();
+    let genuine = fs::read(&newest).expect("token");
+    assert_eq!(run_once(dir.path()).code, 0);
+    let fourth = tokens(&store).last().expect("token").clone();
+    assert_ne!(fourth, newest);
+    let other = checkpoints(&store)[0].1.clone();
+    fs::write(&fourth, tsa.stamp(&other)).expect("swap");
+    let r = verify(dir.path(), &store, &with_ledger);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        problems(&r)
+            .iter()
+            .any(|l| l.contains("timestamp token does not verify")),
+        "{}",
+        r.all()
+    );
+    fs::remove_file(&fourth).expect("rm");
+
+    // An old token removed: a later token still covers its records within the hour, so a
+    // verify without the ledger finds nothing; the ledger knows the token was there.
+    let removed = toks[0].clone();
+    fs::remove_file(&removed).expect("rm");
+    let r = verify(dir.path(), &store, &full);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let key = removed
+        .strip_prefix(&store)
+        .expect("in store")
+        .display()
+        .to_string();
+    let r = verify(dir.path(), &store, &with_ledger);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        problems(&r)
+            .iter()
+            .any(|l| l.contains(&key) && l.contains("missing: verified before")),
+        "{}",
+        r.all()
+    );
+    fs::write(&removed, &genuine).expect("put back other bytes");
+    let r = verify(dir.path(), &store, &with_ledger);
+    assert_eq!(r.code, 1, "{}", r.all());
+}
+
+#[test]
+fn a_record_that_waited_too_long_for_its_token_is_a_problem_to_the_ledger() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+        return;
+    };
+    let port = free_port();
+    let Some(server) = tsa.serve(port) else {
+        return;
+    };
+    config(dir.path(), &server.url(), "");
+    assert_eq!(run_once(dir.path()).code, 0);
+    let store = dir.path().join("store");
+    let trust = policy(dir.path(), &store, &tsa.ca);
+    let args = [
+        "--trust",
+        trust.as_str(),
+        "--require-timestamps",
+        "1h",
+        "--state",
+        "ledger",
+    ];
+    assert_eq!(verify(dir.path(), &store, &args).code, 0);
+
+    // The TSA goes down: the next checkpoint waits for its token, which is fine for an hour.
+    drop(server);
+    assert_eq!(run_once(dir.path()).code, 1);
+    let r = verify(dir.path(), &store, &args);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("new object(s) verified")
+            && r.stdout
+                .contains("record(s) younger than 1h are not anchored yet"),
+        "{}",
+        r.all()
+    );
+
+    // Two hours on, with no new object at all, they are a PROBLEM (the ledger is not moved).
+    let later = chrono::Utc::now() + chrono::Duration::hours(2);
+    let opts = in_process(dir.path(), &store, &trust, "ledger", later);
+    let report = evident::evidence::verify::verify_dir(&store, &opts).expect("verify");
+    assert!(!report.sound(), "{:#?}", report.notes);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.message.contains("not anchored in time")),
+        "{:#?}",
+        report.problems
+    );
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("everything verified (a record is not anchored in time)")),
+        "{:#?}",
+        report.notes
+    );
+    // Now, with the TSA back, the token comes and the store is SOUND again, incrementally.
+    let Some(_server) = tsa.serve(port) else {
+        return;
+    };
+    assert_eq!(run_once(dir.path()).code, 0);
+    let r = verify(dir.path(), &store, &args);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("new object(s) verified"), "{}", r.all());
 }

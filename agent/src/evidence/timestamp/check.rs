@@ -7,7 +7,7 @@
 use super::{Anchors, MAX_TOKEN_BYTES, TsaEntry, unhex};
 use crate::evidence::verify::Problem;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
@@ -49,6 +49,26 @@ pub struct ChainAnchor {
     pub tsa: Option<String>,
 }
 
+/// Most records after a chain's newest token the auditor's ledger keeps ([`ChainTime::after`]).
+pub const MAX_WAITING: usize = 10_000;
+
+/// What the auditor's ledger (`verify --state`) keeps of one chain's time anchoring after a
+/// SOUND verify, so that the next run checks only the new tokens and the records that may
+/// still wait for one ([`Checker::continue_chain`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChainTime {
+    /// Tokens that verified.
+    pub tokens: usize,
+    /// The verified token of the highest sequence: (sequence, genTime, TSA).
+    pub top: Option<(u64, String, String)>,
+    /// The records after `top` (sequence, `collected_at`, digest): a later token may still
+    /// stamp one of them, and with a lag required each must be anchored in time. `None`: not
+    /// kept (more than [`MAX_WAITING`], or a chain with no token and no lag required); a run
+    /// that needs them verifies everything.
+    pub after: Option<Vec<(u64, String, String)>>,
+}
+
 /// What the timestamp checks found.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -60,6 +80,8 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// Token files seen.
     pub tokens: usize,
+    /// Per `agent/chain`, what the ledger keeps (when the tokens were checked).
+    pub times: Option<BTreeMap<String, ChainTime>>,
 }
 
 /// What checking the tokens of some agents found (one host's, or the rest of the store's),
@@ -72,6 +94,8 @@ pub struct Part {
     problems: Vec<Problem>,
     /// Per chain, notes (records waiting for their token), reported in chain order.
     chain_notes: BTreeMap<(String, String), Vec<String>>,
+    /// Per chain, what the ledger keeps.
+    times: BTreeMap<(String, String), ChainTime>,
     /// Token files seen.
     tokens: usize,
     /// Tokens not checked (no TSA certificate to check them with).
@@ -87,6 +111,7 @@ impl Part {
         self.chains.append(&mut other.chains);
         self.problems.append(&mut other.problems);
         self.chain_notes.append(&mut other.chain_notes);
+        self.times.append(&mut other.times);
         self.tokens += other.tokens;
         self.unchecked += other.unchecked;
     }
@@ -442,15 +467,26 @@ impl<'a> Checker<'a> {
             tokens.sort_by_key(|t| t.0);
             let last = recs.last().map_or(0, |r| r.sequence);
             let top = tokens.last();
-            out.chains.push(ChainAnchor {
+            let anchor = ChainAnchor {
                 agent: agent.to_string(),
                 chain: chain.to_string(),
                 last_sequence: last,
                 tokens: tokens.len(),
                 anchored_through: top.map(|t| t.0),
-                at: top.map(|t| t.1.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                at: top.map(|t| stamp_time(t.1)),
                 tsa: top.map(|t| t.2.clone()),
-            });
+            };
+            if self.anchors.is_some() {
+                let time = ChainTime {
+                    tokens: anchor.tokens,
+                    top: top.map(|t| (t.0, stamp_time(t.1), t.2.clone())),
+                    after: None,
+                };
+                let time = self.keep_after(time, &recs);
+                out.times
+                    .insert((agent.to_string(), chain.to_string()), time);
+            }
+            out.chains.push(anchor);
             if let (Some(lag), Some(_)) = (self.require, &self.anchors) {
                 let mut found = Outcome::default();
                 require_anchored(agent, chain, &recs, &tokens, lag, self.now, &mut found);
@@ -493,8 +529,153 @@ impl<'a> Checker<'a> {
                 .sort_by(|a, b| (&a.agent, &a.chain).cmp(&(&b.agent, &b.chain)));
         }
         out.notes.extend(part.chain_notes.into_values().flatten());
+        if self.anchors.is_some() {
+            out.times = Some(
+                part.times
+                    .into_iter()
+                    .map(|((a, c), t)| (format!("{a}/{c}"), t))
+                    .collect(),
+            );
+        }
         out
     }
+
+    /// Whether tokens are checked: the policy names TSA certificates that could be read.
+    pub fn checks_tokens(&self) -> bool {
+        self.anchors.is_some()
+    }
+
+    /// `time` with the records of `recs` (a chain's, by sequence) after its newest token, when
+    /// the ledger keeps them.
+    fn keep_after(&self, mut time: ChainTime, recs: &[&Record<'_>]) -> ChainTime {
+        let top = time.top.as_ref().map(|t| t.0);
+        let start = recs.partition_point(|r| top.is_some_and(|t| r.sequence <= t));
+        let after = &recs[start..];
+        time.after = ((top.is_some() || self.require.is_some()) && after.len() <= MAX_WAITING)
+            .then(|| {
+                after
+                    .iter()
+                    .map(|r| (r.sequence, r.collected_at.to_string(), r.digest.to_string()))
+                    .collect()
+            });
+        time
+    }
+
+    /// Continues one chain's time anchoring from what the ledger kept (`old`) with the
+    /// chain's new valid records (`records`, by sequence, each after every record the ledger
+    /// verified) and the new token files of the chain (`tokens`: store key, sequence): each
+    /// token is checked against the record it is named after (new, or kept in `old.after`),
+    /// and with a lag required every record not yet covered by a token is checked as
+    /// [`Checker::host`] checks it. Returns the chain's new state and the notes a full verify
+    /// makes for it, or why a full verify must decide (anything that is not a pass: a full
+    /// verify words the problem).
+    pub fn continue_chain(
+        &self,
+        root: &Path,
+        (agent, chain): (&str, &str),
+        old: &ChainTime,
+        records: &[Record<'_>],
+        tokens: &[(&str, u64)],
+    ) -> Result<(ChainTime, Vec<String>), &'static str> {
+        let anchors = self
+            .anchors
+            .as_ref()
+            .ok_or("no TSA certificate to check tokens with")?;
+        let kept: &[(u64, String, String)] = old.after.as_deref().unwrap_or_default();
+        if old.after.is_none() && self.require.is_some() {
+            return Err("the ledger kept no records waiting for a token");
+        }
+        let mut stamps: Vec<Stamp> = Vec::with_capacity(tokens.len());
+        for &(key, seq) in tokens {
+            let digest = records
+                .iter()
+                .find(|r| r.sequence == seq)
+                .map(|r| r.digest)
+                .or_else(|| {
+                    kept.binary_search_by_key(&seq, |k| k.0)
+                        .ok()
+                        .map(|i| kept[i].2.as_str())
+                })
+                .ok_or("a new token names a record the ledger did not keep")?;
+            let info = read(&root.join(key))
+                .ok()
+                .and_then(|bytes| anchors.verify(&bytes, &unhex(digest)?).ok())
+                .ok_or("a new token does not verify")?;
+            stamps.push((seq, info.gen_time, info.signer));
+        }
+        stamps.sort_by_key(|t| t.0);
+        let mut recs: Vec<Record<'_>> = kept
+            .iter()
+            .map(|(seq, at, digest)| Record {
+                key: "",
+                agent,
+                chain,
+                sequence: *seq,
+                digest,
+                collected_at: at,
+            })
+            .collect();
+        recs.extend_from_slice(records);
+        let refs: Vec<&Record<'_>> = recs.iter().collect();
+        let mut notes = Vec::new();
+        if let Some(lag) = self.require {
+            let mut found = Outcome::default();
+            require_anchored(agent, chain, &refs, &stamps, lag, self.now, &mut found);
+            if !found.problems.is_empty() {
+                return Err("a record is not anchored in time");
+            }
+            notes = found.notes;
+        }
+        let top = match (stamps.last(), &old.top) {
+            (Some(new), Some(o)) if o.0 > new.0 => Some(o.clone()),
+            (Some(new), _) => Some((new.0, stamp_time(new.1), new.2.clone())),
+            (None, o) => o.clone(),
+        };
+        let time = ChainTime {
+            tokens: old.tokens + stamps.len(),
+            top,
+            after: None,
+        };
+        // Records the ledger did not keep lie before every new one: the new state keeps
+        // them only if no earlier record can wait.
+        let complete = old.after.is_some()
+            || time
+                .top
+                .as_ref()
+                .zip(records.first())
+                .is_some_and(|(t, r)| t.0.saturating_add(1) >= r.sequence);
+        let time = self.keep_after(time, &refs);
+        let time = match complete {
+            true => time,
+            false => ChainTime {
+                after: None,
+                ..time
+            },
+        };
+        Ok((time, notes))
+    }
+}
+
+/// A token's genTime as reports show it.
+fn stamp_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// SHA-256 over the `[[tsa]]` entries' names and certificates: the ledger's tokens were
+/// checked with exactly these.
+pub fn tsa_digest(tsa: &[TsaEntry]) -> String {
+    let mut bytes = Vec::new();
+    for e in tsa {
+        let name = e.name.as_deref().unwrap_or_default();
+        bytes.extend_from_slice(&(name.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(&(e.certs.len() as u64).to_be_bytes());
+        for c in &e.certs {
+            bytes.extend_from_slice(&(c.len() as u64).to_be_bytes());
+            bytes.extend_from_slice(c);
+        }
+    }
+    crate::evidence::keys::sha256_hex(&bytes)
 }
 
 /// Why a record is not anchored in time, or `None` when it is (or may still be).

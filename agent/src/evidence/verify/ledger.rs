@@ -15,9 +15,11 @@
 //! still be there with the same size and stamp (a different stamp alone means it is hashed
 //! again and must have the ledger's digest); only the new objects are read and verified:
 //! signatures, then the chains continued from the ledger's state, checkpoint claims, heads,
-//! index lines and hosts. Anything this cannot prove (an old object missing or changed, a
-//! new chain or key, a problem among the new records, a compacted index or RFC 3161 tokens)
-//! makes the run a full verify, so every problem is reported exactly as a full verify words
+//! index lines and hosts; new RFC 3161 tokens against the records they name, and with a lag
+//! required every record still waiting for a token (the ledger keeps those per chain).
+//! Anything this cannot prove (an old object missing or changed, a new chain or key, a
+//! problem among the new records or tokens, a compacted index, tokens with no TSA
+//! certificate to check them with) makes the run a full verify, so every problem is reported exactly as a full verify words
 //! it; a missing or changed old object is also reported against the ledger (which catches a
 //! removal a full verify alone cannot see). The ledger only moves forward after a SOUND run.
 //!
@@ -94,7 +96,40 @@ pub(super) struct Main {
     pub(super) history: Vec<String>,
     /// By segment id (the first two path components).
     pub(super) segments: BTreeMap<String, SegmentRef>,
+    /// RFC 3161 time anchoring as verified (when the policy names a TSA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) time: Option<TimeState>,
 }
+
+/// The time anchoring of a SOUND verify whose policy named TSA certificates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TimeState {
+    /// [`crate::evidence::timestamp::check::tsa_digest`] of the certificates the tokens
+    /// were checked with.
+    pub(super) tsa: String,
+    /// `--require-timestamps`, in seconds.
+    pub(super) require: Option<u64>,
+    /// By `agent/chain`.
+    pub(super) chains: BTreeMap<String, crate::evidence::timestamp::check::ChainTime>,
+}
+
+/// The ledger's time state of a run with `opts` whose token checks kept `times`.
+pub(super) fn time_state(
+    opts: &Options,
+    times: Option<BTreeMap<String, crate::evidence::timestamp::check::ChainTime>>,
+) -> Option<TimeState> {
+    let tsa = opts.trust.as_ref().map(|p| p.tsa.as_slice())?;
+    Some(TimeState {
+        tsa: crate::evidence::timestamp::check::tsa_digest(tsa),
+        require: opts.require_timestamps.map(|d| d.as_secs()),
+        chains: times?,
+    })
+}
+
+/// The store's top-level directories whose objects the ledger keeps, one segment per
+/// directory under each.
+const PARTITIONED: [&str; 5] = ["records", "index", "heads", "parquet", "timestamps"];
 
 /// One chain as verified.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,6 +241,10 @@ pub(super) fn is_object(key: &str) -> bool {
     }
     if let Some(r) = key.strip_prefix("records/") {
         return !r.rsplit('/').next().is_some_and(|n| n.starts_with('.'));
+    }
+    if let Some(r) = key.strip_prefix("timestamps/") {
+        // verify skips dot entries of `timestamps/` and of each agent's directory.
+        return !r.split('/').any(|n| n.starts_with('.'));
     }
     ["index/", "heads/", "parquet/"]
         .iter()
@@ -460,11 +499,12 @@ pub(super) fn from_full(
     heads: &[super::heads::Head],
     report: &Report,
     keys: String,
+    time: Option<TimeState>,
     notes: &mut Vec<String>,
 ) -> Option<Pending> {
     let mut listed = Vec::new();
     let mut problems = Vec::new();
-    for d in ["records", "index", "heads", "parquet"] {
+    for d in PARTITIONED {
         let p = root.join(d);
         if p.is_dir() {
             walk_stat(&p, &mut listed, &mut problems, root);
@@ -513,7 +553,8 @@ pub(super) fn from_full(
                 .insert(s.agent.id.clone());
         }
     }
-    let main = main_of(state, report, keys, chains, pointers, immutable, hosts);
+    let mut main = main_of(state, report, keys, chains, pointers, immutable, hosts);
+    main.time = time;
     let segments = segments
         .into_values()
         .map(|seg| {
@@ -709,6 +750,7 @@ pub(super) fn main_of(
             .cloned()
             .collect(),
         segments: BTreeMap::new(),
+        time: None,
     }
 }
 
@@ -813,7 +855,7 @@ impl Spill {
         }
         let segdir = segment_dir(state)?;
         let mut buf = Vec::new();
-        for top in ["records", "index", "heads", "parquet"] {
+        for top in PARTITIONED {
             let Ok(entries) = std::fs::read_dir(root.join(top)) else {
                 continue;
             };
@@ -1058,7 +1100,8 @@ impl PartitionListing {
             let len = key.len();
             key.push_str(&e.file_name().to_string_lossy());
             match e.file_type() {
-                Ok(t) if t.is_dir() => {
+                // `timestamps/<agent>/` holds token files only (verify reports anything else).
+                Ok(t) if t.is_dir() && !key.starts_with("timestamps/") => {
                     key.push('/');
                     self.walk(&e.path(), key)?;
                 }
@@ -1069,6 +1112,8 @@ impl PartitionListing {
                             key.ends_with(".dsse.json")
                         } else if key.starts_with("index/") {
                             key.ends_with(".jsonl")
+                        } else if key.starts_with("timestamps/") {
+                            key.ends_with(".tsr")
                         } else {
                             true
                         };
@@ -1372,9 +1417,6 @@ pub(super) fn incremental(
     every_record: bool,
 ) -> Result<(Report, Pending), Fallback> {
     let clock = std::time::Instant::now();
-    if opts.require_timestamps.is_some() || opts.trust.as_ref().is_some_and(|p| !p.tsa.is_empty()) {
-        return Err(fallback("RFC 3161 timestamps are checked by a full verify"));
-    }
     if !opts.listing.problems.is_empty() {
         return Err(fallback("the store listing shows problems"));
     }
@@ -1388,12 +1430,11 @@ pub(super) fn incremental(
     if !problems.is_empty() {
         return Err(fallback("the store has entries verify reports"));
     }
-    if root
-        .join("timestamps")
-        .read_dir()
-        .is_ok_and(|mut d| d.next().is_some())
-    {
-        return Err(fallback("RFC 3161 timestamps are checked by a full verify"));
+    let now = opts.now.unwrap_or_else(chrono::Utc::now);
+    let mut time_problems = Vec::new();
+    let tokens = time_checker(root, opts, main, now, &mut time_problems)?;
+    if !time_problems.is_empty() {
+        return Err(fallback("the TSA certificates have a problem"));
     }
     let loaded = super::load_keys(root, dirs.keys.as_deref(), &mut problems);
     if !problems.is_empty() || loaded.keys.is_empty() {
@@ -1411,7 +1452,15 @@ pub(super) fn incremental(
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let tops = [&dirs.records, &dirs.index, &dirs.heads, &dirs.parquet];
+    let timestamps = Some(root.join("timestamps"))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir()));
+    let tops = [
+        &dirs.records,
+        &dirs.index,
+        &dirs.heads,
+        &dirs.parquet,
+        &timestamps,
+    ];
     let Listed {
         pointers,
         new_objects,
@@ -1449,6 +1498,7 @@ pub(super) fn incremental(
     let mut new_records = Vec::new();
     let mut new_index = Vec::new();
     let mut new_heads = Vec::new();
+    let mut new_tokens = Vec::new();
     for (key, _) in &new_objects {
         if key.starts_with("records/") {
             new_records.push((key.clone(), root.join(key)));
@@ -1456,6 +1506,8 @@ pub(super) fn incremental(
             new_index.push(key.as_str());
         } else if key.starts_with("heads/") {
             new_heads.push(root.join(key));
+        } else if key.starts_with("timestamps/") {
+            new_tokens.push(key.as_str());
         } else {
             return Err(fallback(
                 "new compacted index files are checked by a full verify",
@@ -1540,6 +1592,18 @@ pub(super) fn incremental(
         }
         continue_chain(st, seqs, &mut notes)?;
     }
+    let anchors = match &tokens {
+        Some(checker) => Some(continue_time(
+            root,
+            checker,
+            &mut next,
+            &by_chain,
+            &new_tokens,
+            &mut notes,
+        )?),
+        None if new_tokens.is_empty() => None,
+        None => return Err(fallback("new RFC 3161 tokens")),
+    };
 
     // Heads: the new immutable heads and every pointer.
     let mut head_files = new_heads;
@@ -1699,7 +1763,6 @@ pub(super) fn incremental(
             *e = (t, st.chain.as_str());
         }
     }
-    let now = opts.now.unwrap_or_else(chrono::Utc::now);
     for st in next.chains.values() {
         let label = format!(
             "agent {} chain {}",
@@ -1766,6 +1829,7 @@ pub(super) fn incremental(
         checkpoints: main.checkpoints + new_checkpoints,
         certified: main.certified,
         anchored: keyed.policy.is_some(),
+        timestamps: anchors.unwrap_or_default(),
         ..Default::default()
     };
     report.notes.extend(main.history.iter().cloned());
@@ -1875,6 +1939,145 @@ pub(super) fn incremental(
             segments,
         },
     ))
+}
+
+/// The RFC 3161 token checks of an incremental run: `None` when the store has no tokens and
+/// the run checks none, else the checker, when the ledger was written by a run that checked
+/// tokens with the same TSA certificates and the same `--require-timestamps`.
+fn time_checker<'a>(
+    root: &Path,
+    opts: &'a Options,
+    main: &Main,
+    now: chrono::DateTime<chrono::Utc>,
+    problems: &mut Vec<Problem>,
+) -> Result<Option<crate::evidence::timestamp::check::Checker<'a>>, Fallback> {
+    let tokens = root
+        .join("timestamps")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some());
+    let tsa = opts
+        .trust
+        .as_ref()
+        .map(|p| p.tsa.as_slice())
+        .filter(|t| !t.is_empty());
+    if !tokens && tsa.is_none() && opts.require_timestamps.is_none() {
+        return Ok(None);
+    }
+    let Some(tsa) = tsa else {
+        return Err(fallback(
+            "RFC 3161 tokens and no TSA certificate to check them with",
+        ));
+    };
+    let Some(old) = &main.time else {
+        return Err(fallback(
+            "the ledger was written by a run that checked no RFC 3161 tokens",
+        ));
+    };
+    if old.tsa != crate::evidence::timestamp::check::tsa_digest(tsa) {
+        return Err(fallback(
+            "the TSA certificates changed since the ledger was written",
+        ));
+    }
+    if old.require != opts.require_timestamps.map(|d| d.as_secs()) {
+        return Err(fallback(
+            "--require-timestamps is not what it was when the ledger was written",
+        ));
+    }
+    let checker = crate::evidence::timestamp::check::Checker::new(
+        Some(tsa),
+        opts.require_timestamps,
+        now,
+        problems,
+    );
+    if !checker.checks_tokens() {
+        return Err(fallback("the TSA certificates cannot be read"));
+    }
+    Ok(Some(checker))
+}
+
+/// Continues every chain's time anchoring with its new records and the new token files
+/// (`timestamps/<agent>/<chain>-<sequence>.tsr`), into `next`; the notes a full verify makes
+/// go to `notes`. Returns the report's per-chain anchors, as a full verify reports them.
+fn continue_time(
+    root: &Path,
+    checker: &crate::evidence::timestamp::check::Checker<'_>,
+    next: &mut Main,
+    by_chain: &BTreeMap<(&str, &str), BTreeMap<u64, &Checked>>,
+    new_tokens: &[&str],
+    notes: &mut Vec<String>,
+) -> Result<Vec<crate::evidence::timestamp::check::ChainAnchor>, Fallback> {
+    use crate::evidence::timestamp::check::{ChainAnchor, Record};
+    let Some(time) = next.time.as_mut() else {
+        return Err(fallback("the ledger keeps no time state"));
+    };
+    // Token files are named after the ids' store segments.
+    let mut by_segment: HashMap<(String, String), &str> = HashMap::new();
+    for (id, st) in &next.chains {
+        let seg = (
+            crate::store::segment(&st.agent),
+            crate::store::segment(&st.chain),
+        );
+        if by_segment.insert(seg, id.as_str()).is_some() {
+            return Err(fallback("two chains share a timestamps/ name"));
+        }
+    }
+    let mut tokens: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
+    for key in new_tokens {
+        let named = key
+            .strip_prefix("timestamps/")
+            .and_then(|r| r.split_once('/'))
+            .and_then(|(agent, file)| Some((agent, file.strip_suffix(".tsr")?)))
+            .and_then(|(agent, stem)| {
+                let (chain, seq) = stem.rsplit_once('-')?;
+                Some((agent, chain, seq.parse::<u64>().ok()?))
+            });
+        let Some((agent, chain, seq)) = named else {
+            return Err(fallback("a new file under timestamps/ is not a token"));
+        };
+        let Some(id) = by_segment.get(&(agent.to_string(), chain.to_string())) else {
+            return Err(fallback("a new token of a chain the ledger does not know"));
+        };
+        tokens.entry(id).or_default().push((key, seq));
+    }
+    let mut anchors = Vec::with_capacity(next.chains.len());
+    for (id, st) in &next.chains {
+        let Some(old) = time.chains.get(id) else {
+            return Err(fallback("a chain the ledger keeps no time state of"));
+        };
+        let records: Vec<Record<'_>> = by_chain
+            .get(&(st.agent.as_str(), st.chain.as_str()))
+            .into_iter()
+            .flat_map(|seqs| seqs.values())
+            .filter_map(|c| {
+                let s = c.summary.as_ref()?;
+                Some(Record {
+                    key: &c.key,
+                    agent: &s.agent.id,
+                    chain: &s.chain,
+                    sequence: s.sequence,
+                    digest: &c.digest,
+                    collected_at: &s.collected_at,
+                })
+            })
+            .collect();
+        let files = tokens.remove(id.as_str()).unwrap_or_default();
+        let (new, mut chain_notes) = checker
+            .continue_chain(root, (&st.agent, &st.chain), old, &records, &files)
+            .map_err(fallback)?;
+        notes.append(&mut chain_notes);
+        anchors.push(ChainAnchor {
+            agent: st.agent.clone(),
+            chain: st.chain.clone(),
+            last_sequence: st.through,
+            tokens: new.tokens,
+            anchored_through: new.top.as_ref().map(|t| t.0),
+            at: new.top.as_ref().map(|t| t.1.clone()),
+            tsa: new.top.as_ref().map(|t| t.2.clone()),
+        });
+        time.chains.insert(id.clone(), new);
+    }
+    anchors.sort_by(|a, b| (&a.agent, &a.chain).cmp(&(&b.agent, &b.chain)));
+    Ok(anchors)
 }
 
 /// Continues a verified chain with its new records (in sequence order): contiguous from

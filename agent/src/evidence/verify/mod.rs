@@ -459,6 +459,7 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
     problems.extend(time.problems);
     report.notes.extend(time.notes);
     report.timestamps = time.chains;
+    let time_ledger = ledger::time_state(opts, time.times);
 
     index::check(
         root,
@@ -522,6 +523,7 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
             &heads,
             &report,
             keys_digest,
+            time_ledger,
             &mut ledger_notes,
         ),
         _ => None,

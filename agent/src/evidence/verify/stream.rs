@@ -456,6 +456,7 @@ pub(super) fn verify(
         .len();
     report.notes.extend(chain_notes.into_values().flatten());
     report.notes.extend(head_notes.into_values().flatten());
+    let mut time_ledger = None;
     if let Some(time) = &time {
         // Tokens of agents with no valid record, and foreign files.
         let seen: HashSet<String> = time_dirs.into_keys().collect();
@@ -464,6 +465,7 @@ pub(super) fn verify(
         problems.extend(outcome.problems);
         report.notes.extend(outcome.notes);
         report.timestamps = outcome.chains;
+        time_ledger = super::ledger::time_state(opts, outcome.times);
     }
     report.notes.extend(index_notes);
     super::host_conflicts(&host_agents, &mut report, &mut problems);
@@ -489,7 +491,7 @@ pub(super) fn verify(
     report.problems = problems;
     let ledger = match (&opts.state, spill) {
         (Some(state), Some(spill)) if report.problems.is_empty() => {
-            let main = super::ledger::main_of(
+            let mut main = super::ledger::main_of(
                 state,
                 &report,
                 keys_digest,
@@ -498,6 +500,7 @@ pub(super) fn verify(
                 ledger_immutable,
                 host_agents,
             );
+            main.time = time_ledger;
             let mut notes = Vec::new();
             let pending = spill.finish(root, state, main, &mut notes)?;
             report.notes.extend(notes.iter().map(|n| escape_control(n)));
