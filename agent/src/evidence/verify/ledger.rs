@@ -19,9 +19,10 @@
 //! required every record still waiting for a token (the ledger keeps those per chain).
 //! Anything this cannot prove (an old object missing or changed, a new chain or key, a
 //! problem among the new records or tokens, a compacted index, tokens with no TSA
-//! certificate to check them with) makes the run a full verify, so every problem is reported exactly as a full verify words
-//! it; a missing or changed old object is also reported against the ledger (which catches a
-//! removal a full verify alone cannot see). The ledger only moves forward after a SOUND run.
+//! certificate to check them with) makes the run a full verify, so every problem is
+//! reported exactly as a full verify words it; a missing or changed old object is also
+//! reported against the ledger (which catches a removal a full verify alone cannot see). The
+//! ledger only moves forward after a SOUND run.
 //!
 //! The ledger's own integrity: `ledger.json` ends with the SHA-256 of its body and names
 //! each segment by digest; bad JSON, another version, a wrong digest or a ledger made for
