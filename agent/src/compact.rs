@@ -1097,42 +1097,11 @@ pub fn verified_entries(
             }
             continue;
         };
-        let parsed = read_bounded(&path, MAX_RECORD_BYTES)
-            .and_then(|b| signed_payload(&b, keys))
-            .and_then(|p| {
-                serde_json::from_slice::<Statement<Compaction>>(&p)
-                    .map_err(CompactError::NotAttestation)
-            });
-        let st = match parsed {
-            Ok(st) => st,
-            Err(e) => {
-                bad(rel, e.to_string());
-                continue;
+        match read_attestation(&path, dir, id, keys) {
+            Ok((subject, sha, predicate)) => {
+                attested.insert(subject, (sha, predicate));
             }
-        };
-        let subject = format!("{dir}/index-{id}.parquet");
-        let sha = st
-            .subject
-            .first()
-            .filter(|s| s.name == subject && st.subject.len() == 1)
-            .and_then(|s| s.digest.get("sha256"));
-        match sha {
-            Some(sha)
-                if st.type_ == STATEMENT_TYPE
-                    && st.predicate_type == PREDICATE_TYPE
-                    && sha.starts_with(id)
-                    && dir
-                        == format!(
-                            "{DIR}/date={}/host={}",
-                            st.predicate.date, st.predicate.host
-                        ) =>
-            {
-                attested.insert(subject, (sha.clone(), st.predicate));
-            }
-            _ => bad(
-                rel,
-                format!("not an attestation of {subject} (subject, type or partition differ)"),
-            ),
+            Err(e) => bad(rel, e),
         }
     }
     for (rel, path) in parquets {
@@ -1200,6 +1169,109 @@ pub fn verified_entries(
         );
     }
     problems
+}
+
+/// The attestation `<dir>/_index-<id>.dsse.json` at `path`, checked: signed by a key in
+/// `keys`, an in-toto statement of [`PREDICATE_TYPE`] whose one subject is
+/// `<dir>/index-<id>.parquet` with a SHA-256 that starts with `id`, for the partition `dir`
+/// is. Returns (subject, its SHA-256, the predicate), or why not.
+fn read_attestation(
+    path: &Path,
+    dir: &str,
+    id: &str,
+    keys: &HashMap<String, VerifyingKey>,
+) -> Result<(String, String, Compaction), String> {
+    let st = read_bounded(path, MAX_RECORD_BYTES)
+        .and_then(|b| signed_payload(&b, keys))
+        .and_then(|p| {
+            serde_json::from_slice::<Statement<Compaction>>(&p)
+                .map_err(CompactError::NotAttestation)
+        })
+        .map_err(|e| e.to_string())?;
+    let subject = format!("{dir}/index-{id}.parquet");
+    let sha = st
+        .subject
+        .first()
+        .filter(|s| s.name == subject && st.subject.len() == 1)
+        .and_then(|s| s.digest.get("sha256"));
+    match sha {
+        Some(sha)
+            if st.type_ == STATEMENT_TYPE
+                && st.predicate_type == PREDICATE_TYPE
+                && sha.starts_with(id)
+                && dir
+                    == format!(
+                        "{DIR}/date={}/host={}",
+                        st.predicate.date, st.predicate.host
+                    ) =>
+        {
+            Ok((subject, sha.clone(), st.predicate))
+        }
+        _ => Err(format!(
+            "not an attestation of {subject} (subject, type or partition differ)"
+        )),
+    }
+}
+
+/// Of the JSON-lines index files `gone` (store key, size, SHA-256: what an auditor's ledger
+/// verified before and no longer finds), those that compaction replaced: a valid attestation
+/// in their partition's `parquet/` directory ([`read_attestation`], signed by a key
+/// published in `keys/`) lists the file with that size and SHA-256, and the Parquet file it
+/// attests is there (its content and rows are `verify`'s to check).
+pub fn replaced_by_compaction(
+    root: &Path,
+    gone: &[(&str, u64, &str)],
+) -> std::collections::HashSet<String> {
+    let mut found = std::collections::HashSet::new();
+    let mut partitions: BTreeMap<&str, Vec<(&str, u64, &str)>> = BTreeMap::new();
+    for &(key, size, sha) in gone {
+        let Some(part) = key
+            .strip_prefix("index/")
+            .and_then(|k| k.rsplit_once('/'))
+            .map(|(d, _)| d)
+        else {
+            continue;
+        };
+        partitions.entry(part).or_default().push((key, size, sha));
+    }
+    if partitions.is_empty() {
+        return found;
+    }
+    let keys = published_keys(root);
+    for (part, files) in partitions {
+        let dir = format!("{DIR}/{part}");
+        let Ok(list) = list_dir(&root.join(&dir)) else {
+            continue;
+        };
+        let mut replaced: HashMap<String, (u64, String)> = HashMap::new();
+        for (name, path, t) in &list {
+            let Some(id) = name
+                .strip_prefix("_index-")
+                .and_then(|n| n.strip_suffix(".dsse.json"))
+            else {
+                continue;
+            };
+            let Ok((subject, _, predicate)) = read_attestation(path, &dir, id, &keys) else {
+                continue;
+            };
+            let parquet = subject.rsplit('/').next().unwrap_or_default();
+            if !t.is_file() || !list.iter().any(|(n, _, t)| n == parquet && t.is_file()) {
+                continue;
+            }
+            for r in predicate.replaced {
+                replaced.insert(r.name, (r.bytes, r.sha256));
+            }
+        }
+        for (key, size, sha) in files {
+            if replaced
+                .get(key)
+                .is_some_and(|(b, s)| *b == size && s == sha)
+            {
+                found.insert(key.to_string());
+            }
+        }
+    }
+    found
 }
 
 fn walk(

@@ -469,3 +469,96 @@ fn a_partition_whose_index_does_not_match_its_records_is_left_as_it_was() {
     assert!(!store.join("parquet/date=2026-11-20/host=web-1").exists());
     assert!(files(&store.join("index/date=2026-11-19"), ".jsonl").is_empty());
 }
+
+#[test]
+fn compaction_after_the_auditors_ledger_is_not_a_removal() {
+    // The ledger verified the small index files; compaction then replaces them. Their
+    // absence is not a PROBLEM when a signed attestation lists each with the size and digest
+    // the ledger verified; any other removal still is.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = scenario(dir.path());
+    let k = evident(dir.path(), &["keygen", "--out", "compactor"]);
+    assert_eq!(k.code, 0, "{}", k.all());
+    let mut days: Vec<String> = files(&store.join("index"), ".jsonl")
+        .iter()
+        .filter_map(|p| {
+            let s = p.to_string_lossy();
+            let d = s.split("date=").nth(1)?;
+            Some(d[..10].to_string())
+        })
+        .collect();
+    days.sort();
+    days.dedup();
+    assert_eq!(days.len(), 3, "{days:?}");
+    let compact_day = |day: &str| {
+        let c = evident(
+            dir.path(),
+            &[
+                "compact",
+                "--store",
+                "store",
+                "--key",
+                "compactor/signing.pem",
+                "--day",
+                day,
+            ],
+        );
+        assert_eq!(c.code, 0, "{}", c.all());
+        assert!(
+            c.stdout.contains("compacted 20 partition(s)"),
+            "{}",
+            c.all()
+        );
+    };
+    let verify_state = || evident(dir.path(), &["verify", "store", "--state", "ledger"]);
+    // The first day compacted before the ledger starts (the compactor's key is published).
+    compact_day(&days[0]);
+    let v = verify_state();
+    assert_eq!(v.code, 0, "{}", v.all());
+
+    // The second day compacted after: SOUND, and said so.
+    compact_day(&days[1]);
+    let v = verify_state();
+    assert_eq!(v.code, 0, "{}", v.all());
+    assert!(
+        v.stdout.contains(
+            "20 index file(s) verified before are no longer in the store: replaced by compaction"
+        ),
+        "{}",
+        v.all()
+    );
+    let again = verify_state();
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert!(
+        again.stdout.contains("0 new object(s) verified"),
+        "{}",
+        again.all()
+    );
+
+    // The third day: one index file edited after the ledger verified it, then compacted
+    // (compaction rebuilds the rows from the records, so it succeeds): its attestation lists
+    // other bytes than the ledger verified, so that file's absence is a PROBLEM.
+    let third: Vec<PathBuf> = files(&store.join(format!("index/date={}", days[2])), ".jsonl");
+    let mut edited = std::fs::read(&third[0]).expect("read");
+    edited.extend_from_slice(b"\n");
+    std::fs::write(&third[0], edited).expect("edit");
+    compact_day(&days[2]);
+    let v = verify_state();
+    assert_eq!(v.code, 1, "{}", v.all());
+    let key = third[0]
+        .strip_prefix(&store)
+        .expect("in store")
+        .display()
+        .to_string();
+    let problems: Vec<&str> = v
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("PROBLEM"))
+        .collect();
+    assert_eq!(problems.len(), 1, "{}", v.all());
+    assert!(
+        problems[0].contains(&key) && problems[0].contains("missing: verified before"),
+        "{}",
+        v.all()
+    );
+}

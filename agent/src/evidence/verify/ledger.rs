@@ -1025,14 +1025,17 @@ pub(super) fn compare(
 pub(super) struct Fallback {
     pub(super) reason: String,
     pub(super) problems: Vec<Problem>,
+    /// The objects verified before and missing now: (store key, size, SHA-256).
+    pub(super) gone: Vec<(String, u64, String)>,
     /// The ledger itself is damaged: an error, not a full verify.
-    pub(super) error: Option<Error>,
+    pub(super) error: Option<Box<Error>>,
 }
 
 fn fallback(reason: impl Into<String>) -> Fallback {
     Fallback {
         reason: reason.into(),
         problems: Vec::new(),
+        gone: Vec::new(),
         error: None,
     }
 }
@@ -1052,6 +1055,8 @@ struct Listed {
     rehashed: usize,
     /// Old objects missing or changed.
     problems: Vec<Problem>,
+    /// Old objects missing: (store key, size, SHA-256).
+    gone: Vec<(String, u64, String)>,
 }
 
 /// One partition (a segment's part of the store) compared with the ledger.
@@ -1062,6 +1067,7 @@ struct Compared {
     unchanged: usize,
     rehashed: usize,
     problems: Vec<Problem>,
+    gone: Vec<(String, u64, String)>,
 }
 
 /// Why a partition could not be compared.
@@ -1273,6 +1279,7 @@ fn compare_partitions<'a>(
         unchanged: 0,
         rehashed: 0,
         problems: Vec::new(),
+        gone: Vec::new(),
     };
     for (_, r) in done {
         match r {
@@ -1282,12 +1289,12 @@ fn compare_partitions<'a>(
                 out.unchanged += c.unchanged;
                 out.rehashed += c.rehashed;
                 out.problems.extend(c.problems);
+                out.gone.extend(c.gone);
             }
             Err(Stop::Ledger(e)) => {
                 return Err(Fallback {
-                    reason: String::new(),
-                    problems: Vec::new(),
-                    error: Some(e),
+                    error: Some(Box::new(e)),
+                    ..fallback("")
                 });
             }
             Err(Stop::Listing) => return Err(listing()),
@@ -1353,6 +1360,7 @@ fn compare_partition(
     };
     for (key, obj) in &mut seg.objects {
         let Some(stat) = here(key) else {
+            out.gone.push((key.clone(), obj.0, obj.2.clone()));
             out.problems.push(Problem {
                 key: key.clone(),
                 message: format!(
@@ -1469,6 +1477,7 @@ pub(super) fn incremental(
         unchanged,
         rehashed,
         problems: ledger_problems,
+        gone,
     } = compare_partitions(root, state, main, tops.into_iter().flatten(), threads)?;
     let mut buf = Vec::new();
     let since = &main.written_at;
@@ -1479,6 +1488,7 @@ pub(super) fn incremental(
                 ledger_problems.len()
             ),
             problems: ledger_problems,
+            gone,
             error: None,
         });
     }
