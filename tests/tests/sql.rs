@@ -479,54 +479,29 @@ fn compaction_after_the_auditors_ledger_is_not_a_removal() {
     let store = scenario(dir.path());
     let k = evident(dir.path(), &["keygen", "--out", "compactor"]);
     assert_eq!(k.code, 0, "{}", k.all());
-    let mut days: Vec<String> = files(&store.join("index"), ".jsonl")
-        .iter()
-        .filter_map(|p| {
-            let s = p.to_string_lossy();
-            let d = s.split("date=").nth(1)?;
-            Some(d[..10].to_string())
-        })
-        .collect();
-    days.sort();
-    days.dedup();
-    assert_eq!(days.len(), 3, "{days:?}");
-    let compact_day = |day: &str| {
-        let c = evident(
-            dir.path(),
-            &[
-                "compact",
-                "--store",
-                "store",
-                "--key",
-                "compactor/signing.pem",
-                "--day",
-                day,
-            ],
-        );
-        assert_eq!(c.code, 0, "{}", c.all());
-        assert!(
-            c.stdout.contains("compacted 20 partition(s)"),
-            "{}",
-            c.all()
-        );
-    };
+    let days = days(&store);
+    let compact_day = |day: &str| compact_day(dir.path(), day);
     let verify_state = || evident(dir.path(), &["verify", "store", "--state", "ledger"]);
     // The first day compacted before the ledger starts (the compactor's key is published).
     compact_day(&days[0]);
     let v = verify_state();
     assert_eq!(v.code, 0, "{}", v.all());
 
-    // The second day compacted after: SOUND, and said so.
+    // The second day compacted after: SOUND, and said so, without verifying everything
+    // again (the 20 new partitions are checked record by record, row by row).
     compact_day(&days[1]);
     let v = verify_state();
     assert_eq!(v.code, 0, "{}", v.all());
     assert!(
         v.stdout.contains(
             "20 index file(s) verified before are no longer in the store: replaced by compaction"
-        ),
+        ) && v.stdout.contains("40 new object(s) verified")
+            && !v.stdout.contains("everything verified"),
         "{}",
         v.all()
     );
+    let full = evident(dir.path(), &["verify", "store"]);
+    assert_eq!(full.code, 0, "{}", full.all());
     let again = verify_state();
     assert_eq!(again.code, 0, "{}", again.all());
     assert!(
@@ -543,21 +518,116 @@ fn compaction_after_the_auditors_ledger_is_not_a_removal() {
     edited.extend_from_slice(b"\n");
     std::fs::write(&third[0], edited).expect("edit");
     compact_day(&days[2]);
+    // And one new Parquet file bent after compaction (its records are then not indexed).
+    let bent = files(&store.join(format!("parquet/date={}", days[2])), ".parquet")
+        .pop()
+        .expect("parquet");
+    let mut bytes = std::fs::read(&bent).expect("read");
+    let i = bytes.len() / 2;
+    bytes[i] ^= 1;
+    std::fs::write(&bent, bytes).expect("bend");
     let v = verify_state();
     assert_eq!(v.code, 1, "{}", v.all());
-    let key = third[0]
-        .strip_prefix(&store)
-        .expect("in store")
-        .display()
-        .to_string();
+    let key = |p: &Path| {
+        p.strip_prefix(&store)
+            .expect("in store")
+            .display()
+            .to_string()
+    };
     let problems: Vec<&str> = v
         .stdout
         .lines()
         .filter(|l| l.starts_with("PROBLEM"))
         .collect();
-    assert_eq!(problems.len(), 1, "{}", v.all());
+    let missing: Vec<&&str> = problems
+        .iter()
+        .filter(|p| p.contains("missing: verified before"))
+        .collect();
+    assert_eq!(missing.len(), 1, "{}", v.all());
+    assert!(missing[0].contains(&key(&third[0])), "{}", v.all());
     assert!(
-        problems[0].contains(&key) && problems[0].contains("missing: verified before"),
+        problems
+            .iter()
+            .any(|p| p.contains(&key(&bent))
+                && p.contains("digest differs from its signed attestation")),
+        "{}",
+        v.all()
+    );
+}
+
+/// The days of a store's JSON-lines index (YYYY-MM-DD), sorted.
+fn days(store: &Path) -> Vec<String> {
+    let mut days: Vec<String> = files(&store.join("index"), ".jsonl")
+        .iter()
+        .filter_map(|p| {
+            let s = p.to_string_lossy();
+            let d = s.split("date=").nth(1)?;
+            Some(d[..10].to_string())
+        })
+        .collect();
+    days.sort();
+    days.dedup();
+    assert_eq!(days.len(), 3, "{days:?}");
+    days
+}
+
+/// `evident compact --day DAY` with the key `compactor/signing.pem`: 20 partitions.
+fn compact_day(dir: &Path, day: &str) {
+    let c = evident(
+        dir,
+        &[
+            "compact",
+            "--store",
+            "store",
+            "--key",
+            "compactor/signing.pem",
+            "--day",
+            day,
+        ],
+    );
+    assert_eq!(c.code, 0, "{}", c.all());
+    assert!(
+        c.stdout.contains("compacted 20 partition(s)"),
+        "{}",
+        c.all()
+    );
+}
+
+#[test]
+fn a_parquet_file_bent_after_compaction_is_a_problem_to_the_ledger() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = scenario(dir.path());
+    let k = evident(dir.path(), &["keygen", "--out", "compactor"]);
+    assert_eq!(k.code, 0, "{}", k.all());
+    let days = days(&store);
+    compact_day(dir.path(), &days[0]);
+    let verify_state = || evident(dir.path(), &["verify", "store", "--state", "ledger"]);
+    assert_eq!(verify_state().code, 0);
+    compact_day(dir.path(), &days[1]);
+    let bent = files(&store.join(format!("parquet/date={}", days[1])), ".parquet")
+        .pop()
+        .expect("parquet");
+    let genuine = std::fs::read(&bent).expect("read");
+    let mut bytes = genuine.clone();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 1;
+    std::fs::write(&bent, bytes).expect("bend");
+    let v = verify_state();
+    assert_eq!(v.code, 1, "{}", v.all());
+    assert!(
+        v.stdout
+            .contains("digest differs from its signed attestation")
+            && v.stdout
+                .contains("everything verified (a newly compacted partition has a problem)"),
+        "{}",
+        v.all()
+    );
+    // Put back, the partitions verify incrementally.
+    std::fs::write(&bent, genuine).expect("restore");
+    let v = verify_state();
+    assert_eq!(v.code, 0, "{}", v.all());
+    assert!(
+        v.stdout.contains("40 new object(s) verified"),
         "{}",
         v.all()
     );

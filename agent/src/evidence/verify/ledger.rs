@@ -16,11 +16,13 @@
 //! again and must have the ledger's digest); only the new objects are read and verified:
 //! signatures, then the chains continued from the ledger's state, checkpoint claims, heads,
 //! index lines and hosts; new RFC 3161 tokens against the records they name, and with a lag
-//! required every record still waiting for a token (the ledger keeps those per chain).
-//! Anything this cannot prove (an old object missing or changed, a new chain or key, a
-//! problem among the new records or tokens, a compacted index, tokens with no TSA
-//! certificate to check them with) makes the run a full verify, so every problem is
-//! reported exactly as a full verify words it; a missing or changed old object is also
+//! required every record still waiting for a token (the ledger keeps those per chain); a
+//! partition with new compacted index files whole, records and rows. Index files compaction
+//! replaced (a signed attestation lists them with the ledger's size and digest) are not
+//! missing. Anything this cannot prove (an old object missing or changed, a new chain or
+//! key, a problem among the new records or tokens or in a newly compacted partition, tokens
+//! with no TSA certificate to check them with) makes the run a full verify, so every problem
+//! is reported exactly as a full verify words it; a missing or changed old object is also
 //! reported against the ledger (which catches a removal a full verify alone cannot see). The
 //! ledger only moves forward after a SOUND run.
 //!
@@ -1025,8 +1027,8 @@ pub(super) fn compare(
 pub(super) struct Fallback {
     pub(super) reason: String,
     pub(super) problems: Vec<Problem>,
-    /// The objects verified before and missing now: (store key, size, SHA-256).
-    pub(super) gone: Vec<(String, u64, String)>,
+    /// Index files verified before that compaction replaced (not problems).
+    pub(super) compacted: usize,
     /// The ledger itself is damaged: an error, not a full verify.
     pub(super) error: Option<Box<Error>>,
 }
@@ -1035,7 +1037,7 @@ fn fallback(reason: impl Into<String>) -> Fallback {
     Fallback {
         reason: reason.into(),
         problems: Vec::new(),
-        gone: Vec::new(),
+        compacted: 0,
         error: None,
     }
 }
@@ -1425,6 +1427,21 @@ pub(super) fn incremental(
     main: &Main,
     every_record: bool,
 ) -> Result<(Report, Pending), Fallback> {
+    let mut compacted = 0;
+    incremental_run(root, opts, state, main, every_record, &mut compacted)
+        .map_err(|f| Fallback { compacted, ..f })
+}
+
+/// [`incremental`]; `compacted` counts the index files verified before that compaction
+/// replaced.
+fn incremental_run(
+    root: &Path,
+    opts: &Options,
+    state: &State,
+    main: &Main,
+    every_record: bool,
+    compacted: &mut usize,
+) -> Result<(Report, Pending), Fallback> {
     let clock = std::time::Instant::now();
     if !opts.listing.problems.is_empty() {
         return Err(fallback("the store listing shows problems"));
@@ -1473,14 +1490,29 @@ pub(super) fn incremental(
     let Listed {
         pointers,
         new_objects,
-        rewritten,
+        mut rewritten,
         unchanged,
         rehashed,
-        problems: ledger_problems,
+        problems: mut ledger_problems,
         gone,
     } = compare_partitions(root, state, main, tops.into_iter().flatten(), threads)?;
     let mut buf = Vec::new();
     let since = &main.written_at;
+    // Index files compaction replaced are gone as they should be: a signed attestation lists
+    // each with the size and digest the ledger verified (its Parquet file is checked below
+    // when it is new, and was checked when it was verified before).
+    let gone: Vec<(&str, u64, &str)> = gone
+        .iter()
+        .map(|(k, n, d)| (k.as_str(), *n, d.as_str()))
+        .collect();
+    let replaced = crate::compact::replaced_by_compaction(root, &gone);
+    if !replaced.is_empty() {
+        *compacted = replaced.len();
+        ledger_problems.retain(|p| !replaced.contains(&p.key));
+        for (seg, _) in &mut rewritten {
+            seg.objects.retain(|k, _| !replaced.contains(k));
+        }
+    }
     if !ledger_problems.is_empty() {
         return Err(Fallback {
             reason: format!(
@@ -1488,8 +1520,7 @@ pub(super) fn incremental(
                 ledger_problems.len()
             ),
             problems: ledger_problems,
-            gone,
-            error: None,
+            ..fallback("")
         });
     }
     if every_record {
@@ -1510,6 +1541,7 @@ pub(super) fn incremental(
     let mut new_index = Vec::new();
     let mut new_heads = Vec::new();
     let mut new_tokens = Vec::new();
+    let mut new_compacted: BTreeSet<(&str, &str)> = BTreeSet::new();
     for (key, _) in &new_objects {
         if key.starts_with("records/") {
             new_records.push((key.clone(), root.join(key)));
@@ -1520,9 +1552,14 @@ pub(super) fn incremental(
         } else if key.starts_with("timestamps/") {
             new_tokens.push(key.as_str());
         } else {
-            return Err(fallback(
-                "new compacted index files are checked by a full verify",
-            ));
+            // parquet/date=D/host=H/<file>: the partition is checked again as a whole.
+            let mut it = key.split('/');
+            match (it.next(), it.next(), it.next(), it.next(), it.next()) {
+                (Some("parquet"), Some(date), Some(host), Some(_), None) => {
+                    new_compacted.insert((date, host));
+                }
+                _ => return Err(fallback("a new object outside the store's partitions")),
+            }
         }
     }
     let checked = super::records::check_all(
@@ -1679,6 +1716,13 @@ pub(super) fn incremental(
         if !pointers.contains(&super::store::head_key(agent)) {
             return Err(fallback("a head was removed"));
         }
+    }
+
+    // Partitions compacted since the ledger: their index (what is left of the JSON lines
+    // and every compacted file, each against its attestation) checked against all of the
+    // partition's records, as a full verify checks it.
+    for (date, host) in &new_compacted {
+        check_compacted(root, &loaded.keys, threads, date, host)?;
     }
 
     // Index: every line of the new index files, every new record listed.
@@ -1871,6 +1915,9 @@ pub(super) fn incremental(
         });
     }
     report.notes.extend(opts.listing.notes.iter().cloned());
+    if *compacted > 0 {
+        report.notes.push(compacted_note(&state.dir, *compacted));
+    }
     report.notes.push(format!(
         "ledger {}: {} new object(s) verified; {unchanged} verified before ({since}) found unchanged in the listing{}",
         state.dir.display(),
@@ -1950,6 +1997,71 @@ pub(super) fn incremental(
             segments,
         },
     ))
+}
+
+/// The note of a run that found `n` index files verified before replaced by compaction.
+pub(super) fn compacted_note(dir: &Path, n: usize) -> String {
+    format!(
+        "ledger {}: {n} index file(s) verified before are no longer in the store: replaced by compaction (a signed attestation lists each with the size and SHA-256 the ledger has)",
+        dir.display()
+    )
+}
+
+/// Checks one partition (`date=D`, `host=H`) with new compacted index files: every record
+/// of `records/D/H/` (signature, content address, payload) and the partition's index, what
+/// is left of its JSON lines and every Parquet file (each against its signed attestation,
+/// each row against its record), with every record listed exactly once. Anything short of
+/// a pass makes the run a full verify.
+fn check_compacted(
+    root: &Path,
+    keys: &HashMap<String, crate::evidence::keys::VerifyingKey>,
+    threads: usize,
+    date: &str,
+    host: &str,
+) -> Result<(), Fallback> {
+    let bad = || fallback("a newly compacted partition has a problem");
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    let dir = root.join("records").join(date).join(host);
+    if dir.is_dir() {
+        super::files::walk(&dir, &mut files, &mut problems, root);
+    }
+    let mut record_files = Vec::with_capacity(files.len());
+    if super::sort_record_files(root, files, &mut record_files, &mut problems) > 0 {
+        return Err(bad());
+    }
+    let checked = super::records::check_all(&record_files, keys, threads, false, &mut problems);
+    if !problems.is_empty() || checked.iter().any(|c| c.summary.is_none()) {
+        return Err(bad());
+    }
+    let by_key: HashMap<&str, &Checked> = checked.iter().map(|c| (c.key.as_str(), c)).collect();
+    let mut index_files = Vec::new();
+    let idir = root.join("index").join(date).join(host);
+    if idir.is_dir() {
+        super::files::walk(&idir, &mut index_files, &mut problems, root);
+    }
+    let compacted = crate::compact::compacted_files(root, Some((host, &[date])), &mut problems);
+    let prefix = format!("records/{date}/{host}/");
+    let local = |key: &str| {
+        key.strip_prefix(prefix.as_str())
+            .is_some_and(|name| !name.contains('/'))
+    };
+    let mut notes = Vec::new();
+    let complete = super::index::check_files(
+        root,
+        index_files,
+        Some((keys, compacted)),
+        &checked,
+        &by_key,
+        &[],
+        &mut problems,
+        &mut notes,
+        &local,
+    );
+    if !complete || !problems.is_empty() || !notes.is_empty() {
+        return Err(bad());
+    }
+    Ok(())
 }
 
 /// The RFC 3161 token checks of an incremental run: `None` when the store has no tokens and

@@ -736,8 +736,8 @@ fn verify_with_state(
     sink: &mut dyn Sink,
 ) -> Result<Verified, Error> {
     let main = ledger::load(state)?;
-    let (mut reason, mut ledger_problems, gone) = match &main {
-        None => ("no ledger yet".to_string(), Vec::new(), Vec::new()),
+    let (reason, mut ledger_problems, compacted) = match &main {
+        None => ("no ledger yet".to_string(), Vec::new(), 0),
         Some(main) => match ledger::incremental(root, opts, state, main, every_record) {
             Ok((report, pending)) => {
                 ledger::write(state, pending)?;
@@ -748,37 +748,18 @@ fn verify_with_state(
             }
             Err(f) => match f.error {
                 Some(e) => return Err(*e),
-                None => (f.reason, f.problems, f.gone),
+                None => (f.reason, f.problems, f.compacted),
             },
         },
     };
-    // Index files compaction replaced are gone as it should be: a signed attestation lists
-    // each with the size and digest the ledger verified (and this verify checks the Parquet
-    // file that holds their lines now).
-    let gone: Vec<(&str, u64, &str)> = gone
-        .iter()
-        .map(|(k, n, d)| (k.as_str(), *n, d.as_str()))
-        .collect();
-    let replaced = crate::compact::replaced_by_compaction(root, &gone);
-    if !replaced.is_empty() {
-        ledger_problems.retain(|p| !replaced.contains(&p.key));
-        if ledger_problems.is_empty() {
-            reason = format!(
-                "{} index file(s) verified before were compacted into Parquet files",
-                replaced.len()
-            );
-        }
-    }
     let mut v = verify_streaming_or_all(root, opts, sink)?;
     v.report.notes.push(escape_control(&format!(
         "ledger {}: everything verified ({reason})",
         state.dir.display()
     )));
-    if !replaced.is_empty() {
-        v.report.notes.push(escape_control(&format!(
-            "ledger {}: {} index file(s) verified before are no longer in the store: replaced by compaction (a signed attestation lists each with the size and SHA-256 the ledger has)",
-            state.dir.display(),
-            replaced.len()
+    if compacted > 0 {
+        v.report.notes.push(escape_control(&ledger::compacted_note(
+            &state.dir, compacted,
         )));
     }
     if let (Some(old), Some(new)) = (&main, &v.ledger) {
