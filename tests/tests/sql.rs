@@ -241,19 +241,25 @@ fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 fn compact(dir: &Path) {
     let k = evident(dir, &["keygen", "--out", "compactor"]);
     assert_eq!(k.code, 0, "{}", k.all());
-    let c = evident(
-        dir,
-        &[
-            "compact",
-            "--store",
-            "store",
-            "--key",
-            "compactor/signing.pem",
-        ],
-    );
+    compact_store(dir, None, 60);
+}
+
+/// `evident compact` (of `day`, or every closed day) with the key `compactor/signing.pem`,
+/// which compacts `partitions` partitions.
+fn compact_store(dir: &Path, day: Option<&str>, partitions: usize) {
+    let mut args = vec![
+        "compact",
+        "--store",
+        "store",
+        "--key",
+        "compactor/signing.pem",
+    ];
+    args.extend(day.iter().flat_map(|d| ["--day", d]));
+    let c = evident(dir, &args);
     assert_eq!(c.code, 0, "{}", c.all());
     assert!(
-        c.stdout.contains("compacted 60 partition(s)"),
+        c.stdout
+            .contains(&format!("compacted {partitions} partition(s)")),
         "{}",
         c.all()
     );
@@ -305,18 +311,7 @@ fn a_compacted_index_changed_or_removed_after_compaction_is_a_problem() {
     let store = scenario(dir.path());
     compact(dir.path());
     // Running it again finds nothing left to compact.
-    let again = evident(
-        dir.path(),
-        &[
-            "compact",
-            "--store",
-            "store",
-            "--key",
-            "compactor/signing.pem",
-        ],
-    );
-    assert_eq!(again.code, 0, "{}", again.all());
-    assert!(again.stdout.contains("compacted 0 partition(s)"));
+    compact_store(dir.path(), None, 0);
     let parquets = files(&store.join("parquet"), ".parquet");
     // Changed: one byte of one Parquet file.
     let mut bytes = std::fs::read(&parquets[0]).expect("read");
@@ -480,7 +475,7 @@ fn compaction_after_the_auditors_ledger_is_not_a_removal() {
     let k = evident(dir.path(), &["keygen", "--out", "compactor"]);
     assert_eq!(k.code, 0, "{}", k.all());
     let days = days(&store);
-    let compact_day = |day: &str| compact_day(dir.path(), day);
+    let compact_day = |day: &str| compact_store(dir.path(), Some(day), 20);
     let verify_state = || evident(dir.path(), &["verify", "store", "--state", "ledger"]);
     // The first day compacted before the ledger starts (the compactor's key is published).
     compact_day(&days[0]);
@@ -571,28 +566,6 @@ fn days(store: &Path) -> Vec<String> {
     days
 }
 
-/// `evident compact --day DAY` with the key `compactor/signing.pem`: 20 partitions.
-fn compact_day(dir: &Path, day: &str) {
-    let c = evident(
-        dir,
-        &[
-            "compact",
-            "--store",
-            "store",
-            "--key",
-            "compactor/signing.pem",
-            "--day",
-            day,
-        ],
-    );
-    assert_eq!(c.code, 0, "{}", c.all());
-    assert!(
-        c.stdout.contains("compacted 20 partition(s)"),
-        "{}",
-        c.all()
-    );
-}
-
 #[test]
 fn a_parquet_file_bent_after_compaction_is_a_problem_to_the_ledger() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -600,10 +573,10 @@ fn a_parquet_file_bent_after_compaction_is_a_problem_to_the_ledger() {
     let k = evident(dir.path(), &["keygen", "--out", "compactor"]);
     assert_eq!(k.code, 0, "{}", k.all());
     let days = days(&store);
-    compact_day(dir.path(), &days[0]);
+    compact_store(dir.path(), Some(&days[0]), 20);
     let verify_state = || evident(dir.path(), &["verify", "store", "--state", "ledger"]);
     assert_eq!(verify_state().code, 0);
-    compact_day(dir.path(), &days[1]);
+    compact_store(dir.path(), Some(&days[1]), 20);
     let bent = files(&store.join(format!("parquet/date={}", days[1])), ".parquet")
         .pop()
         .expect("parquet");

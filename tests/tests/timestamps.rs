@@ -24,6 +24,15 @@ fn config(dir: &Path, tsa_url: &str, extra: &str) {
     .expect("config");
 }
 
+/// A TSA of its own CA (RSA) serving on 127.0.0.1, and the agent in `dir` configured to
+/// stamp with it.
+fn stamping(dir: &Path) -> Option<(Authority, evident_tests::services::Server)> {
+    let tsa = Authority::new(&dir.join("tsa"), "Evident Test", "rsa")?;
+    let server = tsa.serve(free_port())?;
+    config(dir, &server.url(), "");
+    Some((tsa, server))
+}
+
 fn run_once(dir: &Path) -> Run {
     evident(dir, &["run", "--once", "--config", "evident.toml"])
 }
@@ -170,13 +179,9 @@ fn problems(r: &Run) -> Vec<String> {
 #[test]
 fn agent_tokens_verify_offline_and_independently() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+    let Some((tsa, _server)) = stamping(dir.path()) else {
         return;
     };
-    let Some(server) = tsa.serve(free_port()) else {
-        return;
-    };
-    config(dir.path(), &server.url(), "");
     for _ in 0..2 {
         let r = run_once(dir.path());
         assert_eq!(r.code, 0, "{}", r.all());
@@ -342,17 +347,13 @@ fn a_backdated_history_stamped_today_is_a_problem() {
 #[test]
 fn a_forged_or_foreign_token_is_a_problem() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+    let Some((tsa, _server)) = stamping(dir.path()) else {
         return;
     };
     // The forger runs a TSA of its own (ECDSA P-256, a CA nobody enrolled).
     let Some(forger) = Authority::new(&dir.path().join("forger"), "Forger", "ec") else {
         return;
     };
-    let Some(server) = tsa.serve(free_port()) else {
-        return;
-    };
-    config(dir.path(), &server.url(), "");
     for _ in 0..2 {
         let r = run_once(dir.path());
         assert_eq!(r.code, 0, "{}", r.all());
@@ -714,13 +715,9 @@ fn anchors(r: &Run) -> serde_json::Value {
 #[test]
 fn the_ledger_checks_only_new_tokens_and_finds_a_removed_one() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(tsa) = Authority::new(&dir.path().join("tsa"), "Evident Test", "rsa") else {
+    let Some((tsa, _server)) = stamping(dir.path()) else {
         return;
     };
-    let Some(server) = tsa.serve(free_port()) else {
-        return;
-    };
-    config(dir.path(), &server.url(), "");
     for _ in 0..2 {
         assert_eq!(run_once(dir.path()).code, 0);
     }

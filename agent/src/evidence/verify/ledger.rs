@@ -2171,17 +2171,7 @@ fn continue_time(
             .get(&(st.agent.as_str(), st.chain.as_str()))
             .into_iter()
             .flat_map(|seqs| seqs.values())
-            .filter_map(|c| {
-                let s = c.summary.as_ref()?;
-                Some(Record {
-                    key: &c.key,
-                    agent: &s.agent.id,
-                    chain: &s.chain,
-                    sequence: s.sequence,
-                    digest: &c.digest,
-                    collected_at: &s.collected_at,
-                })
-            })
+            .filter_map(|c| super::stamped_one(c))
             .collect();
         let files = tokens.remove(id.as_str()).unwrap_or_default();
         let (new, mut chain_notes) = checker

@@ -280,21 +280,21 @@ fn verify_streaming_or_all(
 
 /// The valid records among `checked`, as the RFC 3161 token checks see them.
 fn stamped(checked: &[Checked]) -> Vec<crate::evidence::timestamp::check::Record<'_>> {
-    checked
-        .iter()
-        .filter_map(|c| {
-            c.summary
-                .as_ref()
-                .map(|s| crate::evidence::timestamp::check::Record {
-                    key: &c.key,
-                    agent: &s.agent.id,
-                    chain: &s.chain,
-                    sequence: s.sequence,
-                    digest: &c.digest,
-                    collected_at: &s.collected_at,
-                })
+    checked.iter().filter_map(stamped_one).collect()
+}
+
+/// A record as the RFC 3161 token checks see it, if it is valid.
+fn stamped_one(c: &Checked) -> Option<crate::evidence::timestamp::check::Record<'_>> {
+    c.summary
+        .as_ref()
+        .map(|s| crate::evidence::timestamp::check::Record {
+            key: &c.key,
+            agent: &s.agent.id,
+            chain: &s.chain,
+            sequence: s.sequence,
+            digest: &c.digest,
+            collected_at: &s.collected_at,
         })
-        .collect()
 }
 
 fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
