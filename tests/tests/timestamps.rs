@@ -732,6 +732,8 @@ fn the_ledger_checks_only_new_tokens_and_finds_a_removed_one() {
         "{}",
         first.all()
     );
+    // A ledger of runs without a TSA certificate: the tokens are counted, not checked.
+    assert_eq!(verify(dir.path(), &store, &["--state", "plain"]).code, 0);
 
     // One more run: its records, index file, head and token are all that is read.
     assert_eq!(run_once(dir.path()).code, 0);
@@ -747,6 +749,30 @@ fn the_ledger_checks_only_new_tokens_and_finds_a_removed_one() {
     let whole = verify(dir.path(), &store, &[&full[..], &["--json"]].concat());
     assert_eq!(whole.code, 0, "{}", whole.all());
     assert_eq!(anchors(&inc), anchors(&whole));
+    let counted = verify(dir.path(), &store, &["--state", "plain", "--json"]);
+    assert_eq!(counted.code, 0, "{}", counted.all());
+    let uncounted = verify(dir.path(), &store, &["--json"]);
+    assert_eq!(anchors(&counted), anchors(&uncounted));
+    let notes = |r: &Run| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+        v["notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect()
+    };
+    let (counted, uncounted) = (notes(&counted), notes(&uncounted));
+    for n in [&counted, &uncounted] {
+        assert!(
+            n.iter().any(|n| n == "3 timestamp token(s) not checked: no trust policy (--trust) names a TSA certificate"),
+            "{n:#?}"
+        );
+    }
+    assert!(
+        counted.iter().any(|n| n.contains("new object(s) verified")),
+        "{counted:#?}"
+    );
     let last = checkpoints(&store).last().expect("checkpoint").2;
     assert_eq!(anchors(&inc)[0]["anchored_through"], last);
     assert_eq!(anchors(&inc)[0]["tokens"], 3);

@@ -632,7 +632,7 @@ impl<'a> Checker<'a> {
             (None, o) => o.clone(),
         };
         let time = ChainTime {
-            tokens: old.tokens + stamps.len(),
+            tokens: old.tokens.saturating_add(stamps.len()),
             top,
             after: None,
         };

@@ -20,8 +20,8 @@
 //! partition with new compacted index files whole, records and rows. Index files compaction
 //! replaced (a signed attestation lists them with the ledger's size and digest) are not
 //! missing. Anything this cannot prove (an old object missing or changed, a new chain or
-//! key, a problem among the new records or tokens or in a newly compacted partition, tokens
-//! with no TSA certificate to check them with) makes the run a full verify, so every problem
+//! key, a problem among the new records or tokens or in a newly compacted partition, other
+//! TSA certificates or lag than the ledger's) makes the run a full verify, so every problem
 //! is reported exactly as a full verify words it; a missing or changed old object is also
 //! reported against the ledger (which catches a removal a full verify alone cannot see). The
 //! ledger only moves forward after a SOUND run.
@@ -115,19 +115,51 @@ pub(super) struct TimeState {
     pub(super) require: Option<u64>,
     /// By `agent/chain`.
     pub(super) chains: BTreeMap<String, crate::evidence::timestamp::check::ChainTime>,
+    /// Tokens in the store not checked (`tsa` is [`UNCHECKED`]: no TSA certificate).
+    #[serde(default)]
+    pub(super) unchecked: usize,
 }
 
-/// The ledger's time state of a run with `opts` whose token checks kept `times`.
+/// [`TimeState::tsa`] of a run that checked no token (no `[[tsa]]`): they were counted.
+const UNCHECKED: &str = "none";
+
+/// The ledger's time state of a run with `opts` that saw `tokens` token files and whose
+/// token checks kept `times` (`None`: the tokens were not checked).
 pub(super) fn time_state(
     opts: &Options,
+    tokens: usize,
     times: Option<BTreeMap<String, crate::evidence::timestamp::check::ChainTime>>,
 ) -> Option<TimeState> {
-    let tsa = opts.trust.as_ref().map(|p| p.tsa.as_slice())?;
-    Some(TimeState {
-        tsa: crate::evidence::timestamp::check::tsa_digest(tsa),
-        require: opts.require_timestamps.map(|d| d.as_secs()),
-        chains: times?,
-    })
+    let tsa = opts
+        .trust
+        .as_ref()
+        .map(|p| p.tsa.as_slice())
+        .filter(|t| !t.is_empty());
+    match (tsa, times) {
+        (Some(tsa), Some(chains)) => Some(TimeState {
+            tsa: crate::evidence::timestamp::check::tsa_digest(tsa),
+            require: opts.require_timestamps.map(|d| d.as_secs()),
+            chains,
+            unchecked: 0,
+        }),
+        (None, _) if tokens > 0 && opts.require_timestamps.is_none() => Some(TimeState {
+            tsa: UNCHECKED.to_string(),
+            require: None,
+            chains: BTreeMap::new(),
+            unchecked: tokens,
+        }),
+        _ => None,
+    }
+}
+
+/// How an incremental run treats RFC 3161 tokens.
+enum Tokens<'a> {
+    /// None in the store, none checked.
+    Absent,
+    /// In the store, not checked (no TSA certificate): counted, each must name a record.
+    Unchecked,
+    /// Checked against the TSA certificates.
+    Checked(crate::evidence::timestamp::check::Checker<'a>),
 }
 
 /// The store's top-level directories whose objects the ledger keeps, one segment per
@@ -1641,7 +1673,7 @@ fn incremental_run(
         continue_chain(st, seqs, &mut notes)?;
     }
     let anchors = match &tokens {
-        Some(checker) => Some(continue_time(
+        Tokens::Checked(checker) => Some(continue_time(
             root,
             checker,
             &mut next,
@@ -1649,8 +1681,9 @@ fn incremental_run(
             &new_tokens,
             &mut notes,
         )?),
-        None if new_tokens.is_empty() => None,
-        None => return Err(fallback("new RFC 3161 tokens")),
+        Tokens::Unchecked => Some(count_tokens(opts, &mut next, &new_tokens, &mut notes)?),
+        Tokens::Absent if new_tokens.is_empty() => None,
+        Tokens::Absent => return Err(fallback("new RFC 3161 tokens")),
     };
 
     // Heads: the new immutable heads and every pointer.
@@ -2064,16 +2097,17 @@ fn check_compacted(
     Ok(())
 }
 
-/// The RFC 3161 token checks of an incremental run: `None` when the store has no tokens and
-/// the run checks none, else the checker, when the ledger was written by a run that checked
-/// tokens with the same TSA certificates and the same `--require-timestamps`.
+/// The RFC 3161 token checks of an incremental run: none when the store has no tokens and
+/// the run checks none; counted when the store has tokens, the run has no TSA certificate
+/// and the ledger was written by such a run; else the checker, when the ledger was written
+/// by a run that checked tokens with the same TSA certificates and `--require-timestamps`.
 fn time_checker<'a>(
     root: &Path,
     opts: &'a Options,
     main: &Main,
     now: chrono::DateTime<chrono::Utc>,
     problems: &mut Vec<Problem>,
-) -> Result<Option<crate::evidence::timestamp::check::Checker<'a>>, Fallback> {
+) -> Result<Tokens<'a>, Fallback> {
     let tokens = root
         .join("timestamps")
         .read_dir()
@@ -2084,12 +2118,17 @@ fn time_checker<'a>(
         .map(|p| p.tsa.as_slice())
         .filter(|t| !t.is_empty());
     if !tokens && tsa.is_none() && opts.require_timestamps.is_none() {
-        return Ok(None);
+        return Ok(Tokens::Absent);
     }
     let Some(tsa) = tsa else {
-        return Err(fallback(
-            "RFC 3161 tokens and no TSA certificate to check them with",
-        ));
+        return match &main.time {
+            Some(t) if t.tsa == UNCHECKED && opts.require_timestamps.is_none() => {
+                Ok(Tokens::Unchecked)
+            }
+            _ => Err(fallback(
+                "RFC 3161 tokens, no TSA certificate to check them with, and a ledger written by a run that had one",
+            )),
+        };
     };
     let Some(old) = &main.time else {
         return Err(fallback(
@@ -2115,27 +2154,20 @@ fn time_checker<'a>(
     if !checker.checks_tokens() {
         return Err(fallback("the TSA certificates cannot be read"));
     }
-    Ok(Some(checker))
+    Ok(Tokens::Checked(checker))
 }
 
-/// Continues every chain's time anchoring with its new records and the new token files
-/// (`timestamps/<agent>/<chain>-<sequence>.tsr`), into `next`; the notes a full verify makes
-/// go to `notes`. Returns the report's per-chain anchors, as a full verify reports them.
-fn continue_time(
-    root: &Path,
-    checker: &crate::evidence::timestamp::check::Checker<'_>,
-    next: &mut Main,
-    by_chain: &BTreeMap<(&str, &str), BTreeMap<u64, &Checked>>,
-    new_tokens: &[&str],
-    notes: &mut Vec<String>,
-) -> Result<Vec<crate::evidence::timestamp::check::ChainAnchor>, Fallback> {
-    use crate::evidence::timestamp::check::{ChainAnchor, Record};
-    let Some(time) = next.time.as_mut() else {
-        return Err(fallback("the ledger keeps no time state"));
-    };
-    // Token files are named after the ids' store segments.
+/// New token files (store key, sequence) by ledger chain id.
+type TokenFiles<'c, 't> = BTreeMap<&'c str, Vec<(&'t str, u64)>>;
+
+/// The new token files (`timestamps/<agent>/<chain>-<sequence>.tsr`) by the id of the
+/// ledger chain they are named after (files are named after the ids' store segments).
+fn tokens_by_chain<'c, 't>(
+    chains: &'c BTreeMap<String, ChainState>,
+    new_tokens: &[&'t str],
+) -> Result<TokenFiles<'c, 't>, Fallback> {
     let mut by_segment: HashMap<(String, String), &str> = HashMap::new();
-    for (id, st) in &next.chains {
+    for (id, st) in chains {
         let seg = (
             crate::store::segment(&st.agent),
             crate::store::segment(&st.chain),
@@ -2145,7 +2177,7 @@ fn continue_time(
         }
     }
     let mut tokens: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
-    for key in new_tokens {
+    for &key in new_tokens {
         let named = key
             .strip_prefix("timestamps/")
             .and_then(|r| r.split_once('/'))
@@ -2162,6 +2194,73 @@ fn continue_time(
         };
         tokens.entry(id).or_default().push((key, seq));
     }
+    Ok(tokens)
+}
+
+/// Tokens not checked (no TSA certificate): each new one must name a record of its chain;
+/// the count goes into `next`, and the note and per-chain lines a full verify makes are
+/// returned.
+fn count_tokens(
+    opts: &Options,
+    next: &mut Main,
+    new_tokens: &[&str],
+    notes: &mut Vec<String>,
+) -> Result<Vec<crate::evidence::timestamp::check::ChainAnchor>, Fallback> {
+    let found = tokens_by_chain(&next.chains, new_tokens)?;
+    for (id, files) in &found {
+        let through = next.chains.get(*id).map_or(0, |c| c.through);
+        if files.iter().any(|(_, seq)| *seq > through) {
+            return Err(fallback(
+                "a new token names a record that is not in the store",
+            ));
+        }
+    }
+    let Some(time) = next.time.as_mut() else {
+        return Err(fallback("the ledger keeps no time state"));
+    };
+    time.unchecked = time.unchecked.saturating_add(new_tokens.len());
+    notes.push(format!(
+        "{} timestamp token(s) not checked: {}",
+        time.unchecked,
+        if opts.trust.is_none() {
+            "no trust policy (--trust) names a TSA certificate"
+        } else {
+            "the trust policy names no TSA certificate ([[tsa]])"
+        }
+    ));
+    let mut anchors: Vec<_> = next
+        .chains
+        .values()
+        .map(|st| crate::evidence::timestamp::check::ChainAnchor {
+            agent: st.agent.clone(),
+            chain: st.chain.clone(),
+            last_sequence: st.through,
+            tokens: 0,
+            anchored_through: None,
+            at: None,
+            tsa: None,
+        })
+        .collect();
+    anchors.sort_by(|a, b| (&a.agent, &a.chain).cmp(&(&b.agent, &b.chain)));
+    Ok(anchors)
+}
+
+/// Continues every chain's time anchoring with its new records and the new token files
+/// (`timestamps/<agent>/<chain>-<sequence>.tsr`), into `next`; the notes a full verify makes
+/// go to `notes`. Returns the report's per-chain anchors, as a full verify reports them.
+fn continue_time(
+    root: &Path,
+    checker: &crate::evidence::timestamp::check::Checker<'_>,
+    next: &mut Main,
+    by_chain: &BTreeMap<(&str, &str), BTreeMap<u64, &Checked>>,
+    new_tokens: &[&str],
+    notes: &mut Vec<String>,
+) -> Result<Vec<crate::evidence::timestamp::check::ChainAnchor>, Fallback> {
+    use crate::evidence::timestamp::check::{ChainAnchor, Record};
+    let mut tokens = tokens_by_chain(&next.chains, new_tokens)?;
+    let Some(time) = next.time.as_mut() else {
+        return Err(fallback("the ledger keeps no time state"));
+    };
     let mut anchors = Vec::with_capacity(next.chains.len());
     for (id, st) in &next.chains {
         let Some(old) = time.chains.get(id) else {

@@ -459,7 +459,7 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
     problems.extend(time.problems);
     report.notes.extend(time.notes);
     report.timestamps = time.chains;
-    let time_ledger = ledger::time_state(opts, time.times);
+    let time_ledger = ledger::time_state(opts, time.tokens, time.times);
 
     index::check(
         root,

@@ -465,7 +465,7 @@ pub(super) fn verify(
         problems.extend(outcome.problems);
         report.notes.extend(outcome.notes);
         report.timestamps = outcome.chains;
-        time_ledger = super::ledger::time_state(opts, outcome.times);
+        time_ledger = super::ledger::time_state(opts, outcome.tokens, outcome.times);
     }
     report.notes.extend(index_notes);
     super::host_conflicts(&host_agents, &mut report, &mut problems);
