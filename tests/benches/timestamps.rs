@@ -161,6 +161,7 @@ fn main() {
                 Some(&with_tsa.tsa),
                 Some(std::time::Duration::from_secs(400 * 86400)),
                 chrono::Utc::now(),
+                false,
             );
             if !out.problems.is_empty() {
                 println!("timestamp problems: {:?}", out.problems.first());

@@ -4,6 +4,7 @@
 //! same document.
 
 use evident::evidence::verify::{self, Options, VerifiedRecord};
+use evident_tests::runs::ledger_files;
 use evident_tests::storegen::{self, Outcome};
 use std::path::Path;
 
@@ -306,40 +307,6 @@ fn an_interrupted_shipment_gap_is_noted_the_same_one_host_at_a_time() {
             && out.contains("in a chain with no published head: an interrupted shipment"),
         "{out}"
     );
-}
-
-/// Every file of a ledger directory by relative path, as JSON (`ledger.json`'s body without
-/// `written_at`: that and its digest line are the time of the run).
-fn ledger_files(dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("ledger dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let name = p
-                .strip_prefix(dir)
-                .expect("in ledger")
-                .display()
-                .to_string();
-            let text = std::fs::read_to_string(&p).expect("ledger file");
-            let body = if name == "ledger.json" {
-                text.lines().next().unwrap_or_default()
-            } else {
-                text.as_str()
-            };
-            let mut v: serde_json::Value =
-                serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: {e}"));
-            if let Some(o) = v.as_object_mut() {
-                o.remove("written_at");
-            }
-            out.insert(name, v);
-        }
-    }
-    out
 }
 
 #[test]

@@ -80,7 +80,8 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// Token files seen.
     pub tokens: usize,
-    /// Per `agent/chain`, what the ledger keeps (when the tokens were checked).
+    /// Per `agent/chain`, what the ledger keeps (when the tokens were checked for a ledger:
+    /// [`Checker::for_ledger`]).
     pub times: Option<BTreeMap<String, ChainTime>>,
 }
 
@@ -247,16 +248,18 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 /// Checks every token under `root/timestamps` against `tsa` (the policy's `[[tsa]]`; none:
 /// tokens are not checked, and a note says so) and, with `require`, that every record was
 /// anchored within that lag of its `collected_at` (records younger than the lag at `now`
-/// may wait for their token).
+/// may wait for their token). With `ledger`, the outcome has what the auditor's ledger keeps
+/// ([`Outcome::times`]).
 pub fn check(
     root: &Path,
     records: &[Record<'_>],
     tsa: Option<&[TsaEntry]>,
     require: Option<Duration>,
     now: DateTime<Utc>,
+    ledger: bool,
 ) -> Outcome {
     let mut problems = Vec::new();
-    let checker = Checker::new(tsa, require, now, &mut problems);
+    let checker = Checker::new(tsa, require, now, &mut problems).for_ledger(ledger);
     let mut part = Part::default();
     let files = list(root, &HashSet::new(), &mut part);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -275,6 +278,8 @@ pub struct Checker<'a> {
     tsa: Option<&'a [TsaEntry]>,
     require: Option<Duration>,
     now: DateTime<Utc>,
+    /// Keep what the auditor's ledger needs of each chain ([`ChainTime`]).
+    ledger: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -299,6 +304,16 @@ impl<'a> Checker<'a> {
             tsa,
             require,
             now,
+            ledger: false,
+        }
+    }
+
+    /// The same checks, keeping (with `keep`) what the auditor's ledger needs of each chain
+    /// in [`Outcome::times`]: only a `--state` run pays for it.
+    pub fn for_ledger(self, keep: bool) -> Checker<'a> {
+        Checker {
+            ledger: keep,
+            ..self
         }
     }
 
@@ -476,7 +491,7 @@ impl<'a> Checker<'a> {
                 at: top.map(|t| stamp_time(t.1)),
                 tsa: top.map(|t| t.2.clone()),
             };
-            if self.anchors.is_some() {
+            if self.anchors.is_some() && self.ledger {
                 let time = ChainTime {
                     tokens: anchor.tokens,
                     top: top.map(|t| (t.0, stamp_time(t.1), t.2.clone())),
@@ -529,7 +544,7 @@ impl<'a> Checker<'a> {
                 .sort_by(|a, b| (&a.agent, &a.chain).cmp(&(&b.agent, &b.chain)));
         }
         out.notes.extend(part.chain_notes.into_values().flatten());
-        if self.anchors.is_some() {
+        if self.anchors.is_some() && self.ledger {
             out.times = Some(
                 part.times
                     .into_iter()

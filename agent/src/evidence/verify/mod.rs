@@ -455,6 +455,7 @@ fn verify_all(root: &Path, opts: &Options) -> Result<Verified, Error> {
         opts.trust.as_ref().map(|p| p.tsa.as_slice()),
         opts.require_timestamps,
         opts.now.unwrap_or_else(chrono::Utc::now),
+        opts.state.is_some(),
     );
     problems.extend(time.problems);
     report.notes.extend(time.notes);

@@ -130,6 +130,7 @@ pub(super) fn verify(
             opts.now.unwrap_or_else(chrono::Utc::now),
             &mut problems,
         )
+        .for_ledger(opts.state.is_some())
     });
     let mut time_part = Part::default();
     // `timestamps/` directory: the host whose agent it is.
